@@ -1,0 +1,550 @@
+"""The perception-act loop: observe, ask the model, validate, map, judge, act, record.
+
+One readable sampling loop (in the spirit of the Anthropic computer-use demo). Each turn:
+
+    Environment.observe() -> Frame -> redact -> ImagePlan + encode
+    -> ModelClient.complete (or PaCoRe / grounding votes) -> Reply
+    -> ActionSpace.validate -> geometry.resolve_point (model -> sent -> frame -> screen)
+    -> Policy.judge (+ approval) -> Environment.act -> Recorder.append (flushed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from guiagent.actions import TERMINAL_ACTIONS, ActionSpace, BaseAction, InvalidToolCall
+from guiagent.agent.budget import Budget, BudgetTracker
+from guiagent.agent.config import AgentConfig, RunResult
+from guiagent.agent.control import RunControl
+from guiagent.agent.killswitch import Killed, KillSwitch
+from guiagent.agent.policy import (
+    ActionContext,
+    Approver,
+    AutoApprover,
+    Policy,
+    TerminalApprover,
+    Verdict,
+)
+from guiagent.agent.redact import Redactor
+from guiagent.agent.watch import Ladder, LoopDetector, settle
+from guiagent.envs.base import Environment, Frame, SurfaceGoneError
+from guiagent.geometry import CoordSpace, OutOfImageError, Point, PointTrail, Rect, resolve_point
+from guiagent.models.budget import ImagePlan, encode_image, plan_image
+from guiagent.models.openai_client import ModelClient, ModelError
+from guiagent.models.pacore import ground_votes, pacore
+from guiagent.models.profiles import ModelProfile, get_profile
+from guiagent.models.reply import Completion
+from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
+from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
+
+EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+
+
+class Agent:
+    """Runs natural-language tasks on one environment with one model server."""
+
+    def __init__(
+        self,
+        env: Environment,
+        config: AgentConfig,
+        *,
+        client: ModelClient | None = None,
+        action_space: ActionSpace | None = None,
+        policy: Policy | None = None,
+        approver: Approver | None = None,
+        redactor: Redactor | None = None,
+        killswitch: KillSwitch | None = None,
+        control: RunControl | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.profile: ModelProfile = get_profile(config.profile)
+        self.space: CoordSpace = config.coord_space or self.profile.coord_space
+        self.max_image_tokens = config.max_image_tokens or self.profile.max_image_tokens
+        self.action_space = action_space or ActionSpace()
+        self.policy = policy or Policy.load(config.policy_path)
+        self.approver: Approver = approver or (
+            AutoApprover(True) if config.dry_run else TerminalApprover()
+        )
+        self.redactor = redactor or Redactor(
+            regions=[Rect(*r) for r in config.redact_regions],
+            window_titles=config.redact_windows,
+            secret_patterns=config.secret_patterns,
+            secrets=config.secrets,
+        )
+        self.killswitch = killswitch or KillSwitch()
+        self.control = control or RunControl()
+        self.on_event = on_event
+        self._client = client
+        self._owns_client = client is None
+
+    # --- model access ---------------------------------------------------------------
+
+    @property
+    def client(self) -> ModelClient:
+        if self._client is None:
+            if not self.config.model_url:
+                raise ValueError("no model server: pass --model-url (e.g. http://127.0.0.1:30000)")
+            sampling = {**self.profile.sampling, **self.config.sampling}
+            self._client = ModelClient(
+                self.config.model_url,
+                model=self.config.model_name or None,
+                api_key=self.config.api_key,
+                timeout_s=self.config.request_timeout_s,
+                sampling=sampling,
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    async def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is None:
+            return
+        result = self.on_event(kind, data)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _decide(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], plan: ImagePlan
+    ) -> tuple[Completion, dict[str, Any]]:
+        """One decision: plain, streamed, PaCoRe or grounding votes. Returns the completion and what to record."""
+        extra: dict[str, Any] = {}
+        if self.config.pacore > 0:
+            result = await pacore(self.client, messages, tools, self.config.pacore)
+            extra["pacore"] = {
+                "k": self.config.pacore,
+                "conclusions": [c.reply.content for c in result.rollouts],
+                "synthesis_prompt_chars": len(result.synthesis_prompt),
+            }
+            return result.synthesis, extra
+        if self.config.ground_votes > 1:
+            radius = self.config.vote_radius * plan.sent.long_side
+            result = await ground_votes(
+                self.client, messages, tools, self.config.ground_votes, self._read_point, radius
+            )
+            extra["votes"] = {
+                "n": self.config.ground_votes,
+                "points": [list(p) if p else None for p in result.points],
+                "centre": list(result.centre) if result.centre else None,
+                "agreement": result.agreement,
+            }
+            return result.completion, extra
+        if self.config.stream:
+
+            def forward(event: Any) -> None:
+                text = getattr(event, "text", None)
+                if text and self.on_event is not None:
+                    self.on_event("delta", {"kind": type(event).__name__, "text": text})
+
+            return await self.client.complete(messages, tools, stream=True, on_event=forward), extra
+        return await self.client.complete(messages, tools), extra
+
+    def _read_point(self, completion: Completion) -> tuple[float, float] | None:
+        for call in completion.reply.tool_calls:
+            try:
+                action = self.action_space.validate(call.name, call.arguments)
+            except InvalidToolCall:
+                continue
+            points = action.points()
+            if points:
+                return points[0]
+        return None
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def run(self, task: str) -> RunResult:
+        config = self.config
+        await self.client.health()
+        recorder = self._open_recorder(task)
+        tracker = BudgetTracker(
+            Budget(
+                max_steps=config.max_steps,
+                max_seconds=config.max_seconds,
+                max_tokens=config.max_tokens,
+            )
+        )
+        tracker.start()
+        detector = LoopDetector()
+        conversation: Conversation | None = None
+        previous_text: str | None = None
+        invalid_in_row = invalid_total = 0
+        notes: list[str] = []
+        index = 0
+        result: RunResult | None = None
+        try:
+            while result is None:
+                stop = tracker.exceeded()
+                if stop:
+                    result = RunResult(status="stopped", stop_reason=stop)
+                    break
+                await self.control.wait_if_paused()
+                if self.control.stop_requested:
+                    result = RunResult(
+                        status="stopped",
+                        stop_reason=self.control.stop_reason or "stopped by the user",
+                    )
+                    break
+                self.killswitch.check()
+                index += 1
+                tracker.add_step()
+                step = StepRecord(index=index, started_at=time.time())
+                timings: dict[str, float] = {}
+                t = time.perf_counter()
+
+                frame = await self._observe()
+                frame, redactions = await self.redactor.redact(frame, await self._dom(), None)
+                timings["capture"] = _ms(t)
+
+                t = time.perf_counter()
+                plan = plan_image(frame.size, self.max_image_tokens, self.profile.image_rule)
+                image_bytes = encode_image(
+                    frame.image, plan, fmt=config.image_format.upper(), quality=config.jpeg_quality
+                )
+                mime = "image/jpeg" if config.image_format == "jpeg" else "image/png"
+                if conversation is None or conversation.sent != plan.sent:
+                    conversation = conversation or Conversation(
+                        frame.surface, self.redactor.redact_text(task), self.space, plan.sent
+                    )
+                    conversation.sent = plan.sent
+                tools = self.action_space.tools_json(self.space, plan.sent)
+                messages = conversation.messages(image_bytes, mime, index, notes)
+                notes = []
+                timings["encode"] = _ms(t)
+
+                t = time.perf_counter()
+                await self._emit("step", index=index, frame=frame, plan=plan)
+                completion, extra = await self._decide(messages, tools, plan)
+                tracker.add_usage(completion.usage)
+                timings["request"] = _ms(t)
+
+                request_text = text_of(messages)
+                step.request = {
+                    "messages": len(messages),
+                    "prompt_chars": len(request_text),
+                    "image_tokens": plan.tokens,
+                    "image_bytes": len(image_bytes),
+                    "tools": [tool["function"]["name"] for tool in tools],
+                    "prefix_reuse": round(prefix_reuse(previous_text, request_text), 4),
+                    **extra,
+                }
+                previous_text = request_text
+                step.reply = self._reply_record(completion)
+                step.frame_size = [frame.size.width, frame.size.height]
+                step.sent_size = [plan.sent.width, plan.sent.height]
+                step.meta = {
+                    k: v
+                    for k, v in frame.meta.items()
+                    if isinstance(v, (str, int, float, list, dict))
+                }
+                step.redactions = [n.model_dump() for n in redactions]
+
+                t = time.perf_counter()
+                action, trails, problem = self._parse(completion, plan, frame)
+                timings["parse"] = _ms(t)
+                await self._emit(
+                    "reply",
+                    index=index,
+                    reasoning=completion.reply.reasoning,
+                    action=action,
+                    problem=problem,
+                )
+
+                if problem is not None:
+                    invalid_in_row += 1
+                    invalid_total += 1
+                    step.invalid = problem
+                    step.outcome = "invalid"
+                    conversation.add_correction(
+                        self.redactor.redact_text(completion.reply.content or ""),
+                        f"Your reply could not be executed: {problem} Call exactly one of the tools: "
+                        f"{', '.join(self.action_space.names)}.",
+                    )
+                    logger.warning(
+                        "step {}: invalid reply ({} in a row): {}", index, invalid_in_row, problem
+                    )
+                    if invalid_in_row >= config.max_invalid:
+                        result = RunResult(
+                            status="failed",
+                            stop_reason=f"{invalid_in_row} invalid model replies in a row; last: {problem}",
+                        )
+                    self._record(recorder, step, frame, timings)
+                    continue
+                invalid_in_row = 0
+                assert action is not None
+                step.action = {"action": action.name, **self._redacted_args(action)}
+                step.trail = [tr.to_dict() for tr in trails]
+
+                if action.name in TERMINAL_ACTIONS:
+                    step.outcome = "ok"
+                    self._record(recorder, step, frame, timings)
+                    text = getattr(action, "answer", None) or getattr(action, "reason", "")
+                    result = RunResult(
+                        status="finished" if action.name == "finish" else "failed",
+                        answer=text,
+                        stop_reason=f"model called {action.name}",
+                    )
+                    break
+
+                screen_action = (
+                    action.with_points([(tr.screen.x, tr.screen.y) for tr in trails])
+                    if trails
+                    else action
+                )
+                step.screen_action = {
+                    "action": screen_action.name,
+                    **self._redacted_args(screen_action),
+                }
+                verdict = await self._judge(screen_action, frame, trails)
+                step.policy = verdict.model_dump()
+                if verdict.decision == "ask":
+                    approved = await self.approver(screen_action, verdict, frame)
+                    step.policy["approved"] = approved
+                    if not approved:
+                        verdict = Verdict(
+                            decision="deny",
+                            rule=verdict.rule,
+                            reason=f"not approved: {verdict.reason}",
+                        )
+
+                args = self._redacted_args(action)
+                if verdict.decision == "deny":
+                    step.outcome = "denied"
+                    conversation.add_action(
+                        action.name,
+                        args,
+                        f"denied by policy ({verdict.rule}): {verdict.reason}. Do something else.",
+                    )
+                elif config.dry_run:
+                    step.outcome = "dry_run"
+                    conversation.add_action(action.name, args, "ok (dry run: not executed)")
+                else:
+                    t = time.perf_counter()
+                    self.killswitch.check()
+                    step.evidence = await self._evidence(trails)
+                    outcome = await self.env.act(screen_action)
+                    timings["act"] = _ms(t)
+                    step.outcome = "ok" if outcome.ok else "error"
+                    step.error = None if outcome.ok else outcome.detail
+                    conversation.add_action(
+                        action.name, args, "ok" if outcome.ok else f"error: {outcome.detail}"
+                    )
+
+                ladder = detector.observe(frame.digest, action)
+                if ladder is Ladder.WARN:
+                    notes.append(detector.warning_text())
+                elif ladder is Ladder.ZOOM:
+                    notes.append(
+                        detector.warning_text()
+                        + " Look closely at the target before acting; click its centre."
+                    )
+                elif ladder is Ladder.STUCK:
+                    result = RunResult(
+                        status="stopped",
+                        stop_reason="stuck: the same action on an unchanged screen kept repeating",
+                    )
+                self._record(recorder, step, frame, timings)
+                await self._emit("done", index=index, outcome=step.outcome, timings=timings)
+        except Killed as exc:
+            result = RunResult(status="stopped", stop_reason=f"kill switch: {exc}")
+        except ModelError as exc:
+            logger.error("model error: {}", exc)
+            result = RunResult(status="error", stop_reason=f"model error: {exc}")
+        except SurfaceGoneError as exc:
+            logger.error("environment error: {}", exc)
+            result = RunResult(status="error", stop_reason=f"environment error: {exc}")
+        finally:
+            if result is None:  # an unexpected exception: keep the recording consistent
+                if recorder is not None:
+                    recorder.finish("crashed", stop_reason="unexpected error (see log)")
+        result.steps = index
+        result.invalid_replies = invalid_total
+        if recorder is not None:
+            status = {
+                "finished": "finished",
+                "failed": "failed",
+                "stopped": "stopped",
+                "error": "failed",
+            }[result.status]
+            recorder.finish(status, stop_reason=result.stop_reason, answer=result.answer)
+            result.run_dir = recorder.run_dir
+        await self._emit("end", result=result)
+        return result
+
+    # --- pieces of a turn -------------------------------------------------------------
+
+    async def _observe(self) -> Frame:
+        if not self.config.settle:
+            return await self.env.observe()
+        settled = await settle(self.env.observe, timeout_s=self.config.settle_timeout_s)
+        return settled.frame
+
+    async def _dom(self) -> list[dict[str, Any]] | None:
+        dom_elements = getattr(self.env, "dom_elements", None)
+        if dom_elements is None or not self.redactor.mask_password_fields:
+            return None
+        try:
+            return await dom_elements()
+        except (
+            Exception
+        ) as exc:  # the page navigating mid-query is not fatal for redaction's lookup
+            logger.debug("dom snapshot failed: {}", exc)
+            return None
+
+    def _parse(
+        self, completion: Completion, plan: ImagePlan, frame: Frame
+    ) -> tuple[BaseAction | None, list[PointTrail], str | None]:
+        reply = completion.reply
+        if not reply.tool_calls:
+            why = "the reply had no tool call."
+            if completion.finish_reason == "length":
+                why = "the reply was cut off (length limit) before a tool call."
+            if reply.errors:
+                why += " " + "; ".join(reply.errors)
+            return None, [], why
+        call = reply.tool_calls[0]
+        try:
+            action = self.action_space.validate(call.name, call.arguments)
+        except InvalidToolCall as exc:
+            return None, [], exc.message
+        trails: list[PointTrail] = []
+        try:
+            for x, y in action.points():
+                trails.append(resolve_point(Point(x, y), self.space, plan.sent, frame.transform))
+        except OutOfImageError as exc:
+            return None, [], str(exc)
+        return action, trails, None
+
+    async def _judge(self, action: BaseAction, frame: Frame, trails: list[PointTrail]) -> Verdict:
+        point = trails[0].screen if trails else None
+        target_text = None
+        if point is not None and self.policy.needs_target_text:
+            target_text = await self._text_at(point)
+        ctx = ActionContext(
+            surface=frame.surface,
+            url=frame.meta.get("url"),
+            window_title=frame.meta.get("title"),
+            target_text=target_text,
+            screen_point=(point.x, point.y) if point else None,
+        )
+        return self.policy.judge(action, ctx)
+
+    async def _text_at(self, point: Point) -> str | None:
+        element_at = getattr(self.env, "element_at", None)
+        if element_at is not None:
+            node = await element_at(point.x, point.y)
+            return (node or {}).get("text") or None
+        return None
+
+    async def _evidence(self, trails: list[PointTrail]) -> dict[str, Any] | None:
+        element_at = getattr(self.env, "element_at", None)
+        if not trails or element_at is None:
+            return None
+        try:
+            node = await element_at(trails[0].screen.x, trails[0].screen.y)
+        except Exception as exc:
+            logger.debug("evidence lookup failed: {}", exc)
+            return None
+        return {"dom": node} if node else None
+
+    def _redacted_args(self, action: BaseAction) -> dict[str, Any]:
+        return {
+            k: self.redactor.redact_text(v) if isinstance(v, str) else v
+            for k, v in action.arguments().items()
+        }
+
+    def _reply_record(self, completion: Completion) -> dict[str, Any]:
+        reply = completion.reply
+        redact = self.redactor.redact_text
+        return {
+            "content": redact(reply.content),
+            "reasoning": redact(reply.reasoning) if reply.reasoning else None,
+            "tool_calls": [
+                {
+                    "name": c.name,
+                    "arguments": {
+                        k: redact(v) if isinstance(v, str) else v for k, v in c.arguments.items()
+                    },
+                    "source": c.source,
+                }
+                for c in reply.tool_calls
+            ],
+            "errors": reply.errors,
+            "finish_reason": completion.finish_reason,
+            "usage": completion.usage.model_dump(),
+            "latency_ms": round(completion.latency_s * 1000, 1),
+        }
+
+    def _open_recorder(self, task: str) -> Recorder | None:
+        if self.config.record_dir is None:
+            return None
+        run_dir = Path(self.config.record_dir)
+        header = RunHeader(
+            task=self.redactor.redact_text(task),
+            surface=self.env.surface,
+            model={
+                "url": self.config.model_url,
+                "name": self.config.model_name,
+                "profile": self.profile.name,
+            },
+            settings=self.config.model_dump(mode="json", exclude={"api_key", "secrets"}),
+        )
+        return Recorder(run_dir, header)
+
+    def _record(
+        self, recorder: Recorder | None, step: StepRecord, frame: Frame, timings: dict[str, float]
+    ) -> None:
+        if recorder is None:
+            return
+        t = time.perf_counter()
+        step.frame = recorder.save_frame(frame.image)
+        timings["record"] = _ms(t)
+        step.timings = {k: round(v, 2) for k, v in timings.items()}
+        step.timings["total"] = round(sum(timings.values()), 2)
+        recorder.append(step)
+
+    # --- questions about a screen ------------------------------------------------------
+
+    async def ask(self, question: str, frame: Frame | None = None) -> str:
+        """Ask the model a question about the current screen (no tools); returns its answer text."""
+        frame = frame or await self.env.observe()
+        frame, _ = await self.redactor.redact(frame, await self._dom(), None)
+        plan = plan_image(frame.size, self.max_image_tokens, self.profile.image_rule)
+        data = encode_image(frame.image, plan, fmt="JPEG", quality=self.config.jpeg_quality)
+        conversation = Conversation(frame.surface, question, self.space, plan.sent)
+        content = [image_part(data, "image/jpeg"), {"type": "text", "text": question}]
+        messages = [conversation.head()[0], {"role": "user", "content": content}]
+        completion = await self.client.complete(messages, None)
+        return completion.reply.content.strip()
+
+    async def ask_yes_no(self, question: str, frame: Frame | None = None) -> tuple[bool, str]:
+        answer = await self.ask(
+            f"{question}\nAnswer with yes or no first, then one sentence of why.", frame
+        )
+        first = answer.strip().lower().lstrip("*\"' ")
+        return first.startswith("yes"), answer
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def run_task(env: Environment, task: str, config: AgentConfig, **kwargs: Any) -> RunResult:
+    """Synchronous wrapper for scripts: run one task to the end."""
+
+    async def main() -> RunResult:
+        agent = Agent(env, config, **kwargs)
+        try:
+            return await agent.run(task)
+        finally:
+            await agent.close()
+
+    return asyncio.run(main())

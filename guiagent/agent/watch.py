@@ -1,0 +1,251 @@
+"""Watching the screen: wait for it to settle, and notice when the agent goes round in circles.
+
+Both work on pixels only (frame digests and downscaled differences), never on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from PIL import Image
+
+from guiagent.actions import BaseAction
+from guiagent.envs.base import Frame
+from guiagent.geometry import Point, Rect, Size
+
+# --- frame difference -------------------------------------------------------------------
+
+_TARGET_SIDE = 240  # long side of the grayscale thumbnail compared
+_PIXEL_DELTA = 10  # a thumbnail pixel counts as changed past this many gray levels
+
+
+def thumbnail(image: Image.Image) -> np.ndarray:
+    """Downscaled grayscale (box filter) as int16, the unit frame_difference compares."""
+    factor = max(1, round(max(image.width, image.height) / _TARGET_SIDE))
+    small = image.reduce(factor) if factor > 1 else image
+    return np.asarray(small.convert("L"), dtype=np.int16)
+
+
+def thumbnail_difference(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return 1.0
+    return float(np.count_nonzero(np.abs(a - b) > _PIXEL_DELTA)) / a.size
+
+
+def frame_difference(a: Frame, b: Frame) -> float:
+    """Fraction (0..1) of changed pixels between two frames, on downscaled grayscale.
+
+    Frames of different sizes are entirely different (1.0). A blinking caret or a
+    moving pointer changes well under 0.002 of a full-screen frame.
+    """
+    if a.size != b.size:
+        return 1.0
+    if a.image is b.image:
+        return 0.0
+    return thumbnail_difference(thumbnail(a.image), thumbnail(b.image))
+
+
+def frame_fingerprint(frame: Frame, levels: int = 16) -> str:
+    """A digest that ignores tiny changes (caret blink, antialiasing): the coarse
+    thumbnail quantised to ``levels`` gray levels, hashed. Feed it to LoopDetector when
+    exact pixel digests change too easily on a surface."""
+    small = thumbnail(frame.image)
+    quantised = (small // max(1, 256 // levels)).astype(np.uint8)
+    return hashlib.sha1(quantised.tobytes() + str(quantised.shape).encode()).hexdigest()
+
+
+# --- settling ---------------------------------------------------------------------------
+
+
+@dataclass
+class SettleResult:
+    frame: Frame  # the last frame captured
+    settled: bool
+    waited_ms: float
+    polls: int = 0
+
+
+async def settle(
+    observe: Callable[[], Awaitable[Frame]],
+    threshold: float = 0.002,
+    quiet_ms: float = 300,
+    timeout_s: float = 5,
+    poll_ms: float = 50,
+) -> SettleResult:
+    """Poll ``observe`` until the screen stays within ``threshold`` of a reference frame
+    for ``quiet_ms``, or ``timeout_s`` passes (then ``settled`` is False).
+
+    The comparison is against the frame that started the quiet window, not the previous
+    poll, so a slow steady drift (a progress bar) does not pass for calm.
+    """
+    start = time.monotonic()
+    frame = await observe()
+    reference = thumbnail(frame.image)
+    quiet_since = time.monotonic()
+    polls = 1
+    while True:
+        now = time.monotonic()
+        if (now - quiet_since) * 1000 >= quiet_ms:
+            return SettleResult(frame, True, (now - start) * 1000, polls)
+        if now - start >= timeout_s:
+            return SettleResult(frame, False, (now - start) * 1000, polls)
+        delay = min(poll_ms / 1000, max(timeout_s - (now - start), 0.0))
+        await asyncio.sleep(delay)
+        frame = await observe()
+        polls += 1
+        current = thumbnail(frame.image)
+        if thumbnail_difference(reference, current) > threshold:
+            reference = current
+            quiet_since = time.monotonic()
+
+
+# --- loop detection ---------------------------------------------------------------------
+
+
+class Ladder(IntEnum):
+    """What the loop should do about repetition, in increasing order of severity."""
+
+    NONE = 0  # carry on
+    WARN = 1  # tell the model it is repeating itself (LoopDetector.warning_text())
+    ZOOM = 2  # resend an enlarged crop around the last point (zoom_region())
+    STUCK = 3  # stop the run with reason "stuck"
+
+
+def _signature(action: BaseAction | None) -> str:
+    if action is None:
+        return "none"
+    fields = {name for pair in action.point_fields for name in pair}
+    args = {k: v for k, v in action.arguments().items() if k not in fields}
+    return action.name + json.dumps(args, sort_keys=True, default=str)
+
+
+def action_key(action: BaseAction | None, grid: float = 8.0) -> str:
+    """The action kind, its other arguments, and its points rounded to ``grid``."""
+    if action is None:
+        return "none"
+    points = ";".join(f"{round(x / grid)},{round(y / grid)}" for x, y in action.points())
+    return f"{_signature(action)}@{points}" if points else _signature(action)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    digest: str
+    signature: str
+    points: tuple[tuple[float, float], ...]
+    has_action: bool
+
+    def same_as(self, other: _Entry, tolerance: float) -> bool:
+        if self.digest != other.digest or self.signature != other.signature:
+            return False
+        if len(self.points) != len(other.points):
+            return False
+        return all(
+            abs(ax - bx) <= tolerance and abs(ay - by) <= tolerance
+            for (ax, ay), (bx, by) in zip(self.points, other.points, strict=True)
+        )
+
+
+class LoopDetector:
+    """Climbs a ladder when the same action repeats on the same screen, or when the
+    screen stops changing whatever the agent does.
+
+    Call :meth:`observe` once per step with the digest of the frame the action was
+    decided on and the action taken (None when no action ran). An action repeated
+    ``repeat_threshold`` times within the last ``window`` steps gives WARN, once more
+    ZOOM, once more STUCK; ``still_threshold`` consecutive actions on an unchanged screen
+    count the same way. Two points within ``tolerance`` (screen points, per axis) are the
+    same point, so 412,300 and 413,301 are one click. A changed screen starts afresh
+    unless the agent oscillates back to a screen it already repeated itself on.
+    """
+
+    def __init__(
+        self,
+        window: int = 6,
+        repeat_threshold: int = 3,
+        still_threshold: int = 4,
+        tolerance: float = 8.0,
+    ) -> None:
+        if window < 1 or repeat_threshold < 2 or still_threshold < 2:
+            raise ValueError("window must be >= 1 and thresholds >= 2")
+        self.window = window
+        self.repeat_threshold = repeat_threshold
+        self.still_threshold = still_threshold
+        self.tolerance = tolerance
+        self._history: deque[_Entry] = deque(maxlen=window)
+        self._still_run = 0
+        self.repeats = 0
+        self.level = Ladder.NONE
+        self.last_action: BaseAction | None = None
+
+    def reset(self) -> None:
+        self._history.clear()
+        self._still_run = 0
+        self.repeats = 0
+        self.level = Ladder.NONE
+        self.last_action = None
+
+    def observe(self, frame_digest: str, action: BaseAction | None) -> Ladder:
+        entry = _Entry(
+            digest=frame_digest,
+            signature=_signature(action),
+            points=tuple(action.points()) if action is not None else (),
+            has_action=action is not None,
+        )
+        previous = self._history[-1] if self._history else None
+        if previous is not None and previous.digest == frame_digest and action is not None:
+            self._still_run += 1
+        else:
+            self._still_run = 1 if action is not None else 0
+        self.repeats = 1 + sum(1 for e in self._history if e.same_as(entry, self.tolerance))
+        self._history.append(entry)
+        self.last_action = action
+        score = max(
+            self.repeats - self.repeat_threshold + 1, self._still_run - self.still_threshold + 1, 0
+        )
+        self.level = Ladder(min(score, int(Ladder.STUCK)))
+        return self.level
+
+    @property
+    def last_point(self) -> tuple[float, float] | None:
+        """The first point of the last action (screen coordinates as given), if any."""
+        if self.last_action is None:
+            return None
+        points = self.last_action.points()
+        return points[0] if points else None
+
+    def warning_text(self) -> str:
+        """What the loop tells the model when the ladder reads WARN (or worse)."""
+        if self.last_action is not None and self.repeats >= self.repeat_threshold:
+            what = f"you have done the same thing ({self.last_action.name}) {self.repeats} times on the same screen"
+        else:
+            what = f"the screen has not changed across your last {self._still_run} actions"
+        return (
+            f"Warning: {what}, and it had no visible effect. Do not repeat it. Look at the "
+            "screenshot again: the target may be elsewhere, hidden, disabled or still loading. "
+            "Try something different (another element, scrolling, the keyboard, waiting), or "
+            "call fail if the task cannot be done."
+        )
+
+    def stuck_reason(self) -> str:
+        return "stuck"
+
+
+def zoom_region(frame_size: Size, point: Point | tuple[float, float], factor: float = 2) -> Rect:
+    """A crop of ``1/factor`` of the frame on each axis, centred on ``point`` (frame
+    pixels) and shifted to stay inside the frame: resent enlarged for a closer look."""
+    if factor < 1:
+        raise ValueError(f"zoom factor must be >= 1, got {factor}")
+    px, py = (point.x, point.y) if isinstance(point, Point) else point
+    width = frame_size.width / factor
+    height = frame_size.height / factor
+    left = min(max(px - width / 2, 0.0), frame_size.width - width)
+    top = min(max(py - height / 2, 0.0), frame_size.height - height)
+    return Rect(left, top, width, height)

@@ -1,0 +1,197 @@
+"""The ``guiagent`` command line. Exit codes: 0 done, 1 task or test failed, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import sys
+import time
+from pathlib import Path
+
+from loguru import logger
+from rich.console import Console
+
+from guiagent import __version__
+
+console = Console(stderr=False)
+
+# subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "run the bundled demo on the embedded default (no GPU, no model server)"),
+    "scenario": ("scenario", "run scripted UI test scenarios (YAML)"),
+    "replay": ("replay", "replay a recorded run (strict, heal or verify)"),
+    "report": ("report", "write a recording's HTML report"),
+    "export": ("export", "export a recording as GIF, MP4 or scenario YAML"),
+    "calibrate": ("calibrate", "find out which coordinate convention a served model uses"),
+    "eval": ("eval", "ScreenSpot-style grounding evaluation and dataset making"),
+    "serve": ("serve", "start a Step3-VL server (SGLang or vLLM) and wait until it is healthy"),
+    "narrate": ("narrate", "describe the screen for accessibility, and announce changes"),
+    "skills": ("skills", "list and show skills"),
+    "console": ("console", "the live web console"),
+    "bench": ("bench", "run the benchmarks and print a table"),
+}
+
+
+def default_run_dir(label: str) -> Path:
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
+    return Path("recordings") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="what to do, in words")
+    parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
+    parser.add_argument("--start-url", help="browser: the page to open")
+    parser.add_argument("--browser-cdp", metavar="URL", help="browser: attach to a running Chromium (CDP URL) and act on its active page")
+    parser.add_argument("--browser-ws", metavar="URL", help="browser: connect to a `playwright run-server` endpoint")
+    parser.add_argument("--headed", action="store_true", help="browser: show the window")
+    parser.add_argument("--viewport", default="1280x800", help="browser: viewport WxH in CSS pixels")
+    parser.add_argument("--device-scale-factor", type=float, default=1.0)
+    parser.add_argument("--display", help="desktop: X display such as :1 (default: $DISPLAY, else a new Xvfb)")
+    parser.add_argument("--monitor", default="all", help="desktop: monitor number as mss numbers them, or 'all'")
+    _add_model_arguments(parser)
+    parser.add_argument("--max-steps", type=int, default=30)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--record", type=Path, help="run directory (default recordings/runs/<time>-<task>)")
+    parser.add_argument("--policy", type=Path, help="policy YAML (default: the built-in policy)")
+    parser.add_argument("--dry-run", action="store_true", help="execute nothing; record what would have been done")
+    parser.add_argument("--secret", action="append", default=[], help="a value never sent to the model or written (repeatable)")
+    parser.add_argument("--secret-pattern", action="append", default=[], help="regex of on-screen text to black out (repeatable)")
+    parser.add_argument("--redact-region", action="append", default=[], help="X,Y,W,H screen region to black out (repeatable)")
+    parser.add_argument("--no-settle", action="store_true", help="do not wait for the screen to settle before each step")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:30000")
+    parser.add_argument("--model", dest="model_name", help="served model name (default: asked from /v1/models)")
+    parser.add_argument("--api-key")
+    parser.add_argument("--profile", default="step3-vl", help="model profile (step3-vl, qwen2.5-vl, ui-tars-1.5, or a YAML file)")
+    parser.add_argument("--coord-space", choices=["image", "norm1000", "norm1"], help="how the model's numbers are read (default: the profile's)")
+    parser.add_argument("--max-image-tokens", type=int, help="image budget in visual tokens (default: the profile's)")
+    parser.add_argument("--stream", action="store_true", help="stream replies over SSE")
+    parser.add_argument("--pacore", type=int, default=0, metavar="K", help="PaCoRe: K parallel rollouts and a synthesis")
+    parser.add_argument("--ground-votes", type=int, default=1, metavar="N", help="sample N answers, take the densest cluster")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guiagent", description="Operate graphical interfaces like a person.")
+    parser.add_argument("--version", action="version", version=f"guiagent {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_arguments(sub.add_parser("run", help="run a natural-language task in a browser or on the desktop"))
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"guiagent.commands.{module}")
+        except ImportError as exc:
+            logger.debug("command {} unavailable: {}", name, exc)
+            continue
+        mod.add_arguments(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):  # -> AgentConfig
+    from guiagent.agent.config import AgentConfig
+
+    regions = []
+    for text in args.redact_region:
+        parts = [float(p) for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"--redact-region wants X,Y,W,H, got {text!r}")
+        regions.append(tuple(parts))
+    return AgentConfig(
+        model_url=args.model_url,
+        model_name=args.model_name,
+        api_key=args.api_key,
+        profile=args.profile,
+        coord_space=args.coord_space,
+        max_image_tokens=args.max_image_tokens,
+        stream=args.stream,
+        pacore=args.pacore,
+        ground_votes=args.ground_votes,
+        request_timeout_s=args.timeout,
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        max_tokens=args.max_tokens,
+        settle=not args.no_settle,
+        dry_run=args.dry_run,
+        policy_path=args.policy,
+        secrets=args.secret,
+        secret_patterns=args.secret_pattern,
+        redact_regions=regions,
+        record_dir=args.record or default_run_dir(args.task),
+    )
+
+
+def make_environment(args: argparse.Namespace):  # -> Environment (async context manager)
+    if args.env == "browser":
+        from guiagent.envs.browser import BrowserEnv
+
+        width, height = (int(v) for v in args.viewport.lower().split("x"))
+        if not (args.start_url or args.browser_cdp or args.browser_ws):
+            raise ValueError("--env browser needs --start-url URL, --browser-cdp URL or --browser-ws URL")
+        return BrowserEnv(
+            start_url=args.start_url,
+            cdp_url=args.browser_cdp,
+            ws_endpoint=args.browser_ws,
+            headless=not args.headed,
+            viewport=(width, height),
+            device_scale_factor=args.device_scale_factor,
+        )
+    from guiagent.envs.desktop import DesktopEnv
+
+    monitor: int | str = int(args.monitor) if str(args.monitor).isdigit() else args.monitor
+    return DesktopEnv(display=args.display, monitor=monitor)
+
+
+async def _run_task(args: argparse.Namespace) -> int:
+    from guiagent.agent.loop import Agent
+    from guiagent.models.openai_client import ModelServerUnreachable
+
+    config = _config_from_args(args)
+    if not config.model_url:
+        console.print("[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)")
+        return 2
+    async with make_environment(args) as env:
+        agent = Agent(env, config)
+        try:
+            result = await agent.run(args.task)
+        except ModelServerUnreachable as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 2
+        finally:
+            await agent.close()
+    colour = "green" if result.ok else "red"
+    console.print(f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}")
+    if result.run_dir:
+        console.print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
+    return 0 if result.ok else 1
+
+
+def configure_logging(verbosity: int) -> None:
+    logger.remove()
+    level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
+    logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        if args.command == "run":
+            return asyncio.run(_run_task(args))
+        module = importlib.import_module(f"guiagent.commands.{COMMANDS[args.command][0]}")
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 1
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,465 @@
+"""The browser surface: one Playwright page, seen as a viewport screenshot, driven in CSS pixels.
+
+Frames are in device pixels (viewport CSS size x ``window.devicePixelRatio``, which
+browser zoom also multiplies); actions arrive in CSS pixels relative to the viewport.
+Both numbers are read from the page at every observe(), so zoom changes between steps are
+honoured. With ``full_page=True`` the frame is the whole document and the transform's
+origin is minus the scroll offset: a point below the fold maps to a viewport coordinate
+beyond the viewport, and act() scrolls it into view before pressing.
+
+Ways to get a browser: launch one (Playwright's own Chromium when installed, else
+Debian's /usr/bin/chromium), share an already-launched ``browser`` (the env opens its own
+context), attach to a running Chromium over CDP (``cdp_url``) and act on its active page,
+or connect to a ``playwright run-server`` endpoint (``ws_endpoint``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import io
+import os
+import shutil
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from loguru import logger
+from PIL import Image
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from guiagent.actions import (
+    BaseAction,
+    Click,
+    DoubleClick,
+    Drag,
+    Fail,
+    Finish,
+    InvalidToolCall,
+    Key,
+    Move,
+    RightClick,
+    Scroll,
+    Type,
+    Wait,
+)
+from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
+from guiagent.geometry import Point, Size, transform_for_page
+
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+)
+WHEEL_PX_PER_NOTCH = 100
+
+# our key names (guiagent.actions.normalise_key) -> Playwright key names
+_KEYS: dict[str, str] = {
+    "ctrl": "Control",
+    "alt": "Alt",
+    "shift": "Shift",
+    "command": "Meta",
+    "win": "Meta",
+    "enter": "Enter",
+    "esc": "Escape",
+    "tab": "Tab",
+    "backspace": "Backspace",
+    "delete": "Delete",
+    "space": "Space",
+    "up": "ArrowUp",
+    "down": "ArrowDown",
+    "left": "ArrowLeft",
+    "right": "ArrowRight",
+    "home": "Home",
+    "end": "End",
+    "pageup": "PageUp",
+    "pagedown": "PageDown",
+    "insert": "Insert",
+    "capslock": "CapsLock",
+    "+": "Shift+Equal",  # "+" is Playwright's chord separator
+}
+
+
+def playwright_key(key: str) -> str:
+    """Map one of our key names to Playwright's; raise InvalidToolCall for unknown names."""
+    if key in _KEYS:
+        return _KEYS[key]
+    if len(key) == 1:
+        return key
+    if key[0] == "f" and key[1:].isdigit() and 1 <= int(key[1:]) <= 24:
+        return key.upper()
+    raise InvalidToolCall("key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+
+
+def chromium_executable() -> str | None:
+    """Playwright's own Chromium when installed, else a system Chromium, else None."""
+    roots = [os.environ.get("PLAYWRIGHT_BROWSERS_PATH", ""), str(Path.home() / ".cache" / "ms-playwright")]
+    for root in filter(None, roots):
+        for pattern in ("chromium-*/chrome-linux*/chrome", "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium"):
+            found = sorted(glob.glob(os.path.join(root, pattern)))
+            if found:
+                return found[-1]
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+_PAGE_STATE_JS = """() => ({
+    dpr: window.devicePixelRatio,
+    width: window.innerWidth,
+    height: window.innerHeight,
+    scrollX: window.scrollX,
+    scrollY: window.scrollY,
+    docWidth: Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0),
+    docHeight: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
+    url: location.href,
+    title: document.title,
+})"""
+
+_DOM_ELEMENTS_JS = """(inViewport) => {
+  const INTERACTIVE = 'a[href],button,input,select,textarea,summary,label,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true]';
+  const vw = window.innerWidth, vh = window.innerHeight;
+  const out = [];
+  const seen = new Set();
+  const visible = (el, r) => {
+    if (r.width <= 0 || r.height <= 0) return false;
+    if (inViewport && (r.right <= 0 || r.bottom <= 0 || r.left >= vw || r.top >= vh)) return false;
+    const s = getComputedStyle(el);
+    return s.visibility !== 'hidden' && s.display !== 'none' && parseFloat(s.opacity || '1') > 0;
+  };
+  const push = (el, interactive) => {
+    if (seen.has(el)) return;
+    const r = el.getBoundingClientRect();
+    if (!visible(el, r)) return;
+    seen.add(el);
+    const tag = el.tagName.toLowerCase();
+    const type = tag === 'input' ? (el.getAttribute('type') || 'text').toLowerCase() : null;
+    let text = (el.innerText || '').trim().replace(/\\s+/g, ' ');
+    if (tag === 'input' && ['button', 'submit', 'reset'].includes(type)) text = el.value || text;
+    const secret = type === 'password';
+    out.push({
+      tag, type, role: el.getAttribute('role') || null, id: el.id || null,
+      text: text.slice(0, 200),
+      name: el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || null,
+      value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
+      interactive, disabled: !!el.disabled, password: secret,
+      box: {x: r.left, y: r.top, width: r.width, height: r.height},
+    });
+  };
+  document.querySelectorAll(INTERACTIVE).forEach(el => push(el, true));
+  const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false);
+  }
+  return out;
+}"""
+
+
+class BrowserEnv:
+    """Environment for one Playwright page (``surface == "browser"``); an async context manager."""
+
+    surface = "browser"
+
+    def __init__(
+        self,
+        start_url: str | None = None,
+        cdp_url: str | None = None,
+        ws_endpoint: str | None = None,
+        headless: bool = True,
+        viewport: tuple[int, int] = (1280, 800),
+        device_scale_factor: float = 1.0,
+        executable_path: str | None = None,
+        browser: Browser | None = None,
+        full_page: bool = False,
+        extra_args: tuple[str, ...] | list[str] = (),
+        timeout_ms: float = 30_000,
+    ) -> None:
+        if sum(x is not None for x in (cdp_url, ws_endpoint, browser)) > 1:
+            raise ValueError("give at most one of cdp_url, ws_endpoint and browser")
+        if viewport[0] <= 0 or viewport[1] <= 0:
+            raise ValueError(f"viewport must be positive, got {viewport}")
+        if not device_scale_factor > 0:
+            raise ValueError(f"device_scale_factor must be positive, got {device_scale_factor}")
+        self.start_url = start_url
+        self.cdp_url = cdp_url
+        self.ws_endpoint = ws_endpoint
+        self.headless = headless
+        self.viewport = viewport
+        self.device_scale_factor = device_scale_factor
+        self.executable_path = executable_path
+        self.full_page = full_page
+        self.extra_args = list(extra_args)
+        self.timeout_ms = timeout_ms
+        self._shared_browser = browser
+        self._pw: Playwright | None = None
+        self._browser: Browser | None = None
+        self._context: BrowserContext | None = None
+        self._owns_context = False
+        self._owns_browser = False
+        self._page: Page | None = None
+        self._gone: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> BrowserEnv:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def page(self) -> Page:
+        if self._page is None:
+            raise SurfaceGoneError("browser env is not started (use 'async with BrowserEnv()' or await start())")
+        return self._page
+
+    @property
+    def browser(self) -> Browser | None:
+        return self._browser
+
+    async def start(self) -> BrowserEnv:
+        if self._page is not None:
+            return self
+        try:
+            await self._open()
+            if self.start_url:
+                await self.page.goto(self.start_url, timeout=self.timeout_ms)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        context_options: dict[str, Any] = {
+            "viewport": {"width": self.viewport[0], "height": self.viewport[1]},
+            "device_scale_factor": self.device_scale_factor,
+        }
+        if self._shared_browser is not None:
+            self._browser = self._shared_browser
+        else:
+            self._pw = await async_playwright().start()
+            chromium = self._pw.chromium
+            if self.cdp_url is not None:
+                self._browser = await chromium.connect_over_cdp(self.cdp_url, timeout=self.timeout_ms)
+                self._page = await self._active_page(self._browser)
+                self._context = self._page.context
+                self._watch()
+                logger.info("attached over CDP to {} ({})", self.cdp_url, self._page.url)
+                return
+            if self.ws_endpoint is not None:
+                self._browser = await chromium.connect(self.ws_endpoint, timeout=self.timeout_ms)
+                self._owns_browser = True
+            else:
+                exe = self.executable_path or chromium_executable()
+                args = [*CHROMIUM_ARGS, *self.extra_args]
+                logger.debug("launching chromium {} {}", exe or "(playwright default)", args)
+                self._browser = await chromium.launch(
+                    headless=self.headless, executable_path=exe, args=args, timeout=self.timeout_ms
+                )
+                self._owns_browser = True
+        self._context = await self._browser.new_context(**context_options)
+        self._owns_context = True
+        self._context.set_default_timeout(self.timeout_ms)
+        self._page = await self._context.new_page()
+        self._watch()
+
+    async def _active_page(self, browser: Browser) -> Page:
+        pages = [p for ctx in browser.contexts for p in ctx.pages if not p.is_closed()]
+        if not pages:
+            context = browser.contexts[0] if browser.contexts else await browser.new_context()
+            return await context.new_page()
+        for page in reversed(pages):  # the focused, visible page wins; else the last one
+            try:
+                if await page.evaluate("() => document.visibilityState === 'visible' && document.hasFocus()"):
+                    return page
+            except PlaywrightError:
+                continue
+        return pages[-1]
+
+    def _watch(self) -> None:
+        page, browser = self.page, self._browser
+
+        def gone(reason: str) -> None:
+            if self._gone is None:
+                self._gone = reason
+                logger.warning("browser surface gone: {}", reason)
+
+        page.on("crash", lambda _: gone("the page crashed"))
+        page.on("close", lambda _: gone("the page was closed"))
+        if browser is not None:
+            browser.on("disconnected", lambda _: gone("the browser disconnected (crashed or closed)"))
+
+    async def close(self) -> None:
+        page, context, browser, pw = self._page, self._context, self._browser, self._pw
+        self._page = self._context = self._browser = self._pw = None
+        self._gone = self._gone or "the env was closed"
+        for step in (
+            (context.close if (context is not None and self._owns_context) else None),
+            (browser.close if (browser is not None and self._owns_browser) else None),
+            (pw.stop if pw is not None else None),
+        ):
+            if step is None:
+                continue
+            try:
+                await asyncio.wait_for(step(), timeout=15)
+            except (PlaywrightError, asyncio.TimeoutError) as exc:
+                logger.debug("closing browser env: {}", exc)
+        del page
+
+    def _surface_error(self, exc: BaseException) -> SurfaceGoneError | None:
+        page = self._page
+        if self._gone is not None or page is None or page.is_closed():
+            return SurfaceGoneError(f"browser surface is gone: {self._gone or 'page closed'} ({exc})")
+        if self._browser is not None and not self._browser.is_connected():
+            return SurfaceGoneError(f"browser surface is gone: browser disconnected ({exc})")
+        text = str(exc)
+        if "Target crashed" in text or "has been closed" in text or "Target closed" in text:
+            return SurfaceGoneError(f"browser surface is gone: {text.splitlines()[0]}")
+        return None
+
+    def _check_alive(self) -> Page:
+        page = self.page
+        if self._gone is not None:
+            raise SurfaceGoneError(f"browser surface is gone: {self._gone}")
+        return page
+
+    # -- observe ---------------------------------------------------------------------
+
+    async def page_state(self) -> dict[str, Any]:
+        """devicePixelRatio, viewport (CSS px), scroll, document size, url and title in one call."""
+        page = self._check_alive()
+        try:
+            state: dict[str, Any] = await page.evaluate(_PAGE_STATE_JS)
+        except PlaywrightError as exc:
+            raise self._surface_error(exc) or exc
+        return state
+
+    async def observe(self) -> Frame:
+        page = self._check_alive()
+        try:
+            state = await page.evaluate(_PAGE_STATE_JS)
+            png = await page.screenshot(type="png", full_page=self.full_page, timeout=self.timeout_ms)
+        except PlaywrightError as exc:
+            raise self._surface_error(exc) or exc
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        dpr = float(state["dpr"])
+        transform = transform_for_page(
+            Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
+        )
+        if self.full_page:  # frame pixel (0,0) is the document's top-left, above/left of the viewport
+            transform = type(transform)(
+                frame_size=transform.frame_size,
+                origin=Point(-float(state["scrollX"]), -float(state["scrollY"])),
+                scale=transform.scale,
+            )
+        meta = {
+            "url": state["url"],
+            "title": state["title"],
+            "viewport": [state["width"], state["height"]],
+            "device_pixel_ratio": dpr,
+            "scroll": [state["scrollX"], state["scrollY"]],
+            "full_page": self.full_page,
+        }
+        return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+
+    # -- act -------------------------------------------------------------------------
+
+    async def act(self, action: BaseAction) -> ActResult:
+        if isinstance(action, Wait):
+            await asyncio.sleep(action.seconds)
+            return ActResult(detail=f"waited {action.seconds:g}s")
+        if isinstance(action, (Finish, Fail)):
+            return ActResult(detail=action.name)
+        page = self._check_alive()
+        try:
+            return await self._act(page, action)
+        except PlaywrightError as exc:
+            raise self._surface_error(exc) or exc
+
+    async def _into_view(self, page: Page, x: float, y: float) -> tuple[float, float]:
+        """Scroll so that viewport point (x, y) is inside the viewport; return its new position."""
+        state = await page.evaluate(_PAGE_STATE_JS)
+        w, h = state["width"], state["height"]
+        if 0 <= x < w and 0 <= y < h:
+            return x, y
+        dx = x - w / 2 if not 0 <= x < w else 0
+        dy = y - h / 2 if not 0 <= y < h else 0
+        after = await page.evaluate(
+            "([dx, dy]) => { window.scrollBy(dx, dy); return [window.scrollX, window.scrollY]; }", [dx, dy]
+        )
+        moved_x, moved_y = after[0] - state["scrollX"], after[1] - state["scrollY"]
+        return x - moved_x, y - moved_y
+
+    async def _act(self, page: Page, action: BaseAction) -> ActResult:
+        mouse = page.mouse
+        if isinstance(action, (Click, DoubleClick, RightClick, Move)):
+            x, y = await self._into_view(page, action.x, action.y) if self.full_page else (action.x, action.y)
+            if isinstance(action, Click):
+                await mouse.click(x, y)
+            elif isinstance(action, DoubleClick):
+                await mouse.dblclick(x, y)
+            elif isinstance(action, RightClick):
+                await mouse.click(x, y, button="right")
+            else:
+                await mouse.move(x, y)
+            return ActResult(detail=f"{action.name} at {x:g},{y:g}")
+        if isinstance(action, Drag):
+            x1, y1, x2, y2 = action.x1, action.y1, action.x2, action.y2
+            if self.full_page:
+                x1b, y1b = await self._into_view(page, x1, y1)
+                x2, y2 = x2 - (x1 - x1b), y2 - (y1 - y1b)
+                x1, y1 = x1b, y1b
+            await mouse.move(x1, y1)
+            await mouse.down()
+            await mouse.move(x2, y2, steps=8)
+            await mouse.up()
+            return ActResult(detail=f"drag {x1:g},{y1:g} -> {x2:g},{y2:g}")
+        if isinstance(action, Scroll):
+            if action.x is not None and action.y is not None:
+                x, y = await self._into_view(page, action.x, action.y) if self.full_page else (action.x, action.y)
+            else:
+                state = await page.evaluate(_PAGE_STATE_JS)
+                x, y = state["width"] / 2, state["height"] / 2
+            await mouse.move(x, y)
+            px = action.amount * WHEEL_PX_PER_NOTCH
+            dx, dy = {"up": (0, -px), "down": (0, px), "left": (-px, 0), "right": (px, 0)}[action.direction]
+            await mouse.wheel(dx, dy)
+            return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
+        if isinstance(action, Type):
+            await page.keyboard.type(action.text)
+            return ActResult(detail=f"typed {len(action.text)} characters")
+        if isinstance(action, Key):
+            chord = "+".join(playwright_key(k) for k in action.keys)
+            await page.keyboard.press(chord)
+            return ActResult(detail=f"pressed {chord}")
+        raise InvalidToolCall(action.name, f"the browser cannot perform {action.name!r}")
+
+    # -- page introspection -------------------------------------------------------------
+
+    async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
+        """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
+
+        Each: tag, type (inputs), role, id, text, name, value (never for password fields),
+        interactive, disabled, password, box {x, y, width, height}.
+        """
+        page = self._check_alive()
+        try:
+            elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
+        except PlaywrightError as exc:
+            raise self._surface_error(exc) or exc
+        return elements
+
+    async def accessibility_snapshot(self) -> str:
+        """The page's ARIA snapshot (Playwright's YAML outline of roles and names)."""
+        page = self._check_alive()
+        try:
+            return await page.locator("body").aria_snapshot(timeout=self.timeout_ms)
+        except PlaywrightError as exc:
+            raise self._surface_error(exc) or exc

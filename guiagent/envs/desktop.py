@@ -1,0 +1,575 @@
+"""The desktop surface: mss for pixels, pyautogui (or xdotool) for the mouse and keyboard.
+
+Threading: every blocking call (mss grabs, pyautogui, xdotool) runs on ONE worker thread
+owned by the env. mss handles on X11 belong to the thread that made them, so the mss
+instance is created on that thread too.
+
+Coordinates: actions arrive in desktop points. On X11 both mss and pyautogui use root
+window pixels, so a frame pixel is a desktop point offset by the captured monitor's
+origin (the transform's ``origin``); X cannot have negative origins, other platforms can
+(a monitor left of the primary on Windows/macOS sits at negative x) and the transform
+carries that offset unchanged. HiDPI: on macOS mss reports monitors in points and grabs
+Retina pixels, so the scale is derived from capture size / logical size; on Windows the
+process is made per-monitor DPI aware first so mss and pyautogui agree on physical
+pixels (scale 1). On X11 there is no logical/physical split for input: the desktop scale
+(``Xft.dpi``, ``GDK_SCALE``, ``QT_SCALE_FACTOR``) only makes applications draw bigger; it
+is reported in ``meta["ui_scale"]`` and never applied to coordinates.
+
+One process, one pyautogui display: pyautogui opens its X connection from ``$DISPLAY``
+when first imported and keeps it in module state. The first DesktopEnv of a process sets
+``DISPLAY``/``XAUTHORITY`` and imports it; a DesktopEnv on a different X display then
+uses xdotool subprocesses for input instead (``input_backend="auto"``). Text is always
+typed with ``xdotool type`` on X11: pyautogui's typewrite turns ``<`` into ``>`` on common
+keymaps (pyautogui#198) and cannot type characters missing from the keymap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+from loguru import logger
+from PIL import Image
+
+from guiagent.actions import (
+    BaseAction,
+    Click,
+    DoubleClick,
+    Drag,
+    Fail,
+    Finish,
+    InvalidToolCall,
+    Key,
+    Move,
+    RightClick,
+    Scroll,
+    Type,
+    Wait,
+)
+from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
+from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
+from guiagent.geometry import Size, transform_for_monitor
+
+T = TypeVar("T")
+InputBackend = Literal["auto", "pyautogui", "xdotool"]
+_IS_X11 = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
+
+
+class FailSafeError(RuntimeError):
+    """The pointer was pushed into a screen corner: the kill switch stopped the action."""
+
+
+# our key names (guiagent.actions.normalise_key) -> X keysyms for xdotool
+_XDOTOOL_KEYS: dict[str, str] = {
+    "enter": "Return",
+    "esc": "Escape",
+    "tab": "Tab",
+    "backspace": "BackSpace",
+    "delete": "Delete",
+    "space": "space",
+    "up": "Up",
+    "down": "Down",
+    "left": "Left",
+    "right": "Right",
+    "home": "Home",
+    "end": "End",
+    "pageup": "Prior",
+    "pagedown": "Next",
+    "insert": "Insert",
+    "ctrl": "ctrl",
+    "alt": "alt",
+    "shift": "shift",
+    "win": "super",
+    "command": "super",
+    "capslock": "Caps_Lock",
+    "printscreen": "Print",
+    "menu": "Menu",
+    "+": "plus",
+    "-": "minus",
+    "=": "equal",
+    ",": "comma",
+    ".": "period",
+    "/": "slash",
+    "\\": "backslash",
+    ";": "semicolon",
+    "'": "apostrophe",
+    "`": "grave",
+    "[": "bracketleft",
+    "]": "bracketright",
+    "<": "less",
+    ">": "greater",
+    " ": "space",
+}
+_PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
+
+
+def x11_ui_scale(env: dict[str, str] | None = None) -> float:
+    """The desktop's UI scale on X11: GDK_SCALE, QT_SCALE_FACTOR, else Xft.dpi / 96, else 1."""
+    env = dict(os.environ if env is None else env)
+    for var in ("GDK_SCALE", "QT_SCALE_FACTOR"):
+        try:
+            value = float(env.get(var, ""))
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    if shutil.which("xrdb") and env.get("DISPLAY"):
+        try:
+            out = subprocess.run(["xrdb", "-query"], env=env, capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return 1.0
+        for line in out.splitlines():
+            if line.startswith("Xft.dpi:"):
+                try:
+                    return float(line.split(":", 1)[1]) / 96.0
+                except ValueError:
+                    return 1.0
+    return 1.0
+
+
+def _make_dpi_aware() -> None:
+    """Windows: per-monitor DPI awareness, so mss and pyautogui both use physical pixels."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    try:
+        ctypes.windll.shcore.SetProcessDpiAwareness(2)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        try:
+            ctypes.windll.user32.SetProcessDPIAware()  # type: ignore[attr-defined]
+        except (AttributeError, OSError) as exc:
+            logger.warning("could not make the process DPI aware: {}", exc)
+
+
+class DesktopEnv:
+    """Environment for a whole desktop or one monitor of it (``surface == "desktop"``).
+
+    ``monitor`` follows mss numbering: ``0``/``"all"`` the whole virtual desktop, ``1..N``
+    one monitor, ``"primary"`` the primary one. ``scale`` overrides the frame-to-screen
+    scale (device pixels per desktop point; derived from the capture when None).
+    ``failsafe`` keeps pyautogui's corner kill switch on (default: on, except on an Xvfb
+    this env started itself). ``type_delay_ms`` is the per-key delay for typing.
+    """
+
+    surface = "desktop"
+
+    def __init__(
+        self,
+        display: str | None = None,
+        monitor: int | str = "all",
+        scale: float | None = None,
+        failsafe: bool | None = None,
+        input_backend: InputBackend = "auto",
+        type_delay_ms: int = 8,
+    ) -> None:
+        if isinstance(monitor, str) and monitor not in ("all", "primary"):
+            if not monitor.isdigit():
+                raise ValueError(f"monitor must be 'all', 'primary' or a number, got {monitor!r}")
+            monitor = int(monitor)
+        if isinstance(monitor, int) and monitor < 0:
+            raise ValueError(f"monitor numbers start at 0 (all monitors), got {monitor}")
+        if scale is not None and not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.requested_display = display
+        self.monitor: int | str = 0 if monitor == "all" else monitor
+        self.scale = scale
+        self.failsafe = failsafe
+        self.input_backend: InputBackend = input_backend
+        self.type_delay_ms = type_delay_ms
+        self.display: str | None = None
+        self.xauthority: str | None = None
+        self._own_server: XvfbDisplay | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._mss: Any = None
+        self._xlib: Any = None
+        self._pyautogui: Any = None
+        self._ui_scale = 1.0
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> DesktopEnv:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> DesktopEnv:
+        if self._executor is not None:
+            return self
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guiagent-desktop")
+        try:
+            await self._call(self._setup)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    def _setup(self) -> None:
+        import mss
+
+        if _IS_X11:
+            if self.requested_display is None:
+                self.display, self._own_server = ensure_display()
+            else:
+                self.display = self.requested_display
+                if not display_reachable(self.display):
+                    raise SurfaceGoneError(f"X display {self.display} does not answer")
+            self.xauthority = (
+                self._own_server.xauthority if self._own_server else os.environ.get("XAUTHORITY", "")
+            )
+            if not self.xauthority or not os.path.exists(self.xauthority):
+                self.xauthority = os.path.join(os.path.expanduser("~"), ".Xauthority")
+                if not os.path.exists(self.xauthority):
+                    open(self.xauthority, "a").close()
+            self._mss = mss.MSS(display=self.display)
+            self._ui_scale = x11_ui_scale({**os.environ, **self._x_env()})
+            try:
+                from Xlib import display as xdisplay
+
+                self._xlib = xdisplay.Display(self.display)
+            except Exception as exc:  # best effort: only used for the window title
+                logger.debug("no Xlib connection for window titles: {}", exc)
+        else:
+            _make_dpi_aware()
+            self._mss = mss.MSS()
+        if self.failsafe is None:
+            self.failsafe = self._own_server is None
+        backend = self.input_backend
+        if backend == "auto":
+            backend = "pyautogui" if self._pyautogui_usable() else "xdotool"
+        if backend == "xdotool":
+            if not _IS_X11 or shutil.which("xdotool") is None:
+                raise SurfaceGoneError("xdotool input needs X11 and the xdotool program")
+        else:
+            self._pyautogui = self._import_pyautogui()
+        self.input_backend = backend
+        self._check_monitor()
+        logger.info(
+            "desktop env on {} monitor {} (input: {}, failsafe: {})",
+            self.display or sys.platform,
+            self.monitor,
+            backend,
+            self.failsafe,
+        )
+
+    def _x_env(self) -> dict[str, str]:
+        return {"DISPLAY": self.display or "", "XAUTHORITY": self.xauthority or ""}
+
+    def _pyautogui_usable(self) -> bool:
+        if not _IS_X11:
+            return True
+        module = sys.modules.get("pyautogui")
+        if module is None:
+            return True
+        bound = _pyautogui_display()
+        return bound is not None and _same_display(bound, self.display or "")
+
+    def _import_pyautogui(self) -> Any:
+        if _IS_X11 and "pyautogui" not in sys.modules:
+            # pyautogui (and mouseinfo) connect to $DISPLAY at import time
+            os.environ["DISPLAY"] = self.display or ""
+            os.environ["XAUTHORITY"] = self.xauthority or ""
+        if _IS_X11 and not self._pyautogui_usable():
+            raise SurfaceGoneError(
+                f"pyautogui in this process is bound to X display {_pyautogui_display()}, not "
+                f"{self.display}; use input_backend='xdotool' for a second display"
+            )
+        import pyautogui
+
+        pyautogui.PAUSE = 0
+        pyautogui.MINIMUM_DURATION = 0
+        return pyautogui
+
+    def _check_monitor(self) -> None:
+        monitors = self._mss.monitors
+        if self.monitor == "primary":
+            self.monitor = next((i for i, m in enumerate(monitors) if i and m.get("is_primary")), 1)
+        if not isinstance(self.monitor, int) or self.monitor >= len(monitors):
+            raise ValueError(
+                f"monitor {self.monitor} does not exist: this desktop has {len(monitors) - 1} monitor(s), "
+                "numbered 1.., and 0 for all of them"
+            )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(executor, self._teardown)
+            executor.shutdown(wait=True)
+
+    def _teardown(self) -> None:
+        if self._mss is not None:
+            try:
+                self._mss.close()
+            except Exception as exc:
+                logger.debug("closing mss: {}", exc)
+            self._mss = None
+        if self._xlib is not None:
+            try:
+                self._xlib.close()
+            except Exception as exc:
+                logger.debug("closing Xlib: {}", exc)
+            self._xlib = None
+        if self._own_server is not None:
+            self._own_server.stop()
+            self._own_server = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise SurfaceGoneError("desktop env is not started (use 'async with DesktopEnv()' or await start())")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # -- observe ---------------------------------------------------------------------
+
+    async def observe(self) -> Frame:
+        return await self._call(self._observe)
+
+    def _observe(self) -> Frame:
+        monitors = self._mss.monitors
+        index = int(self.monitor)
+        mon = monitors[index]
+        try:
+            shot = self._mss.grab(mon)
+        except Exception as exc:
+            raise SurfaceGoneError(f"cannot capture the screen of {self.display}: {exc}") from exc
+        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+        transform = transform_for_monitor(
+            mon["left"], mon["top"], mon["width"], mon["height"], Size(image.width, image.height), self.scale
+        )
+        meta: dict[str, Any] = {
+            "display": self.display,
+            "monitor": index,
+            "monitor_rect": _rect(mon),
+            "monitors": [_rect(m) | {"primary": bool(m.get("is_primary", False))} for m in monitors[1:]],
+            "window_title": self._window_title(),
+            "ui_scale": self._ui_scale,
+        }
+        return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+
+    def _window_title(self) -> str | None:
+        if self._xlib is None:
+            return None
+        try:
+            from Xlib import X
+
+            dpy = self._xlib
+            root = dpy.screen().root
+            window = None
+            active = root.get_full_property(dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
+            if active is not None and active.value and active.value[0]:
+                window = dpy.create_resource_object("window", active.value[0])
+            else:
+                focus = dpy.get_input_focus().focus
+                if not isinstance(focus, int):
+                    window = focus
+            for _ in range(8):  # walk up from a child widget to the named top-level window
+                if window is None or window == root:
+                    return None
+                name = window.get_wm_name()
+                if name:
+                    return str(name)
+                window = window.query_tree().parent
+        except Exception as exc:  # window went away between calls, no focus, ...
+            logger.debug("no window title: {}", exc)
+        return None
+
+    # -- act -------------------------------------------------------------------------
+
+    async def act(self, action: BaseAction) -> ActResult:
+        if isinstance(action, Wait):
+            await asyncio.sleep(action.seconds)
+            return ActResult(detail=f"waited {action.seconds:g}s")
+        if isinstance(action, (Finish, Fail)):
+            return ActResult(detail=action.name)
+        return await self._call(self._act, action)
+
+    def _act(self, action: BaseAction) -> ActResult:
+        if self.input_backend == "pyautogui":
+            return self._act_pyautogui(action)
+        return self._act_xdotool(action)
+
+    def _act_pyautogui(self, action: BaseAction) -> ActResult:
+        pg = self._pyautogui
+        pg.FAILSAFE = bool(self.failsafe)
+        try:
+            if isinstance(action, (Click, DoubleClick, RightClick, Move)):
+                x, y = _pt(action.x, action.y)
+                if isinstance(action, Click):
+                    pg.click(x, y)
+                elif isinstance(action, DoubleClick):
+                    pg.doubleClick(x, y, interval=0.05)
+                elif isinstance(action, RightClick):
+                    pg.rightClick(x, y)
+                else:
+                    pg.moveTo(x, y)
+                return ActResult(detail=f"{action.name} at {x},{y}")
+            if isinstance(action, Drag):
+                (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
+                pg.moveTo(x1, y1)
+                pg.mouseDown(x1, y1)
+                for sx, sy in _path(x1, y1, x2, y2):
+                    pg.moveTo(sx, sy)
+                pg.mouseUp(x2, y2)
+                return ActResult(detail=f"drag {x1},{y1} -> {x2},{y2}")
+            if isinstance(action, Scroll):
+                at = _pt(action.x, action.y) if action.x is not None and action.y is not None else (None, None)
+                if at[0] is not None:
+                    pg.moveTo(*at)
+                notches = action.amount if action.direction in ("up", "right") else -action.amount
+                if action.direction in ("up", "down"):
+                    pg.scroll(notches, x=at[0], y=at[1])
+                else:
+                    pg.hscroll(notches, x=at[0], y=at[1])
+                return ActResult(detail=f"scroll {action.direction} {action.amount}")
+            if isinstance(action, Type):
+                if _IS_X11:
+                    self._xdotool_type(action.text)
+                else:
+                    pg.write(action.text)
+                return ActResult(detail=f"typed {len(action.text)} characters")
+            if isinstance(action, Key):
+                keys = [_PYAUTOGUI_ALIASES.get(k, k) for k in action.keys]
+                unknown = [k for k in keys if k not in pg.KEYBOARD_KEYS]
+                if unknown:
+                    raise InvalidToolCall("key", f"unknown key name(s) {unknown}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+                pg.hotkey(*keys)
+                return ActResult(detail="pressed " + "+".join(keys))
+        except pg.FailSafeException as exc:
+            raise FailSafeError(
+                "pointer in a screen corner: pyautogui's fail-safe stopped the action (kill switch)"
+            ) from exc
+        raise InvalidToolCall(action.name, f"the desktop cannot perform {action.name!r}")
+
+    # xdotool ------------------------------------------------------------------------
+
+    def _xdotool(self, *args: str, stdin: str | None = None) -> str:
+        env = {**os.environ, **self._x_env()}
+        try:
+            proc = subprocess.run(
+                ["xdotool", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SurfaceGoneError(f"xdotool failed on {self.display}: {exc}") from exc
+        if proc.returncode != 0:
+            if not display_reachable(self.display or ""):
+                raise SurfaceGoneError(f"X display {self.display} is gone")
+            raise SurfaceGoneError(f"xdotool {' '.join(args[:3])} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def _xdotool_type(self, text: str) -> None:
+        # --file - reads the text from stdin: no argv limits, text may start with '-'
+        self._xdotool("type", "--clearmodifiers", "--delay", str(self.type_delay_ms), "--file", "-", stdin=text)
+
+    def _check_corner(self) -> None:
+        if not self.failsafe:
+            return
+        out = self._xdotool("getmouselocation", "--shell")
+        pos = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        x, y = int(pos.get("X", -1)), int(pos.get("Y", -1))
+        whole = self._mss.monitors[0]
+        corners = {
+            (whole["left"], whole["top"]),
+            (whole["left"] + whole["width"] - 1, whole["top"]),
+            (whole["left"], whole["top"] + whole["height"] - 1),
+            (whole["left"] + whole["width"] - 1, whole["top"] + whole["height"] - 1),
+        }
+        if (x, y) in corners:
+            raise FailSafeError("pointer in a screen corner: the fail-safe stopped the action (kill switch)")
+
+    def _act_xdotool(self, action: BaseAction) -> ActResult:
+        self._check_corner()
+        if isinstance(action, (Click, DoubleClick, RightClick, Move)):
+            x, y = _pt(action.x, action.y)
+            move = ["mousemove", "--sync", str(x), str(y)]
+            if isinstance(action, Click):
+                self._xdotool(*move, "click", "1")
+            elif isinstance(action, DoubleClick):
+                self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
+            elif isinstance(action, RightClick):
+                self._xdotool(*move, "click", "3")
+            else:
+                self._xdotool(*move)
+            return ActResult(detail=f"{action.name} at {x},{y}")
+        if isinstance(action, Drag):
+            (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
+            args = ["mousemove", "--sync", str(x1), str(y1), "mousedown", "1"]
+            for sx, sy in _path(x1, y1, x2, y2):
+                args += ["mousemove", "--sync", str(sx), str(sy)]
+            self._xdotool(*args, "mouseup", "1")
+            return ActResult(detail=f"drag {x1},{y1} -> {x2},{y2}")
+        if isinstance(action, Scroll):
+            button = {"up": "4", "down": "5", "left": "6", "right": "7"}[action.direction]
+            args = []
+            if action.x is not None and action.y is not None:
+                x, y = _pt(action.x, action.y)
+                args = ["mousemove", "--sync", str(x), str(y)]
+            self._xdotool(*args, "click", "--repeat", str(action.amount), "--delay", "10", button)
+            return ActResult(detail=f"scroll {action.direction} {action.amount}")
+        if isinstance(action, Type):
+            self._xdotool_type(action.text)
+            return ActResult(detail=f"typed {len(action.text)} characters")
+        if isinstance(action, Key):
+            names = []
+            for key in action.keys:
+                if key in _XDOTOOL_KEYS:
+                    names.append(_XDOTOOL_KEYS[key])
+                elif len(key) == 1 or (key[0] == "f" and key[1:].isdigit()):
+                    names.append(key.upper() if key[0] == "f" and len(key) > 1 else key)
+                else:
+                    raise InvalidToolCall("key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+            chord = "+".join(names)
+            self._xdotool("key", "--clearmodifiers", chord)
+            return ActResult(detail=f"pressed {chord}")
+        raise InvalidToolCall(action.name, f"the desktop cannot perform {action.name!r}")
+
+
+def _pt(x: float | None, y: float | None) -> tuple[int, int]:
+    if x is None or y is None:
+        raise InvalidToolCall("point", "a point needs both x and y")
+    return (int(round(x)), int(round(y)))
+
+
+def _path(x1: int, y1: int, x2: int, y2: int, steps: int = 8) -> list[tuple[int, int]]:
+    """Intermediate pointer positions: toolkits only start a drag after some motion."""
+    return [(round(x1 + (x2 - x1) * i / steps), round(y1 + (y2 - y1) * i / steps)) for i in range(1, steps + 1)]
+
+
+def _rect(mon: dict[str, Any]) -> dict[str, int]:
+    return {"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": mon["height"]}
+
+
+def _pyautogui_display() -> str | None:
+    """The X display pyautogui connected to when it was imported (None if unknown)."""
+    x11 = sys.modules.get("pyautogui._pyautogui_x11")
+    dpy = getattr(x11, "_display", None)
+    if dpy is None:
+        return None
+    try:
+        return str(dpy.get_display_name())
+    except Exception:
+        return None
+
+
+def _same_display(a: str, b: str) -> bool:
+    def norm(d: str) -> str:
+        d = d.strip()
+        d = d[4:] if d.startswith("unix:") else d
+        return d[:-2] if d.endswith(".0") else d
+
+    return norm(a) == norm(b)

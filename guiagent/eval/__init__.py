@@ -1,0 +1,1 @@
+"""Grounding evaluation: ScreenSpot-format datasets, accuracy, and coordinate calibration."""

@@ -1,0 +1,592 @@
+"""Async client for an OpenAI-compatible chat server (SGLang first, vLLM tolerated).
+
+It copes with the shapes DESIGN.md §4b lists: tool calls parsed by the server or left as
+hermes text in ``content`` or in the reasoning, ``content`` as ``""`` or ``null``,
+reasoning under ``reasoning_content`` or ``reasoning``, keys absent or null alike, and
+the same over SSE streaming. Failures become named errors that say which URL failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import httpx
+from loguru import logger
+from PIL import Image
+from pydantic import BaseModel
+
+from guiagent.models.hermes import parse_message
+from guiagent.models.reply import Completion, Reply, ToolCall, Usage
+
+SGLANG_LAUNCH = (
+    "python -m sglang.launch_server --model-path stepfun-ai/Step3-VL-10B --trust-remote-code "
+    "--reasoning-parser deepseek-r1 --tool-call-parser hermes --port 30000"
+)
+# Step3-VL's evaluation sampling: temperature 1.0, top_p 1.0, top_k off
+DEFAULT_SAMPLING: dict[str, Any] = {
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": -1,
+    "max_completion_tokens": 8192,
+}
+
+
+class ModelError(RuntimeError):
+    """Anything that went wrong talking to the model server."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ModelServerUnreachable(ModelError):
+    """Nothing answers at the URL (connection refused, unknown host)."""
+
+
+class ModelTimeout(ModelError):
+    """The server took longer than the client's timeout."""
+
+
+class ModelHTTPError(ModelError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, status: int, message: str, url: str = "") -> None:
+        super().__init__(f"{url} answered HTTP {status}: {message}", url)
+        self.status = status
+        self.server_message = message
+
+
+class ModelServerNotReady(ModelHTTPError):
+    """/health answered 503: the server is up but still warming up."""
+
+
+class ModelProtocolError(ModelError):
+    """The server's answer could not be understood (bad body, broken stream, error in stream)."""
+
+
+class ServerInfo(BaseModel):
+    base_url: str
+    model: str
+    models: list[str]
+    max_model_len: int | None = None
+
+
+class StreamEvent(BaseModel):
+    """One increment of a streamed reply, for live display."""
+
+    kind: Literal["reasoning", "content", "tool_call", "tool_arguments", "finish", "usage"]
+    text: str = ""
+    index: int | None = None
+    name: str | None = None
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://h:30000/v1/`` and ``http://h:30000`` name the same server."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    if "://" not in url:
+        url = "http://" + url
+    return url
+
+
+def image_content(
+    image: Image.Image, fmt: Literal["JPEG", "PNG"] = "JPEG", quality: int = 90
+) -> dict[str, Any]:
+    """The OpenAI ``image_url`` content part carrying ``image`` as a base64 data URL."""
+    fmt_up = fmt.upper()
+    if fmt_up not in ("JPEG", "PNG"):
+        raise ValueError(f"image format must be JPEG or PNG, got {fmt!r}")
+    buf = io.BytesIO()
+    if fmt_up == "JPEG":
+        image.convert("RGB").save(buf, format="JPEG", quality=quality)
+        mime = "image/jpeg"
+    else:
+        image.save(buf, format="PNG")
+        mime = "image/png"
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+
+
+def parse_usage(data: dict[str, Any] | None) -> Usage:
+    if not isinstance(data, dict):
+        return Usage()
+    details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    reasoning = data.get("reasoning_tokens")
+    if reasoning is None:
+        reasoning = completion_details.get("reasoning_tokens")
+    return Usage(
+        prompt_tokens=int(data.get("prompt_tokens") or 0),
+        completion_tokens=int(data.get("completion_tokens") or 0),
+        total_tokens=int(data.get("total_tokens") or 0),
+        reasoning_tokens=reasoning,
+        cached_tokens=details.get("cached_tokens"),
+        image_tokens=details.get("image_tokens"),
+    )
+
+
+def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Reply:
+    """Build a Reply from an assistant message in any of the shapes servers send."""
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        content = str(content)
+    reasoning = message.get("reasoning_content")
+    if reasoning is None:
+        reasoning = message.get("reasoning")
+    errors: list[str] = []
+    server_calls: list[ToolCall] = []
+    for n, raw in enumerate(message.get("tool_calls") or []):
+        if not isinstance(raw, dict):
+            errors.append(f"tool call #{n} is not an object: {raw!r}")
+            continue
+        fn = raw.get("function") or {}
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            errors.append(f"tool call #{n} has no function name: {raw!r}")
+            continue
+        args = fn.get("arguments")
+        if args is None or args == "":
+            args = {}
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError as exc:
+                errors.append(f"tool call {name!r}: arguments are not valid JSON ({exc}): {args!r}")
+                continue
+        if not isinstance(args, dict):
+            errors.append(f"tool call {name!r}: arguments must be a JSON object, got {args!r}")
+            continue
+        server_calls.append(ToolCall(name=name, arguments=args, id=raw.get("id"), source="server"))
+    if server_calls or errors:
+        reply = Reply(content=content.strip(), reasoning=reasoning, tool_calls=server_calls)
+    else:
+        reply = parse_message(content, reasoning)
+    reply.errors = [*errors, *reply.errors]
+    if reply.reasoning is None and reasoning is not None:
+        reply.reasoning = reasoning
+    reply.content = reply.content.strip()
+    if finish_reason == "length":
+        reply.errors.append(
+            "the reply was cut at the token limit (finish_reason 'length')"
+            + (
+                "; it ended inside the reasoning"
+                if not content.strip() and not reply.tool_calls
+                else ""
+            )
+        )
+    return reply
+
+
+class _StreamState:
+    def __init__(self, on_event: Callable[[StreamEvent], None] | None) -> None:
+        self.on_event = on_event
+        self.reasoning: list[str] = []
+        self.content: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.request_id: str | None = None
+        self.model: str | None = None
+        self.chunks = 0
+        self.done = False
+
+    def emit(self, event: StreamEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def feed(self, obj: dict[str, Any]) -> None:
+        self.chunks += 1
+        self.request_id = self.request_id or obj.get("id")
+        self.model = self.model or obj.get("model")
+        if obj.get("usage"):
+            self.usage = obj["usage"]
+            self.emit(StreamEvent(kind="usage", text=json.dumps(obj["usage"])))
+        for choice in obj.get("choices") or []:
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                self.reasoning.append(reasoning)
+                self.emit(StreamEvent(kind="reasoning", text=reasoning))
+            text = delta.get("content")
+            if text:
+                self.content.append(text)
+                self.emit(StreamEvent(kind="content", text=text))
+            for pos, tc in enumerate(delta.get("tool_calls") or []):
+                self._tool_delta(pos, tc)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                self.emit(StreamEvent(kind="finish", text=self.finish_reason or ""))
+
+    def _tool_delta(self, pos: int, tc: dict[str, Any]) -> None:
+        index = tc.get("index")
+        if not isinstance(index, int):
+            index = pos
+        entry = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+        if tc.get("id"):
+            entry["id"] = tc["id"]
+        fn = tc.get("function") or {}
+        if fn.get("name"):
+            entry["name"] += fn["name"]
+            self.emit(StreamEvent(kind="tool_call", index=index, name=entry["name"]))
+        if fn.get("arguments"):
+            entry["arguments"] += fn["arguments"]
+            self.emit(
+                StreamEvent(
+                    kind="tool_arguments", index=index, text=fn["arguments"], name=entry["name"]
+                )
+            )
+
+    def message(self) -> dict[str, Any]:
+        """The assembled message, in the non-streaming shape."""
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.content),
+            "reasoning_content": "".join(self.reasoning) if self.reasoning else None,
+        }
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "index": i,
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for i, c in sorted(self.calls.items())
+            ]
+        return message
+
+
+class ModelClient:
+    """One model server. Create it, ``await`` its methods, ``aclose()`` it (or ``async with``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120,
+        retries: int = 3,
+        sampling: dict[str, Any] | None = None,
+        *,
+        backoff_s: float = 0.5,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.base_url = normalise_base_url(base_url)
+        self.model = model
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.sampling: dict[str, Any] = {**DEFAULT_SAMPLING, **(sampling or {})}
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/v1/chat/completions"
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
+                headers=headers,
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def _unreachable(self, url: str, exc: Exception) -> ModelServerUnreachable:
+        return ModelServerUnreachable(
+            f"cannot reach the model server at {url} ({type(exc).__name__}: {exc}). "
+            f"Start one with `guiagent serve`, or: {SGLANG_LAUNCH}",
+            url,
+        )
+
+    def _timeout(self, url: str, exc: Exception) -> ModelTimeout:
+        return ModelTimeout(
+            f"the model server at {url} did not answer within {self.timeout_s:g} s "
+            f"({type(exc).__name__}); raise timeout_s for long reasoning",
+            url,
+        )
+
+    @staticmethod
+    def _http_error(url: str, status: int, body: bytes) -> ModelHTTPError:
+        message = body.decode("utf-8", "replace")[:500]
+        try:
+            data = json.loads(body)
+            if isinstance(data, dict):
+                inner = data.get("error") if isinstance(data.get("error"), dict) else data
+                message = str(inner.get("message") or message)
+        except ValueError:
+            pass
+        return ModelHTTPError(status, message, url)
+
+    # --- health ----------------------------------------------------------------------------
+
+    async def health(self) -> ServerInfo:
+        """Check /health and /v1/models; learn the served model name if none was given."""
+        url = f"{self.base_url}/health"
+        client = self._client()
+        try:
+            resp = await client.get(url)
+            if resp.status_code == 503:
+                raise ModelServerNotReady(503, "the server is up but still warming up", url)
+            if resp.status_code >= 400:
+                raise self._http_error(url, resp.status_code, resp.content)
+            info = await self._models()
+        except httpx.ConnectError as exc:
+            raise self._unreachable(url, exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout(url, exc) from exc
+        if self.model is None:
+            self.model = info.model
+        return info
+
+    async def wait_ready(self, timeout_s: float = 600, poll_s: float = 1.0) -> ServerInfo:
+        """Poll health() until the server answers 200 (connection refused and 503 are waited out)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return await self.health()
+            except (ModelServerUnreachable, ModelServerNotReady) as exc:
+                if time.monotonic() + poll_s > deadline:
+                    raise ModelTimeout(
+                        f"the model server at {self.base_url} was not ready within {timeout_s:g} s: {exc}",
+                        self.base_url,
+                    ) from exc
+                logger.debug("model server not ready yet: {}", exc)
+                await asyncio.sleep(poll_s)
+
+    async def _models(self) -> ServerInfo:
+        url = f"{self.base_url}/v1/models"
+        resp = await self._client().get(url)
+        if resp.status_code >= 400:
+            raise self._http_error(url, resp.status_code, resp.content)
+        try:
+            data = resp.json()
+            entries = [e for e in data.get("data") or [] if isinstance(e, dict) and e.get("id")]
+        except (ValueError, AttributeError) as exc:
+            raise ModelProtocolError(
+                f"{url} answered a body that is not a model list: {exc}", url
+            ) from exc
+        if not entries:
+            raise ModelProtocolError(f"{url} lists no served model", url)
+        return ServerInfo(
+            base_url=self.base_url,
+            model=str(entries[0]["id"]),
+            models=[str(e["id"]) for e in entries],
+            max_model_len=entries[0].get("max_model_len"),
+        )
+
+    async def _model_name(self) -> str:
+        if self.model is None:
+            try:
+                self.model = (await self._models()).model
+            except httpx.ConnectError as exc:
+                raise self._unreachable(f"{self.base_url}/v1/models", exc) from exc
+            except (ModelHTTPError, ModelProtocolError, httpx.HTTPError) as exc:
+                logger.warning("could not learn the served model name ({}); using 'default'", exc)
+                self.model = "default"
+        return self.model
+
+    # --- chat ------------------------------------------------------------------------------
+
+    def build_body(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        model: str,
+        tool_choice: Any = "auto",
+        stream: bool = False,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if tools:
+            body["tools"] = tools
+            body["tool_choice"] = tool_choice
+        params = {**self.sampling, **overrides}
+        if "max_tokens" in params and "max_completion_tokens" not in overrides:
+            params["max_completion_tokens"] = params.pop("max_tokens")
+        body.update({k: v for k, v in params.items() if v is not None})
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        tool_choice: Any = "auto",
+        stream: bool = False,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        **overrides: Any,
+    ) -> Completion:
+        """One chat completion. 5xx and refused connections are retried with backoff."""
+        model = await self._model_name()
+        body = self.build_body(messages, tools, model, tool_choice, stream, **overrides)
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            try:
+                if stream:
+                    completion = await self._stream_once(payload, on_event)
+                else:
+                    completion = await self._once(payload)
+                break
+            except (ModelHTTPError, ModelServerUnreachable) as exc:
+                retryable = isinstance(exc, ModelServerUnreachable) or exc.status >= 500
+                if not retryable or attempt >= self.retries:
+                    raise
+                delay = self.backoff_s * (2**attempt)
+                attempt += 1
+                logger.warning(
+                    "model request failed ({}); retry {}/{} in {:.2f} s",
+                    exc,
+                    attempt,
+                    self.retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        completion.latency_s = time.perf_counter() - started
+        return completion
+
+    async def _once(self, payload: bytes) -> Completion:
+        url = self.chat_url
+        try:
+            resp = await self._client().post(
+                url, content=payload, headers={"Content-Type": "application/json"}
+            )
+        except httpx.ConnectError as exc:
+            raise self._unreachable(url, exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout(url, exc) from exc
+        except httpx.TransportError as exc:
+            raise ModelProtocolError(
+                f"the connection to {url} broke before the answer was complete ({type(exc).__name__}: {exc})",
+                url,
+            ) from exc
+        if resp.status_code >= 400:
+            raise self._http_error(url, resp.status_code, resp.content)
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise ModelProtocolError(
+                f"{url} answered a body that is not JSON: {resp.content[:200]!r}", url
+            ) from exc
+        if not isinstance(data, dict):
+            raise ModelProtocolError(
+                f"{url} answered JSON that is not an object: {data!r:.200}", url
+            )
+        if data.get("object") == "error" or (
+            isinstance(data.get("error"), dict) and "choices" not in data
+        ):
+            inner = data.get("error") if isinstance(data.get("error"), dict) else data
+            raise ModelProtocolError(f"{url} answered an error object: {inner.get('message')}", url)
+        choices = data.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            raise ModelProtocolError(f"{url} answered no choices: {resp.content[:200]!r}", url)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        finish = choice.get("finish_reason")
+        return Completion(
+            reply=reply_from_message(message, finish),
+            finish_reason=finish,
+            usage=parse_usage(data.get("usage")),
+            request_id=data.get("id"),
+            model=data.get("model"),
+            raw_message=message,
+        )
+
+    async def _stream_once(
+        self, payload: bytes, on_event: Callable[[StreamEvent], None] | None
+    ) -> Completion:
+        url = self.chat_url
+        state = _StreamState(on_event)
+        try:
+            async with self._client().stream(
+                "POST", url, content=payload, headers={"Content-Type": "application/json"}
+            ) as resp:
+                if resp.status_code >= 400:
+                    raise self._http_error(url, resp.status_code, await resp.aread())
+                async for line in resp.aiter_lines():
+                    self._stream_line(url, line, state)
+                    if state.done:
+                        break
+        except httpx.ConnectError as exc:
+            raise self._unreachable(url, exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._timeout(url, exc) from exc
+        except httpx.TransportError as exc:
+            raise ModelProtocolError(
+                f"the stream from {url} was dropped after {state.chunks} chunks "
+                f"({type(exc).__name__}: {exc})",
+                url,
+            ) from exc
+        if not state.done:
+            raise ModelProtocolError(
+                f"the stream from {url} ended after {state.chunks} chunks without [DONE]", url
+            )
+        message = state.message()
+        return Completion(
+            reply=reply_from_message(message, state.finish_reason),
+            finish_reason=state.finish_reason,
+            usage=parse_usage(state.usage),
+            request_id=state.request_id,
+            model=state.model,
+            raw_message=message,
+        )
+
+    @staticmethod
+    def _stream_line(url: str, line: str, state: _StreamState) -> None:
+        line = line.strip()
+        if not line or line.startswith(":") or not line.startswith("data:"):
+            if line and not line.startswith(("event:", "id:", "retry:", ":")):
+                raise ModelProtocolError(f"{url} sent a line that is not SSE: {line[:200]!r}", url)
+            return
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            state.done = True
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ModelProtocolError(
+                f"{url} streamed a chunk that is not JSON: {data[:200]!r}", url
+            ) from exc
+        if not isinstance(obj, dict):
+            raise ModelProtocolError(
+                f"{url} streamed a chunk that is not an object: {data[:200]!r}", url
+            )
+        if obj.get("error") is not None or obj.get("object") == "error":
+            inner = obj["error"] if isinstance(obj.get("error"), dict) else obj
+            raise ModelProtocolError(
+                f"{url} reported an error inside the stream after {state.chunks} chunks: "
+                f"{inner.get('message', inner)}",
+                url,
+            )
+        state.feed(obj)

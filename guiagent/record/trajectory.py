@@ -1,0 +1,373 @@
+"""The recording format: a run directory of ``run.json``, ``steps.jsonl`` and content-addressed frames.
+
+A run directory holds:
+
+- ``run.json``: the :class:`RunHeader`, written when the run starts and rewritten
+  atomically (temp file + ``os.replace``) when it ends;
+- ``steps.jsonl``: one :class:`StepRecord` per line, appended, flushed and fsync'ed per
+  step, so a killed process loses at most the step it was writing;
+- ``frames/<sha256-16hex>.<jpg|png>`` and ``crops/<sha256-16hex>.png``: images named by
+  the hash of their file bytes, so the same pixels are written once and a reader can
+  check a file against its name. JSON never carries base64.
+
+Frames default to JPEG quality 90: measured here, a 1920x1080 screenshot encodes in
+about 6 ms as JPEG q90 against about 31 ms as PNG compress_level=1 (50 ms at the default
+level), which keeps the recorder inside the loop's per-step budget. Crops (small) are PNG.
+See docs/RECORDING_FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from loguru import logger
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FORMAT_VERSION = 1
+RUN_FILE = "run.json"
+STEPS_FILE = "steps.jsonl"
+FRAMES_DIR = "frames"
+CROPS_DIR = "crops"
+
+RunStatus = Literal["running", "finished", "failed", "stopped", "crashed"]
+StepOutcome = Literal["ok", "invalid", "denied", "error", "dry_run", "healed", "failed"]
+
+
+class RecordingError(Exception):
+    """A recording cannot be read or written as asked; the message names the file (and line)."""
+
+    def __init__(self, message: str, run: Run | None = None) -> None:
+        super().__init__(message)
+        self.run = run  # what could be loaded before the damage, when anything could
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: str | None = None
+    name: str | None = None
+    profile: str | None = None
+
+
+class RunHeader(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    format_version: int = FORMAT_VERSION
+    run_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    task: str = ""
+    surface: str = ""
+    started_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None
+    model: ModelInfo = Field(default_factory=ModelInfo)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus = "running"
+    stop_reason: str | None = None
+    answer: str | None = None
+    step_count: int = 0
+
+
+class StepRecord(BaseModel):
+    """One step of a run. Points: ``action`` is in model space, ``screen_action`` is what ran."""
+
+    model_config = ConfigDict(extra="allow")
+    index: int
+    started_at: float = Field(default_factory=time.time)
+    frame: str | None = None
+    frame_size: list[int] | None = None
+    sent_size: list[int] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    request: dict[str, Any] = Field(default_factory=dict)
+    reply: dict[str, Any] | None = None
+    action: dict[str, Any] | None = None
+    screen_action: dict[str, Any] | None = None
+    trail: list[dict[str, Any]] = Field(default_factory=list)
+    invalid: str | None = None
+    policy: dict[str, Any] | None = None
+    redactions: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: dict[str, Any] | None = None
+    outcome: StepOutcome = "ok"
+    error: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    sub_steps: list[dict[str, Any]] = Field(default_factory=list)
+    healed: dict[str, Any] | None = None
+
+    @property
+    def action_name(self) -> str | None:
+        act = self.screen_action or self.action
+        return str(act.get("action")) if act else None
+
+    def frame_point(self, which: int = 0) -> tuple[float, float] | None:
+        """The ``which``-th point of the action in frame pixels, from the trail."""
+        if len(self.trail) > which and self.trail[which].get("frame") is not None:
+            x, y = self.trail[which]["frame"]
+            return (float(x), float(y))
+        return None
+
+    def screen_point(self, which: int = 0) -> tuple[float, float] | None:
+        if len(self.trail) > which and self.trail[which].get("screen") is not None:
+            x, y = self.trail[which]["screen"]
+            return (float(x), float(y))
+        if self.screen_action and which == 0 and self.screen_action.get("x") is not None:
+            return (float(self.screen_action["x"]), float(self.screen_action["y"]))
+        return None
+
+
+class Run(BaseModel):
+    """A loaded recording."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    header: RunHeader
+    steps: list[StepRecord] = Field(default_factory=list)
+    path: Path
+    load_errors: list[str] = Field(default_factory=list)
+
+    def file(self, relative: str) -> Path:
+        return self.path / relative
+
+    def frame_image(self, step: StepRecord) -> Image.Image | None:
+        """The frame a step saw, as RGB, or None when the step has none."""
+        if not step.frame:
+            return None
+        path = self.file(step.frame)
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise RecordingError(f"{path}: cannot read frame of step {step.index}: {exc}") from exc
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def encode_image(image: Image.Image, fmt: str = "jpg", quality: int = 90) -> tuple[bytes, str]:
+    """Encode for the recording; returns (bytes, extension)."""
+    fmt = fmt.lower()
+    buf = io.BytesIO()
+    if fmt in ("jpg", "jpeg"):
+        image.convert("RGB").save(buf, format="JPEG", quality=quality)
+        return buf.getvalue(), "jpg"
+    if fmt == "png":
+        image.save(buf, format="PNG", compress_level=1)
+        return buf.getvalue(), "png"
+    raise ValueError(f"unsupported frame format {fmt!r}: use 'jpg' or 'png'")
+
+
+def content_name(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class Recorder:
+    """Writes one run directory. One writer; calls are serialised by a lock."""
+
+    def __init__(self, run_dir: Path | str, header: RunHeader, frame_format: str = "jpg", quality: int = 90) -> None:
+        self.run_dir = Path(run_dir)
+        self.header = header
+        self.frame_format = frame_format
+        self.quality = quality
+        self._lock = threading.Lock()
+        self._known: set[str] = set()
+        self._finished = False
+        try:
+            (self.run_dir / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+            (self.run_dir / CROPS_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(f"{self.run_dir}: cannot create the run directory: {exc}") from exc
+        if (self.run_dir / STEPS_FILE).exists() and (self.run_dir / STEPS_FILE).stat().st_size > 0:
+            raise RecordingError(f"{self.run_dir / STEPS_FILE}: a recording already exists here; pick a new directory")
+        self._steps = open(self.run_dir / STEPS_FILE, "ab")  # noqa: SIM115 - kept open for the run
+        self._write_header()
+        logger.debug("recording run {} to {}", header.run_id, self.run_dir)
+
+    def _write_header(self) -> None:
+        _atomic_write(self.run_dir / RUN_FILE, self.header.model_dump_json(indent=2).encode())
+
+    def _save_bytes(self, folder: str, data: bytes, ext: str) -> str:
+        relative = f"{folder}/{content_name(data)}.{ext}"
+        with self._lock:
+            if relative in self._known:
+                return relative
+            path = self.run_dir / relative
+            if not path.exists():
+                # temp + rename: a killed writer never leaves a half file under a valid name
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            self._known.add(relative)
+        return relative
+
+    def save_frame(self, image: Image.Image, fmt: str | None = None) -> str:
+        """Save a frame once (content-addressed) and return its path relative to the run dir."""
+        data, ext = encode_image(image, fmt or self.frame_format, self.quality)
+        return self._save_bytes(FRAMES_DIR, data, ext)
+
+    def save_crop(self, image: Image.Image, box: tuple[float, float, float, float] | list[float]) -> str:
+        """Save the ``box`` (x1, y1, x2, y2, frame pixels, clamped to the image) as a PNG crop."""
+        x1, y1, x2, y2 = (round(v) for v in box)
+        x1, x2 = sorted((max(0, min(image.width, x1)), max(0, min(image.width, x2))))
+        y1, y2 = sorted((max(0, min(image.height, y1)), max(0, min(image.height, y2))))
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            raise ValueError(f"crop box {list(box)} is empty on a {image.width}x{image.height} image")
+        data, ext = encode_image(image.crop((x1, y1, x2, y2)), "png")
+        return self._save_bytes(CROPS_DIR, data, ext)
+
+    def append(self, step: StepRecord) -> None:
+        line = step.model_dump_json().encode() + b"\n"
+        with self._lock:
+            if self._finished:
+                raise RecordingError(f"{self.run_dir}: recording already finished; cannot append step {step.index}")
+            self._steps.write(line)
+            self._steps.flush()
+            os.fsync(self._steps.fileno())
+            self.header.step_count += 1
+
+    def finish(self, status: RunStatus, stop_reason: str | None = None, answer: str | None = None) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self.header.status = status
+            self.header.stop_reason = stop_reason
+            if answer is not None:
+                self.header.answer = answer
+            self.header.ended_at = time.time()
+            self._steps.close()
+            self._write_header()
+        logger.debug("run {} {} ({} steps)", self.header.run_id, status, self.header.step_count)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._finished:
+            return
+        if exc is None:
+            self.finish("stopped", stop_reason="recorder closed without finish()")
+        elif isinstance(exc, (KeyboardInterrupt,)) or type(exc).__name__ == "CancelledError":
+            self.finish("stopped", stop_reason=f"interrupted: {type(exc).__name__}")
+        else:
+            self.finish("crashed", stop_reason=f"{type(exc).__name__}: {exc}")
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def _read_header(run_path: Path, errors: list[str], strict: bool) -> RunHeader | None:
+    path = run_path / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{path}: not valid JSON ({exc})"
+        if strict:
+            raise RecordingError(msg) from exc
+        errors.append(msg)
+        return None
+    if not isinstance(raw, dict):
+        msg = f"{path}: expected a JSON object, got {type(raw).__name__}"
+        if strict:
+            raise RecordingError(msg)
+        errors.append(msg)
+        return None
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise RecordingError(
+            f"{path}: format_version {version!r} is not supported; this guiagent reads versions 1..{FORMAT_VERSION}"
+            " (upgrade guiagent to read newer recordings)"
+        )
+    try:
+        return RunHeader.model_validate(raw)
+    except ValidationError as exc:
+        msg = f"{path}: invalid header: {exc.errors(include_url=False)[0]['loc']} {exc.errors()[0]['msg']}"
+        if strict:
+            raise RecordingError(msg) from exc
+        errors.append(msg)
+        return None
+
+
+def _read_steps(run_path: Path, errors: list[str]) -> list[StepRecord]:
+    path = run_path / STEPS_FILE
+    steps: list[StepRecord] = []
+    if not path.exists():
+        errors.append(f"{path}: missing (no step was recorded)")
+        return steps
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    truncated_tail = not data.endswith(b"\n") and data != b""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        is_last = number == len(lines)
+        try:
+            raw = json.loads(line.decode("utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+            steps.append(StepRecord.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            errors.append(f"{path}:{number}: invalid step: {loc}: {first['msg']}")
+        except (UnicodeDecodeError, ValueError) as exc:
+            kind = "truncated line (the writer stopped mid-step)" if is_last and truncated_tail else "corrupt line"
+            errors.append(f"{path}:{number}: {kind}: {exc}")
+    return steps
+
+
+def load(path: Path | str, strict: bool = False) -> Run:
+    """Read a run directory (or its run.json).
+
+    Damage (a truncated or corrupt line, an unreadable run.json) is listed in
+    ``Run.load_errors`` with file and line, and every readable step is still returned;
+    with ``strict=True`` the first damage raises :class:`RecordingError` (the partial run is
+    on ``.run``). A missing run.json means the process died before writing it: the run
+    is rebuilt from steps.jsonl with status ``"crashed"``. An unknown format_version
+    always raises.
+    """
+    run_path = Path(path)
+    if run_path.is_file() and run_path.name in (RUN_FILE, STEPS_FILE):
+        run_path = run_path.parent
+    if not run_path.is_dir():
+        raise RecordingError(f"{run_path}: no such run directory")
+    if not (run_path / RUN_FILE).exists() and not (run_path / STEPS_FILE).exists():
+        raise RecordingError(f"{run_path}: not a recording (neither {RUN_FILE} nor {STEPS_FILE} is there)")
+    errors: list[str] = []
+    header = _read_header(run_path, errors, strict)
+    steps = _read_steps(run_path, errors)
+    if header is None:
+        header = RunHeader(
+            run_id=run_path.name,
+            status="crashed",
+            stop_reason=f"{RUN_FILE} missing or unreadable: the process stopped before writing it",
+            started_at=steps[0].started_at if steps else 0.0,
+            step_count=len(steps),
+        )
+    run = Run(header=header, steps=steps, path=run_path, load_errors=errors)
+    for err in errors:
+        logger.warning("recording damage: {}", err)
+    if strict and errors:
+        raise RecordingError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), run=run)
+    return run

@@ -1,0 +1,601 @@
+"""Run a scenario's steps on an environment with the local grounder (OCR, DOM, templates).
+
+Each step: settle (wait until the screen stops changing, by frame differences, not the
+model), ground the target in the settled frame (frame pixels), convert to screen
+coordinates through the frame's transform, build a :mod:`guiagent.actions` model, act, and
+record the step. The first failing step stops the scenario; its frame is saved beside
+the recording and its message names the step, what was expected and what was seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from loguru import logger
+from pydantic import BaseModel, Field
+
+from guiagent.actions import BaseAction, Click, DoubleClick, Drag, Key, RightClick, Scroll, Type
+from guiagent.envs.base import Environment, Frame
+from guiagent.geometry import Point
+from guiagent.scenario.schema import (
+    ExpectSpec,
+    Scenario,
+    SettleOptions,
+    TargetSpec,
+    TypeSpec,
+    WaitForSpec,
+    as_target,
+)
+
+StepStatus = Literal["passed", "failed", "skipped"]
+AgentFactory = Callable[[Environment], Any]
+
+WAIT_FOR_TIMEOUT_S = 5.0
+EXPECT_TIMEOUT_S = 2.0
+RECENT_FRAMES = 6  # frames kept so `expect` also sees brief states (toasts) since the last action
+RECENT_OCR = 3  # how many of those (distinct, newest first) an `expect` may read
+POLL_S = 0.1
+
+
+class StepResult(BaseModel):
+    index: int
+    kind: str
+    label: str
+    status: StepStatus
+    ms: float = 0.0
+    error: str | None = None
+    frame_path: str | None = None
+    detail: str = ""
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    path: str | None = None
+    status: Literal["passed", "failed", "error"]
+    steps: list[StepResult] = Field(default_factory=list)
+    ms: float = 0.0
+    run_dir: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+    def failure_message(self) -> str:
+        step = self.failed_step
+        if step is not None and step.error:
+            where = f" (frame: {step.frame_path})" if step.frame_path else ""
+            return f"{step.error}{where}"
+        return self.error or ""
+
+
+class StepFailure(Exception):
+    """A step that did not do what it says; the message is the report line."""
+
+
+class _Grounded(BaseModel):
+    frame_point: tuple[float, float] | None = None
+    screen: tuple[float, float]
+    box: tuple[float, float, float, float] | None = None
+    source: str = ""
+    confidence: float | None = None
+    role: str | None = None
+
+
+def _label(index: int, kind: str, value: Any) -> str:
+    head = f"step {index + 1} ({kind}"
+    if kind in ("click", "double_click", "right_click"):
+        return f"{head} {as_target(value).describe()})"
+    if kind == "type":
+        into = f" into {value.into.describe()}" if value.into is not None else ""
+        return f'{head} "{value.text}"{into})'
+    if kind == "press":
+        return f"{head} {'+'.join(value) if isinstance(value, list) else value})"
+    if kind == "wait_for":
+        what = f'"{value.text}"' if value.text is not None else f"image {value.image}"
+        return f"{head} {what}{' gone' if value.gone else ''})"
+    if kind == "expect":
+        parts = []
+        if value.text is not None:
+            parts.append(f'"{value.text}"')
+        if value.image is not None:
+            parts.append(f"image {value.image}")
+        if value.title is not None:
+            parts.append(f"title {value.title!r}")
+        if value.url is not None:
+            parts.append(f"url {value.url!r}")
+        return f"{head} {'not ' if value.not_ else ''}{', '.join(parts)})"
+    if kind == "screenshot":
+        return f"{head} {value})"
+    if kind == "use":
+        return f"{head} {value.skill})"
+    return f"{head})"
+
+
+def match_pattern(pattern: str, value: str) -> bool:
+    """``re:<regex>`` searches; a pattern with glob characters must match whole; else a substring."""
+    if pattern.startswith("re:"):
+        return re.search(pattern[3:], value) is not None
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(value, pattern)
+    return pattern in value
+
+
+class ScenarioRunner:
+    """Runs one scenario on one environment; create one per run."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        env: Environment,
+        grounder: Any,
+        *,
+        recorder: Any = None,
+        agent_factory: AgentFactory | None = None,
+        settle_opts: SettleOptions | None = None,
+        out_dir: str | Path | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.env = env
+        self.grounder = grounder
+        self.recorder = recorder
+        self.agent_factory = agent_factory
+        self.settle_opts = settle_opts or scenario.settle
+        self.out_dir = Path(out_dir) if out_dir else (Path(recorder.run_dir) if recorder is not None else None)
+        self.recent: deque[Frame] = deque(maxlen=RECENT_FRAMES)
+        self._agent: Any = None
+
+    # --- observing --------------------------------------------------------------------
+
+    async def observe(self) -> Frame:
+        frame = await self.env.observe()
+        self.recent.append(frame)
+        return frame
+
+    async def settled(self) -> tuple[Frame, float]:
+        opts = self.settle_opts
+        if not opts.enabled:
+            return await self.observe(), 0.0
+        from guiagent.agent.watch import settle
+
+        result = await settle(self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s)
+        if not result.settled:
+            logger.debug("screen still changing after {:.0f} ms; going on", result.waited_ms)
+        return result.frame, float(result.waited_ms)
+
+    async def dom(self) -> list[Any] | None:
+        getter = getattr(self.env, "dom_elements", None)
+        if getter is None:
+            return None
+        try:
+            return list(await getter())
+        except Exception as exc:  # a page mid-navigation: fall back to OCR for this frame
+            logger.debug("no DOM for this frame: {}", exc)
+            return None
+
+    # --- grounding --------------------------------------------------------------------
+
+    def _target(self, spec: TargetSpec) -> Any:
+        from guiagent.models.local import Target
+
+        image = None
+        if spec.image is not None:
+            image = str((self.scenario.base_dir / spec.image).resolve())
+            if not Path(image).exists():
+                raise StepFailure(f"template image {spec.image} not found (looked at {image})")
+        return Target(
+            text=spec.text,
+            image=image,
+            role=spec.role,
+            nth=spec.nth,
+            near=spec.near,
+            in_region=spec.in_,
+            exact=spec.exact,
+        )
+
+    async def _ground_once(self, frame: Frame, spec: TargetSpec, dom: list[Any] | None) -> _Grounded:
+        if spec.at is not None:
+            return _Grounded(screen=(float(spec.at[0]), float(spec.at[1])), source="at")
+        result = await self.grounder.aground(frame, self._target(spec), dom=dom)
+        px, py = result.point
+        screen = frame.transform.frame_to_screen(Point(float(px), float(py)))
+        box = tuple(float(v) for v in result.box) if getattr(result, "box", None) is not None else None
+        return _Grounded(
+            frame_point=(float(px), float(py)),
+            screen=(screen.x, screen.y),
+            box=box,  # type: ignore[arg-type]
+            source=str(getattr(result, "source", "")),
+            confidence=getattr(result, "confidence", None),
+            role=getattr(result, "role", None),
+        )
+
+    async def ground(self, frame: Frame, spec: TargetSpec, timeout: float) -> tuple[Frame, _Grounded]:
+        """Ground ``spec``, re-observing until ``timeout`` while it is not found (the UI may still be coming)."""
+        from guiagent.models.local import TargetNotFound
+
+        deadline = time.monotonic() + timeout
+        dom = await self.dom()
+        while True:
+            try:
+                return frame, await self._ground_once(frame, spec, dom)
+            except TargetNotFound as exc:
+                if time.monotonic() >= deadline:
+                    raise StepFailure(str(exc)) from exc
+            await asyncio.sleep(POLL_S)
+            frame = await self.observe()
+            dom = await self.dom()
+
+    async def visible(self, frame: Frame, spec: TargetSpec, dom: list[Any] | None) -> tuple[bool, str]:
+        """Whether ``spec`` is on ``frame``; the second value is what the grounder said when not."""
+        from guiagent.models.local import AmbiguousTarget, TargetNotFound
+
+        try:
+            await self._ground_once(frame, spec, dom)
+        except AmbiguousTarget:
+            return True, ""
+        except TargetNotFound as exc:
+            return False, str(exc)
+        return True, ""
+
+    # --- steps ------------------------------------------------------------------------
+
+    async def _act(self, action: BaseAction) -> None:
+        result = await self.env.act(action)
+        if not result.ok:
+            raise StepFailure(f"the environment refused {action.name}: {result.detail}")
+
+    async def _click_kind(self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]) -> None:
+        spec = as_target(value)
+        frame, hit = await self.ground(frame, spec, timeout)
+        cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
+        action = cls(x=hit.screen[0], y=hit.screen[1])
+        rec.update(action=action, hits=[hit])
+        await self._act(action)
+
+    async def _type(self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]) -> None:
+        hits = []
+        if spec.into is not None:
+            frame, hit = await self.ground(frame, spec.into, timeout)
+            hit = self._input_beside_label(frame, hit)
+            hits.append(hit)
+            await self._act(Click(x=hit.screen[0], y=hit.screen[1]))
+        action = Type(text=spec.text)
+        rec.update(action=action, hits=hits)
+        await self._act(action)
+        if spec.enter:
+            await self._act(Key(keys=["enter"]))
+
+    def _input_beside_label(self, frame: Frame, hit: _Grounded) -> _Grounded:
+        """A text found by OCR next to a field is its label: click the field to its right.
+
+        In a browser the DOM grounder already resolves a label to its input; on the
+        desktop the label and the entry are separate pixels, so look along the label's
+        middle row for the entry's border and click a little inside it.
+        """
+        if hit.box is None or hit.source == "dom" or (hit.role or "") in ("textbox", "input", "combobox"):
+            return hit
+        x1, y1, x2, y2 = hit.box
+        image = frame.image
+        y = int((y1 + y2) / 2)
+        if not 0 <= y < image.height:
+            return hit
+        start = int(x2) + 3
+        limit = min(image.width - 1, start + 400)
+        if start >= limit:
+            return hit
+        row = [image.getpixel((x, y)) for x in range(start, limit)]
+        base = row[0]
+
+        def differs(p: Any) -> bool:
+            return sum(abs(int(a) - int(b)) for a, b in zip(p, base, strict=False)) > 90
+
+        edge = next((i for i, p in enumerate(row) if differs(p)), None)
+        if edge is None:
+            return hit
+        inner = next((i for i in range(edge, len(row)) if not differs(row[i])), None)
+        fx = start + (inner if inner is not None else edge) + 12
+        screen = frame.transform.frame_to_screen(Point(float(fx), float(y)))
+        return hit.model_copy(
+            update={"frame_point": (float(fx), float(y)), "screen": (screen.x, screen.y), "source": f"{hit.source}+field"}
+        )
+
+    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
+        hits = []
+        if spec.on is not None:
+            frame, hit = await self.ground(frame, spec.on, timeout)
+            hits.append(hit)
+            x, y = hit.screen
+        elif spec.at is not None:
+            x, y = spec.at
+        else:
+            centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
+            x, y = centre.x, centre.y
+        action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
+        rec.update(action=action, hits=hits)
+        await self._act(action)
+
+    async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
+        frame, start = await self.ground(frame, spec.from_, timeout)
+        frame, end = await self.ground(frame, spec.to, timeout)
+        action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
+        rec.update(action=action, hits=[start, end])
+        await self._act(action)
+
+    async def _wait_for(self, frame: Frame, spec: WaitForSpec, timeout: float | None) -> str:
+        limit = spec.timeout or timeout or WAIT_FOR_TIMEOUT_S
+        target = TargetSpec(text=spec.text, image=spec.image, exact=spec.exact)
+        deadline = time.monotonic() + limit
+        started = time.monotonic()
+        while True:
+            present, seen = await self.visible(frame, target, await self.dom())
+            if present != spec.gone:
+                return f"after {(time.monotonic() - started) * 1000:.0f} ms"
+            if time.monotonic() >= deadline:
+                what = target.describe()
+                if spec.gone:
+                    raise StepFailure(f"{what} still visible after {limit:g} s")
+                raise StepFailure(f"{what} did not appear within {limit:g} s: {seen}")
+            await asyncio.sleep(POLL_S)
+            frame = await self.observe()
+
+    async def _expect(self, frame: Frame, spec: ExpectSpec, timeout: float | None) -> str:
+        limit = spec.timeout if spec.timeout is not None else (timeout or EXPECT_TIMEOUT_S)
+        deadline = time.monotonic() + limit
+        checked_recent = False
+        while True:
+            problems = await self._expect_problems(frame, spec, use_recent=not checked_recent)
+            checked_recent = True
+            if not problems:
+                return ""
+            if time.monotonic() >= deadline:
+                raise StepFailure("; ".join(problems))
+            await asyncio.sleep(POLL_S)
+            frame = await self.observe()
+
+    async def _expect_problems(self, frame: Frame, spec: ExpectSpec, use_recent: bool) -> list[str]:
+        problems: list[str] = []
+        if spec.title is not None:
+            title = self._title(frame)
+            if (title is not None and match_pattern(spec.title, title)) == spec.not_:
+                problems.append(f"title {'matches' if spec.not_ else 'is not'} {spec.title!r}; seen: {title!r}")
+        if spec.url is not None:
+            url = str(frame.meta.get("url", ""))
+            if match_pattern(spec.url, url) == spec.not_:
+                problems.append(f"url {'matches' if spec.not_ else 'is not'} {spec.url!r}; seen: {url!r}")
+        if spec.text is not None or spec.image is not None:
+            target = TargetSpec(text=spec.text, image=spec.image, exact=spec.exact)
+            present, seen = await self.visible(frame, target, await self.dom())
+            if not present and not spec.not_ and use_recent:
+                present = await self._seen_recently(frame, target)
+            if spec.not_ and present:
+                problems.append(f"{target.describe()} is visible but should not be")
+            elif not spec.not_ and not present:
+                problems.append(seen or f"{target.describe()} is not visible")
+        return problems
+
+    async def _seen_recently(self, current: Frame, target: TargetSpec) -> bool:
+        """Brief states (toasts, flashes) count: look at the few frames seen since the last action."""
+        digests = {current.digest}
+        frames = []
+        for frame in reversed(self.recent):
+            if frame.digest not in digests:
+                digests.add(frame.digest)
+                frames.append(frame)
+        for frame in frames[:RECENT_OCR]:
+            present, _ = await self.visible(frame, target, None)
+            if present:
+                logger.debug("expect {}: seen in a recent frame", target.describe())
+                return True
+        return False
+
+    def _title(self, frame: Frame) -> str | None:
+        title = frame.meta.get("title") or frame.meta.get("window_title")
+        return str(title) if title is not None else None
+
+    async def _ai(self, index: int, kind: str, text: str, frame: Frame) -> str:
+        if self.agent_factory is None:
+            raise StepFailure("needs a model server: pass --model URL")
+        if self._agent is None:
+            self._agent = self.agent_factory(self.env)
+        if kind == "ai":
+            result = await self._agent.run(text)
+            if result.status != "finished":
+                raise StepFailure(f"the model did not finish the task ({result.status}): {result.stop_reason or ''}")
+            return result.answer or ""
+        yes, answer = await self._agent.ask_yes_no(text, frame)
+        if not yes:
+            raise StepFailure(f"the model answered no to {text!r}: {answer}")
+        return answer
+
+    async def _use(self, spec: Any, rec: dict[str, Any]) -> str:
+        try:
+            import guiagent.skills as skills  # noqa: PLC0415
+        except ImportError:
+            raise StepFailure(f"unknown skill {spec.skill!r}: no skills are installed (guiagent.skills is absent)") from None
+        runner = getattr(skills, "run_skill", None)
+        if runner is None:
+            raise StepFailure(f"unknown skill {spec.skill!r}: guiagent.skills has no run_skill()")
+        try:
+            result = await runner(spec.skill, self.env, dict(spec.with_))
+        except KeyError as exc:
+            raise StepFailure(f"unknown skill {spec.skill!r}: {exc}") from exc
+        return str(result) if result is not None else ""
+
+    def _screenshot(self, name: str, frame: Frame) -> str:
+        if self.out_dir is None:
+            raise StepFailure("no output directory for screenshots (pass --record or a recorder)")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / (name if name.lower().endswith(".png") else f"{name}.png")
+        frame.image.save(path)
+        return str(path)
+
+    async def run_step(self, index: int, frame: Frame, rec: dict[str, Any]) -> str:
+        step = self.scenario.steps[index]
+        kind, value = step.kind, step.value
+        timeout = step.timeout or self.scenario.step_timeout
+        if kind in ("click", "double_click", "right_click"):
+            await self._click_kind(kind, frame, value, timeout, rec)
+        elif kind == "type":
+            await self._type(frame, value, timeout, rec)
+        elif kind == "press":
+            action = Key(keys=list(value))
+            rec.update(action=action)
+            await self._act(action)
+        elif kind == "scroll":
+            await self._scroll(frame, value, timeout, rec)
+        elif kind == "drag":
+            await self._drag(frame, value, timeout, rec)
+        elif kind == "wait_for":
+            return await self._wait_for(frame, value, step.timeout)
+        elif kind == "expect":
+            return await self._expect(frame, value, step.timeout)
+        elif kind in ("ai", "ai_assert"):
+            return await self._ai(index, kind, value, frame)
+        elif kind == "screenshot":
+            return self._screenshot(value, frame)
+        elif kind == "use":
+            return await self._use(value, rec)
+        else:  # the schema admits no other kind
+            raise StepFailure(f"unsupported step kind {kind!r}")
+        return ""
+
+    # --- the whole scenario ------------------------------------------------------------
+
+    async def run(self) -> ScenarioResult:
+        started = time.perf_counter()
+        results: list[StepResult] = []
+        failed = False
+        for index, step in enumerate(self.scenario.steps):
+            label = _label(index, step.kind, step.value)
+            if failed:
+                results.append(StepResult(index=index, kind=step.kind, label=label, status="skipped"))
+                continue
+            results.append(await self._run_one(index, label))
+            failed = results[-1].status == "failed"
+        status: Literal["passed", "failed"] = "failed" if failed else "passed"
+        if self._agent is not None and hasattr(self._agent, "close"):
+            await self._agent.close()
+        return ScenarioResult(
+            name=self.scenario.name,
+            path=self.scenario.path,
+            status=status,
+            steps=results,
+            ms=(time.perf_counter() - started) * 1000,
+            run_dir=str(self.recorder.run_dir) if self.recorder is not None else None,
+        )
+
+    async def _run_one(self, index: int, label: str) -> StepResult:
+        step = self.scenario.steps[index]
+        t0 = time.perf_counter()
+        rec: dict[str, Any] = {}
+        frame, settle_ms = await self.settled()
+        t1 = time.perf_counter()
+        error: str | None = None
+        detail = ""
+        try:
+            detail = await self.run_step(index, frame, rec)
+        except StepFailure as exc:
+            error = f"{label}: {exc}"
+        except Exception as exc:  # the surface went away, a grounder error...: report, do not crash the run
+            logger.opt(exception=exc).debug("{} crashed", label)
+            error = f"{label}: {type(exc).__name__}: {exc}"
+        if rec.get("action") is not None:
+            self.recent.clear()  # frames before an action are no evidence for later steps
+        timings = {"settle_ms": settle_ms, "step_ms": (time.perf_counter() - t1) * 1000}
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        frame_path = None
+        if error is not None:
+            logger.info("{}", error)
+            frame_path = self._save_failure(index, frame)
+        self._record(index, label, frame, rec, error, detail, timings)
+        return StepResult(
+            index=index,
+            kind=step.kind,
+            label=label,
+            status="failed" if error else "passed",
+            ms=timings["total_ms"],
+            error=error,
+            frame_path=frame_path,
+            detail=detail,
+        )
+
+    def _save_failure(self, index: int, frame: Frame) -> str | None:
+        if self.out_dir is None:
+            return None
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            current = self.recent[-1] if self.recent else frame
+            path = self.out_dir / f"failure-step{index + 1}.png"
+            current.image.save(path)
+            return str(path)
+        except OSError as exc:
+            logger.warning("cannot save the failure frame: {}", exc)
+            return None
+
+    def _record(
+        self, index: int, label: str, frame: Frame, rec: dict[str, Any], error: str | None, detail: str, timings: dict[str, float]
+    ) -> None:
+        if self.recorder is None:
+            return
+        from guiagent.record.trajectory import StepRecord
+
+        action: BaseAction | None = rec.get("action")
+        hits: list[_Grounded] = rec.get("hits", [])
+        step = self.scenario.steps[index]
+        record = StepRecord(
+            index=index,
+            frame=self.recorder.save_frame(frame.image),
+            frame_size=[frame.size.width, frame.size.height],
+            meta={k: v for k, v in frame.meta.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))},
+            screen_action=action.model_dump() if action is not None else None,
+            trail=[
+                {"frame": list(h.frame_point) if h.frame_point else None, "screen": list(h.screen), "source": h.source, "box": list(h.box) if h.box else None}
+                for h in hits
+            ],
+            outcome="failed" if error else "ok",
+            error=error,
+            timings=timings,
+            scenario_step={"label": label, "kind": step.kind, "spec": step.model_dump(mode="json", by_alias=True, exclude_none=True), "detail": detail},
+        )
+        self.recorder.append(record)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    env: Environment,
+    grounder: Any,
+    *,
+    recorder: Any = None,
+    agent_factory: AgentFactory | None = None,
+    settle_opts: SettleOptions | None = None,
+    out_dir: str | Path | None = None,
+) -> ScenarioResult:
+    """Run every step of ``scenario`` on ``env``; stops at the first failing step.
+
+    ``grounder`` is a :class:`guiagent.models.local.LocalGrounder`; ``recorder`` a
+    :class:`guiagent.record.trajectory.Recorder` (its run directory also receives failure
+    frames and screenshots, unless ``out_dir`` is given); ``agent_factory(env)`` builds the
+    agent used by ``ai``/``ai_assert`` steps (None: those steps fail asking for a model).
+    """
+    runner = ScenarioRunner(
+        scenario,
+        env,
+        grounder,
+        recorder=recorder,
+        agent_factory=agent_factory,
+        settle_opts=settle_opts,
+        out_dir=out_dir,
+    )
+    return await runner.run()
+

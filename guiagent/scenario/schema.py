@@ -1,0 +1,716 @@
+"""Scenario files: pydantic models, YAML loading with line numbers, variables, JSON Schema.
+
+A scenario is a YAML mapping with ``name``, ``target`` (a URL for the browser or a command
+for the desktop) and ``steps``; each step has exactly one action key (``click``, ``type``,
+``expect``, ...) plus optional ``name`` and ``timeout``. Loading keeps the YAML node line
+numbers so that a bad file is reported as ``file:line: step N (kind): what is wrong``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+STEP_KINDS: tuple[str, ...] = (
+    "click",
+    "double_click",
+    "right_click",
+    "type",
+    "press",
+    "scroll",
+    "drag",
+    "wait_for",
+    "expect",
+    "ai",
+    "ai_assert",
+    "screenshot",
+    "use",
+)
+COMMON_STEP_KEYS = ("name", "timeout")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the file, line and step."""
+
+    def __init__(self, message: str, path: str | Path | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.problems = problems or [message]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- targets --------------------------------------------------------------------------
+
+
+class TargetSpec(_Strict):
+    """What a person would point at: a visible text, a template image, or a fixed point."""
+
+    text: str | None = Field(default=None, description="Visible text (OCR, or the DOM in a browser).")
+    image: str | None = Field(default=None, description="Template image path, relative to the scenario file.")
+    at: tuple[float, float] | None = Field(
+        default=None, description="A fixed point [x, y] in screen coordinates (CSS pixels in a browser)."
+    )
+    nth: int | None = Field(default=None, ge=1, description="Pick the n-th match (1-based, reading order).")
+    near: str | None = Field(default=None, description="Prefer the match closest to this text.")
+    in_: str | None = Field(default=None, alias="in", description="Only matches inside the region of this text.")
+    role: str | None = Field(default=None, description="Element role, e.g. button, textbox, checkbox, link.")
+    exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
+
+    @model_validator(mode="after")
+    def _one_locator(self) -> TargetSpec:
+        given = [k for k in ("text", "image", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none of them"
+            raise ValueError(f"a target needs exactly one of text, image or at; got {found}")
+        return self
+
+    def describe(self) -> str:
+        if self.text is not None:
+            base = f'"{self.text}"'
+        elif self.image is not None:
+            base = f"image {self.image}"
+        else:
+            assert self.at is not None
+            base = f"point ({self.at[0]:g}, {self.at[1]:g})"
+        extras = []
+        if self.role:
+            extras.append(f"role={self.role}")
+        if self.nth:
+            extras.append(f"nth={self.nth}")
+        if self.near:
+            extras.append(f'near "{self.near}"')
+        if self.in_:
+            extras.append(f'in "{self.in_}"')
+        return base + (f" ({', '.join(extras)})" if extras else "")
+
+
+_TARGET_KEYS = tuple(
+    (info.alias or name) for name, info in TargetSpec.model_fields.items()
+)  # text, image, at, nth, near, in, role, exact
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = f"unknown key {loc!r}"
+            loc = ""
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _coerce_target(value: Any) -> Any:
+    if isinstance(value, (str, TargetSpec)):
+        return value
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in _TARGET_KEYS and k != "in_"]
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})")
+        try:
+            return TargetSpec.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(_summarise(exc)) from None
+    raise ValueError(f"expected a text or a mapping with text/image/at, got {_type_name(value)}")
+
+
+def as_target(value: str | TargetSpec) -> TargetSpec:
+    return TargetSpec(text=value) if isinstance(value, str) else value
+
+
+TargetRef = Annotated[str | TargetSpec, BeforeValidator(_coerce_target), AfterValidator(as_target)]
+
+
+def _coerce_keys(value: Any) -> Any:
+    if isinstance(value, str):
+        keys = [k for k in re.split(r"\s*\+\s*", value.strip()) if k] if len(value.strip()) > 1 else [value]
+        if not keys:
+            raise ValueError("expected a key or a chord like 'ctrl+s', got an empty text")
+        return keys
+    if isinstance(value, list) and value and all(isinstance(k, str) and k for k in value):
+        return value
+    raise ValueError(f"expected a key chord like 'ctrl+s' or ['ctrl', 's'], got {_type_name(value)}")
+
+
+KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
+
+
+# --- step payloads --------------------------------------------------------------------
+
+
+class TypeSpec(_Strict):
+    text: str = Field(description="Text to type.")
+    into: TargetRef | None = Field(default=None, description="Click this target first (an input or its label).")
+    enter: bool = Field(default=False, description="Press Enter after typing.")
+
+
+class ScrollSpec(_Strict):
+    direction: Literal["up", "down", "left", "right"] = "down"
+    amount: int = Field(default=3, ge=1, le=50, description="Wheel notches.")
+    at: tuple[float, float] | None = Field(default=None, description="Screen point to scroll at.")
+    on: TargetRef | None = Field(default=None, description="Scroll over this target.")
+
+
+class DragSpec(_Strict):
+    from_: TargetRef = Field(alias="from")
+    to: TargetRef
+
+
+class WaitForSpec(_Strict):
+    text: str | None = None
+    image: str | None = None
+    gone: bool = Field(default=False, description="Wait until it disappears instead.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds (default 5).")
+    exact: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> WaitForSpec:
+        if (self.text is None) == (self.image is None):
+            raise ValueError("wait_for needs exactly one of text or image")
+        return self
+
+
+class ExpectSpec(_Strict):
+    text: str | None = None
+    image: str | None = None
+    not_: bool = Field(default=False, alias="not", description="Expect it NOT to be visible.")
+    title: str | None = Field(default=None, description="Window/page title (glob; 're:' prefix for a regex).")
+    url: str | None = Field(default=None, description="Page URL (glob; 're:' prefix for a regex).")
+    exact: bool = False
+    timeout: float | None = Field(default=None, ge=0, description="Keep looking this long (default 2 s).")
+
+    @model_validator(mode="after")
+    def _one(self) -> ExpectSpec:
+        given = [k for k in ("text", "image", "title", "url") if getattr(self, k) is not None]
+        if not given:
+            raise ValueError("expect needs one of text, image, title or url")
+        return self
+
+
+class UseSpec(_Strict):
+    skill: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+def _coerce_wait_for(value: Any) -> Any:
+    return {"text": value} if isinstance(value, str) else value
+
+
+def _coerce_expect(value: Any) -> Any:
+    return {"text": value} if isinstance(value, str) else value
+
+
+def _coerce_type(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"text": str(value)}
+    return {"text": value} if isinstance(value, str) else value
+
+
+def _coerce_use(value: Any) -> Any:
+    return {"skill": value} if isinstance(value, str) else value
+
+
+class _StepBase(_Strict):
+    name: str | None = Field(default=None, description="A label for the report.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds this step may take.")
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if k in type(self).model_fields)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self, self.kind)
+
+
+class ClickStep(_StepBase):
+    click: TargetRef
+
+
+class DoubleClickStep(_StepBase):
+    double_click: TargetRef
+
+
+class RightClickStep(_StepBase):
+    right_click: TargetRef
+
+
+class TypeStep(_StepBase):
+    type: Annotated[TypeSpec, BeforeValidator(_coerce_type)]
+
+
+class PressStep(_StepBase):
+    press: KeyChord
+
+
+class ScrollStep(_StepBase):
+    scroll: ScrollSpec
+
+
+class DragStep(_StepBase):
+    drag: DragSpec
+
+
+class WaitForStep(_StepBase):
+    wait_for: Annotated[WaitForSpec, BeforeValidator(_coerce_wait_for)]
+
+
+class ExpectStep(_StepBase):
+    expect: Annotated[ExpectSpec, BeforeValidator(_coerce_expect)]
+
+
+class AiStep(_StepBase):
+    ai: str = Field(min_length=1)
+
+
+class AiAssertStep(_StepBase):
+    ai_assert: str = Field(min_length=1)
+
+
+class ScreenshotStep(_StepBase):
+    screenshot: str = Field(min_length=1, pattern=r"^[\w.-]+$")
+
+
+class UseStep(_StepBase):
+    use: Annotated[UseSpec, BeforeValidator(_coerce_use)]
+
+
+_STEP_CLASSES: dict[str, type[_StepBase]] = {
+    "click": ClickStep,
+    "double_click": DoubleClickStep,
+    "right_click": RightClickStep,
+    "type": TypeStep,
+    "press": PressStep,
+    "scroll": ScrollStep,
+    "drag": DragStep,
+    "wait_for": WaitForStep,
+    "expect": ExpectStep,
+    "ai": AiStep,
+    "ai_assert": AiAssertStep,
+    "screenshot": ScreenshotStep,
+    "use": UseStep,
+}
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, _StepBase):
+        return value.kind
+    if isinstance(value, dict):
+        kinds = [k for k in value if k in _STEP_CLASSES]
+        return kinds[0] if len(kinds) == 1 else None
+    return None
+
+
+def _check_step(value: Any) -> Any:
+    if isinstance(value, _StepBase):
+        return value
+    if isinstance(value, str) and value in _STEP_CLASSES:
+        raise ValueError(f"{value!r} needs a value, e.g. '{value}: ...'")
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping with one action key ({', '.join(STEP_KINDS)}), got {_type_name(value)}")
+    kinds = [k for k in value if k in _STEP_CLASSES]
+    if not kinds:
+        others = [k for k in value if k not in COMMON_STEP_KEYS]
+        hint = f"unknown action {others[0]!r}; " if others else "no action; "
+        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}")
+    if len(kinds) > 1:
+        raise ValueError(f"a step has exactly one action, got {len(kinds)}: {', '.join(kinds)}")
+    return value
+
+
+Step = Annotated[
+    Annotated[ClickStep, Tag("click")]
+    | Annotated[DoubleClickStep, Tag("double_click")]
+    | Annotated[RightClickStep, Tag("right_click")]
+    | Annotated[TypeStep, Tag("type")]
+    | Annotated[PressStep, Tag("press")]
+    | Annotated[ScrollStep, Tag("scroll")]
+    | Annotated[DragStep, Tag("drag")]
+    | Annotated[WaitForStep, Tag("wait_for")]
+    | Annotated[ExpectStep, Tag("expect")]
+    | Annotated[AiStep, Tag("ai")]
+    | Annotated[AiAssertStep, Tag("ai_assert")]
+    | Annotated[ScreenshotStep, Tag("screenshot")]
+    | Annotated[UseStep, Tag("use")],
+    Discriminator(_step_kind),
+    BeforeValidator(_check_step),
+]
+
+
+# --- scenario -------------------------------------------------------------------------
+
+
+class BrowserTarget(_Strict):
+    url: str = Field(description="Absolute URL, or a path served from the scenario's project (or --base-url).")
+
+
+class DesktopTarget(_Strict):
+    command: str | list[str] | None = Field(default=None, description="Program to launch (shell-split if a string).")
+    window: str | None = Field(default=None, description="Window title to wait for before the first step.")
+    startup_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for the window.")
+    cwd: str | None = Field(default=None, description="Working directory of the command (default: project root).")
+
+    @model_validator(mode="after")
+    def _something(self) -> DesktopTarget:
+        if self.command is None and self.window is None:
+            raise ValueError("a desktop target needs a command to launch or a window title to wait for")
+        return self
+
+
+def _coerce_viewport(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) <= {"width", "height"}:
+        return (value.get("width"), value.get("height"))
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*x\s*\d+\s*", value):
+        w, h = value.lower().split("x")
+        return (int(w), int(h))
+    return value
+
+
+class SettleOptions(_Strict):
+    enabled: bool = True
+    threshold: float = Field(default=0.002, ge=0, le=1, description="Fraction of changed pixels counted as still.")
+    quiet_ms: int = Field(default=150, ge=0, description="How long the screen must stay still.")
+    timeout_s: float = Field(default=3.0, gt=0, description="Give up settling after this long (then go on).")
+
+
+class Scenario(_Strict):
+    name: str = Field(default="", description="Defaults to the file name.")
+    description: str = ""
+    target: BrowserTarget | DesktopTarget
+    env: Literal["browser", "desktop"] | None = Field(default=None, description="Inferred from target.")
+    viewport: Annotated[tuple[int, int], BeforeValidator(_coerce_viewport)] = Field(
+        default=(1280, 800), description="Browser viewport [width, height] in CSS pixels."
+    )
+    variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    settle: SettleOptions = Field(default_factory=SettleOptions)
+    step_timeout: float = Field(default=5.0, gt=0, description="Default seconds for a step to find its target.")
+    steps: list[Step] = Field(min_length=1)
+    _path: str | None = PrivateAttr(default=None)
+    _lines: dict[int, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def path(self) -> str | None:
+        """The file it was loaded from (None when built from data)."""
+        return self._path
+
+    @property
+    def lines(self) -> dict[int, int]:
+        """Step index -> line of the step in the file."""
+        return self._lines
+
+    @model_validator(mode="after")
+    def _infer_env(self) -> Scenario:
+        inferred = "browser" if isinstance(self.target, BrowserTarget) else "desktop"
+        if self.env is None:
+            self.env = inferred
+        elif self.env != inferred:
+            raise ValueError(f"env is {self.env!r} but the target is a {inferred} target")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    def step_label(self, index: int) -> str:
+        step = self.steps[index]
+        return f"step {index + 1} ({step.kind})"
+
+    def location(self, index: int) -> str:
+        line = self.lines.get(index)
+        return f"{self.path}:{line}" if self.path and line else (self.path or self.name)
+
+
+# --- YAML with line numbers -----------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: ``on``, ``yes``, ``no`` stay strings (``on:`` is a key)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+PathKey = tuple[str | int, ...]
+
+
+def _line_map(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            _line_map(value_node, (*path, key), out)
+            out[(*path, key)] = min(out[(*path, key)], key_node.start_mark.line + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, (*path, i), out)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[PathKey, int]]:
+    """Parse YAML, returning the data and a map from data path to 1-based line number."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{where}: not valid YAML: {problem}", source) from None
+    finally:
+        loader.dispose()
+    lines: dict[PathKey, int] = {}
+    _line_map(node, (), lines)
+    return data, lines
+
+
+# --- variables ------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+
+
+def _substitute(text: str, variables: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group(1).strip()
+        if name.startswith("env:"):
+            key, _, default = name[4:].partition(":-")
+            if key in environ:
+                return environ[key]
+            if ":-" in name:
+                return default
+            raise KeyError(f"environment variable {key!r} is not set (use ${{env:{key}:-default}} for a default)")
+        if name in variables:
+            value = variables[name]
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        known = ", ".join(sorted(variables)) or "none defined"
+        raise KeyError(f"unknown variable ${{{name}}} (variables: {known})")
+
+    return _VAR.sub(repl, text)
+
+
+def _walk_substitute(
+    data: Any, path: PathKey, variables: Mapping[str, Any], environ: Mapping[str, str], errors: list[tuple[PathKey, str]]
+) -> Any:
+    if isinstance(data, str):
+        try:
+            return _substitute(data, variables, environ)
+        except KeyError as exc:
+            errors.append((path, str(exc.args[0])))
+            return data
+    if isinstance(data, dict):
+        return {k: _walk_substitute(v, (*path, k), variables, environ, errors) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_walk_substitute(v, (*path, i), variables, environ, errors) for i, v in enumerate(data)]
+    return data
+
+
+def resolve_variables(
+    data: dict[str, Any], overrides: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], list[tuple[PathKey, str]]]:
+    """Substitute ``${name}`` and ``${env:NAME}`` in every string; ``$${`` is a literal ``${``.
+
+    Variables may refer to the environment and to variables defined before them;
+    ``overrides`` (``--var NAME=VALUE``) replace the file's values.
+    """
+    environ = os.environ if environ is None else environ
+    errors: list[tuple[PathKey, str]] = []
+    raw_vars = data.get("variables") or {}
+    if not isinstance(raw_vars, dict):
+        return data, errors  # pydantic reports the wrong shape
+    merged: dict[str, Any] = {}
+    for key, value in {**raw_vars, **(overrides or {})}.items():
+        path: PathKey = ("variables", key)
+        merged[key] = _walk_substitute(value, path, merged, environ, errors) if key not in (overrides or {}) else value
+    out = {k: v for k, v in data.items()}
+    out["variables"] = merged
+    for key, value in data.items():
+        if key != "variables":
+            out[key] = _walk_substitute(value, (key,), merged, environ, errors)
+    return out, errors
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def _nearest_line(lines: dict[PathKey, int], data: Any, loc: tuple[Any, ...]) -> tuple[int | None, PathKey]:
+    """Follow a pydantic ``loc`` through the data (skipping union tags) to the deepest known line."""
+    path: PathKey = ()
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path, node = (*path, part), node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part.rstrip("_") in node:
+            path, node = (*path, part.rstrip("_")), node[part.rstrip("_")]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path, node = (*path, part), node[part]
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path), path
+
+
+def _step_prefix(data: Any, path: PathKey) -> str:
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        step = data["steps"][path[1]]
+        kind = _step_kind(step) if isinstance(step, dict) else None
+        return f"step {path[1] + 1}" + (f" ({kind})" if kind else "") + ": "
+    if path:
+        return f"{'.'.join(str(p) for p in path)}: "
+    return ""
+
+
+def _error_message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    kind = err.get("type")
+    loc = err.get("loc", ())
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}" if loc else "unknown key"
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}" if loc else "missing a required key"
+    return msg
+
+
+def scenario_from_data(
+    data: Any,
+    source: str = "<string>",
+    lines: dict[PathKey, int] | None = None,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Scenario:
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}:1: a scenario is a mapping with name, target and steps; got {_type_name(data)}", source)
+    data, var_errors = resolve_variables(data, variables, environ)
+    problems = [f"{source}:{lines.get(p) or 1}: {_step_prefix(data, p)}{msg}" for p, msg in var_errors]
+    if problems:
+        raise ScenarioError("\n".join(problems), source, problems)
+    default_name = Path(source).stem if source != "<string>" else "scenario"
+    payload = {"name": default_name, **data}
+    try:
+        scenario = Scenario.model_validate(payload)
+    except ValidationError as exc:
+        seen: set[str] = set()
+        for err in exc.errors(include_url=False):
+            line, path = _nearest_line(lines, data, tuple(err.get("loc", ())))
+            text = f"{source}:{line or 1}: {_step_prefix(data, path)}{_error_message(dict(err))}"
+            if text not in seen:
+                seen.add(text)
+                problems.append(text)
+        problems = _prefer_specific(problems)
+        raise ScenarioError("\n".join(problems), source, problems) from None
+    scenario._path = source if source != "<string>" else None
+    scenario._lines = {i: lines[("steps", i)] for i in range(len(scenario.steps)) if ("steps", i) in lines}
+    return scenario
+
+
+def _prefer_specific(problems: list[str]) -> list[str]:
+    """A union mismatch produces one error per branch; drop the generic ones when a specific exists."""
+    generic = re.compile(r"Input should be a valid (string|dictionary|tuple|list)|Input should be an instance")
+    specific = [p for p in problems if not generic.search(p)]
+    return specific or problems
+
+
+def load_scenario(
+    path: str | Path, variables: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> Scenario:
+    """Read and validate one scenario file; raises ScenarioError naming file, line and step."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{source}: cannot read: {exc.strerror or exc}", source) from None
+    data, lines = parse_yaml(text, source)
+    return scenario_from_data(data, source, lines, variables, environ)
+
+
+def is_scenario_file(path: str | Path) -> bool:
+    """A YAML file whose top level is a mapping with a ``steps`` key (cheap check, no validation)."""
+    p = Path(path)
+    if p.suffix not in (".yaml", ".yml"):
+        return False
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r"^steps\s*:", text, flags=re.MULTILINE) is not None
+
+
+def find_scenarios(paths: list[str | Path]) -> list[Path]:
+    """Expand files and directories (recursively) into scenario files, sorted, without duplicates."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*.y*ml") if is_scenario_file(f)))
+        else:
+            out.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+# --- JSON Schema ----------------------------------------------------------------------
+
+SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "guiagent scenario"
+    return schema
+
+
+def write_json_schema(path: str | Path = SCHEMA_PATH) -> Path:
+    """Regenerate the editor schema (committed as guiagent/scenario/scenario.schema.json)."""
+    out = Path(path)
+    out.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,91 @@
+"""A stand-in "model" that answers from a live page's DOM (for demos and end-to-end tests).
+
+It is NOT Step3-VL: it plays a fixed plan (click this element, type that text, finish),
+and for each click it reads the element's box from the DOM at request time and scales
+its centre into the image the request carried, in the coordinate space it was told to
+use. So it checks the whole coordinate chain (frame, sent image, model space) the same way
+a real model's answer would go through it. It runs as the responder of
+:class:`~guiagent.testing.fake_server.FakeModelServer`, on the server's thread, and
+reaches the page on the page's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from loguru import logger
+from pydantic import BaseModel
+
+from guiagent.geometry import CoordSpace, Point, Size, sent_to_model
+from guiagent.testing.fake_server import FakeReply, FakeRequest
+
+
+class OracleStep(BaseModel):
+    kind: Literal["click", "double_click", "type", "key", "finish", "fail", "raw"]
+    selector: str | None = None  # a Playwright selector, for pointer actions
+    text: str | None = None  # for type / finish / fail
+    keys: list[str] | None = None
+    raw: FakeReply | None = None  # answer this verbatim (e.g. a malformed reply)
+
+
+class DomOracle:
+    def __init__(
+        self,
+        page: Any,
+        plan: list[OracleStep],
+        loop: asyncio.AbstractEventLoop,
+        space: CoordSpace = CoordSpace.IMAGE,
+    ) -> None:
+        self.page = page
+        self.plan = list(plan)
+        self.loop = loop
+        self.space = space
+        self.position = 0
+        self.answers: list[FakeReply] = []
+
+    async def __call__(self, request: FakeRequest) -> FakeReply:
+        if self.position >= len(self.plan):
+            reply = FakeReply(content="", reasoning="The plan is done.", tool_calls=[("finish", {"answer": "done"})])
+        else:
+            step = self.plan[self.position]
+            self.position += 1
+            reply = await self._answer(step, request)
+        self.answers.append(reply)
+        return reply
+
+    async def _on_page(self, coro: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def _answer(self, step: OracleStep, request: FakeRequest) -> FakeReply:
+        if step.kind == "raw" and step.raw is not None:
+            return step.raw
+        if step.kind in ("click", "double_click"):
+            point = await self._point_of(step.selector or "body", request)
+            args = {"x": round(point.x, 3), "y": round(point.y, 3)}
+            return FakeReply(
+                reasoning=f"(stand-in) The target {step.selector} is at {args} in {self.space.value} space.",
+                tool_calls=[(step.kind, args)],
+            )
+        if step.kind == "type":
+            return FakeReply(reasoning="(stand-in) Typing.", tool_calls=[("type", {"text": step.text or ""})])
+        if step.kind == "key":
+            return FakeReply(reasoning="(stand-in) Pressing keys.", tool_calls=[("key", {"keys": step.keys or ["enter"]})])
+        name = "finish" if step.kind == "finish" else "fail"
+        field = "answer" if name == "finish" else "reason"
+        return FakeReply(reasoning="(stand-in) Done.", tool_calls=[(name, {field: step.text or ""})])
+
+    async def _point_of(self, selector: str, request: FakeRequest) -> Point:
+        async def locate() -> tuple[dict[str, float] | None, float]:
+            box = await self.page.locator(selector).first.bounding_box()
+            width = await self.page.evaluate("() => window.innerWidth")
+            return box, float(width)
+
+        box, viewport_width = await self._on_page(locate())
+        if box is None:
+            raise ValueError(f"stand-in model: {selector!r} is not visible on the page")
+        sent = request.image_size or Size(int(viewport_width), int(viewport_width))
+        per_css_px = sent.width / viewport_width  # sent pixels per CSS pixel (dpr and resize folded in)
+        centre = Point((box["x"] + box["width"] / 2) * per_css_px, (box["y"] + box["height"] / 2) * per_css_px)
+        logger.debug("stand-in model: {} centre {} in a {} image", selector, centre, sent)
+        return sent_to_model(centre, self.space, sent)

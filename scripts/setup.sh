@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian machine (root or sudo): system packages when missing,
+# then a virtualenv in .venv with guiagent and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  chromium            # the browser (Playwright's own is used instead when installed)
+  xvfb xauth          # virtual X server for the desktop environment and tests
+  xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils  # Xorg dummy: several RandR monitors
+  xdotool             # window lookup and text input on X
+  x11-apps            # xcalc, an unmodified X program the scenarios drive
+  libgl1              # OpenCV (brought by rapidocr-onnxruntime) needs it on a bare machine
+  fonts-dejavu-core   # a TrueType font for generated test frames
+  espeak-ng           # speech for narration
+  ffmpeg              # MP4 export
+)
+PYTHON="${PYTHON:-python3}"
+# Debian's own python needs these as packages; a python built elsewhere (pyenv) carries them
+$PYTHON -c "import ensurepip, venv" 2>/dev/null || DEBIAN_PACKAGES+=(python3-venv)
+$PYTHON -c "import tkinter" 2>/dev/null || DEBIAN_PACKAGES+=(python3-tk)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PYTHON --version)"
+  $PYTHON -m venv .venv
+fi
+stamp=.venv/.guiagent-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing guiagent and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/guiagent)"

@@ -1,0 +1,311 @@
+"""The fake model server speaks SGLang's wire format (checked here with a plain HTTP client)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "click",
+            "description": "Left-click at a point.",
+            "parameters": {
+                "type": "object",
+                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                "required": ["x", "y"],
+            },
+        },
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeModelServer]:
+    with FakeModelServer() as srv:
+        yield srv
+
+
+def _script(server: FakeModelServer, reply: FakeReply) -> None:
+    server.responder = lambda request: reply
+
+
+def _body(stream: bool = False, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "stepfun-ai/Step3-VL-10B",
+        "messages": [{"role": "user", "content": "click OK"}],
+        "tools": TOOLS,
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    body.update(extra)
+    return body
+
+
+def _post(server: FakeModelServer, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=5)
+
+
+def _sse(server: FakeModelServer, body: dict[str, Any]) -> list[Any]:
+    events: list[Any] = []
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=5) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                data = line[len("data: ") :]
+                events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+CLICK = FakeReply(reasoning="The OK button is at the bottom.", tool_calls=[("click", {"x": 12, "y": 34})])
+
+
+def test_sglang_non_streaming_tool_call_shape(server: FakeModelServer) -> None:
+    _script(server, CLICK)
+    data = _post(server, _body()).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", data["id"])
+    assert data["object"] == "chat.completion"
+    choice = data["choices"][0]
+    msg = choice["message"]
+    assert msg["role"] == "assistant"
+    assert msg["content"] == ""
+    assert msg["reasoning_content"] == "The OK button is at the bottom."
+    call = msg["tool_calls"][0]
+    assert re.fullmatch(r"call_[0-9a-f]{24}", call["id"])
+    assert call["index"] == 0 and call["type"] == "function"
+    assert call["function"]["name"] == "click"
+    assert json.loads(call["function"]["arguments"]) == {"x": 12, "y": 34}
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["matched_stop"] is None
+    usage = data["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert "reasoning_tokens" in usage and usage["prompt_tokens_details"] is None
+
+
+def test_sglang_plain_answer_has_no_tool_calls_key(server: FakeModelServer) -> None:
+    _script(server, FakeReply(reasoning="easy", content="The title is Hello."))
+    data = _post(server, _body()).json()
+    msg = data["choices"][0]["message"]
+    assert "tool_calls" not in msg
+    assert msg["content"] == "The title is Hello."
+    assert data["choices"][0]["finish_reason"] == "stop"
+    assert data["choices"][0]["matched_stop"] == 151645
+
+
+def test_sglang_old_nulls(server: FakeModelServer) -> None:
+    _script(server, FakeReply(reasoning="r", content="", flavour="sglang-old"))
+    msg = _post(server, _body()).json()["choices"][0]["message"]
+    assert msg["content"] is None
+    assert msg["tool_calls"] is None
+
+
+def test_vllm_shape(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"flavour": "vllm"}))
+    data = _post(server, _body()).json()
+    msg = data["choices"][0]["message"]
+    assert "reasoning_content" not in msg
+    assert msg["reasoning"] == "The OK button is at the bottom."
+    assert msg["content"] is None
+    assert msg["tool_calls"][0]["id"].startswith("chatcmpl-tool-")
+
+
+def test_no_tool_parser_leaves_block_in_content(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"flavour": "no-tool-parser"}))
+    data = _post(server, _body()).json()
+    msg = data["choices"][0]["message"]
+    assert "tool_calls" not in msg
+    assert msg["reasoning_content"] == "The OK button is at the bottom."
+    assert "<tool_call>" in msg["content"] and '"name": "click"' in msg["content"]
+    assert data["choices"][0]["finish_reason"] == "stop"
+
+
+def test_no_parsers_returns_whole_text(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"flavour": "no-parsers"}))
+    msg = _post(server, _body()).json()["choices"][0]["message"]
+    assert msg["reasoning_content"] is None
+    assert msg["content"].startswith("The OK button is at the bottom.</think>")
+    assert "<tool_call>" in msg["content"]
+
+
+def test_streaming_chunks_follow_sglang(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"content": ""}))
+    events = _sse(server, _body(stream=True))
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    first = chunks[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant" and first["content"] == ""
+    reasoning = "".join(
+        c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c["choices"]
+    )
+    assert reasoning == "The OK button is at the bottom."
+    calls = [d for c in chunks if c["choices"] for d in (c["choices"][0]["delta"].get("tool_calls") or [])]
+    head, *frags = calls
+    assert head["id"].startswith("call_") and head["type"] == "function"
+    assert head["function"] == {"name": "click", "arguments": ""}
+    assert all(f["id"] is None and f["function"]["name"] is None and f["index"] == 0 for f in frags)
+    assert json.loads("".join(f["function"]["arguments"] for f in frags)) == {"x": 12, "y": 34}
+    finish = chunks[-2]
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+    assert finish["choices"][0]["delta"]["tool_calls"] is None
+    usage = chunks[-1]
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0
+
+
+def test_streaming_without_include_usage_has_no_usage_chunk(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="hello there"))
+    body = _body()
+    body["stream"] = True
+    events = _sse(server, body)
+    assert all(e == "[DONE]" or e["choices"] for e in events)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+    assert text == "hello there"
+
+
+def test_vllm_stream_fragments_have_no_id_or_type(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"flavour": "vllm"}))
+    events = _sse(server, _body(stream=True))
+    deltas = [e["choices"][0]["delta"] for e in events[:-1] if e["choices"]]
+    assert any("reasoning" in d for d in deltas)
+    assert not any("reasoning_content" in d for d in deltas)
+    calls = [tc for d in deltas for tc in d.get("tool_calls", [])]
+    assert calls[0]["id"].startswith("chatcmpl-tool-")
+    assert all(set(tc) == {"index", "function"} for tc in calls[1:])
+
+
+def test_errors_in_sglang_and_vllm_shape(server: FakeModelServer) -> None:
+    _script(server, FakeReply(status=400, error="bad thing"))
+    resp = _post(server, _body())
+    assert resp.status_code == 400
+    assert resp.json() == {
+        "object": "error",
+        "message": "bad thing",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    _script(server, FakeReply(status=500, error="oops", flavour="vllm"))
+    resp = _post(server, _body())
+    assert resp.status_code == 500
+    assert resp.json()["error"]["message"] == "oops"
+
+
+def test_bad_requests_are_400_like_sglang(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="never"))
+    resp = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", timeout=5)
+    assert resp.status_code == 400 and resp.json()["object"] == "error"
+    bad_tool = [{"type": "function", "function": {"name": "f", "parameters": {"type": 12}}}]
+    resp = _post(server, _body(tools=bad_tool))
+    assert resp.status_code == 400 and "invalid parameters" in resp.json()["message"]
+    history = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "click", "arguments": {"x": 1}}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+    ]
+    resp = _post(server, _body(messages=history))
+    assert resp.status_code == 400 and "JSON string" in resp.json()["message"]
+
+
+def test_error_in_stream_and_garbage(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="abcdefghijklmnop", fault="error_in_stream", error="OOM"))
+    events = _sse(server, _body(stream=True))
+    assert events[-1] == "[DONE]"
+    assert events[-2] == {
+        "error": {"object": "error", "message": "OOM", "type": "InternalServerError", "param": None, "code": 500}
+    }
+    _script(server, FakeReply(fault="garbage"))
+    resp = _post(server, _body())
+    assert resp.status_code == 200
+    with pytest.raises(ValueError):
+        json.loads(resp.content)
+
+
+def test_drop_mid_stream_breaks_the_connection(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="x" * 100, fault="drop_mid_stream", fault_after_chunks=3))
+    with pytest.raises(httpx.RemoteProtocolError):
+        _sse(server, _body(stream=True))
+
+
+def test_models_and_request_recording_and_image(server: FakeModelServer) -> None:
+    models = httpx.get(f"{server.url}/v1/models", timeout=5).json()
+    assert models["data"][0]["id"] == "stepfun-ai/Step3-VL-10B"
+    assert models["data"][0]["max_model_len"] == 32768
+
+    seen: list[FakeRequest] = []
+
+    def responder(request: FakeRequest) -> FakeReply:
+        seen.append(request)
+        assert request.image_size is not None
+        return FakeReply(content=f"{request.image_size} {request.last_user_text}")
+
+    server.responder = responder
+    img = Image.new("RGB", (64, 48), (200, 10, 10))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    before = server.request_count
+    body = _body(
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "what is red?"}],
+            },
+        ]
+    )
+    data = _post(server, body).json()
+    assert data["choices"][0]["message"]["content"] == "64x48 what is red?"
+    assert server.request_count == before + 1
+    req = server.last_request
+    assert req is seen[0]
+    assert req.image is not None and req.image.getpixel((5, 5)) == (200, 10, 10)
+    assert b"what is red?" in req.raw
+    assert req.tool_names == ["click"]
+
+
+def test_concurrency_tracking_and_scripted() -> None:
+    replies = [FakeReply(content=str(i), delay_s=0.2) for i in range(3)]
+    with FakeModelServer.scripted(replies) as srv:
+        results: list[str] = []
+
+        def go() -> None:
+            results.append(_post(srv, _body()).json()["choices"][0]["message"]["content"])
+
+        threads = [threading.Thread(target=go) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == ["0", "1", "2"]
+        assert srv.max_concurrency == 3
+        assert srv.in_flight == 0
+        resp = _post(srv, _body())
+        assert resp.status_code == 500 and "exhausted" in resp.json()["message"]
+
+
+def test_warmup_health_503_then_200() -> None:
+    with FakeModelServer(warmup_s=0.3) as srv:
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 503
+        time.sleep(0.35)
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200
+        assert srv.health_checks == 2

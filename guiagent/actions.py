@@ -52,7 +52,9 @@ def parse_point(value: Any) -> tuple[float, float]:
     if len(numbers) == 4:
         x1, y1, x2, y2 = numbers
         return ((x1 + x2) / 2, (y1 + y2) / 2)
-    raise PointShapeError(f"expected 2 numbers (a point) or 4 (a box), got {len(numbers)} in {value!r}")
+    raise PointShapeError(
+        f"expected 2 numbers (a point) or 4 (a box), got {len(numbers)} in {value!r}"
+    )
 
 
 def _as_number(value: Any) -> float:
@@ -67,7 +69,9 @@ def _as_number(value: Any) -> float:
     raise PointShapeError(f"not a number: {value!r}")
 
 
-def _coerce_xy(data: dict[str, Any], x: str = "x", y: str = "y", keys: Sequence[str] = _POINT_KEYS) -> dict[str, Any]:
+def _coerce_xy(
+    data: dict[str, Any], x: str = "x", y: str = "y", keys: Sequence[str] = _POINT_KEYS
+) -> dict[str, Any]:
     """Fill ``x``/``y`` from whichever point shape the arguments used."""
     data = dict(data)
     if x in data and y in data:
@@ -96,7 +100,11 @@ class BaseAction(BaseModel):
         return self.model_dump(exclude={"action"}, exclude_none=True)
 
     def points(self) -> list[tuple[float, float]]:
-        return [(getattr(self, fx), getattr(self, fy)) for fx, fy in self.point_fields if getattr(self, fx) is not None]
+        return [
+            (getattr(self, fx), getattr(self, fy))
+            for fx, fy in self.point_fields
+            if getattr(self, fx) is not None
+        ]
 
     def with_points(self, points: Sequence[tuple[float, float]]) -> BaseAction:
         update: dict[str, float] = {}
@@ -156,7 +164,9 @@ class Drag(BaseAction):
 
 class Scroll(BaseAction):
     action: Literal["scroll"] = "scroll"
-    description = "Scroll the content under a point. amount is in wheel notches (about 100 px each)."
+    description = (
+        "Scroll the content under a point. amount is in wheel notches (about 100 px each)."
+    )
     point_fields = (("x", "y"),)
     x: float | None = None
     y: float | None = None
@@ -229,7 +239,11 @@ class Key(BaseAction):
         if keys is None:
             keys = data.pop("key", None) or data.pop("hotkey", None) or data.pop("combo", None)
         if isinstance(keys, str):
-            keys = [k for k in re.split(r"\s*\+\s*|\s+", keys.strip()) if k] if len(keys.strip()) > 1 else [keys]
+            keys = (
+                [k for k in re.split(r"\s*\+\s*|\s+", keys.strip()) if k]
+                if len(keys.strip()) > 1
+                else [keys]
+            )
         if isinstance(keys, list):
             keys = [normalise_key(k) if isinstance(k, str) and len(k) > 1 else k for k in keys]
         data["keys"] = keys
@@ -285,7 +299,18 @@ class SkillCall(BaseAction):
 
 
 Action = Annotated[
-    Click | DoubleClick | RightClick | Move | Drag | Scroll | Type | Key | Wait | Finish | Fail | SkillCall,
+    Click
+    | DoubleClick
+    | RightClick
+    | Move
+    | Drag
+    | Scroll
+    | Type
+    | Key
+    | Wait
+    | Finish
+    | Fail
+    | SkillCall,
     Field(discriminator="action"),
 ]
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
@@ -303,7 +328,9 @@ BUILTIN_ACTIONS: tuple[type[BaseAction], ...] = (
     Finish,
     Fail,
 )
-ACTIONS_BY_NAME: dict[str, type[BaseAction]] = {cls.model_fields["action"].default: cls for cls in BUILTIN_ACTIONS}
+ACTIONS_BY_NAME: dict[str, type[BaseAction]] = {
+    cls.model_fields["action"].default: cls for cls in BUILTIN_ACTIONS
+}
 TERMINAL_ACTIONS = ("finish", "fail")
 
 
@@ -383,14 +410,22 @@ class ActionSpace:
             tools.append(
                 {
                     "type": "function",
-                    "function": {"name": name, "description": description, "parameters": _parameters(cls, space, sent)},
+                    "function": {
+                        "name": name,
+                        "description": description,
+                        "parameters": _parameters(cls, space, sent),
+                    },
                 }
             )
         for tool in self.extra_tools.values():
             tools.append(
                 {
                     "type": "function",
-                    "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    },
                 }
             )
         return tools
@@ -401,16 +436,24 @@ class ActionSpace:
             try:
                 return self.extra_tools[name].build(arguments)
             except (ValidationError, ValueError, TypeError) as exc:
-                raise InvalidToolCall(name, f"invalid arguments for {name}: {_short_error(exc)}") from exc
+                raise InvalidToolCall(
+                    name, f"invalid arguments for {name}: {_short_error(exc)}"
+                ) from exc
         cls = self.actions.get(name)
         if cls is None:
-            raise InvalidToolCall(name, f"unknown tool {name!r}; available tools: {', '.join(self.names)}")
+            raise InvalidToolCall(
+                name, f"unknown tool {name!r}; available tools: {', '.join(self.names)}"
+            )
         if not isinstance(arguments, dict):
-            raise InvalidToolCall(name, f"arguments for {name} must be a JSON object, got {type(arguments).__name__}")
+            raise InvalidToolCall(
+                name, f"arguments for {name} must be a JSON object, got {type(arguments).__name__}"
+            )
         try:
             return cls.model_validate({k: v for k, v in arguments.items() if k != "action"})
         except (ValidationError, PointShapeError, ValueError) as exc:
-            raise InvalidToolCall(name, f"invalid arguments for {name}: {_short_error(exc)}") from exc
+            raise InvalidToolCall(
+                name, f"invalid arguments for {name}: {_short_error(exc)}"
+            ) from exc
 
 
 def _short_error(exc: Exception) -> str:

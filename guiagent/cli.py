@@ -43,45 +43,110 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="what to do, in words")
     parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
     parser.add_argument("--start-url", help="browser: the page to open")
-    parser.add_argument("--browser-cdp", metavar="URL", help="browser: attach to a running Chromium (CDP URL) and act on its active page")
-    parser.add_argument("--browser-ws", metavar="URL", help="browser: connect to a `playwright run-server` endpoint")
+    parser.add_argument(
+        "--browser-cdp",
+        metavar="URL",
+        help="browser: attach to a running Chromium (CDP URL) and act on its active page",
+    )
+    parser.add_argument(
+        "--browser-ws", metavar="URL", help="browser: connect to a `playwright run-server` endpoint"
+    )
     parser.add_argument("--headed", action="store_true", help="browser: show the window")
-    parser.add_argument("--viewport", default="1280x800", help="browser: viewport WxH in CSS pixels")
+    parser.add_argument(
+        "--viewport", default="1280x800", help="browser: viewport WxH in CSS pixels"
+    )
     parser.add_argument("--device-scale-factor", type=float, default=1.0)
-    parser.add_argument("--display", help="desktop: X display such as :1 (default: $DISPLAY, else a new Xvfb)")
-    parser.add_argument("--monitor", default="all", help="desktop: monitor number as mss numbers them, or 'all'")
+    parser.add_argument(
+        "--display", help="desktop: X display such as :1 (default: $DISPLAY, else a new Xvfb)"
+    )
+    parser.add_argument(
+        "--monitor", default="all", help="desktop: monitor number as mss numbers them, or 'all'"
+    )
     _add_model_arguments(parser)
     parser.add_argument("--max-steps", type=int, default=30)
     parser.add_argument("--max-seconds", type=float)
     parser.add_argument("--max-tokens", type=int)
-    parser.add_argument("--record", type=Path, help="run directory (default recordings/runs/<time>-<task>)")
+    parser.add_argument(
+        "--record", type=Path, help="run directory (default recordings/runs/<time>-<task>)"
+    )
     parser.add_argument("--policy", type=Path, help="policy YAML (default: the built-in policy)")
-    parser.add_argument("--dry-run", action="store_true", help="execute nothing; record what would have been done")
-    parser.add_argument("--secret", action="append", default=[], help="a value never sent to the model or written (repeatable)")
-    parser.add_argument("--secret-pattern", action="append", default=[], help="regex of on-screen text to black out (repeatable)")
-    parser.add_argument("--redact-region", action="append", default=[], help="X,Y,W,H screen region to black out (repeatable)")
-    parser.add_argument("--no-settle", action="store_true", help="do not wait for the screen to settle before each step")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="execute nothing; record what would have been done"
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        help="a value never sent to the model or written (repeatable)",
+    )
+    parser.add_argument(
+        "--secret-pattern",
+        action="append",
+        default=[],
+        help="regex of on-screen text to black out (repeatable)",
+    )
+    parser.add_argument(
+        "--redact-region",
+        action="append",
+        default=[],
+        help="X,Y,W,H screen region to black out (repeatable)",
+    )
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="do not wait for the screen to settle before each step",
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:30000")
-    parser.add_argument("--model", dest="model_name", help="served model name (default: asked from /v1/models)")
+    parser.add_argument(
+        "--model", dest="model_name", help="served model name (default: asked from /v1/models)"
+    )
     parser.add_argument("--api-key")
-    parser.add_argument("--profile", default="step3-vl", help="model profile (step3-vl, qwen2.5-vl, ui-tars-1.5, or a YAML file)")
-    parser.add_argument("--coord-space", choices=["image", "norm1000", "norm1"], help="how the model's numbers are read (default: the profile's)")
-    parser.add_argument("--max-image-tokens", type=int, help="image budget in visual tokens (default: the profile's)")
+    parser.add_argument(
+        "--profile",
+        default="step3-vl",
+        help="model profile (step3-vl, qwen2.5-vl, ui-tars-1.5, or a YAML file)",
+    )
+    parser.add_argument(
+        "--coord-space",
+        choices=["image", "norm1000", "norm1"],
+        help="how the model's numbers are read (default: the profile's)",
+    )
+    parser.add_argument(
+        "--max-image-tokens",
+        type=int,
+        help="image budget in visual tokens (default: the profile's)",
+    )
     parser.add_argument("--stream", action="store_true", help="stream replies over SSE")
-    parser.add_argument("--pacore", type=int, default=0, metavar="K", help="PaCoRe: K parallel rollouts and a synthesis")
-    parser.add_argument("--ground-votes", type=int, default=1, metavar="N", help="sample N answers, take the densest cluster")
+    parser.add_argument(
+        "--pacore",
+        type=int,
+        default=0,
+        metavar="K",
+        help="PaCoRe: K parallel rollouts and a synthesis",
+    )
+    parser.add_argument(
+        "--ground-votes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="sample N answers, take the densest cluster",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="guiagent", description="Operate graphical interfaces like a person.")
+    parser = argparse.ArgumentParser(
+        prog="guiagent", description="Operate graphical interfaces like a person."
+    )
     parser.add_argument("--version", action="version", version=f"guiagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_run_arguments(sub.add_parser("run", help="run a natural-language task in a browser or on the desktop"))
+    _add_run_arguments(
+        sub.add_parser("run", help="run a natural-language task in a browser or on the desktop")
+    )
     for name, (module, help_text) in COMMANDS.items():
         try:
             mod = importlib.import_module(f"guiagent.commands.{module}")
@@ -131,7 +196,9 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
 
         width, height = (int(v) for v in args.viewport.lower().split("x"))
         if not (args.start_url or args.browser_cdp or args.browser_ws):
-            raise ValueError("--env browser needs --start-url URL, --browser-cdp URL or --browser-ws URL")
+            raise ValueError(
+                "--env browser needs --start-url URL, --browser-cdp URL or --browser-ws URL"
+            )
         return BrowserEnv(
             start_url=args.start_url,
             cdp_url=args.browser_cdp,
@@ -152,7 +219,9 @@ async def _run_task(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     if not config.model_url:
-        console.print("[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)")
+        console.print(
+            "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
+        )
         return 2
     async with make_environment(args) as env:
         agent = Agent(env, config)
@@ -164,7 +233,9 @@ async def _run_task(args: argparse.Namespace) -> int:
         finally:
             await agent.close()
     colour = "green" if result.ok else "red"
-    console.print(f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}")
+    console.print(
+        f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
+    )
     if result.run_dir:
         console.print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
     return 0 if result.ok else 1

@@ -258,7 +258,8 @@ def resolve_point(
             f"{space.describe(sent)}; x must be within 0..{limit_x:g} and y within 0..{limit_y:g}"
         )
     clamped = Point(
-        min(max(sent_point.x, 0.0), sent.width - 1e-6), min(max(sent_point.y, 0.0), sent.height - 1e-6)
+        min(max(sent_point.x, 0.0), sent.width - 1e-6),
+        min(max(sent_point.y, 0.0), sent.height - 1e-6),
     )
     frame_point = sent_to_frame(clamped, sent, transform.frame_size)
     return PointTrail(

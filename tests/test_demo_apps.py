@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import http.server
 import json
 import os
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,58 +22,33 @@ CHROMIUM_ARGS = [
 ]
 
 
-# --- shared fixtures (local: the project's shared fixtures may not exist yet) -----------
+# Shared fixtures (guiagent.testing.fixtures, loaded by tests/conftest.py): one event loop
+# thread (async_runner), one Chromium, one Xvfb and one static server per session.
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+class _Loop:
+    """Adapter so the tests read ``loop.run_until_complete(coro)`` on the shared runner."""
 
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
 
-@pytest.fixture(scope="module")
-def webapp_url() -> Iterator[str]:
-    handler = functools.partial(
-        _QuietHandler, directory=str(WEBAPP_DIR)
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser(loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async def start() -> tuple[Any, Any]:
-        pw = await async_playwright().start()
-        executable = pw.chromium.executable_path
-        kwargs: dict[str, Any] = {"headless": True, "args": CHROMIUM_ARGS}
-        if not Path(executable).exists():
-            kwargs["executable_path"] = "/usr/bin/chromium"
-        return pw, await pw.chromium.launch(**kwargs)
-
-    pw, browser = loop.run_until_complete(start())
-    yield browser
-    loop.run_until_complete(browser.close())
-    loop.run_until_complete(pw.stop())
+    def run_until_complete(self, coro: Any) -> Any:
+        return self._runner.run(coro)
 
 
 @pytest.fixture
-def page(loop: asyncio.AbstractEventLoop, browser: Any, webapp_url: str) -> Iterator[Any]:
+def loop(async_runner: Any) -> _Loop:
+    return _Loop(async_runner)
+
+
+@pytest.fixture
+def page(loop: _Loop, playwright_browser: Any, static_server: Any) -> Iterator[Any]:
+    url = static_server.url_for(WEBAPP_DIR / "index.html")
+
     async def open_page() -> Any:
-        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        context = await playwright_browser.new_context(viewport={"width": 1280, "height": 800})
         page = await context.new_page()
-        await page.goto(webapp_url)
+        await page.goto(url)
         return page
 
     page = loop.run_until_complete(open_page())
@@ -86,14 +56,16 @@ def page(loop: asyncio.AbstractEventLoop, browser: Any, webapp_url: str) -> Iter
     loop.run_until_complete(page.context.close())
 
 
-def _state(loop: asyncio.AbstractEventLoop, page: Any) -> dict[str, Any]:
-    return loop.run_until_complete(page.evaluate("() => JSON.parse(JSON.stringify(window.demoState))"))
+def _state(loop: _Loop, page: Any) -> dict[str, Any]:
+    return loop.run_until_complete(
+        page.evaluate("() => JSON.parse(JSON.stringify(window.demoState))")
+    )
 
 
 # --- web app ----------------------------------------------------------------------------
 
 
-def test_login_wrong_password_then_right(loop: asyncio.AbstractEventLoop, page: Any) -> None:
+def test_login_wrong_password_then_right(loop: _Loop, page: Any) -> None:
     async def scenario() -> tuple[str, str, bool]:
         await page.get_by_label("Username").fill("alice")
         await page.get_by_label("Password").fill("wrong")
@@ -115,7 +87,7 @@ def test_login_wrong_password_then_right(loop: asyncio.AbstractEventLoop, page: 
     assert loop.run_until_complete(page.locator("#password").get_attribute("type")) == "password"
 
 
-def test_empty_username_is_refused(loop: asyncio.AbstractEventLoop, page: Any) -> None:
+def test_empty_username_is_refused(loop: _Loop, page: Any) -> None:
     async def scenario() -> str:
         await page.get_by_label("Password").fill("secret")
         await page.get_by_role("button", name="Sign in").click()
@@ -131,7 +103,7 @@ async def _login(page: Any, name: str = "bob") -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
-def test_todos_add_complete_delete(loop: asyncio.AbstractEventLoop, page: Any) -> None:
+def test_todos_add_complete_delete(loop: _Loop, page: Any) -> None:
     async def scenario() -> list[str]:
         await _login(page)
         counters = []
@@ -155,7 +127,7 @@ def test_todos_add_complete_delete(loop: asyncio.AbstractEventLoop, page: Any) -
     json.dumps(state)  # JSON-serialisable
 
 
-def test_settings_save_and_navigation(loop: asyncio.AbstractEventLoop, page: Any) -> None:
+def test_settings_save_and_navigation(loop: _Loop, page: Any) -> None:
     async def scenario() -> tuple[str, bool, bool]:
         await _login(page)
         await page.get_by_role("button", name="Settings").click()
@@ -190,24 +162,6 @@ def test_settings_save_and_navigation(loop: asyncio.AbstractEventLoop, page: Any
 # --- Tk app -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def xvfb_display() -> Iterator[str]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as reader:
-        number = reader.readline().strip()
-    assert number, "Xvfb did not report a display number"
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -227,18 +181,11 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def tk_app(xvfb_display: str, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+def tk_app(x_display: Any, tk_app_factory: Any, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     state_file = tmp_path / "tk_state.json"
-    env = {**os.environ, "DISPLAY": xvfb_display}
-    proc = subprocess.Popen(
-        [sys.executable, str(TKAPP_PATH), "--state-file", str(state_file)], env=env
-    )
-    try:
-        _wait_for(lambda: (_read_state(state_file) or {}).get("ready"))
-        yield state_file, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    tk_app_factory(TKAPP_PATH, "--state-file", str(state_file), title="guiagent demo")
+    _wait_for(lambda: (_read_state(state_file) or {}).get("ready"))
+    return state_file, {**os.environ, **x_display.env}
 
 
 def _xdotool(env: dict[str, str], *args: str) -> None:
@@ -250,12 +197,18 @@ def test_tkapp_greets_and_subscribes_with_real_input(tk_app: tuple[Path, dict[st
     state = _read_state(state_file)
     assert state is not None and state["geometry"].startswith("640x400")
     window = subprocess.run(
-        ["xdotool", "search", "--name", "^guiagent demo$"], env=env, check=True,
-        capture_output=True, text=True,
+        ["xdotool", "search", "--name", "^guiagent demo$"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()[0]
     geometry = subprocess.run(
-        ["xdotool", "getwindowgeometry", "--shell", window], env=env, check=True,
-        capture_output=True, text=True,
+        ["xdotool", "getwindowgeometry", "--shell", window],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     values = dict(line.split("=", 1) for line in geometry.split())
     assert (int(values["X"]), int(values["Y"])) == (100, 100)
@@ -272,9 +225,13 @@ def test_tkapp_greets_and_subscribes_with_real_input(tk_app: tuple[Path, dict[st
     assert state["subscribed"] is False
 
     _xdotool(env, "mousemove", "--sync", *_centre(widgets["subscribe"]), "click", "1")
-    state = _wait_for(lambda: (_read_state(state_file) or {}).get("subscribed") and _read_state(state_file))
+    state = _wait_for(
+        lambda: (_read_state(state_file) or {}).get("subscribed") and _read_state(state_file)
+    )
     _xdotool(env, "mousemove", "--sync", *_centre(widgets["add"]), "click", "1")
-    state = _wait_for(lambda: (_read_state(state_file) or {}).get("items") and _read_state(state_file))
+    state = _wait_for(
+        lambda: (_read_state(state_file) or {}).get("items") and _read_state(state_file)
+    )
     assert state["items"] == ["Ada"]
     _xdotool(env, "mousemove", "--sync", *_centre(widgets["clear"]), "click", "1")
     state = _wait_for(lambda: (s := _read_state(state_file)) is not None and s["items"] == [] and s)
@@ -288,3 +245,49 @@ def _centre(box: list[int]) -> tuple[str, str]:
 def _greeted(path: Path) -> dict[str, Any] | None:
     state = _read_state(path)
     return state if state and state["greeting"] else None
+
+
+def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
+    tk_app: tuple[Path, dict[str, str]],
+) -> None:
+    """The full desktop path without a model: mss capture -> OCR grounding -> real click."""
+    import mss
+    from PIL import Image
+
+    from guiagent.envs.base import Frame
+    from guiagent.geometry import Size, transform_for_monitor
+    from guiagent.models.local import LocalGrounder
+
+    state_file, env = tk_app
+    region = {"left": 100, "top": 100, "width": 640, "height": 400}
+    with mss.MSS(display=env["DISPLAY"]) as grabber:
+        shot = grabber.grab(region)
+    image = Image.frombytes("RGB", shot.size, shot.rgb)
+    frame = Frame(
+        image=image,
+        transform=transform_for_monitor(100, 100, 640, 400, Size(*shot.size)),
+        surface="desktop",
+    )
+    grounder = LocalGrounder()
+    texts = [line.text for line in grounder.read_text(frame)]
+    assert {"Name", "Greet", "Subscribe", "Add", "Clear"} <= set(texts)
+    widgets = _read_state(state_file)["widgets"]  # type: ignore[index]
+    x, y, w, h = widgets["greet"]
+    greet = grounder.ground(frame, "Greet")
+    screen_point = frame.transform.frame_to_screen(greet.point)
+    assert x <= screen_point.x <= x + w and y <= screen_point.y <= y + h
+    entry = grounder.ground(frame, "Name")
+    _xdotool(env, "mousemove", "--sync", *_centre(widgets["name_entry"]), "click", "1")
+    _xdotool(env, "type", "--delay", "5", "Grace")
+    _xdotool(
+        env,
+        "mousemove",
+        "--sync",
+        str(round(screen_point.x)),
+        str(round(screen_point.y)),
+        "click",
+        "1",
+    )
+    state = _wait_for(lambda: _greeted(state_file))
+    assert state["greeting"] == "Hello, Grace!"
+    assert entry.box.right < greet.box.left  # the label sits left of the button

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -72,7 +73,9 @@ def _sse(server: FakeModelServer, body: dict[str, Any]) -> list[Any]:
     return events
 
 
-CLICK = FakeReply(reasoning="The OK button is at the bottom.", tool_calls=[("click", {"x": 12, "y": 34})])
+CLICK = FakeReply(
+    reasoning="The OK button is at the bottom.", tool_calls=[("click", {"x": 12, "y": 34})]
+)
 
 
 def test_sglang_non_streaming_tool_call_shape(server: FakeModelServer) -> None:
@@ -153,7 +156,12 @@ def test_streaming_chunks_follow_sglang(server: FakeModelServer) -> None:
         c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c["choices"]
     )
     assert reasoning == "The OK button is at the bottom."
-    calls = [d for c in chunks if c["choices"] for d in (c["choices"][0]["delta"].get("tool_calls") or [])]
+    calls = [
+        d
+        for c in chunks
+        if c["choices"]
+        for d in (c["choices"][0]["delta"].get("tool_calls") or [])
+    ]
     head, *frags = calls
     assert head["id"].startswith("call_") and head["type"] == "function"
     assert head["function"] == {"name": "click", "arguments": ""}
@@ -217,7 +225,11 @@ def test_bad_requests_are_400_like_sglang(server: FakeModelServer) -> None:
             "role": "assistant",
             "content": "",
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "click", "arguments": {"x": 1}}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "click", "arguments": {"x": 1}},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
@@ -231,7 +243,13 @@ def test_error_in_stream_and_garbage(server: FakeModelServer) -> None:
     events = _sse(server, _body(stream=True))
     assert events[-1] == "[DONE]"
     assert events[-2] == {
-        "error": {"object": "error", "message": "OOM", "type": "InternalServerError", "param": None, "code": 500}
+        "error": {
+            "object": "error",
+            "message": "OOM",
+            "type": "InternalServerError",
+            "param": None,
+            "code": 500,
+        }
     }
     _script(server, FakeReply(fault="garbage"))
     resp = _post(server, _body())
@@ -269,7 +287,10 @@ def test_models_and_request_recording_and_image(server: FakeModelServer) -> None
             {"role": "system", "content": "be brief"},
             {
                 "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "what is red?"}],
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": "what is red?"},
+                ],
             },
         ]
     )
@@ -283,9 +304,14 @@ def test_models_and_request_recording_and_image(server: FakeModelServer) -> None
     assert req.tool_names == ["click"]
 
 
-def test_concurrency_tracking_and_scripted() -> None:
-    replies = [FakeReply(content=str(i), delay_s=0.2) for i in range(3)]
-    with FakeModelServer.scripted(replies) as srv:
+def test_concurrency_tracking() -> None:
+    async def responder(request: FakeRequest) -> FakeReply:
+        deadline = time.monotonic() + 10
+        while srv.in_flight < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return FakeReply(content=f"{srv.in_flight} in flight")
+
+    with FakeModelServer(responder) as srv:
         results: list[str] = []
 
         def go() -> None:
@@ -296,16 +322,46 @@ def test_concurrency_tracking_and_scripted() -> None:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(results) == ["0", "1", "2"]
+        assert results == ["3 in flight"] * 3
         assert srv.max_concurrency == 3
         assert srv.in_flight == 0
+        srv.reset_stats()
+        assert srv.max_concurrency == 0 and srv.request_count == 0
+
+
+def test_scripted_replies_in_order() -> None:
+    replies = [FakeReply(content=str(i)) for i in range(3)]
+    with FakeModelServer.scripted(replies) as srv:
+        got = [_post(srv, _body()).json()["choices"][0]["message"]["content"] for _ in range(3)]
+        assert got == ["0", "1", "2"]
         resp = _post(srv, _body())
         assert resp.status_code == 500 and "exhausted" in resp.json()["message"]
+        assert srv.request_count == 4
 
 
 def test_warmup_health_503_then_200() -> None:
     with FakeModelServer(warmup_s=0.3) as srv:
-        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 503
-        time.sleep(0.35)
+        first = httpx.get(f"{srv.url}/health", timeout=5)
+        elapsed = time.monotonic() - srv._started_at
+        if elapsed < 0.3:  # a loaded machine may take longer than the warm-up to get here
+            assert first.status_code == 503
+        time.sleep(max(0.0, 0.35 - elapsed))
         assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200
         assert srv.health_checks == 2
+    with FakeModelServer(warmup_s=60) as srv:
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 503
+        srv.end_warmup()
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200
+
+
+def test_async_context_manager() -> None:
+    async def go() -> int:
+        async with FakeModelServer(lambda request: FakeReply(content="hi")) as srv:
+            async with httpx.AsyncClient() as http:
+                resp = await http.post(f"{srv.url}/v1/chat/completions", json=_body(), timeout=5)
+            assert resp.json()["choices"][0]["message"]["content"] == "hi"
+            return srv.port
+
+    port = asyncio.run(go())
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)

@@ -55,7 +55,10 @@ VLLM_CASES = [
     (
         '<tool_call>{"name": "get_weather", "arguments": {"city": "San Francisco", "metric": "celsius"}}</tool_call>'
         '<tool_call>{"name": "register_user", "arguments": {"name": "John Doe", "age": 37}}</tool_call>',
-        [call("get_weather", city="San Francisco", metric="celsius"), call("register_user", name="John Doe", age=37)],
+        [
+            call("get_weather", city="San Francisco", metric="celsius"),
+            call("register_user", name="John Doe", age=37),
+        ],
     ),
 ]
 
@@ -104,13 +107,13 @@ def test_vllm_malformed_json_kept_as_content() -> None:
 
 def test_vllm_empty_tool_call() -> None:
     reply = parse_reply("<tool_call></tool_call>")
-    assert reply == Reply(content="<tool_call></tool_call>", errors=["skipped tool call 1: empty block"])
+    assert reply == Reply(
+        content="<tool_call></tool_call>", errors=["skipped tool call 1: empty block"]
+    )
 
 
 def test_vllm_unclosed_call_followed_by_another() -> None:
-    text = (
-        '<tool_call>{"name": "get_weather"<tool_call>{"name": "register_user", "arguments": {"name": "John"}}</tool_call>'
-    )
+    text = '<tool_call>{"name": "get_weather"<tool_call>{"name": "register_user", "arguments": {"name": "John"}}</tool_call>'
     reply = parse_reply(text)
     # the cut-short first call is still unambiguous once its brace is closed
     assert reply.tool_calls == [call("get_weather"), call("register_user", name="John")]
@@ -150,7 +153,10 @@ def test_vllm_chinese_reasoning_then_call() -> None:
     assert reply.reasoning == "好的，用户现在要研发一个5MW的燃气轮机。"
     assert reply.content == ""
     assert reply.tool_calls == [
-        call("internet_search", question="5MW燃气轮机设计参数 空气流量 压气机压比 转速 燃烧室出口温度 压气机级数 支点布局")
+        call(
+            "internet_search",
+            question="5MW燃气轮机设计参数 空气流量 压气机压比 转速 燃烧室出口温度 压气机级数 支点布局",
+        )
     ]
 
 
@@ -158,13 +164,18 @@ def test_vllm_chinese_reasoning_then_call() -> None:
 # test_qwen25_detector.py (sgl-project/sglang). SGLang strips only the text before the first call.
 
 GET_BEIJING = '<tool_call>{"name": "get_weather", "arguments": {"city": "Beijing"}}</tool_call>'
-SEARCH_RESTAURANTS = '<tool_call>{"name": "search", "arguments": {"query": "restaurants"}}</tool_call>'
+SEARCH_RESTAURANTS = (
+    '<tool_call>{"name": "search", "arguments": {"query": "restaurants"}}</tool_call>'
+)
 
 
 def test_sglang_text_between_calls() -> None:
     reply = parse_reply("Before " + GET_BEIJING + " between " + SEARCH_RESTAURANTS + " after")
     assert reply.content == "Before  between  after"
-    assert reply.tool_calls == [call("get_weather", city="Beijing"), call("search", query="restaurants")]
+    assert reply.tool_calls == [
+        call("get_weather", city="Beijing"),
+        call("search", query="restaurants"),
+    ]
 
 
 def test_sglang_leading_text() -> None:
@@ -178,7 +189,9 @@ def test_sglang_malformed_keeps_original_text() -> None:
     reply = parse_reply("<tool_call>not valid json</tool_call>")
     assert reply.content == "<tool_call>not valid json</tool_call>"
     assert reply.tool_calls == []
-    assert reply.errors == ["skipped tool call 1: invalid JSON (Expecting value: line 1 column 1 (char 0))"]
+    assert reply.errors == [
+        "skipped tool call 1: invalid JSON (Expecting value: line 1 column 1 (char 0))"
+    ]
 
 
 def test_sglang_good_call_then_incomplete_tail() -> None:
@@ -211,7 +224,9 @@ def test_sglang_missing_close_with_delimiter_in_arguments() -> None:
 
 def test_sglang_calls_without_arguments() -> None:
     assert parse_reply('<tool_call>{"name": "search"}</tool_call>').tool_calls == [call("search")]
-    assert parse_reply('<tool_call>{"name": "search", "arguments": null}</tool_call>').tool_calls == [call("search")]
+    assert parse_reply(
+        '<tool_call>{"name": "search", "arguments": null}</tool_call>'
+    ).tool_calls == [call("search")]
 
 
 def test_qwen25_parallel_calls_with_newlines() -> None:
@@ -219,7 +234,9 @@ def test_qwen25_parallel_calls_with_newlines() -> None:
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Beijing"}}\n</tool_call>\n'
         '<tool_call>\n{"name": "search", "arguments": {"query": "restaurants"}}\n</tool_call>'
     )
-    assert parse_reply(text) == Reply(tool_calls=[call("get_weather", city="Beijing"), call("search", query="restaurants")])
+    assert parse_reply(text) == Reply(
+        tool_calls=[call("get_weather", city="Beijing"), call("search", query="restaurants")]
+    )
 
 
 def test_qwen25_malformed_block_skipped_later_kept() -> None:
@@ -254,7 +271,9 @@ def test_arguments_is_json_string() -> None:
 
 
 def test_arguments_empty_string() -> None:
-    assert parse_reply('<tool_call>{"name": "wait", "arguments": ""}</tool_call>').tool_calls == [call("wait")]
+    assert parse_reply('<tool_call>{"name": "wait", "arguments": ""}</tool_call>').tool_calls == [
+        call("wait")
+    ]
 
 
 def test_arguments_string_needing_repair() -> None:
@@ -288,11 +307,15 @@ def test_non_ascii_kept() -> None:
 
 def test_literal_close_tag_inside_string_argument() -> None:
     text = '<tool_call>{"name": "type", "arguments": {"text": "type </tool_call> here"}}</tool_call> done'
-    assert parse_reply(text) == Reply(content="done", tool_calls=[call("type", text="type </tool_call> here")])
+    assert parse_reply(text) == Reply(
+        content="done", tool_calls=[call("type", text="type </tool_call> here")]
+    )
 
 
 def test_escaped_quote_before_close_tag_in_string() -> None:
-    text = r'<tool_call>{"name": "type", "arguments": {"text": "say \"</tool_call>\" \\"}}</tool_call>'
+    text = (
+        r'<tool_call>{"name": "type", "arguments": {"text": "say \"</tool_call>\" \\"}}</tool_call>'
+    )
     assert parse_reply(text).tool_calls == [call("type", text='say "</tool_call>" \\')]
 
 
@@ -308,7 +331,9 @@ def test_tool_calls_wrapper_and_stray_close_removed() -> None:
         '<tool_call>{"name": "type", "arguments": {"text": "a"}}</tool_call>\n'
         "</tool_calls> ok </tool_call>"
     )
-    assert parse_reply(text) == Reply(content="ok", tool_calls=[call("click", x=1, y=2), call("type", text="a")])
+    assert parse_reply(text) == Reply(
+        content="ok", tool_calls=[call("click", x=1, y=2), call("type", text="a")]
+    )
 
 
 def test_unclosed_last_call_with_cut_close_tag() -> None:
@@ -324,7 +349,7 @@ def test_missing_name() -> None:
 
 def test_name_not_a_string() -> None:
     reply = parse_reply('<tool_call>{"name": 5, "arguments": {}}</tool_call>')
-    assert reply.errors == ["skipped tool call 1: \"name\" must be a non-empty string, got 5"]
+    assert reply.errors == ['skipped tool call 1: "name" must be a non-empty string, got 5']
     assert reply.tool_calls == []
 
 
@@ -355,8 +380,16 @@ def test_numbering_counts_every_block() -> None:
     ("body", "arguments", "repairs"),
     [
         ('{"name": "f", "arguments": {"a": 1,},}', {"a": 1}, ["trailing comma"]),
-        ("{'name': 'f', 'arguments': {'a': 'it\\'s \"x\"'}}", {"a": "it's \"x\""}, ["single quotes"]),
-        ('{"name": "f", "arguments": {"a": True, "b": False, "c": None}}', {"a": True, "b": False, "c": None}, ["Python literal"]),
+        (
+            "{'name': 'f', 'arguments': {'a': 'it\\'s \"x\"'}}",
+            {"a": 'it\'s "x"'},
+            ["single quotes"],
+        ),
+        (
+            '{"name": "f", "arguments": {"a": True, "b": False, "c": None}}',
+            {"a": True, "b": False, "c": None},
+            ["Python literal"],
+        ),
         ('{"name": "f", "arguments": {"a": [1, 2', {"a": [1, 2]}, ["missing closing bracket"]),
         ('{"name": "f", "arguments": {"a": 1}', {"a": 1}, ["missing closing brace"]),
         (
@@ -380,13 +413,18 @@ def test_repair_never_touches_strings() -> None:
 
 
 def test_valid_json_is_not_repaired() -> None:
-    assert parse_reply('<tool_call>{"name": "f", "arguments": {"s": "True,}"}}</tool_call>').errors == []
+    assert (
+        parse_reply('<tool_call>{"name": "f", "arguments": {"s": "True,}"}}</tool_call>').errors
+        == []
+    )
 
 
 def test_ambiguous_quotes_rejected() -> None:
     reply = parse_reply("<tool_call>{'name': 'type', 'arguments': {'text': 'don't'}}</tool_call>")
     assert reply.tool_calls == []
-    assert len(reply.errors) == 1 and reply.errors[0].startswith("skipped tool call 1: invalid JSON (")
+    assert len(reply.errors) == 1 and reply.errors[0].startswith(
+        "skipped tool call 1: invalid JSON ("
+    )
 
 
 def test_repair_json_open_string_left_alone() -> None:
@@ -403,7 +441,9 @@ def test_think_block() -> None:
 
 
 def test_lone_close_think() -> None:
-    assert parse_reply("The button is blue.\n</think>\nDone") == Reply(content="Done", reasoning="The button is blue.")
+    assert parse_reply("The button is blue.\n</think>\nDone") == Reply(
+        content="Done", reasoning="The button is blue."
+    )
 
 
 def test_no_think_means_no_reasoning() -> None:
@@ -415,11 +455,15 @@ def test_empty_think() -> None:
 
 
 def test_unclosed_think_is_all_reasoning() -> None:
-    assert parse_reply("before <think>still thinking") == Reply(content="before", reasoning="still thinking")
+    assert parse_reply("before <think>still thinking") == Reply(
+        content="before", reasoning="still thinking"
+    )
 
 
 def test_in_reasoning_flag() -> None:
-    assert parse_reply("thinking, cut off", in_reasoning=True) == Reply(content="", reasoning="thinking, cut off")
+    assert parse_reply("thinking, cut off", in_reasoning=True) == Reply(
+        content="", reasoning="thinking, cut off"
+    )
     assert parse_reply("<think>a</think>b", in_reasoning=True) == Reply(content="b", reasoning="a")
 
 
@@ -442,12 +486,16 @@ def test_call_inside_reasoning_recovered() -> None:
 
 def test_call_inside_think_block_recovered() -> None:
     text = '<think>plan: <tool_call>{"name": "finish", "arguments": {"answer": "42"}}</tool_call></think>'
-    assert parse_reply(text) == Reply(content="", reasoning="plan:", tool_calls=[call("finish", "reasoning", answer="42")])
+    assert parse_reply(text) == Reply(
+        content="", reasoning="plan:", tool_calls=[call("finish", "reasoning", answer="42")]
+    )
 
 
 def test_unclosed_call_in_reasoning_ended_by_close_think() -> None:
     text = 'hmm <tool_call>{"name": "click", "arguments": {"x": 1, "y": 2}}</think>answer'
-    assert parse_reply(text) == Reply(content="answer", reasoning="hmm", tool_calls=[call("click", "reasoning", x=1, y=2)])
+    assert parse_reply(text) == Reply(
+        content="answer", reasoning="hmm", tool_calls=[call("click", "reasoning", x=1, y=2)]
+    )
 
 
 def test_malformed_call_in_reasoning_stays_in_reasoning() -> None:
@@ -473,11 +521,15 @@ def test_message_none_and_empty() -> None:
 def test_message_content_still_has_close_think() -> None:
     content = 'I see a gear.</think>ok <tool_call>{"name": "click", "arguments": {"x": 1, "y": 2}}</tool_call>'
     assert parse_message(content, None) == parse_reply(content)
-    assert parse_message(content, None) == Reply(content="ok", reasoning="I see a gear.", tool_calls=[call("click", x=1, y=2)])
+    assert parse_message(content, None) == Reply(
+        content="ok", reasoning="I see a gear.", tool_calls=[call("click", x=1, y=2)]
+    )
 
 
 def test_message_calls_from_both_fields() -> None:
-    reasoning = 'Maybe <tool_call>{"name": "move", "arguments": {"x": 1, "y": 1}}</tool_call> first.'
+    reasoning = (
+        'Maybe <tool_call>{"name": "move", "arguments": {"x": 1, "y": 1}}</tool_call> first.'
+    )
     content = 'Done.<tool_call>{"name": "click", "arguments": {"x": 9, "y": 9}}</tool_call>'
     reply = parse_message(content, reasoning)
     assert reply.content == "Done."
@@ -488,7 +540,10 @@ def test_message_calls_from_both_fields() -> None:
 def test_message_reasoning_errors_prefixed() -> None:
     reply = parse_message("fine", "x <tool_call>{'name': 'f', 'arguments': {'a': 1,}}</tool_call>")
     assert reply.tool_calls == [call("f", "reasoning", a=1)]
-    assert reply.errors == ["reasoning: repaired tool call 1: single quotes", "reasoning: repaired tool call 1: trailing comma"]
+    assert reply.errors == [
+        "reasoning: repaired tool call 1: single quotes",
+        "reasoning: repaired tool call 1: trailing comma",
+    ]
 
 
 def test_message_reasoning_with_open_think_tag() -> None:

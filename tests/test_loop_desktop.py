@@ -16,13 +16,16 @@ from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
 from guiagent.envs.desktop import DesktopEnv
 from guiagent.geometry import CoordSpace, Point, Size, sent_to_model
+from guiagent.models.budget import step3vl_visual_tokens
 from guiagent.record import load
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
 APP = Path(__file__).parent / "apps" / "tk_target.py"
 
 
-def centroid_of_colour(request: FakeRequest, rgb: tuple[int, int, int], tolerance: int = 40) -> Point | None:
+def centroid_of_colour(
+    request: FakeRequest, rgb: tuple[int, int, int], tolerance: int = 40
+) -> Point | None:
     pixels = np.asarray(request.image.convert("RGB")).astype(int)
     mask = (np.abs(pixels - np.array(rgb)).sum(axis=2)) < tolerance
     ys, xs = np.nonzero(mask)
@@ -52,14 +55,22 @@ class ColourModel:
         if target is None:
             return FakeReply(tool_calls=[("fail", {"reason": "target colour not on screen"})])
         p = sent_to_model(target, self.space, sent)
-        return FakeReply(reasoning="(stand-in) found the colour", tool_calls=[("click", {"x": p.x, "y": p.y})])
+        return FakeReply(
+            reasoning="(stand-in) found the colour", tool_calls=[("click", {"x": p.x, "y": p.y})]
+        )
 
 
 @pytest.fixture
 def tk_target(x_display, tmp_path):
     state = tmp_path / "state.json"
     proc = subprocess.Popen([sys.executable, str(APP), str(state), "300", "200"], env=x_display.env)
-    subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "guiagent target"], env=x_display.env, timeout=20, check=True, capture_output=True)
+    subprocess.run(
+        ["xdotool", "search", "--sync", "--onlyvisible", "--name", "guiagent target"],
+        env=x_display.env,
+        timeout=20,
+        check=True,
+        capture_output=True,
+    )
     deadline = time.time() + 10
     while not state.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -70,13 +81,25 @@ def tk_target(x_display, tmp_path):
 
 
 @pytest.mark.parametrize("space", [CoordSpace.IMAGE, CoordSpace.NORM1000])
-def test_desktop_click_and_type_from_the_screenshot(async_runner, x_display, tk_target, tmp_path, space):
+def test_desktop_click_and_type_from_the_screenshot(
+    async_runner, x_display, tk_target, tmp_path, space
+):
     async def go():
         async with DesktopEnv(display=x_display.display, monitor="all") as env:
             with FakeModelServer(ColourModel(space)) as server:
-                agent = Agent(env, AgentConfig(model_url=server.url, coord_space=space, record_dir=tmp_path / "run", settle_timeout_s=1.0))
+                agent = Agent(
+                    env,
+                    AgentConfig(
+                        model_url=server.url,
+                        coord_space=space,
+                        record_dir=tmp_path / "run",
+                        settle_timeout_s=1.0,
+                    ),
+                )
                 try:
-                    return await agent.run("Press the magenta button, then type a<b>c into the field")
+                    return await agent.run(
+                        "Press the magenta button, then type a<b>c into the field"
+                    )
                 finally:
                     await agent.close()
 
@@ -89,7 +112,11 @@ def test_desktop_click_and_type_from_the_screenshot(async_runner, x_display, tk_
     assert [s.action["action"] for s in run.steps] == ["click", "click", "type", "finish"]
     first = run.steps[0]
     assert first.frame_size == [1920, 1080]
-    # the 1920x1080 frame was sent smaller (budget 670 tokens = 1280x720) and mapped back
-    assert first.sent_size == [1280, 720]
+    # the 1920x1080 frame was sent smaller, within the default budget (670 tokens), same aspect
+    width, height = first.sent_size
+    assert width < 1920 and step3vl_visual_tokens(width, height) <= 670
+    assert abs(width / height - 1920 / 1080) < 0.01
     sx, sy = first.trail[0]["screen"]
-    assert 300 + 40 <= sx <= 300 + 240 and 200 + 40 <= sy <= 200 + 110 + 40  # inside the button (window decorations aside)
+    assert (
+        300 + 40 <= sx <= 300 + 240 and 200 + 40 <= sy <= 200 + 110 + 40
+    )  # inside the button (window decorations aside)

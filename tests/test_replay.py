@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apps.replay_support import LoopThread, launch_browser, open_env, page_state, page_url, record_form_run
+from apps.replay_support import open_env, page_state, page_url, record_form_run
 
 from guiagent.record import load
 from guiagent.record.replay import ReplayError, replay
 
 
 @pytest.fixture(scope="module")
-def runner() -> Iterator[LoopThread]:
-    loop = LoopThread()
-    yield loop
-    loop.stop()
+def runner(async_runner: Any) -> Any:
+    return async_runner
 
 
 @pytest.fixture(scope="module")
-def browser(runner: LoopThread) -> Iterator[Any]:
-    pw, browser = runner.run(launch_browser())
-    yield browser
-    runner.run(browser.close())
-    runner.run(pw.stop())
+def browser(playwright_browser: Any) -> Any:
+    return playwright_browser
 
 
 @pytest.fixture(scope="module")
-def recorded(runner: LoopThread, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def recorded(runner: Any, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def go() -> Path:
         env = await open_env(browser, page_url())
         try:
@@ -42,7 +36,9 @@ def recorded(runner: LoopThread, browser: Any, tmp_path_factory: pytest.TempPath
     return runner.run(go())
 
 
-def _replay(runner: LoopThread, browser: Any, run_path: Path, variant: str = "", **kwargs: Any) -> tuple[Any, dict]:
+def _replay(
+    runner: Any, browser: Any, run_path: Path, variant: str = "", **kwargs: Any
+) -> tuple[Any, dict]:
     async def go() -> tuple[Any, dict]:
         env = await open_env(browser, page_url(variant))
         try:
@@ -54,7 +50,9 @@ def _replay(runner: LoopThread, browser: Any, run_path: Path, variant: str = "",
     return runner.run(go())
 
 
-def test_strict_replay_reproduces_the_run(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
+def test_strict_replay_reproduces_the_run(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
     report, state = _replay(runner, browser, recorded, mode="strict", out_dir=tmp_path)
     assert report.ok, report.summary()
     assert state == {"status": "Signed in as alice", "items": 2, "username": "alice"}
@@ -63,22 +61,42 @@ def test_strict_replay_reproduces_the_run(runner: LoopThread, browser: Any, reco
     assert json.loads((tmp_path / "replay.json").read_text())["ok"] is True
 
 
-def test_variables_replace_typed_text(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
-    report, state = _replay(runner, browser, recorded, mode="strict", variables={"username": "bob"}, out_dir=tmp_path)
+def test_variables_replace_typed_text(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
+    report, state = _replay(
+        runner, browser, recorded, mode="strict", variables={"username": "bob"}, out_dir=tmp_path
+    )
     assert report.ok, report.summary()
     assert state["status"] == "Signed in as bob"
 
 
-def test_missing_variable_is_a_named_error(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
+def test_missing_variable_is_a_named_error(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
     run = load(recorded)
-    run.steps[1].variables = {"name": "login", "value_hash": "ab12"}  # a secret: no value kept, no --var given
-    with pytest.raises(ReplayError, match=r"step 1 types the variable 'login': give its value with --var login=VALUE"):
+    run.steps[1].variables = {
+        "name": "login",
+        "value_hash": "ab12",
+    }  # a secret: no value kept, no --var given
+    with pytest.raises(
+        ReplayError,
+        match=r"step 1 types the variable 'login': give its value with --var login=VALUE",
+    ):
         runner.run(replay(run, object(), mode="strict", speed=0, out_dir=tmp_path))  # type: ignore[arg-type]
 
 
-def test_strict_fails_precisely_when_the_target_moved(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
+def test_strict_fails_precisely_when_the_target_moved(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
     report, state = _replay(
-        runner, browser, recorded, variant="moved", mode="strict", out_dir=tmp_path, settle_timeout=0.3
+        runner,
+        browser,
+        recorded,
+        variant="moved",
+        mode="strict",
+        out_dir=tmp_path,
+        settle_timeout=0.3,
     )
     assert not report.ok
     failed = report.steps[-1]
@@ -90,10 +108,19 @@ def test_strict_fails_precisely_when_the_target_moved(runner: LoopThread, browse
     assert state["status"] == "Signed out"  # it stopped before clicking blindly
 
 
-def test_heal_relocates_the_moved_target_by_dom(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
+def test_heal_relocates_the_moved_target_by_dom(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
     healed_dir = tmp_path / "healed"
     report, state = _replay(
-        runner, browser, recorded, variant="moved", mode="heal", out_dir=tmp_path / "r", settle_timeout=0.3, save_healed=healed_dir
+        runner,
+        browser,
+        recorded,
+        variant="moved",
+        mode="heal",
+        out_dir=tmp_path / "r",
+        settle_timeout=0.3,
+        save_healed=healed_dir,
     )
     assert report.ok, report.summary()
     assert state == {"status": "Signed in as alice", "items": 2, "username": "alice"}
@@ -104,7 +131,9 @@ def test_heal_relocates_the_moved_target_by_dom(runner: LoopThread, browser: Any
     healed = load(healed_dir)
     assert healed.steps[2].outcome == "healed" and healed.steps[2].healed["method"] == "dom:id"
     assert runner.run(replay(healed, None, mode="verify")).problems == []
-    report2, state2 = _replay(runner, browser, healed_dir, variant="moved", mode="strict", out_dir=tmp_path / "r2")
+    report2, state2 = _replay(
+        runner, browser, healed_dir, variant="moved", mode="strict", out_dir=tmp_path / "r2"
+    )
     assert report2.ok, report2.summary()
     assert state2["status"] == "Signed in as alice"
 
@@ -125,11 +154,15 @@ class _NoDom:
         await self._env.close()
 
 
-def test_heal_without_dom_uses_template_match(runner: LoopThread, browser: Any, recorded: Path, tmp_path: Path) -> None:
+def test_heal_without_dom_uses_template_match(
+    runner: Any, browser: Any, recorded: Path, tmp_path: Path
+) -> None:
     async def go() -> tuple[Any, dict]:
         env = _NoDom(await open_env(browser, page_url("moved")))
         try:
-            report = await replay(load(recorded), env, mode="heal", speed=0, out_dir=tmp_path, settle_timeout=0.3)
+            report = await replay(
+                load(recorded), env, mode="heal", speed=0, out_dir=tmp_path, settle_timeout=0.3
+            )
             return report, await page_state(env)
         finally:
             await env.close()
@@ -141,7 +174,9 @@ def test_heal_without_dom_uses_template_match(runner: LoopThread, browser: Any, 
     assert state["status"] == "Signed in as alice"
 
 
-def test_verify_passes_a_sound_run_and_catches_damage(runner: LoopThread, recorded: Path, tmp_path: Path) -> None:
+def test_verify_passes_a_sound_run_and_catches_damage(
+    runner: Any, recorded: Path, tmp_path: Path
+) -> None:
     assert runner.run(replay(load(recorded), None, mode="verify")).ok
     copy = tmp_path / "copy"
     shutil.copytree(recorded, copy)
@@ -165,6 +200,6 @@ def test_verify_passes_a_sound_run_and_catches_damage(runner: LoopThread, record
     assert "screen_action point 0" in text and "differs from trail screen" in text
 
 
-def test_unknown_mode_is_rejected(runner: LoopThread, recorded: Path) -> None:
+def test_unknown_mode_is_rejected(runner: Any, recorded: Path) -> None:
     with pytest.raises(ReplayError, match="unknown replay mode 'fast'"):
         runner.run(replay(load(recorded), None, mode="fast"))  # type: ignore[arg-type]

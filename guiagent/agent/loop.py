@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
+from PIL import Image
 
 from guiagent.actions import TERMINAL_ACTIONS, ActionSpace, BaseAction, InvalidToolCall
 from guiagent.agent.budget import Budget, BudgetTracker
@@ -32,9 +33,19 @@ from guiagent.agent.policy import (
     Verdict,
 )
 from guiagent.agent.redact import Redactor
-from guiagent.agent.watch import Ladder, LoopDetector, settle
+from guiagent.agent.untrusted import find_injections, untrusted_note
+from guiagent.agent.watch import Ladder, LoopDetector, settle, zoom_region
 from guiagent.envs.base import Environment, Frame, SurfaceGoneError
-from guiagent.geometry import CoordSpace, OutOfImageError, Point, PointTrail, Rect, resolve_point
+from guiagent.geometry import (
+    CoordSpace,
+    FrameTransform,
+    OutOfImageError,
+    Point,
+    PointTrail,
+    Rect,
+    Size,
+    resolve_point,
+)
 from guiagent.models.budget import ImagePlan, encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.pacore import ground_votes, pacore
@@ -82,6 +93,9 @@ class Agent:
         self.killswitch = killswitch or KillSwitch()
         self.control = control or RunControl()
         self.on_event = on_event
+        self._policy_reads_target_text = any(
+            r.when.target_words or r.when.target_regex for r in self.policy.rules
+        )
         self._client = client
         self._owns_client = client is None
 
@@ -178,6 +192,7 @@ class Agent:
         previous_text: str | None = None
         invalid_in_row = invalid_total = 0
         notes: list[str] = []
+        zoom_next: Rect | None = None
         index = 0
         result: RunResult | None = None
         try:
@@ -201,7 +216,18 @@ class Agent:
                 t = time.perf_counter()
 
                 frame = await self._observe()
-                frame, redactions = await self.redactor.redact(frame, await self._dom(), None)
+                dom = await self._dom()
+                frame, redactions = await self.redactor.redact(frame, dom, None)
+                injections = find_injections([str(e.get("text") or "") for e in dom or []])
+                if injections:
+                    notes.append(untrusted_note(injections, self.redactor.redact_text(task)))
+                    step.untrusted = [i.model_dump() for i in injections]
+                if zoom_next is not None:
+                    frame = zoom_frame(frame, zoom_next)
+                    notes.append(
+                        "This screenshot is an enlarged part of the screen around your last target."
+                    )
+                    zoom_next = None
                 timings["capture"] = _ms(t)
 
                 t = time.perf_counter()
@@ -342,10 +368,9 @@ class Agent:
                 if ladder is Ladder.WARN:
                     notes.append(detector.warning_text())
                 elif ladder is Ladder.ZOOM:
-                    notes.append(
-                        detector.warning_text()
-                        + " Look closely at the target before acting; click its centre."
-                    )
+                    notes.append(detector.warning_text())
+                    if trails:  # the next screenshot is an enlarged crop around the repeated target
+                        zoom_next = zoom_region(frame.size, trails[0].frame, factor=2)
                 elif ladder is Ladder.STUCK:
                     result = RunResult(
                         status="stopped",
@@ -362,9 +387,10 @@ class Agent:
             logger.error("environment error: {}", exc)
             result = RunResult(status="error", stop_reason=f"environment error: {exc}")
         finally:
-            if result is None:  # an unexpected exception: keep the recording consistent
-                if recorder is not None:
-                    recorder.finish("crashed", stop_reason="unexpected error (see log)")
+            if (
+                result is None and recorder is not None
+            ):  # an unexpected exception: keep the recording consistent
+                recorder.finish("crashed", stop_reason="unexpected error (see log)")
         result.steps = index
         result.invalid_replies = invalid_total
         if recorder is not None:
@@ -389,7 +415,7 @@ class Agent:
 
     async def _dom(self) -> list[dict[str, Any]] | None:
         dom_elements = getattr(self.env, "dom_elements", None)
-        if dom_elements is None or not self.redactor.mask_password_fields:
+        if dom_elements is None:
             return None
         try:
             return await dom_elements()
@@ -426,7 +452,7 @@ class Agent:
     async def _judge(self, action: BaseAction, frame: Frame, trails: list[PointTrail]) -> Verdict:
         point = trails[0].screen if trails else None
         target_text = None
-        if point is not None and self.policy.needs_target_text:
+        if point is not None and self._policy_reads_target_text:
             target_text = await self._text_at(point)
         ctx = ActionContext(
             surface=frame.surface,
@@ -531,6 +557,23 @@ class Agent:
         )
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
+
+
+def zoom_frame(frame: Frame, region: Rect, factor: float = 2.0) -> Frame:
+    """An enlarged crop of ``frame`` whose transform still maps its pixels to the right screen points."""
+    box = (int(region.left), int(region.top), int(region.right), int(region.bottom))
+    crop = frame.image.crop(box)
+    image = crop.resize((round(crop.width * factor), round(crop.height * factor)), Image.BICUBIC)
+    origin = frame.transform.frame_to_screen(Point(box[0], box[1]))
+    transform = FrameTransform(
+        Size(image.width, image.height), origin=origin, scale=frame.transform.scale * factor
+    )
+    return Frame(
+        image=image,
+        transform=transform,
+        surface=frame.surface,
+        meta={**frame.meta, "zoom": list(box)},
+    )
 
 
 def _ms(start: float) -> float:

@@ -29,7 +29,8 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from loguru import logger
-from PIL import ImageDraw
+import numpy as np
+from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
 from guiagent.envs.base import Frame
@@ -129,6 +130,7 @@ class Redactor:
         mask_password_fields: bool = True,
         ocr: TextReader | None = None,
         pad: int = 2,
+        detect_bullets: bool = True,
     ) -> None:
         self.regions = list(regions)
         self.window_titles = list(window_titles)
@@ -138,6 +140,7 @@ class Redactor:
         # longest first, so a secret containing another is replaced whole
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.mask_password_fields = mask_password_fields
+        self.detect_bullets = detect_bullets
         self.ocr = ocr
         self.pad = pad
 
@@ -251,6 +254,12 @@ class Redactor:
                     add(from_screen(rect), "window", f"window_titles[{i}]", 0)
                     break
 
+        if self.mask_password_fields and self.detect_bullets and dom is None:
+            # no DOM to ask (desktop): find masked entries by their look, since OCR
+            # engines often do not read bullet characters at all
+            for rect in await asyncio.to_thread(find_bullet_runs, frame.image):
+                add(rect, "masked_text", "mask_password_fields", self.pad)
+
         if text_boxes is None and self.ocr is not None and self.needs_ocr:
             text_boxes = await self.read_text(frame)
         for tb in text_boxes or []:
@@ -275,6 +284,60 @@ class Redactor:
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+
+def find_bullet_runs(image: Image.Image, min_run: int = 4, min_size: int = 6, max_size: int = 32) -> list[Rect]:
+    """Rows of identical filled dots (masked password text: ``●●●●``, ``••••``), in frame pixels.
+
+    Works on the pixels alone: connected components of dark-on-light and light-on-dark
+    ink that are round, filled, equal in size, on one line and evenly spaced.
+    """
+    import cv2
+
+    gray = np.asarray(image.convert("L"))
+    runs: list[Rect] = []
+    for mask in (gray < 110, gray > 170):
+        _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        dots = [
+            (int(x), int(y), int(w), int(h))
+            for x, y, w, h, area in stats[1:]
+            if min_size <= w <= max_size
+            and abs(int(w) - int(h)) <= 1
+            and 0.7 <= area / (w * h) <= 0.92
+            and _clear_above_below(mask, int(x), int(y), int(w), int(h))
+        ]
+        dots.sort(key=lambda d: (d[1], d[0]))
+        rows: dict[tuple[int, int, int], list[tuple[int, int, int, int]]] = {}
+        for dot in dots:
+            x, y, w, h = dot
+            key = next((k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - w) <= 1 and abs(k[2] - h) <= 1), None)
+            rows.setdefault(key or (y, w, h), []).append(dot)
+        for row in rows.values():
+            row.sort()
+            run = [row[0]]
+            for dot in [*row[1:], None]:
+                prev = run[-1]
+                if dot is not None and prev[2] * 1.1 <= dot[0] - prev[0] <= prev[2] * 3:
+                    gaps = [b[0] - a[0] for a, b in zip(run, run[1:])]
+                    if not gaps or abs((dot[0] - prev[0]) - gaps[0]) <= 2:
+                        run.append(dot)
+                        continue
+                if len(run) >= min_run:
+                    left, top = run[0][0], min(d[1] for d in run)
+                    right, bottom = run[-1][0] + run[-1][2], max(d[1] + d[3] for d in run)
+                    runs.append(Rect(left, top, right - left, bottom - top))
+                if dot is not None:
+                    run = [dot]
+    return runs
+
+
+def _clear_above_below(mask: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
+    """No ink of the same polarity just above or below the dot: a bullet sits on empty
+    background, while the hole inside an ``o`` is closed by background beyond its ring."""
+    reach = h // 2 + 1
+    above = mask[max(y - reach, 0) : y, x : x + w]
+    below = mask[y + h : y + h + reach, x : x + w]
+    return not above.any() and not below.any()
 
 
 def clipped_int(rect: Rect) -> tuple[int, int, int, int]:
@@ -303,8 +366,11 @@ def _is_password(element: dict[str, Any]) -> bool:
 def _dom_rect(element: dict[str, Any]) -> Rect | None:
     """An element's box in CSS px from ``x/y/width/height``, ``box: [x,y,w,h]`` or ``rect: {...}``."""
     try:
-        if "box" in element and element["box"] is not None:
-            x, y, w, h = (float(v) for v in element["box"])
+        box = element.get("box")
+        if isinstance(box, dict):
+            return Rect(float(box["x"]), float(box["y"]), float(box["width"]), float(box["height"]))
+        if box is not None:
+            x, y, w, h = (float(v) for v in box)
             return Rect(x, y, w, h)
         source = element.get("rect") or element
         return Rect(

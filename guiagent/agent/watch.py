@@ -6,7 +6,6 @@ Both work on pixels only (frame digests and downscaled differences), never on th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections import deque
@@ -51,15 +50,6 @@ def frame_difference(a: Frame, b: Frame) -> float:
     if a.image is b.image:
         return 0.0
     return thumbnail_difference(thumbnail(a.image), thumbnail(b.image))
-
-
-def frame_fingerprint(frame: Frame, levels: int = 16) -> str:
-    """A digest that ignores tiny changes (caret blink, antialiasing): the coarse
-    thumbnail quantised to ``levels`` gray levels, hashed. Feed it to LoopDetector when
-    exact pixel digests change too easily on a surface."""
-    small = thumbnail(frame.image)
-    quantised = (small // max(1, 256 // levels)).astype(np.uint8)
-    return hashlib.sha1(quantised.tobytes() + str(quantised.shape).encode()).hexdigest()
 
 
 # --- settling ---------------------------------------------------------------------------
@@ -141,6 +131,7 @@ class _Entry:
     signature: str
     points: tuple[tuple[float, float], ...]
     has_action: bool
+    thumb: np.ndarray | None = None
 
     def same_as(self, other: _Entry, tolerance: float) -> bool:
         if self.digest != other.digest or self.signature != other.signature:
@@ -164,6 +155,10 @@ class LoopDetector:
     count the same way. Two points within ``tolerance`` (screen points, per axis) are the
     same point, so 412,300 and 413,301 are one click. A changed screen starts afresh
     unless the agent oscillates back to a screen it already repeated itself on.
+
+    Exact digests differ on any pixel (a blinking caret, a clock). Pass ``frame=`` too and
+    a frame within ``same_screen`` (fraction of changed pixels, see frame_difference) of
+    a recent one counts as that screen.
     """
 
     def __init__(
@@ -172,6 +167,7 @@ class LoopDetector:
         repeat_threshold: int = 3,
         still_threshold: int = 4,
         tolerance: float = 8.0,
+        same_screen: float = 0.002,
     ) -> None:
         if window < 1 or repeat_threshold < 2 or still_threshold < 2:
             raise ValueError("window must be >= 1 and thresholds >= 2")
@@ -179,6 +175,7 @@ class LoopDetector:
         self.repeat_threshold = repeat_threshold
         self.still_threshold = still_threshold
         self.tolerance = tolerance
+        self.same_screen = same_screen
         self._history: deque[_Entry] = deque(maxlen=window)
         self._still_run = 0
         self.repeats = 0
@@ -192,12 +189,19 @@ class LoopDetector:
         self.level = Ladder.NONE
         self.last_action = None
 
-    def observe(self, frame_digest: str, action: BaseAction | None) -> Ladder:
+    def observe(self, frame_digest: str, action: BaseAction | None, frame: Frame | None = None) -> Ladder:
+        thumb = thumbnail(frame.image) if frame is not None else None
+        if thumb is not None:
+            for past in reversed(self._history):
+                if past.thumb is not None and thumbnail_difference(past.thumb, thumb) <= self.same_screen:
+                    frame_digest = past.digest
+                    break
         entry = _Entry(
             digest=frame_digest,
             signature=_signature(action),
             points=tuple(action.points()) if action is not None else (),
             has_action=action is not None,
+            thumb=thumb,
         )
         previous = self._history[-1] if self._history else None
         if previous is not None and previous.digest == frame_digest and action is not None:

@@ -41,8 +41,16 @@ async def run_nl_demo(record_dir: Path, repo_root: Path, headless: bool = True) 
         async with BrowserEnv(start_url=url, headless=headless) as env:
             oracle = DomOracle(env.page, DEMO_PLAN, asyncio.get_running_loop())
             with FakeModelServer(oracle) as server:
-                logger.info("demo model: the fake server at {} answering from the page's DOM (a stand-in, not Step3-VL)", server.url)
-                config = AgentConfig(model_url=server.url, record_dir=record_dir, secrets=["secret"], settle_timeout_s=1.0)
+                logger.info(
+                    "demo model: the fake server at {} answering from the page's DOM (a stand-in, not Step3-VL)",
+                    server.url,
+                )
+                config = AgentConfig(
+                    model_url=server.url,
+                    record_dir=record_dir,
+                    secrets=["secret"],
+                    settle_timeout_s=1.0,
+                )
                 agent = Agent(env, config)
                 try:
                     return await agent.run(DEMO_TASK)

@@ -1,6 +1,7 @@
 """A small Tk desktop app for guiagent's desktop tests and demos.
 
-Run: ``python3 guiagent/demo/tkapp.py [--state-file PATH] [--geometry 640x400+100+100]``.
+Run: ``python3 guiagent/demo/tkapp.py [--state-file PATH] [--geometry 640x400+100+100]
+[--title "guiagent demo"]``.
 
 Window title "guiagent demo"; an entry labelled "Name", a "Greet" button that shows
 "Hello, <name>!", a "Subscribe" checkbox, and a list with "Add"/"Clear" buttons (Add
@@ -26,11 +27,12 @@ FONT = ("DejaVu Sans", 16)
 
 
 class DemoApp:
-    def __init__(self, root: tk.Tk, state_file: Path | None) -> None:
+    def __init__(self, root: tk.Tk, state_file: Path | None, title: str = TITLE) -> None:
         self.root = root
         self.state_file = state_file
         self.ready = False
-        root.title(TITLE)
+        self.title = title
+        root.title(title)
         root.configure(background="white")
 
         self.name_var = tk.StringVar(master=root)
@@ -42,8 +44,13 @@ class DemoApp:
             row=0, column=0, padx=16, pady=16, sticky="w"
         )
         self.entry = tk.Entry(
-            root, textvariable=self.name_var, name="name_entry", font=FONT, width=20,
-            relief="solid", borderwidth=2,
+            root,
+            textvariable=self.name_var,
+            name="name_entry",
+            font=FONT,
+            width=20,
+            relief="solid",
+            borderwidth=2,
         )
         self.entry.grid(row=0, column=1, padx=8, pady=16, sticky="w")
         tk.Button(root, text="Greet", name="greet", font=FONT, command=self.greet).grid(
@@ -53,14 +60,22 @@ class DemoApp:
             row=1, column=0, columnspan=3, padx=16, pady=8, sticky="w"
         )
         tk.Checkbutton(
-            root, text="Subscribe", name="subscribe", variable=self.subscribe_var,
-            command=self.save, activebackground="white", highlightthickness=0, **common,
+            root,
+            text="Subscribe",
+            name="subscribe",
+            variable=self.subscribe_var,
+            command=self.save,
+            activebackground="white",
+            highlightthickness=0,
+            **common,
         ).grid(row=2, column=0, columnspan=2, padx=16, pady=8, sticky="w")
         self.listbox = tk.Listbox(root, name="items", font=FONT, height=4, width=24)
         self.listbox.grid(row=3, column=0, columnspan=2, padx=16, pady=8, sticky="w")
         buttons = tk.Frame(root, background="white")
         buttons.grid(row=3, column=2, sticky="n", pady=8)
-        tk.Button(buttons, text="Add", name="add", font=FONT, command=self.add).pack(pady=4, fill="x")
+        tk.Button(buttons, text="Add", name="add", font=FONT, command=self.add).pack(
+            pady=4, fill="x"
+        )
         tk.Button(buttons, text="Clear", name="clear", font=FONT, command=self.clear).pack(
             pady=4, fill="x"
         )
@@ -91,7 +106,7 @@ class DemoApp:
     def state(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
-            "title": TITLE,
+            "title": self.title,
             "name": self.name_var.get(),
             "greeting": self.greeting_var.get(),
             "subscribed": bool(self.subscribe_var.get()),
@@ -130,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="guiagent demo Tk app")
     parser.add_argument("--state-file", type=Path, default=None, help="write state JSON here")
     parser.add_argument("--geometry", default=DEFAULT_GEOMETRY, help="Tk geometry, WxH+X+Y")
+    parser.add_argument("--title", default=TITLE, help="window title")
     args = parser.parse_args(argv)
     root = tk.Tk()
     root.geometry(args.geometry)
     root.resizable(False, False)
-    DemoApp(root, args.state_file)
+    DemoApp(root, args.state_file, args.title)
     root.mainloop()
     return 0
 

@@ -43,7 +43,12 @@ class Frame:
     @classmethod
     def from_image(cls, image: Image.Image, surface: str = "image", **meta: Any) -> Frame:
         image = image.convert("RGB")
-        return cls(image=image, transform=FrameTransform(Size(image.width, image.height)), surface=surface, meta=meta)
+        return cls(
+            image=image,
+            transform=FrameTransform(Size(image.width, image.height)),
+            surface=surface,
+            meta=meta,
+        )
 
 
 class ActResult(BaseModel):

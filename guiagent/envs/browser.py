@@ -16,10 +16,13 @@ or connect to a ``playwright run-server`` endpoint (``ws_endpoint``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import io
+import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,14 +93,22 @@ def playwright_key(key: str) -> str:
         return key
     if key[0] == "f" and key[1:].isdigit() and 1 <= int(key[1:]) <= 24:
         return key.upper()
-    raise InvalidToolCall("key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+    raise InvalidToolCall(
+        "key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a"
+    )
 
 
 def chromium_executable() -> str | None:
     """Playwright's own Chromium when installed, else a system Chromium, else None."""
-    roots = [os.environ.get("PLAYWRIGHT_BROWSERS_PATH", ""), str(Path.home() / ".cache" / "ms-playwright")]
+    roots = [
+        os.environ.get("PLAYWRIGHT_BROWSERS_PATH", ""),
+        str(Path.home() / ".cache" / "ms-playwright"),
+    ]
     for root in filter(None, roots):
-        for pattern in ("chromium-*/chrome-linux*/chrome", "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium"):
+        for pattern in (
+            "chromium-*/chrome-linux*/chrome",
+            "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+        ):
             found = sorted(glob.glob(os.path.join(root, pattern)))
             if found:
                 return found[-1]
@@ -210,14 +221,19 @@ class BrowserEnv:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
     @property
     def page(self) -> Page:
         if self._page is None:
-            raise SurfaceGoneError("browser env is not started (use 'async with BrowserEnv()' or await start())")
+            raise SurfaceGoneError(
+                "browser env is not started (use 'async with BrowserEnv()' or await start())"
+            )
         return self._page
 
     @property
@@ -247,14 +263,18 @@ class BrowserEnv:
             self._pw = await async_playwright().start()
             chromium = self._pw.chromium
             if self.cdp_url is not None:
-                self._browser = await chromium.connect_over_cdp(self.cdp_url, timeout=self.timeout_ms)
+                self._browser = await chromium.connect_over_cdp(
+                    self.cdp_url, timeout=self.timeout_ms
+                )
                 self._page = await self._active_page(self._browser)
                 self._context = self._page.context
                 self._watch()
                 logger.info("attached over CDP to {} ({})", self.cdp_url, self._page.url)
                 return
             if self.ws_endpoint is not None:
-                self._browser = await chromium.connect(self.ws_endpoint, timeout=self.timeout_ms)
+                self._browser = await chromium.connect(
+                    self.ws_endpoint, timeout=self.timeout_ms, headers=self._ws_headers()
+                )
                 self._owns_browser = True
             else:
                 exe = self.executable_path or chromium_executable()
@@ -270,6 +290,21 @@ class BrowserEnv:
         self._page = await self._context.new_page()
         self._watch()
 
+    def _ws_headers(self) -> dict[str, str] | None:
+        """Launch options for a run-server endpoint when an executable is named.
+
+        The server only honours ``executablePath`` when started with ``--unsafe``
+        (``python -m playwright run-server --port P --unsafe``).
+        """
+        if self.executable_path is None:
+            return None
+        options = {
+            "executablePath": self.executable_path,
+            "args": [*CHROMIUM_ARGS, *self.extra_args],
+            "headless": self.headless,
+        }
+        return {"x-playwright-launch-options": json.dumps(options)}
+
     async def _active_page(self, browser: Browser) -> Page:
         pages = [p for ctx in browser.contexts for p in ctx.pages if not p.is_closed()]
         if not pages:
@@ -277,7 +312,9 @@ class BrowserEnv:
             return await context.new_page()
         for page in reversed(pages):  # the focused, visible page wins; else the last one
             try:
-                if await page.evaluate("() => document.visibilityState === 'visible' && document.hasFocus()"):
+                if await page.evaluate(
+                    "() => document.visibilityState === 'visible' && document.hasFocus()"
+                ):
                     return page
             except PlaywrightError:
                 continue
@@ -294,7 +331,9 @@ class BrowserEnv:
         page.on("crash", lambda _: gone("the page crashed"))
         page.on("close", lambda _: gone("the page was closed"))
         if browser is not None:
-            browser.on("disconnected", lambda _: gone("the browser disconnected (crashed or closed)"))
+            browser.on(
+                "disconnected", lambda _: gone("the browser disconnected (crashed or closed)")
+            )
 
     async def close(self) -> None:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
@@ -316,13 +355,26 @@ class BrowserEnv:
     def _surface_error(self, exc: BaseException) -> SurfaceGoneError | None:
         page = self._page
         if self._gone is not None or page is None or page.is_closed():
-            return SurfaceGoneError(f"browser surface is gone: {self._gone or 'page closed'} ({exc})")
+            return SurfaceGoneError(
+                f"browser surface is gone: {self._gone or 'page closed'} ({exc})"
+            )
         if self._browser is not None and not self._browser.is_connected():
             return SurfaceGoneError(f"browser surface is gone: browser disconnected ({exc})")
         text = str(exc)
         if "Target crashed" in text or "has been closed" in text or "Target closed" in text:
             return SurfaceGoneError(f"browser surface is gone: {text.splitlines()[0]}")
         return None
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn Playwright's errors about a dead page or browser into SurfaceGoneError."""
+        try:
+            yield
+        except PlaywrightError as exc:
+            gone = self._surface_error(exc)
+            if gone is not None:
+                raise gone from exc
+            raise
 
     def _check_alive(self) -> Page:
         page = self.page
@@ -335,25 +387,25 @@ class BrowserEnv:
     async def page_state(self) -> dict[str, Any]:
         """devicePixelRatio, viewport (CSS px), scroll, document size, url and title in one call."""
         page = self._check_alive()
-        try:
+        with self._guard():
             state: dict[str, Any] = await page.evaluate(_PAGE_STATE_JS)
-        except PlaywrightError as exc:
-            raise self._surface_error(exc) or exc
         return state
 
     async def observe(self) -> Frame:
         page = self._check_alive()
-        try:
+        with self._guard():
             state = await page.evaluate(_PAGE_STATE_JS)
-            png = await page.screenshot(type="png", full_page=self.full_page, timeout=self.timeout_ms)
-        except PlaywrightError as exc:
-            raise self._surface_error(exc) or exc
+            png = await page.screenshot(
+                type="png", full_page=self.full_page, timeout=self.timeout_ms
+            )
         image = Image.open(io.BytesIO(png)).convert("RGB")
         dpr = float(state["dpr"])
         transform = transform_for_page(
             Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
         )
-        if self.full_page:  # frame pixel (0,0) is the document's top-left, above/left of the viewport
+        if (
+            self.full_page
+        ):  # frame pixel (0,0) is the document's top-left, above/left of the viewport
             transform = type(transform)(
                 frame_size=transform.frame_size,
                 origin=Point(-float(state["scrollX"]), -float(state["scrollY"])),
@@ -378,10 +430,8 @@ class BrowserEnv:
         if isinstance(action, (Finish, Fail)):
             return ActResult(detail=action.name)
         page = self._check_alive()
-        try:
+        with self._guard():
             return await self._act(page, action)
-        except PlaywrightError as exc:
-            raise self._surface_error(exc) or exc
 
     async def _into_view(self, page: Page, x: float, y: float) -> tuple[float, float]:
         """Scroll so that viewport point (x, y) is inside the viewport; return its new position."""
@@ -392,7 +442,8 @@ class BrowserEnv:
         dx = x - w / 2 if not 0 <= x < w else 0
         dy = y - h / 2 if not 0 <= y < h else 0
         after = await page.evaluate(
-            "([dx, dy]) => { window.scrollBy(dx, dy); return [window.scrollX, window.scrollY]; }", [dx, dy]
+            "([dx, dy]) => { window.scrollBy(dx, dy); return [window.scrollX, window.scrollY]; }",
+            [dx, dy],
         )
         moved_x, moved_y = after[0] - state["scrollX"], after[1] - state["scrollY"]
         return x - moved_x, y - moved_y
@@ -400,7 +451,11 @@ class BrowserEnv:
     async def _act(self, page: Page, action: BaseAction) -> ActResult:
         mouse = page.mouse
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
-            x, y = await self._into_view(page, action.x, action.y) if self.full_page else (action.x, action.y)
+            x, y = (
+                await self._into_view(page, action.x, action.y)
+                if self.full_page
+                else (action.x, action.y)
+            )
             if isinstance(action, Click):
                 await mouse.click(x, y)
             elif isinstance(action, DoubleClick):
@@ -423,13 +478,19 @@ class BrowserEnv:
             return ActResult(detail=f"drag {x1:g},{y1:g} -> {x2:g},{y2:g}")
         if isinstance(action, Scroll):
             if action.x is not None and action.y is not None:
-                x, y = await self._into_view(page, action.x, action.y) if self.full_page else (action.x, action.y)
+                x, y = (
+                    await self._into_view(page, action.x, action.y)
+                    if self.full_page
+                    else (action.x, action.y)
+                )
             else:
                 state = await page.evaluate(_PAGE_STATE_JS)
                 x, y = state["width"] / 2, state["height"] / 2
             await mouse.move(x, y)
             px = action.amount * WHEEL_PX_PER_NOTCH
-            dx, dy = {"up": (0, -px), "down": (0, px), "left": (-px, 0), "right": (px, 0)}[action.direction]
+            dx, dy = {"up": (0, -px), "down": (0, px), "left": (-px, 0), "right": (px, 0)}[
+                action.direction
+            ]
             await mouse.wheel(dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
@@ -450,16 +511,12 @@ class BrowserEnv:
         interactive, disabled, password, box {x, y, width, height}.
         """
         page = self._check_alive()
-        try:
+        with self._guard():
             elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
-        except PlaywrightError as exc:
-            raise self._surface_error(exc) or exc
         return elements
 
     async def accessibility_snapshot(self) -> str:
         """The page's ARIA snapshot (Playwright's YAML outline of roles and names)."""
         page = self._check_alive()
-        try:
+        with self._guard():
             return await page.locator("body").aria_snapshot(timeout=self.timeout_ms)
-        except PlaywrightError as exc:
-            raise self._surface_error(exc) or exc

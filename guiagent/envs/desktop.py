@@ -122,7 +122,9 @@ def x11_ui_scale(env: dict[str, str] | None = None) -> float:
             return value
     if shutil.which("xrdb") and env.get("DISPLAY"):
         try:
-            out = subprocess.run(["xrdb", "-query"], env=env, capture_output=True, text=True, timeout=5).stdout
+            out = subprocess.run(
+                ["xrdb", "-query"], env=env, capture_output=True, text=True, timeout=5
+            ).stdout
         except (OSError, subprocess.TimeoutExpired):
             return 1.0
         for line in out.splitlines():
@@ -201,7 +203,10 @@ class DesktopEnv:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -227,7 +232,9 @@ class DesktopEnv:
                 if not display_reachable(self.display):
                     raise SurfaceGoneError(f"X display {self.display} does not answer")
             self.xauthority = (
-                self._own_server.xauthority if self._own_server else os.environ.get("XAUTHORITY", "")
+                self._own_server.xauthority
+                if self._own_server
+                else os.environ.get("XAUTHORITY", "")
             )
             if not self.xauthority or not os.path.exists(self.xauthority):
                 self.xauthority = os.path.join(os.path.expanduser("~"), ".Xauthority")
@@ -331,7 +338,9 @@ class DesktopEnv:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
-            raise SurfaceGoneError("desktop env is not started (use 'async with DesktopEnv()' or await start())")
+            raise SurfaceGoneError(
+                "desktop env is not started (use 'async with DesktopEnv()' or await start())"
+            )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
@@ -350,13 +359,20 @@ class DesktopEnv:
             raise SurfaceGoneError(f"cannot capture the screen of {self.display}: {exc}") from exc
         image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
         transform = transform_for_monitor(
-            mon["left"], mon["top"], mon["width"], mon["height"], Size(image.width, image.height), self.scale
+            mon["left"],
+            mon["top"],
+            mon["width"],
+            mon["height"],
+            Size(image.width, image.height),
+            self.scale,
         )
         meta: dict[str, Any] = {
             "display": self.display,
             "monitor": index,
             "monitor_rect": _rect(mon),
-            "monitors": [_rect(m) | {"primary": bool(m.get("is_primary", False))} for m in monitors[1:]],
+            "monitors": [
+                _rect(m) | {"primary": bool(m.get("is_primary", False))} for m in monitors[1:]
+            ],
             "window_title": self._window_title(),
             "ui_scale": self._ui_scale,
         }
@@ -371,13 +387,29 @@ class DesktopEnv:
             dpy = self._xlib
             root = dpy.screen().root
             window = None
-            active = root.get_full_property(dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
+            active = root.get_full_property(
+                dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType
+            )
             if active is not None and active.value and active.value[0]:
                 window = dpy.create_resource_object("window", active.value[0])
             else:
                 focus = dpy.get_input_focus().focus
-                if not isinstance(focus, int):
+                if not isinstance(focus, int) and focus != root:
                     window = focus
+            if window is None:
+                # no window manager: focus follows the pointer (PointerRoot)
+                child = root.query_pointer().child
+                if isinstance(child, int) or not child:
+                    return None
+                window = child
+                name = window.get_wm_name()
+                if name:
+                    return str(name)
+                for sub in window.query_tree().children:  # a reparenting WM's frame
+                    name = sub.get_wm_name()
+                    if name:
+                        return str(name)
+                return None
             for _ in range(8):  # walk up from a child widget to the named top-level window
                 if window is None or window == root:
                     return None
@@ -428,7 +460,11 @@ class DesktopEnv:
                 pg.mouseUp(x2, y2)
                 return ActResult(detail=f"drag {x1},{y1} -> {x2},{y2}")
             if isinstance(action, Scroll):
-                at = _pt(action.x, action.y) if action.x is not None and action.y is not None else (None, None)
+                at = (
+                    _pt(action.x, action.y)
+                    if action.x is not None and action.y is not None
+                    else (None, None)
+                )
                 if at[0] is not None:
                     pg.moveTo(*at)
                 notches = action.amount if action.direction in ("up", "right") else -action.amount
@@ -447,7 +483,10 @@ class DesktopEnv:
                 keys = [_PYAUTOGUI_ALIASES.get(k, k) for k in action.keys]
                 unknown = [k for k in keys if k not in pg.KEYBOARD_KEYS]
                 if unknown:
-                    raise InvalidToolCall("key", f"unknown key name(s) {unknown}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+                    raise InvalidToolCall(
+                        "key",
+                        f"unknown key name(s) {unknown}; use names like ctrl, alt, shift, enter, esc, tab, f5, a",
+                    )
                 pg.hotkey(*keys)
                 return ActResult(detail="pressed " + "+".join(keys))
         except pg.FailSafeException as exc:
@@ -462,7 +501,12 @@ class DesktopEnv:
         env = {**os.environ, **self._x_env()}
         try:
             proc = subprocess.run(
-                ["xdotool", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+                ["xdotool", *args],
+                env=env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SurfaceGoneError(f"xdotool failed on {self.display}: {exc}") from exc
@@ -474,7 +518,15 @@ class DesktopEnv:
 
     def _xdotool_type(self, text: str) -> None:
         # --file - reads the text from stdin: no argv limits, text may start with '-'
-        self._xdotool("type", "--clearmodifiers", "--delay", str(self.type_delay_ms), "--file", "-", stdin=text)
+        self._xdotool(
+            "type",
+            "--clearmodifiers",
+            "--delay",
+            str(self.type_delay_ms),
+            "--file",
+            "-",
+            stdin=text,
+        )
 
     def _check_corner(self) -> None:
         if not self.failsafe:
@@ -490,7 +542,9 @@ class DesktopEnv:
             (whole["left"] + whole["width"] - 1, whole["top"] + whole["height"] - 1),
         }
         if (x, y) in corners:
-            raise FailSafeError("pointer in a screen corner: the fail-safe stopped the action (kill switch)")
+            raise FailSafeError(
+                "pointer in a screen corner: the fail-safe stopped the action (kill switch)"
+            )
 
     def _act_xdotool(self, action: BaseAction) -> ActResult:
         self._check_corner()
@@ -532,7 +586,10 @@ class DesktopEnv:
                 elif len(key) == 1 or (key[0] == "f" and key[1:].isdigit()):
                     names.append(key.upper() if key[0] == "f" and len(key) > 1 else key)
                 else:
-                    raise InvalidToolCall("key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a")
+                    raise InvalidToolCall(
+                        "key",
+                        f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a",
+                    )
             chord = "+".join(names)
             self._xdotool("key", "--clearmodifiers", chord)
             return ActResult(detail=f"pressed {chord}")
@@ -542,12 +599,15 @@ class DesktopEnv:
 def _pt(x: float | None, y: float | None) -> tuple[int, int]:
     if x is None or y is None:
         raise InvalidToolCall("point", "a point needs both x and y")
-    return (int(round(x)), int(round(y)))
+    return (round(x), round(y))
 
 
 def _path(x1: int, y1: int, x2: int, y2: int, steps: int = 8) -> list[tuple[int, int]]:
     """Intermediate pointer positions: toolkits only start a drag after some motion."""
-    return [(round(x1 + (x2 - x1) * i / steps), round(y1 + (y2 - y1) * i / steps)) for i in range(1, steps + 1)]
+    return [
+        (round(x1 + (x2 - x1) * i / steps), round(y1 + (y2 - y1) * i / steps))
+        for i in range(1, steps + 1)
+    ]
 
 
 def _rect(mon: dict[str, Any]) -> dict[str, int]:

@@ -149,7 +149,11 @@ class _XServer:
         rc = self._proc.poll()
         log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         self.stop()
-        state = f"exited with code {rc}" if rc is not None else f"gave no display within {self.start_timeout:g}s"
+        state = (
+            f"exited with code {rc}"
+            if rc is not None
+            else f"gave no display within {self.start_timeout:g}s"
+        )
         raise DisplayError(f"{self.name} {state}; its output:\n{log}")
 
     def _wait_socket(self) -> None:
@@ -187,7 +191,10 @@ class _XServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -195,7 +202,10 @@ class _XServer:
         return await asyncio.to_thread(self.start)
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
 
@@ -213,7 +223,9 @@ class XvfbDisplay(_XServer):
 
     name = "Xvfb"
 
-    def __init__(self, size: tuple[int, int] = (1920, 1080), depth: int = 24, start_timeout: float = 20.0) -> None:
+    def __init__(
+        self, size: tuple[int, int] = (1920, 1080), depth: int = 24, start_timeout: float = 20.0
+    ) -> None:
         super().__init__(start_timeout)
         if size[0] <= 0 or size[1] <= 0:
             raise DisplayError(f"display size must be positive, got {size[0]}x{size[1]}")
@@ -287,7 +299,9 @@ class XorgDummyDisplay(_XServer):
             raise DisplayError("the dummy driver has 16 outputs (DUMMY0..DUMMY15)")
         for w, h, x, y in monitors:
             if w <= 0 or h <= 0 or x < 0 or y < 0:
-                raise DisplayError(f"bad monitor {(w, h, x, y)}: size must be positive and position >= 0")
+                raise DisplayError(
+                    f"bad monitor {(w, h, x, y)}: size must be positive and position >= 0"
+                )
         if not 0 <= primary < len(monitors):
             raise DisplayError(f"primary index {primary} out of range for {len(monitors)} monitors")
         self.monitors = list(monitors)
@@ -295,7 +309,10 @@ class XorgDummyDisplay(_XServer):
 
     @property
     def desktop_size(self) -> tuple[int, int]:
-        return (max(x + w for w, h, x, y in self.monitors), max(y + h for w, h, x, y in self.monitors))
+        return (
+            max(x + w for w, h, x, y in self.monitors),
+            max(y + h for w, h, x, y in self.monitors),
+        )
 
     def mss_number(self, index: int) -> int:
         """mss's number (1..N) of ``monitors[index]``, read from the running server."""
@@ -311,7 +328,9 @@ class XorgDummyDisplay(_XServer):
     def _command(self, tmp: Path) -> list[str]:
         exe = shutil.which("Xorg")
         if exe is None:
-            raise DisplayError("Xorg is not installed (Debian: apt-get install xserver-xorg-core xserver-xorg-video-dummy)")
+            raise DisplayError(
+                "Xorg is not installed (Debian: apt-get install xserver-xorg-core xserver-xorg-video-dummy)"
+            )
         if hasattr(os, "geteuid") and os.geteuid() != 0:
             raise DisplayError("XorgDummyDisplay runs Xorg directly and needs root")
         fb_w, fb_h = self.desktop_size
@@ -319,20 +338,37 @@ class XorgDummyDisplay(_XServer):
         # 4 bytes per pixel, twice over for RandR's shadow, in kB, with headroom
         videoram = max(256000, virtual_w * virtual_h * 8 // 1024 + 16384)
         conf = tmp / "xorg.conf"
-        conf.write_text(_XORG_CONF.format(videoram=videoram, virtual_w=virtual_w, virtual_h=virtual_h))
+        conf.write_text(
+            _XORG_CONF.format(videoram=videoram, virtual_w=virtual_w, virtual_h=virtual_h)
+        )
         # -config accepts an absolute path when running as root
-        return [exe, "-config", str(conf), "-noreset", "-nolisten", "tcp", "-logfile", str(tmp / "Xorg.log")]
+        return [
+            exe,
+            "-config",
+            str(conf),
+            "-noreset",
+            "-nolisten",
+            "tcp",
+            "-logfile",
+            str(tmp / "Xorg.log"),
+        ]
 
     def _xrandr(self, *args: str) -> str:
         env = {**os.environ, **self.env}
-        proc = subprocess.run(["xrandr", *args], env=env, capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            ["xrandr", *args], env=env, capture_output=True, text=True, timeout=20
+        )
         if proc.returncode != 0:
-            raise DisplayError(f"xrandr {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise DisplayError(
+                f"xrandr {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
         return proc.stdout
 
     def _after_start(self) -> None:
         if shutil.which("xrandr") is None:
-            raise DisplayError("xrandr is not installed (Debian: apt-get install x11-xserver-utils)")
+            raise DisplayError(
+                "xrandr is not installed (Debian: apt-get install x11-xserver-utils)"
+            )
         query = self._xrandr("--query")
         known_modes = set(re.findall(r"^\s+(\d+x\d+)\s", query, flags=re.MULTILINE))
         for i, (w, h, _x, _y) in enumerate(self.monitors):
@@ -356,14 +392,18 @@ class XorgDummyDisplay(_XServer):
         with mss.MSS(display=self.display) as grabber:
             seen = [(m["width"], m["height"], m["left"], m["top"]) for m in grabber.monitors[1:]]
         if sorted(seen) != sorted(self.monitors):
-            raise DisplayError(f"Xorg on {self.display}: mss reports monitors {seen}, expected {self.monitors}")
+            raise DisplayError(
+                f"Xorg on {self.display}: mss reports monitors {seen}, expected {self.monitors}"
+            )
 
 
 def _modeline(width: int, height: int, refresh: float = 60.0) -> list[str]:
     """Timings for ``xrandr --newmode`` (from ``cvt`` when present, else a simple blanking)."""
     cvt = shutil.which("cvt")
     if cvt is not None:
-        out = subprocess.run([cvt, str(width), str(height), str(refresh)], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [cvt, str(width), str(height), str(refresh)], capture_output=True, text=True
+        ).stdout
         match = re.search(r'Modeline\s+"[^"]+"\s+(.*)', out)
         if match:
             return match.group(1).split()

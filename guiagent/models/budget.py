@@ -35,6 +35,7 @@ QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = 28 * 28 * 16384  # the HF preprocessor default (12845056)
 
 DEFAULT_MAX_IMAGE_TOKENS = 670  # the cost of 1280x720 under the Step3-VL rule
+MIN_SENT_SIDE = 28  # a plan never shrinks the short side below this (or the frame's own)
 
 
 class BudgetError(ValueError):
@@ -191,12 +192,23 @@ class ImagePlan(BaseModel):
         return self.sent != self.frame
 
 
+def _half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
 def _scaled(frame: Size, long_side: int) -> Size:
-    """The frame's aspect ratio at a given long side (the other side rounded, at least 1)."""
+    """The frame's aspect ratio at a given long side (the other side rounded half up, >= 1)."""
     factor = long_side / frame.long_side
     if frame.width >= frame.height:
-        return Size(long_side, max(1, round(frame.height * factor)))
-    return Size(max(1, round(frame.width * factor)), long_side)
+        return Size(long_side, max(1, _half_up(frame.height * factor)))
+    return Size(max(1, _half_up(frame.width * factor)), long_side)
+
+
+def _min_long_side(frame: Size) -> int:
+    """The smallest long side worth sending: the short side must keep MIN_SENT_SIDE pixels."""
+    short = min(frame.width, frame.height)
+    wanted = min(MIN_SENT_SIDE, short)
+    return min(frame.long_side, math.ceil(wanted * frame.long_side / short))
 
 
 def _largest_fitting(lo: int, hi: int, cost: Any, budget: int) -> int | None:
@@ -240,16 +252,18 @@ def _plan_step3(frame: Size, budget: int) -> Size:
         return step3vl_visual_tokens(size.width, size.height)
 
     top = min(frame.long_side, STEP3_MAX_SIDE)
+    bottom = _min_long_side(frame)
     # The cost jumps where the crop window changes (at 728), so search each side of it.
     candidates = [
-        _largest_fitting(STEP3_GLOBAL_SIDE + 1, top, cost, budget),
-        _largest_fitting(1, min(top, STEP3_GLOBAL_SIDE - 1), cost, budget),
+        _largest_fitting(max(bottom, STEP3_GLOBAL_SIDE + 1), top, cost, budget),
+        _largest_fitting(bottom, min(top, STEP3_GLOBAL_SIDE - 1), cost, budget),
     ]
     found = [c for c in candidates if c is not None]
     if not found:
         raise BudgetError(
             f"no size of a {frame} frame fits {budget} image tokens under the step3vl rule "
-            f"(the smallest image costs {STEP3_GLOBAL_TOKENS + 2})"
+            f"(the smallest image costs {STEP3_GLOBAL_TOKENS + 2}; elongated ones cost crops too, "
+            f"and the short side is kept at {MIN_SENT_SIDE} px or more)"
         )
     return _scaled(frame, max(found))
 

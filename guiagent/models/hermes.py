@@ -197,7 +197,11 @@ class HermesStreamParser:
     def _scan(self, data: str, final: bool) -> None:
         i, n = 0, len(data)
         while i < n:
-            i = self._scan_block(data, i, final) if self._in_block else self._scan_text(data, i, final)
+            i = (
+                self._scan_block(data, i, final)
+                if self._in_block
+                else self._scan_text(data, i, final)
+            )
 
     def _scan_text(self, data: str, i: int, final: bool) -> int:
         start = i
@@ -344,7 +348,9 @@ def _match_tag(data: str, j: int, final: bool) -> str | None:
 # ---- decoding one block -----------------------------------------------------------------
 
 
-def _decode_block(body: str, index: int, unclosed: bool) -> tuple[tuple[str, dict[str, Any]] | None, list[str]]:
+def _decode_block(
+    body: str, index: int, unclosed: bool
+) -> tuple[tuple[str, dict[str, Any]] | None, list[str]]:
     """Decode a block body into (name, arguments), with the messages for ``errors``."""
     text = body.strip()
     if unclosed:
@@ -355,7 +361,9 @@ def _decode_block(body: str, index: int, unclosed: bool) -> tuple[tuple[str, dic
     if error is not None:
         return None, [f"skipped tool call {index}: invalid JSON ({error})"]
     if not isinstance(obj, dict):
-        return None, [f"skipped tool call {index}: expected a JSON object, got {type(obj).__name__}"]
+        return None, [
+            f"skipped tool call {index}: expected a JSON object, got {type(obj).__name__}"
+        ]
     if "name" not in obj and isinstance(obj.get("function"), dict):  # OpenAI-shaped call
         obj = obj["function"]
     name = obj.get("name")
@@ -372,10 +380,14 @@ def _decode_block(body: str, index: int, unclosed: bool) -> tuple[tuple[str, dic
         else:
             arguments, more, error = _loads_forgiving(arguments)
             if error is not None:
-                return None, [f"skipped tool call {index}: arguments string is not valid JSON ({error})"]
+                return None, [
+                    f"skipped tool call {index}: arguments string is not valid JSON ({error})"
+                ]
             repairs += [f"{r} in arguments string" for r in more]
     if not isinstance(arguments, dict):
-        return None, [f"skipped tool call {index}: arguments must be an object, got {type(arguments).__name__}"]
+        return None, [
+            f"skipped tool call {index}: arguments must be an object, got {type(arguments).__name__}"
+        ]
     return (name.strip(), arguments), [f"repaired tool call {index}: {r}" for r in repairs]
 
 
@@ -426,8 +438,10 @@ def repair_json(text: str) -> tuple[str, list[str]]:
                 return text, []
             piece = text[i:end]
             if "\\'" in piece:  # \' is not a JSON escape
-                piece = _unescape_single_quotes(piece)
-                note("escaped single quote")
+                fixed = _unescape_single_quotes(piece)
+                if fixed != piece:
+                    note("escaped single quote")
+                piece = fixed
             out.append(piece)
             i = end
         elif c == "'":

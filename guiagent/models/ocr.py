@@ -95,7 +95,12 @@ class OcrEngine:
             boxes.append(
                 TextBox(
                     text=text,
-                    box=Rect(tx1 + offset[0], ty1 + offset[1], tx2 - tx1, ty2 - ty1),
+                    box=Rect(
+                        float(tx1 + offset[0]),
+                        float(ty1 + offset[1]),
+                        float(tx2 - tx1),
+                        float(ty2 - ty1),
+                    ),
                     confidence=round(float(score), 4),
                 )
             )
@@ -174,7 +179,7 @@ def merge_regions(
     regions: list[tuple[int, int, int, int]],
     old_boxes: list[TextBox],
     size: tuple[int, int],
-    margin: tuple[int, int] = (24, 8),
+    margin: tuple[int, int] = (24, 12),
 ) -> list[tuple[int, int, int, int]]:
     """Grow changed regions into crops safe to OCR on their own.
 
@@ -203,7 +208,12 @@ def merge_regions(
             for box in old:
                 if _intersects(crop, box) and _union(crop, box) != crop:
                     grown = _union(crop, box)
-                    crops[i] = (max(0, grown[0]), max(0, grown[1]), min(width, grown[2]), min(height, grown[3]))
+                    crops[i] = (
+                        max(0, grown[0]),
+                        max(0, grown[1]),
+                        min(width, grown[2]),
+                        min(height, grown[3]),
+                    )
                     crop = crops[i]
                     changed = True
         merged: list[tuple[int, int, int, int]] = []
@@ -216,7 +226,12 @@ def merge_regions(
             else:
                 merged.append(crop)
         crops = merged
-    return crops
+    # Pad the final crops too: the detector needs some background around a line it reads.
+    padded = [
+        (max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my))
+        for x1, y1, x2, y2 in crops
+    ]
+    return padded if padded == crops else merge_regions(padded, old_boxes, size, (0, 0))
 
 
 # --- the reader -----------------------------------------------------------------------
@@ -297,9 +312,7 @@ class ScreenReader:
         if area > self.max_changed_fraction * width * height:
             return None
         kept = [
-            b
-            for b in old_boxes
-            if not any(_intersects(b.box.as_xyxy(), crop) for crop in crops)
+            b for b in old_boxes if not any(_intersects(b.box.as_xyxy(), crop) for crop in crops)
         ]
         fresh: list[TextBox] = []
         for x1, y1, x2, y2 in crops:

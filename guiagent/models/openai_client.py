@@ -289,13 +289,21 @@ class ModelClient:
         self.backoff_s = backoff_s
         self.sampling: dict[str, Any] = {**DEFAULT_SAMPLING, **(sampling or {})}
         self._http: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def chat_url(self) -> str:
         return f"{self.base_url}/v1/chat/completions"
 
     def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is not None and self._loop is not loop:
+            # an httpx client is bound to the loop that created it (sync wrappers run one
+            # loop per call): start afresh rather than fail with "Event loop is closed"
+            logger.debug("model client used from a new event loop; opening a new connection pool")
+            self._http = None
         if self._http is None:
+            self._loop = loop
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
@@ -306,7 +314,8 @@ class ModelClient:
 
     async def aclose(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            if self._loop is asyncio.get_running_loop():
+                await self._http.aclose()
             self._http = None
 
     async def __aenter__(self) -> ModelClient:

@@ -33,11 +33,16 @@ def system_prompt(surface: str, space: CoordSpace, sent: Size) -> str:
         CoordSpace.NORM1: "fractions 0..1 on each axis of the screenshot (0,0 top-left, 1,1 bottom-right)",
     }[space]
     name = "web browser page" if surface == "browser" else "computer desktop"
-    return SYSTEM_TEMPLATE.format(surface=name, space_rule=space_rule, width=sent.width, height=sent.height)
+    return SYSTEM_TEMPLATE.format(
+        surface=name, space_rule=space_rule, width=sent.width, height=sent.height
+    )
 
 
 def image_part(data: bytes, mime: str) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}}
+    return {
+        "type": "image_url",
+        "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"},
+    }
 
 
 @dataclass
@@ -57,7 +62,9 @@ class Conversation:
             {"role": "user", "content": f"Task: {self.task}"},
         ]
 
-    def add_action(self, name: str, arguments: dict[str, Any], result: str, call_id: str | None = None) -> None:
+    def add_action(
+        self, name: str, arguments: dict[str, Any], result: str, call_id: str | None = None
+    ) -> None:
         """Append an executed tool call and its result (arguments as a JSON string: SGLang requires it)."""
         self._call_counter += 1
         call_id = call_id or f"call_{self._call_counter:024x}"
@@ -69,7 +76,10 @@ class Conversation:
                     {
                         "id": call_id,
                         "type": "function",
-                        "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)},
+                        "function": {
+                            "name": name,
+                            "arguments": json.dumps(arguments, ensure_ascii=False),
+                        },
                     }
                 ],
             }
@@ -78,18 +88,25 @@ class Conversation:
 
     def add_correction(self, assistant_text: str, message: str) -> None:
         """Append an invalid reply and the corrective message the model must act on."""
-        self.turns.append({"role": "assistant", "content": assistant_text[:2000] or "(no tool call)"})
+        self.turns.append(
+            {"role": "assistant", "content": assistant_text[:2000] or "(no tool call)"}
+        )
         self.turns.append({"role": "user", "content": message})
 
     def add_note(self, text: str) -> None:
         self.turns.append({"role": "user", "content": text})
 
-    def messages(self, image: bytes, mime: str, step: int, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    def messages(
+        self, image: bytes, mime: str, step: int, notes: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         text = f"Screenshot {step} ({self.sent.width}x{self.sent.height})."
         if notes:
             text += "\n" + "\n".join(notes)
         text += " What is the next action?"
-        last = {"role": "user", "content": [image_part(image, mime), {"type": "text", "text": text}]}
+        last = {
+            "role": "user",
+            "content": [image_part(image, mime), {"type": "text", "text": text}],
+        }
         return [*self.head(), *self.turns, last]
 
 

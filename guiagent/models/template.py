@@ -50,7 +50,9 @@ def load_template(image: str | Path | Image.Image) -> np.ndarray:
     return gray
 
 
-def scale_order(frame_scale: float = 1.0, scales: tuple[float, ...] = DEFAULT_SCALES) -> list[float]:
+def scale_order(
+    frame_scale: float = 1.0, scales: tuple[float, ...] = DEFAULT_SCALES
+) -> list[float]:
     """The scales to try, the frame's own scale first, without duplicates."""
     ordered: list[float] = []
     for scale in (frame_scale, *scales):
@@ -83,7 +85,11 @@ def match_template(
             continue
         tried += 1
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        scaled = template if scale == 1.0 else cv2.resize(template, (width, height), interpolation=interpolation)
+        scaled = (
+            template
+            if scale == 1.0
+            else cv2.resize(template, (width, height), interpolation=interpolation)
+        )
         if float(scaled.std()) < 1.0:
             continue
         result = cv2.matchTemplate(frame_gray, scaled, cv2.TM_CCOEFF_NORMED)
@@ -107,7 +113,9 @@ def _peaks(
         _min, best, _min_loc, (x, y) = cv2.minMaxLoc(work)
         if best < threshold:
             break
-        peaks.append(TemplateMatch(Rect(float(x), float(y), float(width), float(height)), float(best), scale))
+        peaks.append(
+            TemplateMatch(Rect(float(x), float(y), float(width), float(height)), float(best), scale)
+        )
         x1, y1 = max(0, x - width // 2), max(0, y - height // 2)
         work[y1 : y + height // 2 + 1, x1 : x + width // 2 + 1] = -1.0
     return peaks
@@ -121,7 +129,9 @@ def iou(a: Rect, b: Rect) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def non_max_suppression(matches: list[TemplateMatch], iou_limit: float = 0.3) -> list[TemplateMatch]:
+def non_max_suppression(
+    matches: list[TemplateMatch], iou_limit: float = 0.3
+) -> list[TemplateMatch]:
     kept: list[TemplateMatch] = []
     for match in sorted(matches, key=lambda m: m.score, reverse=True):
         if all(iou(match.box, other.box) <= iou_limit for other in kept):

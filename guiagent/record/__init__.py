@@ -11,4 +11,13 @@ from guiagent.record.trajectory import (
     load,
 )
 
-__all__ = ["FORMAT_VERSION", "ModelInfo", "Recorder", "RecordingError", "Run", "RunHeader", "StepRecord", "load"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ModelInfo",
+    "Recorder",
+    "RecordingError",
+    "Run",
+    "RunHeader",
+    "StepRecord",
+    "load",
+]

@@ -36,7 +36,9 @@ def template_match(
     needle (no texture) has no defined correlation: None.
     """
     if scale != 1.0:
-        needle = needle.resize((max(1, round(needle.width * scale)), max(1, round(needle.height * scale))))
+        needle = needle.resize(
+            (max(1, round(needle.width * scale)), max(1, round(needle.height * scale)))
+        )
     hay, ndl = gray(haystack), gray(needle)
     if ndl.shape[0] > hay.shape[0] or ndl.shape[1] > hay.shape[1] or float(ndl.std()) < 1.0:
         return None

@@ -64,16 +64,25 @@ def dom_at_point(elements: Sequence[Any], x: float, y: float) -> dict[str, Any] 
         return None
     element = best[1]
     keys = ("tag", "text", "role", "id", "css_path", "type", "name", "label", "placeholder")
-    out = {k: element_field(element, k) for k in keys if element_field(element, k) not in (None, "")}
+    out = {
+        k: element_field(element, k) for k in keys if element_field(element, k) not in (None, "")
+    }
     bx, by, bw, bh = box_xywh(element_field(element, "box"))  # type: ignore[misc]
     out["box"] = {"x": bx, "y": by, "width": bw, "height": bh}
     return out
 
 
-def crop_box_around(image: Image.Image, x: float, y: float, radius: int = DEFAULT_RADIUS) -> list[int]:
+def crop_box_around(
+    image: Image.Image, x: float, y: float, radius: int = DEFAULT_RADIUS
+) -> list[int]:
     """A [x1, y1, x2, y2] box of about 2*radius around the point, clamped to the image."""
     cx, cy = round(x), round(y)
-    return [max(0, cx - radius), max(0, cy - radius), min(image.width, cx + radius), min(image.height, cy + radius)]
+    return [
+        max(0, cx - radius),
+        max(0, cy - radius),
+        min(image.width, cx + radius),
+        min(image.height, cy + radius),
+    ]
 
 
 def collect_evidence(

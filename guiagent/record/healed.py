@@ -43,7 +43,14 @@ def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) 
         new_screen = Point(float(screen[0]) + dx, float(screen[1]) + dy)
         new_frame = frame.transform.screen_to_frame(new_screen)
         # model/sent points belonged to the old frame; keep them for the record but mark them stale
-        trail.append({**point, "screen": [new_screen.x, new_screen.y], "frame": [new_frame.x, new_frame.y], "stale": ["model", "sent"]})
+        trail.append(
+            {
+                **point,
+                "screen": [new_screen.x, new_screen.y],
+                "frame": [new_frame.x, new_frame.y],
+                "stale": ["model", "sent"],
+            }
+        )
     frame_path = recorder.save_frame(frame.image)
     evidence = dict(step.evidence or {})
     evidence.pop("text_box", None)
@@ -58,17 +65,32 @@ def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) 
             "trail": trail,
             "evidence": evidence,
             "outcome": "healed",
-            "healed": {"method": result.method, "old_point": old, "new_point": result.new_point, "score": result.score},
-            "meta": {**step.meta, "transform": {"origin": [frame.transform.origin.x, frame.transform.origin.y], "scale": frame.transform.scale}},
+            "healed": {
+                "method": result.method,
+                "old_point": old,
+                "new_point": result.new_point,
+                "score": result.score,
+            },
+            "meta": {
+                **step.meta,
+                "transform": {
+                    "origin": [frame.transform.origin.x, frame.transform.origin.y],
+                    "scale": frame.transform.scale,
+                },
+            },
         }
     )
 
 
-def save_healed_run(run: Run, report: ReplayReport, healed_frames: dict[int, Frame], out_dir: Path) -> Path:
+def save_healed_run(
+    run: Run, report: ReplayReport, healed_frames: dict[int, Frame], out_dir: Path
+) -> Path:
     """Copy ``run`` to ``out_dir`` with healed steps' points, frames and evidence replaced."""
     out_dir = Path(out_dir)
     if (out_dir / "steps.jsonl").exists():
-        raise RecordingError(f"{out_dir}: a recording already exists there; choose another --save-healed directory")
+        raise RecordingError(
+            f"{out_dir}: a recording already exists there; choose another --save-healed directory"
+        )
     results = {r.index: r for r in report.steps if r.status == "healed"}
     header = RunHeader.model_validate(
         {

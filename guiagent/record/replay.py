@@ -75,7 +75,9 @@ class ReplayReport(BaseModel):
 
     def summary(self) -> str:
         done = sum(1 for s in self.steps if s.status in ("ok", "healed", "ended"))
-        lines = [f"{self.mode} replay of {self.run_path}: {'PASSED' if self.ok else 'FAILED'} ({done} steps run)"]
+        lines = [
+            f"{self.mode} replay of {self.run_path}: {'PASSED' if self.ok else 'FAILED'} ({done} steps run)"
+        ]
         for s in self.healed:
             lines.append(f"  step {s.index} healed by {s.method}: {s.point} -> {s.new_point}")
         if self.failure:
@@ -113,7 +115,9 @@ def _flatten(steps: list[StepRecord]) -> list[StepRecord]:
     return out
 
 
-def _resolve_variables(step: StepRecord, action: BaseAction, variables: Mapping[str, str]) -> BaseAction:
+def _resolve_variables(
+    step: StepRecord, action: BaseAction, variables: Mapping[str, str]
+) -> BaseAction:
     if action.name != "type" or not step.variables:
         return action
     name = step.variables.get("name")
@@ -151,7 +155,9 @@ def _save_crop(ctx: _Context, image: Image.Image, name: str) -> str:
     return str(path)
 
 
-async def _compare(ctx: _Context, step: StepRecord, expected_frame: Image.Image) -> tuple[float, Frame, Image.Image, Image.Image]:
+async def _compare(
+    ctx: _Context, step: StepRecord, expected_frame: Image.Image
+) -> tuple[float, Frame, Image.Image, Image.Image]:
     """Observe until the region matches or settle_timeout passes; return the last score."""
     fp, sp = _recorded_points(step)  # type: ignore[misc]
     box = crop_box_around(expected_frame, fp[0], fp[1], DEFAULT_RADIUS)
@@ -191,7 +197,9 @@ def _text_box_centre(box: Any) -> tuple[float, float] | None:
     return (xywh[0] + xywh[2] / 2, xywh[1] + xywh[3] / 2)
 
 
-async def _heal_dom(ctx: _Context, step: StepRecord, sp: tuple[float, float]) -> tuple[str, tuple[float, float]] | None:
+async def _heal_dom(
+    ctx: _Context, step: StepRecord, sp: tuple[float, float]
+) -> tuple[str, tuple[float, float]] | None:
     """Same element by id, else text + role/tag; returns a screen point."""
     wanted = (step.evidence or {}).get("dom")
     if not wanted or not hasattr(ctx.env, "dom_elements"):
@@ -224,7 +232,9 @@ async def _heal_dom(ctx: _Context, step: StepRecord, sp: tuple[float, float]) ->
     return None
 
 
-async def _heal_ocr(ctx: _Context, step: StepRecord, recorded: Image.Image, fp: tuple[float, float], frame: Frame) -> tuple[str, tuple[float, float]] | None:
+async def _heal_ocr(
+    ctx: _Context, step: StepRecord, recorded: Image.Image, fp: tuple[float, float], frame: Frame
+) -> tuple[str, tuple[float, float]] | None:
     """The text under the recorded point, found again on the new frame; returns a frame point."""
     if ctx.grounder is None:
         return None
@@ -234,7 +244,11 @@ async def _heal_ocr(ctx: _Context, step: StepRecord, recorded: Image.Image, fp: 
         boxes = await _read_text(ctx.grounder, Frame.from_image(recorded))
         for tb in boxes:
             xywh = box_xywh(element_field(tb, "box"))
-            if xywh and xywh[0] <= fp[0] <= xywh[0] + xywh[2] and xywh[1] <= fp[1] <= xywh[1] + xywh[3]:
+            if (
+                xywh
+                and xywh[0] <= fp[0] <= xywh[0] + xywh[2]
+                and xywh[1] <= fp[1] <= xywh[1] + xywh[3]
+            ):
                 text = element_field(tb, "text")
                 break
     if not text:
@@ -250,21 +264,35 @@ async def _heal_ocr(ctx: _Context, step: StepRecord, recorded: Image.Image, fp: 
     if len(points) == 1:
         return ("ocr_text", points[0])
     if len(points) > 1:
-        return (f"ocr_text(nearest of {len(points)})", min(points, key=lambda p: Point(*p).distance(Point(*fp))))
+        return (
+            f"ocr_text(nearest of {len(points)})",
+            min(points, key=lambda p: Point(*p).distance(Point(*fp))),
+        )
     return None
 
 
-def _heal_template(step: StepRecord, expected: Image.Image, fp: tuple[float, float], recorded: Image.Image, frame: Frame) -> tuple[str, tuple[float, float]] | None:
+def _heal_template(
+    step: StepRecord,
+    expected: Image.Image,
+    fp: tuple[float, float],
+    recorded: Image.Image,
+    frame: Frame,
+) -> tuple[str, tuple[float, float]] | None:
     box = crop_box_around(recorded, fp[0], fp[1], DEFAULT_RADIUS)
     scale = frame.transform.scale / _recorded_scale(step, recorded)
     match = compare.template_match(frame.image, expected, scale)
     if match is None or match[0] < TEMPLATE_MIN_SCORE:
         return None
     (mx, my) = match[1]
-    return (f"template({match[0]:.2f})", (mx + (fp[0] - box[0]) * scale, my + (fp[1] - box[1]) * scale))
+    return (
+        f"template({match[0]:.2f})",
+        (mx + (fp[0] - box[0]) * scale, my + (fp[1] - box[1]) * scale),
+    )
 
 
-async def _heal_neighbours(ctx: _Context, step: StepRecord, fp: tuple[float, float], frame: Frame) -> tuple[str, tuple[float, float]] | None:
+async def _heal_neighbours(
+    ctx: _Context, step: StepRecord, fp: tuple[float, float], frame: Frame
+) -> tuple[str, tuple[float, float]] | None:
     """Keep the offset from a recorded neighbouring text that is still on screen (unique)."""
     neighbours = (step.evidence or {}).get("neighbours") or []
     if ctx.grounder is None or not neighbours:
@@ -282,7 +310,10 @@ async def _heal_neighbours(ctx: _Context, step: StepRecord, fp: tuple[float, flo
             and (c := _text_box_centre(element_field(tb, "box"))) is not None
         ]
         if len(hits) == 1:
-            return (f"neighbour:{neighbour.get('text')}", (hits[0][0] + fp[0] - old[0], hits[0][1] + fp[1] - old[1]))
+            return (
+                f"neighbour:{neighbour.get('text')}",
+                (hits[0][0] + fp[0] - old[0], hits[0][1] + fp[1] - old[1]),
+            )
     return None
 
 
@@ -293,7 +324,9 @@ def _describe_target(step: StepRecord) -> str:
     return " ".join(parts) or f"the target of a {step.action_name} at {step.screen_point()}"
 
 
-async def _heal(ctx: _Context, step: StepRecord, recorded: Image.Image, expected: Image.Image, frame: Frame) -> tuple[str, Point] | None:
+async def _heal(
+    ctx: _Context, step: StepRecord, recorded: Image.Image, expected: Image.Image, frame: Frame
+) -> tuple[str, Point] | None:
     """Re-locate the step's target; returns (method, new screen point)."""
     fp, sp = _recorded_points(step)  # type: ignore[misc]
     found = await _heal_dom(ctx, step, sp)
@@ -315,7 +348,13 @@ async def _heal(ctx: _Context, step: StepRecord, recorded: Image.Image, expected
     return None
 
 
-async def _template_async(step: StepRecord, expected: Image.Image, fp: tuple[float, float], recorded: Image.Image, frame: Frame) -> tuple[str, tuple[float, float]] | None:
+async def _template_async(
+    step: StepRecord,
+    expected: Image.Image,
+    fp: tuple[float, float],
+    recorded: Image.Image,
+    frame: Frame,
+) -> tuple[str, tuple[float, float]] | None:
     return await asyncio.to_thread(_heal_template, step, expected, fp, recorded, frame)
 
 
@@ -324,7 +363,9 @@ def _move_action(action: BaseAction, old: tuple[float, float], new: Point) -> Ba
     return action.with_points([(px + dx, py + dy) for px, py in action.points()])
 
 
-async def _pace(step: StepRecord, previous: StepRecord | None, step_started: float, speed: float) -> None:
+async def _pace(
+    step: StepRecord, previous: StepRecord | None, step_started: float, speed: float
+) -> None:
     if speed <= 0 or previous is None:
         return
     gap = max(0.0, step.started_at - previous.started_at) / speed
@@ -333,18 +374,24 @@ async def _pace(step: StepRecord, previous: StepRecord | None, step_started: flo
         await asyncio.sleep(remaining)
 
 
-async def _run_step(ctx: _Context, step: StepRecord, variables: Mapping[str, str], speed: float) -> StepResult:
+async def _run_step(
+    ctx: _Context, step: StepRecord, variables: Mapping[str, str], speed: float
+) -> StepResult:
     assert step.screen_action is not None
     try:
         action = action_from_dict(step.screen_action)
     except ValidationError as exc:
-        raise ReplayError(f"step {step.index}: recorded screen_action is not a valid action: {exc}") from exc
+        raise ReplayError(
+            f"step {step.index}: recorded screen_action is not a valid action: {exc}"
+        ) from exc
     result = StepResult(index=step.index, action=step.screen_action)
     if action.name in TERMINAL_ACTIONS:
         result.status, result.message = "ended", f"{action.name} ends the run"
         return result
     if action.name == "skill":
-        raise ReplayError(f"step {step.index}: skill call {step.screen_action} has no recorded sub-steps to replay")
+        raise ReplayError(
+            f"step {step.index}: skill call {step.screen_action} has no recorded sub-steps to replay"
+        )
     action = _resolve_variables(step, action, variables)
     if isinstance(action, Wait):
         if speed > 0:
@@ -370,7 +417,9 @@ async def _run_step(ctx: _Context, step: StepRecord, variables: Mapping[str, str
             healed = await _heal(ctx, step, recorded, expected, frame)
             if healed is None:
                 result.status = "failed"
-                result.message = diff + "; healing found no match from DOM, OCR text, crop or neighbours"
+                result.message = (
+                    diff + "; healing found no match from DOM, OCR text, crop or neighbours"
+                )
                 return result
             result.method, result.new_point = healed[0], [healed[1].x, healed[1].y]
             result.status = "healed"
@@ -380,7 +429,10 @@ async def _run_step(ctx: _Context, step: StepRecord, variables: Mapping[str, str
             logger.info(result.message)
     act = await ctx.env.act(action)
     if not act.ok:
-        result.status, result.message = "failed", f"step {step.index}: {action.name} failed: {act.detail}"
+        result.status, result.message = (
+            "failed",
+            f"step {step.index}: {action.name} failed: {act.detail}",
+        )
     return result
 
 
@@ -422,7 +474,11 @@ async def replay(
         step_started = time.monotonic()
         if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
             reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
-            report.steps.append(StepResult(index=step.index, action=step.screen_action, status="skipped", message=reason))
+            report.steps.append(
+                StepResult(
+                    index=step.index, action=step.screen_action, status="skipped", message=reason
+                )
+            )
             continue
         await _pace(step, previous, step_started, speed)
         previous = step

@@ -177,7 +177,9 @@ def content_name(data: bytes) -> str:
 class Recorder:
     """Writes one run directory. One writer; calls are serialised by a lock."""
 
-    def __init__(self, run_dir: Path | str, header: RunHeader, frame_format: str = "jpg", quality: int = 90) -> None:
+    def __init__(
+        self, run_dir: Path | str, header: RunHeader, frame_format: str = "jpg", quality: int = 90
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.header = header
         self.frame_format = frame_format
@@ -191,7 +193,9 @@ class Recorder:
         except OSError as exc:
             raise RecordingError(f"{self.run_dir}: cannot create the run directory: {exc}") from exc
         if (self.run_dir / STEPS_FILE).exists() and (self.run_dir / STEPS_FILE).stat().st_size > 0:
-            raise RecordingError(f"{self.run_dir / STEPS_FILE}: a recording already exists here; pick a new directory")
+            raise RecordingError(
+                f"{self.run_dir / STEPS_FILE}: a recording already exists here; pick a new directory"
+            )
         self._steps = open(self.run_dir / STEPS_FILE, "ab")  # noqa: SIM115 - kept open for the run
         self._write_header()
         logger.debug("recording run {} to {}", header.run_id, self.run_dir)
@@ -218,13 +222,17 @@ class Recorder:
         data, ext = encode_image(image, fmt or self.frame_format, self.quality)
         return self._save_bytes(FRAMES_DIR, data, ext)
 
-    def save_crop(self, image: Image.Image, box: tuple[float, float, float, float] | list[float]) -> str:
+    def save_crop(
+        self, image: Image.Image, box: tuple[float, float, float, float] | list[float]
+    ) -> str:
         """Save the ``box`` (x1, y1, x2, y2, frame pixels, clamped to the image) as a PNG crop."""
         x1, y1, x2, y2 = (round(v) for v in box)
         x1, x2 = sorted((max(0, min(image.width, x1)), max(0, min(image.width, x2))))
         y1, y2 = sorted((max(0, min(image.height, y1)), max(0, min(image.height, y2))))
         if x2 - x1 < 1 or y2 - y1 < 1:
-            raise ValueError(f"crop box {list(box)} is empty on a {image.width}x{image.height} image")
+            raise ValueError(
+                f"crop box {list(box)} is empty on a {image.width}x{image.height} image"
+            )
         data, ext = encode_image(image.crop((x1, y1, x2, y2)), "png")
         return self._save_bytes(CROPS_DIR, data, ext)
 
@@ -232,13 +240,17 @@ class Recorder:
         line = step.model_dump_json().encode() + b"\n"
         with self._lock:
             if self._finished:
-                raise RecordingError(f"{self.run_dir}: recording already finished; cannot append step {step.index}")
+                raise RecordingError(
+                    f"{self.run_dir}: recording already finished; cannot append step {step.index}"
+                )
             self._steps.write(line)
             self._steps.flush()
             os.fsync(self._steps.fileno())
             self.header.step_count += 1
 
-    def finish(self, status: RunStatus, stop_reason: str | None = None, answer: str | None = None) -> None:
+    def finish(
+        self, status: RunStatus, stop_reason: str | None = None, answer: str | None = None
+    ) -> None:
         with self._lock:
             if self._finished:
                 return
@@ -260,7 +272,10 @@ class Recorder:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._finished:
             return
@@ -332,7 +347,11 @@ def _read_steps(run_path: Path, errors: list[str]) -> list[StepRecord]:
             loc = ".".join(str(p) for p in first["loc"])
             errors.append(f"{path}:{number}: invalid step: {loc}: {first['msg']}")
         except (UnicodeDecodeError, ValueError) as exc:
-            kind = "truncated line (the writer stopped mid-step)" if is_last and truncated_tail else "corrupt line"
+            kind = (
+                "truncated line (the writer stopped mid-step)"
+                if is_last and truncated_tail
+                else "corrupt line"
+            )
             errors.append(f"{path}:{number}: {kind}: {exc}")
     return steps
 
@@ -353,7 +372,9 @@ def load(path: Path | str, strict: bool = False) -> Run:
     if not run_path.is_dir():
         raise RecordingError(f"{run_path}: no such run directory")
     if not (run_path / RUN_FILE).exists() and not (run_path / STEPS_FILE).exists():
-        raise RecordingError(f"{run_path}: not a recording (neither {RUN_FILE} nor {STEPS_FILE} is there)")
+        raise RecordingError(
+            f"{run_path}: not a recording (neither {RUN_FILE} nor {STEPS_FILE} is there)"
+        )
     errors: list[str] = []
     header = _read_header(run_path, errors, strict)
     steps = _read_steps(run_path, errors)
@@ -369,5 +390,7 @@ def load(path: Path | str, strict: bool = False) -> Run:
     for err in errors:
         logger.warning("recording damage: {}", err)
     if strict and errors:
-        raise RecordingError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), run=run)
+        raise RecordingError(
+            errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), run=run
+        )
     return run

@@ -37,12 +37,17 @@ def _transform(step: StepRecord) -> FrameTransform | None:
         return None
     origin = info.get("origin") or [0.0, 0.0]
     return FrameTransform(
-        frame_size=Size(*step.frame_size), origin=Point(float(origin[0]), float(origin[1])), scale=float(info.get("scale", 1.0))
+        frame_size=Size(*step.frame_size),
+        origin=Point(float(origin[0]), float(origin[1])),
+        scale=float(info.get("scale", 1.0)),
     )
 
 
 def _close(a: Any, b: Any) -> bool:
-    return abs(float(a[0]) - float(b[0])) <= TOLERANCE_PX and abs(float(a[1]) - float(b[1])) <= TOLERANCE_PX
+    return (
+        abs(float(a[0]) - float(b[0])) <= TOLERANCE_PX
+        and abs(float(a[1]) - float(b[1])) <= TOLERANCE_PX
+    )
 
 
 def _check_trail(step: StepRecord, where: str) -> list[str]:
@@ -58,9 +63,13 @@ def _check_trail(step: StepRecord, where: str) -> list[str]:
                     f" (expected [{expect.x:.1f}, {expect.y:.1f}])"
                 )
         if sent is not None and frame is not None and step.sent_size and step.frame_size:
-            expect = sent_to_frame(Point(float(sent[0]), float(sent[1])), Size(*step.sent_size), Size(*step.frame_size))
+            expect = sent_to_frame(
+                Point(float(sent[0]), float(sent[1])), Size(*step.sent_size), Size(*step.frame_size)
+            )
             if not _close((expect.x, expect.y), frame):
-                problems.append(f"{where}: trail point {n}: frame {frame} does not follow from sent {sent}")
+                problems.append(
+                    f"{where}: trail point {n}: frame {frame} does not follow from sent {sent}"
+                )
     if step.screen_action and step.trail:
         try:
             points = action_from_dict(step.screen_action).points()
@@ -68,11 +77,15 @@ def _check_trail(step: StepRecord, where: str) -> list[str]:
             points = []
         for n, (p, t) in enumerate(zip(points, step.trail, strict=False)):
             if t.get("screen") is not None and not _close(p, t["screen"]):
-                problems.append(f"{where}: screen_action point {n} {list(p)} differs from trail screen {t['screen']}")
+                problems.append(
+                    f"{where}: screen_action point {n} {list(p)} differs from trail screen {t['screen']}"
+                )
     return problems
 
 
-def _check_step(run: Run, step: StepRecord, where: str, checked: dict[str, str | None]) -> list[str]:
+def _check_step(
+    run: Run, step: StepRecord, where: str, checked: dict[str, str | None]
+) -> list[str]:
     problems: list[str] = []
     if step.frame:
         problem = _check_file(run, step.frame, where, checked)
@@ -81,7 +94,9 @@ def _check_step(run: Run, step: StepRecord, where: str, checked: dict[str, str |
         elif step.frame_size:
             with Image.open(run.file(step.frame)) as im:
                 if list(im.size) != list(step.frame_size):
-                    problems.append(f"{where}: frame {step.frame} is {im.size[0]}x{im.size[1]}, recorded frame_size {step.frame_size}")
+                    problems.append(
+                        f"{where}: frame {step.frame} is {im.size[0]}x{im.size[1]}, recorded frame_size {step.frame_size}"
+                    )
     crop = (step.evidence or {}).get("crop")
     if crop:
         problem = _check_file(run, str(crop), f"{where} evidence", checked)
@@ -94,16 +109,28 @@ def _check_step(run: Run, step: StepRecord, where: str, checked: dict[str, str |
         try:
             action_from_dict(data)
         except (ValidationError, ValueError) as exc:
-            first = exc.errors(include_url=False)[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            first = (
+                exc.errors(include_url=False)[0]["msg"]
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
             problems.append(f"{where}: {field} {data} is not a valid action: {first}")
-    if step.action and step.screen_action and step.action.get("action") != step.screen_action.get("action"):
-        problems.append(f"{where}: action {step.action.get('action')} and screen_action {step.screen_action.get('action')} differ")
+    if (
+        step.action
+        and step.screen_action
+        and step.action.get("action") != step.screen_action.get("action")
+    ):
+        problems.append(
+            f"{where}: action {step.action.get('action')} and screen_action {step.screen_action.get('action')} differ"
+        )
     problems.extend(_check_trail(step, where))
     for n, sub in enumerate(step.sub_steps):
         try:
             sub_step = StepRecord.model_validate(sub)
         except ValidationError as exc:
-            problems.append(f"{where} sub-step {n}: invalid: {exc.errors(include_url=False)[0]['msg']}")
+            problems.append(
+                f"{where} sub-step {n}: invalid: {exc.errors(include_url=False)[0]['msg']}"
+            )
             continue
         problems.extend(_check_step(run, sub_step, f"{where} sub-step {n}", checked))
     return problems
@@ -114,9 +141,13 @@ def verify_run(run: Run) -> list[str]:
     problems = list(run.load_errors)
     header = run.header
     if header.status == "running":
-        problems.append("run.json still says status 'running': the recorder never finished (crashed or still live)")
+        problems.append(
+            "run.json still says status 'running': the recorder never finished (crashed or still live)"
+        )
     elif header.step_count != len(run.steps):
-        problems.append(f"run.json says {header.step_count} steps, steps.jsonl has {len(run.steps)}")
+        problems.append(
+            f"run.json says {header.step_count} steps, steps.jsonl has {len(run.steps)}"
+        )
     if header.ended_at is None and header.status != "crashed":
         problems.append("run.json has no ended_at")
     checked: dict[str, str | None] = {}
@@ -124,7 +155,9 @@ def verify_run(run: Run) -> list[str]:
     for position, step in enumerate(run.steps):
         where = f"step {step.index}"
         if step.index != position:
-            problems.append(f"{where}: index out of order: expected {position} (indices must be contiguous from 0)")
+            problems.append(
+                f"{where}: index out of order: expected {position} (indices must be contiguous from 0)"
+            )
         if previous_time is not None and step.started_at < previous_time:
             problems.append(f"{where}: started_at goes back in time")
         previous_time = step.started_at

@@ -1,1 +1,233 @@
-"""pytest plugin (entry point ``pytest11``): filled in by the scenario runner."""
+"""pytest plugin (entry point ``pytest11``): YAML scenarios as test items, plus fixtures.
+
+Collects ``*.yaml``/``*.yml`` files under a directory named ``scenarios`` whose top level
+has a ``steps`` key, one item per scenario. Options: ``--guiagent-model local|URL``
+(``ai``/``ai_assert`` steps need a URL) and ``--guiagent-record DIR`` (recordings; default:
+failure frames only, in a temporary directory).
+
+Each pytest process (each xdist worker) runs its scenarios on its own event loop thread,
+its own Chromium and its own Xvfb, created on first use and closed at the end: nothing is
+shared across workers. This module imports nothing heavy until a scenario runs, since
+pytest loads it in every run.
+
+Fixtures for Python tests: ``browser_env`` (a started BrowserEnv on ``about:blank``, or the
+URL of a ``@pytest.mark.guiagent_url(...)`` marker) and ``agent`` (an Agent on that env
+for ``--guiagent-model URL``) build on ``guiagent.testing.fixtures`` (``async_runner``,
+``browser_env_factory``, ``desktop_env``, ...), which a project loads with
+``pytest_plugins = ["guiagent.testing.fixtures"]`` in its conftest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from guiagent.scenario.runner import ScenarioResult
+    from guiagent.scenario.schema import Scenario
+
+_STEPS_KEY = re.compile(r"^steps\s*:", re.MULTILINE)
+_STATE_KEY = "_guiagent_scenario_state"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("guiagent", "guiagent scenarios")
+    group.addoption(
+        "--guiagent-model",
+        default="local",
+        help="'local' (OCR/DOM grounding only; ai steps fail) or an OpenAI-compatible model URL",
+    )
+    group.addoption(
+        "--guiagent-record", default=None, metavar="DIR", help="write scenario recordings under DIR"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "guiagent_url(url): start URL for the browser_env fixture")
+    config.addinivalue_line("markers", "guiagent_scenario: a YAML scenario collected by guiagent")
+
+
+def _is_scenario_path(path: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml") or "scenarios" not in path.parts[:-1]:
+        return False
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return _STEPS_KEY.search(head) is not None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_scenario_path(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioFailed(Exception):
+    """A scenario step failed; the message is the runner's report."""
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker("guiagent_scenario")
+        self.result: ScenarioResult | None = None
+
+    def runtest(self) -> None:
+        from guiagent.scenario.schema import load_scenario
+
+        scenario = load_scenario(self.path)  # ScenarioError: shown as is by repr_failure
+        state = _state(self.config)
+        self.result = state.run(scenario)
+        if not self.result.ok:
+            raise ScenarioFailed(self.result.failure_message())
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from guiagent.scenario.schema import ScenarioError
+
+        if isinstance(excinfo.value, (ScenarioFailed, ScenarioError)):
+            lines = [str(excinfo.value)]
+            if self.result is not None:
+                lines.append("")
+                lines.extend(_step_lines(self.result))
+                if self.result.run_dir:
+                    lines.append(f"recording: {self.result.run_dir}")
+            return "\n".join(lines)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, f"scenario: {self.name}"
+
+
+def _step_lines(result: ScenarioResult) -> list[str]:
+    marks = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}
+    return [f"  {marks[s.status]} {s.label} ({s.ms:.0f} ms)" for s in result.steps]
+
+
+class _State:
+    """Per-process scenario resources: a loop thread, a ScenarioSession, an Xvfb (all lazy)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._runner: Any = None
+        self._session: Any = None
+        self._display: Any = None
+        self._tmp: Path | None = None
+
+    def _ensure(self) -> None:
+        if self._runner is not None:
+            return
+        from guiagent.scenario.session import ScenarioSession, SessionOptions
+        from guiagent.testing.fixtures import AsyncRunner
+
+        record_dir = self.config.getoption("--guiagent-record")
+        if record_dir is None:
+            import tempfile
+
+            self._tmp = Path(tempfile.mkdtemp(prefix="guiagent-scenarios-"))
+            record_dir = self._tmp
+        model = self.config.getoption("--guiagent-model")
+        self._runner = AsyncRunner()
+        self._session = ScenarioSession(
+            SessionOptions(record_dir=Path(record_dir), agent_factory=_agent_factory(model))
+        )
+
+    def _ensure_display(self) -> None:
+        if self._display is None:
+            from guiagent.envs.display import XvfbDisplay
+
+            self._display = XvfbDisplay((1280, 800)).start()
+            self._session.options.display = self._display.display
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        self._ensure()
+        if scenario.env == "desktop":
+            self._ensure_display()
+        return self._runner.run(self._session.run(scenario), timeout=600)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            try:
+                self._runner.run(self._session.close(), timeout=60)
+            finally:
+                self._runner.close()
+        if self._display is not None:
+            self._display.stop()
+
+
+def _agent_factory(model: str) -> Any:
+    if not model or model == "local":
+        return None
+
+    def make(env: Any) -> Any:
+        from guiagent.agent.config import AgentConfig
+        from guiagent.agent.loop import Agent
+        from guiagent.agent.policy import AutoApprover
+
+        return Agent(env, AgentConfig(model_url=model), approver=AutoApprover(True))
+
+    return make
+
+
+def _state(config: pytest.Config) -> _State:
+    state = getattr(config, _STATE_KEY, None)
+    if state is None:
+        state = _State(config)
+        setattr(config, _STATE_KEY, state)
+    return state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = getattr(config, _STATE_KEY, None)
+    if state is not None:
+        state.close()
+        delattr(config, _STATE_KEY)
+
+
+# --- fixtures for Python tests ---------------------------------------------------------
+
+
+def _need(request: pytest.FixtureRequest, name: str) -> Any:
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.fail(
+            f"the {request.fixturename} fixture needs {name!r} from guiagent.testing.fixtures: add "
+            'pytest_plugins = ["guiagent.testing.fixtures"] to your conftest.py (or run pytest -p guiagent.testing.fixtures)',
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def browser_env(request: pytest.FixtureRequest) -> Any:
+    """A started BrowserEnv in a fresh context of the session's Chromium."""
+    factory = _need(request, "browser_env_factory")
+    marker = request.node.get_closest_marker("guiagent_url")
+    url = marker.args[0] if marker is not None and marker.args else "about:blank"
+    return factory(start_url=url)
+
+
+@pytest.fixture
+def agent(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An Agent on ``browser_env`` talking to ``--guiagent-model URL`` (fails clearly without one)."""
+    model = request.config.getoption("--guiagent-model")
+    if not model or model == "local":
+        pytest.fail(
+            "the agent fixture needs a model server: run pytest with --guiagent-model URL",
+            pytrace=False,
+        )
+    runner = _need(request, "async_runner")
+    env = request.getfixturevalue("browser_env")
+    make = _agent_factory(model)
+    made = make(env)
+    yield made
+    runner.run(made.close())

@@ -21,7 +21,17 @@ from typing import Any, Literal
 from loguru import logger
 from pydantic import BaseModel, Field
 
-from guiagent.actions import BaseAction, Click, DoubleClick, Drag, Key, RightClick, Scroll, Type
+from guiagent.actions import (
+    BaseAction,
+    Click,
+    DoubleClick,
+    Drag,
+    InvalidToolCall,
+    Key,
+    RightClick,
+    Scroll,
+    Type,
+)
 from guiagent.envs.base import Environment, Frame
 from guiagent.geometry import Point
 from guiagent.scenario.schema import (
@@ -42,6 +52,7 @@ EXPECT_TIMEOUT_S = 2.0
 RECENT_FRAMES = 6  # frames kept so `expect` also sees brief states (toasts) since the last action
 RECENT_OCR = 3  # how many of those (distinct, newest first) an `expect` may read
 POLL_S = 0.1
+MIN_TEXT_CONFIDENCE = 0.7  # below this a fuzzy text match is "not found", not a place to click
 
 
 class StepResult(BaseModel):
@@ -84,6 +95,14 @@ class StepFailure(Exception):
     """A step that did not do what it says; the message is the report line."""
 
 
+class WeakMatch(LookupError):
+    """Only loose fuzzy matches: a person would not call that text the target."""
+
+    def __init__(self, closest: list[str]) -> None:
+        super().__init__(f"only weak matches: {closest}")
+        self.closest = closest
+
+
 class _Grounded(BaseModel):
     frame_point: tuple[float, float] | None = None
     screen: tuple[float, float]
@@ -123,6 +142,56 @@ def _label(index: int, kind: str, value: Any) -> str:
     return f"{head})"
 
 
+def not_found_message(spec: TargetSpec, exc: Exception) -> str:
+    """``no text matching "Sign on"; seen: "Sign in" (0.83), "Username" (0.31)``."""
+    from guiagent.models.local import similarity
+
+    closest = list(dict.fromkeys(str(t) for t in getattr(exc, "closest", [])))
+    if spec.text is not None:
+        what = f'no text matching "{spec.text}"'
+        scored = sorted(((similarity(spec.text, t), t) for t in closest), key=lambda p: -p[0])
+        seen = ", ".join(f'"{t}" ({score:.2f})' for score, t in scored)
+    else:
+        what = f"no match for {spec.describe()}"
+        seen = ", ".join(f'"{t}"' for t in closest)
+    detail = str(exc)
+    extra = ""
+    if "(" in detail and "not found (" in detail:
+        extra = " (" + detail.split("not found (", 1)[1].split(")", 1)[0] + ")"
+    return f"{what}{extra}; seen: {seen or 'no text at all'}"
+
+
+def _window_titles(display: str) -> list[str]:
+    """Titles of the visible windows on an X display (without a window manager there is no
+    focused top-level window to ask, so an ``expect title`` looks at all of them)."""
+    import os
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", ".", "getwindowname", "%@"],
+            env={**os.environ, "DISPLAY": display},
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.debug("cannot list windows: {}", exc)
+        return []
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def ambiguous_message(spec: TargetSpec, exc: Any) -> str:
+    listed = "; ".join(
+        f'"{text}" at [{box.left:.0f},{box.top:.0f} {box.width:.0f}x{box.height:.0f}] ({score:.2f})'
+        for text, box, score in exc.candidates
+    )
+    return (
+        f"{len(exc.candidates)} equally good matches for {spec.describe()}: {listed}; "
+        "add nth, near or in to choose"
+    )
+
+
 def match_pattern(pattern: str, value: str) -> bool:
     """``re:<regex>`` searches; a pattern with glob characters must match whole; else a substring."""
     if pattern.startswith("re:"):
@@ -152,7 +221,9 @@ class ScenarioRunner:
         self.recorder = recorder
         self.agent_factory = agent_factory
         self.settle_opts = settle_opts or scenario.settle
-        self.out_dir = Path(out_dir) if out_dir else (Path(recorder.run_dir) if recorder is not None else None)
+        self.out_dir = (
+            Path(out_dir) if out_dir else (Path(recorder.run_dir) if recorder is not None else None)
+        )
         self.recent: deque[Frame] = deque(maxlen=RECENT_FRAMES)
         self._agent: Any = None
 
@@ -169,7 +240,9 @@ class ScenarioRunner:
             return await self.observe(), 0.0
         from guiagent.agent.watch import settle
 
-        result = await settle(self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s)
+        result = await settle(
+            self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s
+        )
         if not result.settled:
             logger.debug("screen still changing after {:.0f} ms; going on", result.waited_ms)
         return result.frame, float(result.waited_ms)
@@ -204,48 +277,94 @@ class ScenarioRunner:
             exact=spec.exact,
         )
 
-    async def _ground_once(self, frame: Frame, spec: TargetSpec, dom: list[Any] | None) -> _Grounded:
+    async def _ground_once(
+        self, frame: Frame, spec: TargetSpec, dom: list[Any] | None
+    ) -> _Grounded:
         if spec.at is not None:
             return _Grounded(screen=(float(spec.at[0]), float(spec.at[1])), source="at")
-        result = await self.grounder.aground(frame, self._target(spec), dom=dom)
-        px, py = result.point
-        screen = frame.transform.frame_to_screen(Point(float(px), float(py)))
-        box = tuple(float(v) for v in result.box) if getattr(result, "box", None) is not None else None
+        from guiagent.models.local import AmbiguousTarget
+
+        try:
+            result = await self.grounder.aground(frame, self._target(spec), dom=dom)
+        except AmbiguousTarget as exc:
+            weak = [text for text, _box, score in exc.candidates if score < MIN_TEXT_CONFIDENCE]
+            if spec.text is not None and len(weak) == len(exc.candidates):
+                raise WeakMatch(weak) from exc
+            raise
+        if spec.text is not None and result.confidence < MIN_TEXT_CONFIDENCE:
+            raise WeakMatch([result.text])
+        screen = frame.transform.frame_to_screen(result.point)
         return _Grounded(
-            frame_point=(float(px), float(py)),
+            frame_point=(result.point.x, result.point.y),
             screen=(screen.x, screen.y),
-            box=box,  # type: ignore[arg-type]
-            source=str(getattr(result, "source", "")),
-            confidence=getattr(result, "confidence", None),
-            role=getattr(result, "role", None),
+            box=result.box.as_xyxy(),
+            source=str(result.source),
+            confidence=result.confidence,
         )
 
-    async def ground(self, frame: Frame, spec: TargetSpec, timeout: float) -> tuple[Frame, _Grounded]:
+    async def ground(
+        self, frame: Frame, spec: TargetSpec, timeout: float
+    ) -> tuple[Frame, _Grounded]:
         """Ground ``spec``, re-observing until ``timeout`` while it is not found (the UI may still be coming)."""
-        from guiagent.models.local import TargetNotFound
+        from guiagent.models.local import AmbiguousTarget, TargetNotFound
+        from guiagent.models.template import TemplateError
 
         deadline = time.monotonic() + timeout
         dom = await self.dom()
         while True:
             try:
                 return frame, await self._ground_once(frame, spec, dom)
-            except TargetNotFound as exc:
+            except (TargetNotFound, WeakMatch) as exc:
                 if time.monotonic() >= deadline:
-                    raise StepFailure(str(exc)) from exc
+                    raise StepFailure(not_found_message(spec, exc)) from exc
+            except AmbiguousTarget as exc:
+                raise StepFailure(ambiguous_message(spec, exc)) from exc
+            except TemplateError as exc:
+                raise StepFailure(str(exc)) from exc
             await asyncio.sleep(POLL_S)
             frame = await self.observe()
             dom = await self.dom()
 
-    async def visible(self, frame: Frame, spec: TargetSpec, dom: list[Any] | None) -> tuple[bool, str]:
-        """Whether ``spec`` is on ``frame``; the second value is what the grounder said when not."""
+    def _dom_has_text(self, dom: list[Any], spec: TargetSpec) -> bool:
+        from guiagent.models.local import DomElement, match_text
+
+        threshold = float(getattr(self.grounder, "dom_preference", 0.75))
+        assert spec.text is not None
+        for raw in dom:
+            element = raw if isinstance(raw, DomElement) else DomElement.model_validate(raw)
+            for name in element.names():
+                found = match_text(spec.text, name, exact=spec.exact)
+                if found is not None and found.score >= threshold:
+                    return True
+        return False
+
+    async def visible(
+        self, frame: Frame, spec: TargetSpec, dom: list[Any] | None, trust_dom_absence: bool = False
+    ) -> tuple[bool, str]:
+        """Whether ``spec`` is on ``frame``; the second value is what the grounder said when not.
+
+        ``trust_dom_absence``: in a browser, text missing from the DOM counts as absent
+        without an OCR pass (used by ``expect not`` and ``wait_for gone``; text drawn on a
+        canvas is not in the DOM, so positive checks still fall back to OCR).
+        """
+        if (
+            trust_dom_absence
+            and dom
+            and spec.text is not None
+            and not self._dom_has_text(dom, spec)
+        ):
+            return False, f'no text matching "{spec.text}"'
         from guiagent.models.local import AmbiguousTarget, TargetNotFound
+        from guiagent.models.template import TemplateError
 
         try:
             await self._ground_once(frame, spec, dom)
         except AmbiguousTarget:
             return True, ""
-        except TargetNotFound as exc:
-            return False, str(exc)
+        except (TargetNotFound, WeakMatch) as exc:
+            return False, not_found_message(spec, exc)
+        except TemplateError as exc:
+            raise StepFailure(str(exc)) from exc
         return True, ""
 
     # --- steps ------------------------------------------------------------------------
@@ -255,7 +374,9 @@ class ScenarioRunner:
         if not result.ok:
             raise StepFailure(f"the environment refused {action.name}: {result.detail}")
 
-    async def _click_kind(self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]) -> None:
+    async def _click_kind(
+        self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
+    ) -> None:
         spec = as_target(value)
         frame, hit = await self.ground(frame, spec, timeout)
         cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
@@ -263,7 +384,9 @@ class ScenarioRunner:
         rec.update(action=action, hits=[hit])
         await self._act(action)
 
-    async def _type(self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]) -> None:
+    async def _type(
+        self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]
+    ) -> None:
         hits = []
         if spec.into is not None:
             frame, hit = await self.ground(frame, spec.into, timeout)
@@ -283,9 +406,13 @@ class ScenarioRunner:
         desktop the label and the entry are separate pixels, so look along the label's
         middle row for the entry's border and click a little inside it.
         """
-        if hit.box is None or hit.source == "dom" or (hit.role or "") in ("textbox", "input", "combobox"):
+        if (
+            hit.box is None
+            or hit.source == "dom"
+            or (hit.role or "") in ("textbox", "input", "combobox")
+        ):
             return hit
-        x1, y1, x2, y2 = hit.box
+        _x1, y1, x2, y2 = hit.box
         image = frame.image
         y = int((y1 + y2) / 2)
         if not 0 <= y < image.height:
@@ -307,7 +434,11 @@ class ScenarioRunner:
         fx = start + (inner if inner is not None else edge) + 12
         screen = frame.transform.frame_to_screen(Point(float(fx), float(y)))
         return hit.model_copy(
-            update={"frame_point": (float(fx), float(y)), "screen": (screen.x, screen.y), "source": f"{hit.source}+field"}
+            update={
+                "frame_point": (float(fx), float(y)),
+                "screen": (screen.x, screen.y),
+                "source": f"{hit.source}+field",
+            }
         )
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
@@ -319,7 +450,9 @@ class ScenarioRunner:
         elif spec.at is not None:
             x, y = spec.at
         else:
-            centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
+            centre = frame.transform.frame_to_screen(
+                Point(frame.size.width / 2, frame.size.height / 2)
+            )
             x, y = centre.x, centre.y
         action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
         rec.update(action=action, hits=hits)
@@ -338,7 +471,9 @@ class ScenarioRunner:
         deadline = time.monotonic() + limit
         started = time.monotonic()
         while True:
-            present, seen = await self.visible(frame, target, await self.dom())
+            present, seen = await self.visible(
+                frame, target, await self.dom(), trust_dom_absence=spec.gone
+            )
             if present != spec.gone:
                 return f"after {(time.monotonic() - started) * 1000:.0f} ms"
             if time.monotonic() >= deadline:
@@ -366,16 +501,23 @@ class ScenarioRunner:
     async def _expect_problems(self, frame: Frame, spec: ExpectSpec, use_recent: bool) -> list[str]:
         problems: list[str] = []
         if spec.title is not None:
-            title = self._title(frame)
-            if (title is not None and match_pattern(spec.title, title)) == spec.not_:
-                problems.append(f"title {'matches' if spec.not_ else 'is not'} {spec.title!r}; seen: {title!r}")
+            titles = await self._titles(frame)
+            if any(match_pattern(spec.title, t) for t in titles) == spec.not_:
+                seen = ", ".join(repr(t) for t in titles) or "no titled window"
+                problems.append(
+                    f"title {'matches' if spec.not_ else 'is not'} {spec.title!r}; seen: {seen}"
+                )
         if spec.url is not None:
             url = str(frame.meta.get("url", ""))
             if match_pattern(spec.url, url) == spec.not_:
-                problems.append(f"url {'matches' if spec.not_ else 'is not'} {spec.url!r}; seen: {url!r}")
+                problems.append(
+                    f"url {'matches' if spec.not_ else 'is not'} {spec.url!r}; seen: {url!r}"
+                )
         if spec.text is not None or spec.image is not None:
             target = TargetSpec(text=spec.text, image=spec.image, exact=spec.exact)
-            present, seen = await self.visible(frame, target, await self.dom())
+            present, seen = await self.visible(
+                frame, target, await self.dom(), trust_dom_absence=spec.not_
+            )
             if not present and not spec.not_ and use_recent:
                 present = await self._seen_recently(frame, target)
             if spec.not_ and present:
@@ -399,9 +541,15 @@ class ScenarioRunner:
                 return True
         return False
 
-    def _title(self, frame: Frame) -> str | None:
+    async def _titles(self, frame: Frame) -> list[str]:
+        """The page title, or on a desktop the focused window's title and else every visible window's."""
         title = frame.meta.get("title") or frame.meta.get("window_title")
-        return str(title) if title is not None else None
+        if title:
+            return [str(title)]
+        display = frame.meta.get("display")
+        if frame.surface != "desktop" or not display:
+            return []
+        return await asyncio.to_thread(_window_titles, str(display))
 
     async def _ai(self, index: int, kind: str, text: str, frame: Frame) -> str:
         if self.agent_factory is None:
@@ -411,7 +559,9 @@ class ScenarioRunner:
         if kind == "ai":
             result = await self._agent.run(text)
             if result.status != "finished":
-                raise StepFailure(f"the model did not finish the task ({result.status}): {result.stop_reason or ''}")
+                raise StepFailure(
+                    f"the model did not finish the task ({result.status}): {result.stop_reason or ''}"
+                )
             return result.answer or ""
         yes, answer = await self._agent.ask_yes_no(text, frame)
         if not yes:
@@ -420,9 +570,11 @@ class ScenarioRunner:
 
     async def _use(self, spec: Any, rec: dict[str, Any]) -> str:
         try:
-            import guiagent.skills as skills  # noqa: PLC0415
+            import guiagent.skills as skills
         except ImportError:
-            raise StepFailure(f"unknown skill {spec.skill!r}: no skills are installed (guiagent.skills is absent)") from None
+            raise StepFailure(
+                f"unknown skill {spec.skill!r}: no skills are installed (guiagent.skills is absent)"
+            ) from None
         runner = getattr(skills, "run_skill", None)
         if runner is None:
             raise StepFailure(f"unknown skill {spec.skill!r}: guiagent.skills has no run_skill()")
@@ -479,7 +631,9 @@ class ScenarioRunner:
         for index, step in enumerate(self.scenario.steps):
             label = _label(index, step.kind, step.value)
             if failed:
-                results.append(StepResult(index=index, kind=step.kind, label=label, status="skipped"))
+                results.append(
+                    StepResult(index=index, kind=step.kind, label=label, status="skipped")
+                )
                 continue
             results.append(await self._run_one(index, label))
             failed = results[-1].status == "failed"
@@ -505,10 +659,10 @@ class ScenarioRunner:
         detail = ""
         try:
             detail = await self.run_step(index, frame, rec)
-        except StepFailure as exc:
+        except (StepFailure, InvalidToolCall) as exc:
             error = f"{label}: {exc}"
-        except Exception as exc:  # the surface went away, a grounder error...: report, do not crash the run
-            logger.opt(exception=exc).debug("{} crashed", label)
+        except Exception as exc:  # surface gone, grounder error...: report, do not crash the run
+            logger.debug("{} raised {}: {}", label, type(exc).__name__, exc)
             error = f"{label}: {type(exc).__name__}: {exc}"
         if rec.get("action") is not None:
             self.recent.clear()  # frames before an action are no evidence for later steps
@@ -544,7 +698,14 @@ class ScenarioRunner:
             return None
 
     def _record(
-        self, index: int, label: str, frame: Frame, rec: dict[str, Any], error: str | None, detail: str, timings: dict[str, float]
+        self,
+        index: int,
+        label: str,
+        frame: Frame,
+        rec: dict[str, Any],
+        error: str | None,
+        detail: str,
+        timings: dict[str, float],
     ) -> None:
         if self.recorder is None:
             return
@@ -557,16 +718,30 @@ class ScenarioRunner:
             index=index,
             frame=self.recorder.save_frame(frame.image),
             frame_size=[frame.size.width, frame.size.height],
-            meta={k: v for k, v in frame.meta.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))},
+            meta={
+                k: v
+                for k, v in frame.meta.items()
+                if isinstance(v, (str, int, float, bool, type(None), list, dict))
+            },
             screen_action=action.model_dump() if action is not None else None,
             trail=[
-                {"frame": list(h.frame_point) if h.frame_point else None, "screen": list(h.screen), "source": h.source, "box": list(h.box) if h.box else None}
+                {
+                    "frame": list(h.frame_point) if h.frame_point else None,
+                    "screen": list(h.screen),
+                    "source": h.source,
+                    "box": list(h.box) if h.box else None,
+                }
                 for h in hits
             ],
             outcome="failed" if error else "ok",
             error=error,
             timings=timings,
-            scenario_step={"label": label, "kind": step.kind, "spec": step.model_dump(mode="json", by_alias=True, exclude_none=True), "detail": detail},
+            scenario_step={
+                "label": label,
+                "kind": step.kind,
+                "spec": step.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "detail": detail,
+            },
         )
         self.recorder.append(record)
 
@@ -598,4 +773,3 @@ async def run_scenario(
         out_dir=out_dir,
     )
     return await runner.run()
-

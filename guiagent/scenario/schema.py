@@ -50,7 +50,9 @@ COMMON_STEP_KEYS = ("name", "timeout")
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file, line and step."""
 
-    def __init__(self, message: str, path: str | Path | None = None, problems: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, path: str | Path | None = None, problems: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.path = str(path) if path is not None else None
         self.problems = problems or [message]
@@ -66,15 +68,26 @@ class _Strict(BaseModel):
 class TargetSpec(_Strict):
     """What a person would point at: a visible text, a template image, or a fixed point."""
 
-    text: str | None = Field(default=None, description="Visible text (OCR, or the DOM in a browser).")
-    image: str | None = Field(default=None, description="Template image path, relative to the scenario file.")
-    at: tuple[float, float] | None = Field(
-        default=None, description="A fixed point [x, y] in screen coordinates (CSS pixels in a browser)."
+    text: str | None = Field(
+        default=None, description="Visible text (OCR, or the DOM in a browser)."
     )
-    nth: int | None = Field(default=None, ge=1, description="Pick the n-th match (1-based, reading order).")
+    image: str | None = Field(
+        default=None, description="Template image path, relative to the scenario file."
+    )
+    at: tuple[float, float] | None = Field(
+        default=None,
+        description="A fixed point [x, y] in screen coordinates (CSS pixels in a browser).",
+    )
+    nth: int | None = Field(
+        default=None, ge=1, description="Pick the n-th match (1-based, reading order)."
+    )
     near: str | None = Field(default=None, description="Prefer the match closest to this text.")
-    in_: str | None = Field(default=None, alias="in", description="Only matches inside the region of this text.")
-    role: str | None = Field(default=None, description="Element role, e.g. button, textbox, checkbox, link.")
+    in_: str | None = Field(
+        default=None, alias="in", description="Only matches inside the region of this text."
+    )
+    role: str | None = Field(
+        default=None, description="Element role, e.g. button, textbox, checkbox, link."
+    )
     exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
 
     @model_validator(mode="after")
@@ -142,7 +155,9 @@ def _coerce_target(value: Any) -> Any:
     if isinstance(value, dict):
         unknown = [k for k in value if k not in _TARGET_KEYS and k != "in_"]
         if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})")
+            raise ValueError(
+                f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})"
+            )
         try:
             return TargetSpec.model_validate(value)
         except ValidationError as exc:
@@ -159,13 +174,19 @@ TargetRef = Annotated[str | TargetSpec, BeforeValidator(_coerce_target), AfterVa
 
 def _coerce_keys(value: Any) -> Any:
     if isinstance(value, str):
-        keys = [k for k in re.split(r"\s*\+\s*", value.strip()) if k] if len(value.strip()) > 1 else [value]
+        keys = (
+            [k for k in re.split(r"\s*\+\s*", value.strip()) if k]
+            if len(value.strip()) > 1
+            else [value]
+        )
         if not keys:
             raise ValueError("expected a key or a chord like 'ctrl+s', got an empty text")
         return keys
     if isinstance(value, list) and value and all(isinstance(k, str) and k for k in value):
         return value
-    raise ValueError(f"expected a key chord like 'ctrl+s' or ['ctrl', 's'], got {_type_name(value)}")
+    raise ValueError(
+        f"expected a key chord like 'ctrl+s' or ['ctrl', 's'], got {_type_name(value)}"
+    )
 
 
 KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
@@ -176,7 +197,9 @@ KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
 
 class TypeSpec(_Strict):
     text: str = Field(description="Text to type.")
-    into: TargetRef | None = Field(default=None, description="Click this target first (an input or its label).")
+    into: TargetRef | None = Field(
+        default=None, description="Click this target first (an input or its label)."
+    )
     enter: bool = Field(default=False, description="Press Enter after typing.")
 
 
@@ -210,10 +233,14 @@ class ExpectSpec(_Strict):
     text: str | None = None
     image: str | None = None
     not_: bool = Field(default=False, alias="not", description="Expect it NOT to be visible.")
-    title: str | None = Field(default=None, description="Window/page title (glob; 're:' prefix for a regex).")
+    title: str | None = Field(
+        default=None, description="Window/page title (glob; 're:' prefix for a regex)."
+    )
     url: str | None = Field(default=None, description="Page URL (glob; 're:' prefix for a regex).")
     exact: bool = False
-    timeout: float | None = Field(default=None, ge=0, description="Keep looking this long (default 2 s).")
+    timeout: float | None = Field(
+        default=None, ge=0, description="Keep looking this long (default 2 s)."
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ExpectSpec:
@@ -343,7 +370,9 @@ def _check_step(value: Any) -> Any:
     if isinstance(value, str) and value in _STEP_CLASSES:
         raise ValueError(f"{value!r} needs a value, e.g. '{value}: ...'")
     if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping with one action key ({', '.join(STEP_KINDS)}), got {_type_name(value)}")
+        raise ValueError(
+            f"expected a mapping with one action key ({', '.join(STEP_KINDS)}), got {_type_name(value)}"
+        )
     kinds = [k for k in value if k in _STEP_CLASSES]
     if not kinds:
         others = [k for k in value if k not in COMMON_STEP_KEYS]
@@ -377,19 +406,31 @@ Step = Annotated[
 
 
 class BrowserTarget(_Strict):
-    url: str = Field(description="Absolute URL, or a path served from the scenario's project (or --base-url).")
+    url: str = Field(
+        description="Absolute URL, or a path served from the scenario's project (or --base-url)."
+    )
 
 
 class DesktopTarget(_Strict):
-    command: str | list[str] | None = Field(default=None, description="Program to launch (shell-split if a string).")
-    window: str | None = Field(default=None, description="Window title to wait for before the first step.")
-    startup_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for the window.")
-    cwd: str | None = Field(default=None, description="Working directory of the command (default: project root).")
+    command: str | list[str] | None = Field(
+        default=None, description="Program to launch (shell-split if a string)."
+    )
+    window: str | None = Field(
+        default=None, description="Window title to wait for before the first step."
+    )
+    startup_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds to wait for the window."
+    )
+    cwd: str | None = Field(
+        default=None, description="Working directory of the command (default: project root)."
+    )
 
     @model_validator(mode="after")
     def _something(self) -> DesktopTarget:
         if self.command is None and self.window is None:
-            raise ValueError("a desktop target needs a command to launch or a window title to wait for")
+            raise ValueError(
+                "a desktop target needs a command to launch or a window title to wait for"
+            )
         return self
 
 
@@ -404,22 +445,30 @@ def _coerce_viewport(value: Any) -> Any:
 
 class SettleOptions(_Strict):
     enabled: bool = True
-    threshold: float = Field(default=0.002, ge=0, le=1, description="Fraction of changed pixels counted as still.")
+    threshold: float = Field(
+        default=0.002, ge=0, le=1, description="Fraction of changed pixels counted as still."
+    )
     quiet_ms: int = Field(default=150, ge=0, description="How long the screen must stay still.")
-    timeout_s: float = Field(default=3.0, gt=0, description="Give up settling after this long (then go on).")
+    timeout_s: float = Field(
+        default=3.0, gt=0, description="Give up settling after this long (then go on)."
+    )
 
 
 class Scenario(_Strict):
     name: str = Field(default="", description="Defaults to the file name.")
     description: str = ""
     target: BrowserTarget | DesktopTarget
-    env: Literal["browser", "desktop"] | None = Field(default=None, description="Inferred from target.")
+    env: Literal["browser", "desktop"] | None = Field(
+        default=None, description="Inferred from target."
+    )
     viewport: Annotated[tuple[int, int], BeforeValidator(_coerce_viewport)] = Field(
         default=(1280, 800), description="Browser viewport [width, height] in CSS pixels."
     )
     variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
     settle: SettleOptions = Field(default_factory=SettleOptions)
-    step_timeout: float = Field(default=5.0, gt=0, description="Default seconds for a step to find its target.")
+    step_timeout: float = Field(
+        default=5.0, gt=0, description="Default seconds for a step to find its target."
+    )
     steps: list[Step] = Field(min_length=1)
     _path: str | None = PrivateAttr(default=None)
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
@@ -522,7 +571,9 @@ def _substitute(text: str, variables: Mapping[str, Any], environ: Mapping[str, s
                 return environ[key]
             if ":-" in name:
                 return default
-            raise KeyError(f"environment variable {key!r} is not set (use ${{env:{key}:-default}} for a default)")
+            raise KeyError(
+                f"environment variable {key!r} is not set (use ${{env:{key}:-default}} for a default)"
+            )
         if name in variables:
             value = variables[name]
             return str(value).lower() if isinstance(value, bool) else str(value)
@@ -533,7 +584,11 @@ def _substitute(text: str, variables: Mapping[str, Any], environ: Mapping[str, s
 
 
 def _walk_substitute(
-    data: Any, path: PathKey, variables: Mapping[str, Any], environ: Mapping[str, str], errors: list[tuple[PathKey, str]]
+    data: Any,
+    path: PathKey,
+    variables: Mapping[str, Any],
+    environ: Mapping[str, str],
+    errors: list[tuple[PathKey, str]],
 ) -> Any:
     if isinstance(data, str):
         try:
@@ -542,14 +597,20 @@ def _walk_substitute(
             errors.append((path, str(exc.args[0])))
             return data
     if isinstance(data, dict):
-        return {k: _walk_substitute(v, (*path, k), variables, environ, errors) for k, v in data.items()}
+        return {
+            k: _walk_substitute(v, (*path, k), variables, environ, errors) for k, v in data.items()
+        }
     if isinstance(data, list):
-        return [_walk_substitute(v, (*path, i), variables, environ, errors) for i, v in enumerate(data)]
+        return [
+            _walk_substitute(v, (*path, i), variables, environ, errors) for i, v in enumerate(data)
+        ]
     return data
 
 
 def resolve_variables(
-    data: dict[str, Any], overrides: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    data: dict[str, Any],
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[tuple[PathKey, str]]]:
     """Substitute ``${name}`` and ``${env:NAME}`` in every string; ``$${`` is a literal ``${``.
 
@@ -564,7 +625,11 @@ def resolve_variables(
     merged: dict[str, Any] = {}
     for key, value in {**raw_vars, **(overrides or {})}.items():
         path: PathKey = ("variables", key)
-        merged[key] = _walk_substitute(value, path, merged, environ, errors) if key not in (overrides or {}) else value
+        merged[key] = (
+            _walk_substitute(value, path, merged, environ, errors)
+            if key not in (overrides or {})
+            else value
+        )
     out = {k: v for k, v in data.items()}
     out["variables"] = merged
     for key, value in data.items():
@@ -576,7 +641,9 @@ def resolve_variables(
 # --- loading --------------------------------------------------------------------------
 
 
-def _nearest_line(lines: dict[PathKey, int], data: Any, loc: tuple[Any, ...]) -> tuple[int | None, PathKey]:
+def _nearest_line(
+    lines: dict[PathKey, int], data: Any, loc: tuple[Any, ...]
+) -> tuple[int | None, PathKey]:
     """Follow a pydantic ``loc`` through the data (skipping union tags) to the deepest known line."""
     path: PathKey = ()
     node = data
@@ -622,9 +689,14 @@ def scenario_from_data(
 ) -> Scenario:
     lines = lines or {}
     if not isinstance(data, dict):
-        raise ScenarioError(f"{source}:1: a scenario is a mapping with name, target and steps; got {_type_name(data)}", source)
+        raise ScenarioError(
+            f"{source}:1: a scenario is a mapping with name, target and steps; got {_type_name(data)}",
+            source,
+        )
     data, var_errors = resolve_variables(data, variables, environ)
-    problems = [f"{source}:{lines.get(p) or 1}: {_step_prefix(data, p)}{msg}" for p, msg in var_errors]
+    problems = [
+        f"{source}:{lines.get(p) or 1}: {_step_prefix(data, p)}{msg}" for p, msg in var_errors
+    ]
     if problems:
         raise ScenarioError("\n".join(problems), source, problems)
     default_name = Path(source).stem if source != "<string>" else "scenario"
@@ -642,19 +714,25 @@ def scenario_from_data(
         problems = _prefer_specific(problems)
         raise ScenarioError("\n".join(problems), source, problems) from None
     scenario._path = source if source != "<string>" else None
-    scenario._lines = {i: lines[("steps", i)] for i in range(len(scenario.steps)) if ("steps", i) in lines}
+    scenario._lines = {
+        i: lines[("steps", i)] for i in range(len(scenario.steps)) if ("steps", i) in lines
+    }
     return scenario
 
 
 def _prefer_specific(problems: list[str]) -> list[str]:
     """A union mismatch produces one error per branch; drop the generic ones when a specific exists."""
-    generic = re.compile(r"Input should be a valid (string|dictionary|tuple|list)|Input should be an instance")
+    generic = re.compile(
+        r"Input should be a valid (string|dictionary|tuple|list)|Input should be an instance"
+    )
     specific = [p for p in problems if not generic.search(p)]
     return specific or problems
 
 
 def load_scenario(
-    path: str | Path, variables: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | Path,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Read and validate one scenario file; raises ScenarioError naming file, line and step."""
     source = str(path)

@@ -34,7 +34,9 @@ class StaticServer:
         handler = functools.partial(_QuietHandler, directory=str(self.root))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="guiagent-static", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="guiagent-static", daemon=True
+        )
         self._thread.start()
         logger.debug("serving {} at {}", self.root, self.base_url)
         return self
@@ -61,7 +63,12 @@ class StaticServer:
     def __enter__(self) -> StaticServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

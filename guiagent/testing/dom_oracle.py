@@ -46,7 +46,11 @@ class DomOracle:
 
     async def __call__(self, request: FakeRequest) -> FakeReply:
         if self.position >= len(self.plan):
-            reply = FakeReply(content="", reasoning="The plan is done.", tool_calls=[("finish", {"answer": "done"})])
+            reply = FakeReply(
+                content="",
+                reasoning="The plan is done.",
+                tool_calls=[("finish", {"answer": "done"})],
+            )
         else:
             step = self.plan[self.position]
             self.position += 1
@@ -68,12 +72,19 @@ class DomOracle:
                 tool_calls=[(step.kind, args)],
             )
         if step.kind == "type":
-            return FakeReply(reasoning="(stand-in) Typing.", tool_calls=[("type", {"text": step.text or ""})])
+            return FakeReply(
+                reasoning="(stand-in) Typing.", tool_calls=[("type", {"text": step.text or ""})]
+            )
         if step.kind == "key":
-            return FakeReply(reasoning="(stand-in) Pressing keys.", tool_calls=[("key", {"keys": step.keys or ["enter"]})])
+            return FakeReply(
+                reasoning="(stand-in) Pressing keys.",
+                tool_calls=[("key", {"keys": step.keys or ["enter"]})],
+            )
         name = "finish" if step.kind == "finish" else "fail"
         field = "answer" if name == "finish" else "reason"
-        return FakeReply(reasoning="(stand-in) Done.", tool_calls=[(name, {field: step.text or ""})])
+        return FakeReply(
+            reasoning="(stand-in) Done.", tool_calls=[(name, {field: step.text or ""})]
+        )
 
     async def _point_of(self, selector: str, request: FakeRequest) -> Point:
         async def locate() -> tuple[dict[str, float] | None, float]:
@@ -85,7 +96,11 @@ class DomOracle:
         if box is None:
             raise ValueError(f"stand-in model: {selector!r} is not visible on the page")
         sent = request.image_size or Size(int(viewport_width), int(viewport_width))
-        per_css_px = sent.width / viewport_width  # sent pixels per CSS pixel (dpr and resize folded in)
-        centre = Point((box["x"] + box["width"] / 2) * per_css_px, (box["y"] + box["height"] / 2) * per_css_px)
+        per_css_px = (
+            sent.width / viewport_width
+        )  # sent pixels per CSS pixel (dpr and resize folded in)
+        centre = Point(
+            (box["x"] + box["width"] / 2) * per_css_px, (box["y"] + box["height"] / 2) * per_css_px
+        )
         logger.debug("stand-in model: {} centre {} in a {} image", selector, centre, sent)
         return sent_to_model(centre, self.space, sent)

@@ -63,7 +63,8 @@ class FakeReply(BaseModel):
 
     content: str | None = None
     reasoning: str | None = None
-    tool_calls: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+    # arguments as a dict, or as a raw string sent verbatim (to fake broken JSON)
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     delay_s: float = Field(default=0.0, ge=0)
@@ -178,9 +179,15 @@ def _hex(n: int) -> str:
     return uuid.uuid4().hex[:n]
 
 
-def hermes_text(name: str, arguments: dict[str, Any]) -> str:
+def _json_args(arguments: dict[str, Any] | str) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+
+
+def hermes_text(name: str, arguments: dict[str, Any] | str) -> str:
     """A tool call as the model writes it with the hermes template."""
-    payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    payload = (
+        f'{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {_json_args(arguments)}}}'
+    )
     return f"<tool_call>\n{payload}\n</tool_call>"
 
 
@@ -272,6 +279,13 @@ class FakeModelServer:
             raise FakeServerError("the fake model server has received no chat request")
         return self.requests[-1]
 
+    def reset_stats(self) -> None:
+        """Forget recorded requests and the concurrency high-water mark (between tests)."""
+        with self._lock:
+            self.requests.clear()
+            self.health_checks = 0
+            self.max_concurrency = self.in_flight
+
     def start(self) -> FakeModelServer:
         if self._thread is not None:
             raise FakeServerError("the fake model server is already started")
@@ -341,6 +355,10 @@ class FakeModelServer:
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
             ]
         )
+
+    def end_warmup(self) -> None:
+        """Make /health answer 200 from now on (tests: no race against the clock)."""
+        self.warmup_s = 0.0
 
     def _warming(self) -> bool:
         return time.monotonic() - self._started_at < self.warmup_s
@@ -611,7 +629,7 @@ def _render(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> _Render
                     "id": call_id,
                     "index": i,
                     "type": "function",
-                    "function": {"name": name, "arguments": json.dumps(args, ensure_ascii=False)},
+                    "function": {"name": name, "arguments": _json_args(args)},
                 }
             )
     if flavour == "vllm":

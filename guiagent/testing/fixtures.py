@@ -54,7 +54,9 @@ class AsyncRunner:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
         if threading.current_thread() is self._thread:
-            raise RuntimeError("AsyncRunner.run() called from its own loop: await the coroutine instead")
+            raise RuntimeError(
+                "AsyncRunner.run() called from its own loop: await the coroutine instead"
+            )
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
@@ -171,7 +173,9 @@ class StaticServer:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="guiagent-static", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="guiagent-static", daemon=True
+        )
         self._thread.start()
 
     def url_for(self, path: str | Path) -> str:
@@ -226,7 +230,11 @@ class TkApp:
 
 
 def launch_tk_app(
-    script: str | Path, *args: str, title: str, env: dict[str, str] | None = None, timeout: float = 15.0
+    script: str | Path,
+    *args: str,
+    title: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 15.0,
 ) -> TkApp:
     """Start ``python script *args`` and wait until a window named ``title`` is mapped."""
     env = {**os.environ, **(env or {})}

@@ -1,6 +1,6 @@
 """Test app: a magenta button, a label, an entry; state written as JSON to argv[1].
 
-Usage: python tk_button.py STATE_FILE [--title T] [--geometry WxH+X+Y]
+Usage: python tk_button.py STATE_FILE [--title T] [--geometry WxH+X+Y] [--button-color #RRGGBB]
 State keys: clicks, label, entry, saved (ctrl+s presses), escapes, right_clicks.
 """
 
@@ -19,9 +19,17 @@ def main() -> None:
     parser.add_argument("state_file")
     parser.add_argument("--title", default="guiagent tk test")
     parser.add_argument("--geometry", default="400x240+100+100")
+    parser.add_argument("--button-color", default=BUTTON_RGB)
     args = parser.parse_args()
 
-    state = {"clicks": 0, "label": "not clicked", "entry": "", "saved": 0, "escapes": 0, "right_clicks": 0}
+    state = {
+        "clicks": 0,
+        "label": "not clicked",
+        "entry": "",
+        "saved": 0,
+        "escapes": 0,
+        "right_clicks": 0,
+    }
 
     def write() -> None:
         tmp = args.state_file + ".tmp"
@@ -43,9 +51,18 @@ def main() -> None:
         write()
 
     button = tk.Button(
-        root, text="Press", command=on_click, background=BUTTON_RGB, activebackground=BUTTON_RGB,
-        foreground="#ffffff", activeforeground="#ffffff", relief="flat", borderwidth=0,
-        highlightthickness=0, width=12, height=3,
+        root,
+        text="Press",
+        command=on_click,
+        background=args.button_color,
+        activebackground=args.button_color,
+        foreground="#ffffff",
+        activeforeground="#ffffff",
+        relief="flat",
+        borderwidth=0,
+        highlightthickness=0,
+        width=12,
+        height=3,
     )
     button.pack(pady=4)
     var = tk.StringVar()

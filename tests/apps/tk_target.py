@@ -28,7 +28,14 @@ def typed(*_: object) -> None:
     save()
 
 
-button = tk.Button(root, text="Press me", bg="#ff00ff", activebackground="#ff00ff", font=("DejaVu Sans", 16), command=press)
+button = tk.Button(
+    root,
+    text="Press me",
+    bg="#ff00ff",
+    activebackground="#ff00ff",
+    font=("DejaVu Sans", 16),
+    command=press,
+)
 button.place(x=40, y=40, width=200, height=70)
 entry_var = tk.StringVar()
 entry_var.trace_add("write", typed)

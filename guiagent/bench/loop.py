@@ -1,0 +1,177 @@
+"""Per-step overhead of the loop with a zero-latency fake model, split by phase.
+
+Surfaces: a 1920x1080 Xvfb desktop and a 1280x800 Chromium page. The baseline for the browser
+is Playwright's own viewport screenshot time, measured in the same run. Also: N concurrent
+browser agents against one fake server with a fixed latency, as a ratio of one agent's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from guiagent.agent.config import AgentConfig
+from guiagent.agent.loop import Agent
+from guiagent.envs.base import Environment
+from guiagent.envs.browser import BrowserEnv, launch_chromium
+from guiagent.record import load
+from guiagent.scenario.static import StaticServer
+from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+
+PHASES = ("capture", "encode", "request", "parse", "act", "record", "total")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _clicker(steps: int, delay_s: float = 0.0):
+    """Clicks an empty corner of the image every turn, then finishes."""
+    count = {"n": 0}
+
+    def responder(request: FakeRequest) -> FakeReply:
+        count["n"] += 1
+        if count["n"] > steps:
+            return FakeReply(tool_calls=[("finish", {"answer": "done"})], delay_s=delay_s)
+        size = request.image_size
+        x, y = (size.width - 5, size.height - 5) if size else (5, 5)
+        return FakeReply(tool_calls=[("click", {"x": x, "y": y})], delay_s=delay_s)
+
+    return responder
+
+
+async def _phases(env: Environment, steps: int, tmp: Path) -> dict[str, float]:
+    with FakeModelServer(_clicker(steps)) as server:
+        agent = Agent(
+            env,
+            AgentConfig(
+                model_url=server.url, record_dir=tmp / "run", settle=False, max_steps=steps + 2
+            ),
+        )
+        try:
+            await agent.run("benchmark")
+        finally:
+            await agent.close()
+    run = load(tmp / "run")
+    timed = [s.timings for s in run.steps if s.action and s.action.get("action") == "click"][
+        2:
+    ]  # skip warm-up
+    return {phase: statistics.median(t.get(phase, 0.0) for t in timed) for phase in PHASES}
+
+
+async def _screenshot_baseline(env: BrowserEnv, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        await env.page.screenshot(type="png")
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
+
+
+def _rows(
+    surface: str, phases: dict[str, float], baseline: float | None = None
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for phase in PHASES:
+        row: dict[str, Any] = {
+            "name": f"loop {surface}: {phase}",
+            "median_ms": round(phases[phase], 2),
+        }
+        if phase == "total" and baseline is not None:
+            row["baseline_ms"] = round(baseline, 2)
+            row["ratio"] = round(phases[phase] / baseline, 2)
+            row["note"] = (
+                "baseline: Playwright viewport screenshot alone; target total < baseline + 20 ms"
+            )
+        elif phase == "total":
+            row["note"] = "target total < 30 ms"
+        rows.append(row)
+    return rows
+
+
+async def _browser(steps: int) -> list[dict[str, Any]]:
+    with TemporaryDirectory() as tmp, StaticServer(REPO_ROOT) as static:
+        async with BrowserEnv(
+            start_url=static.url_for("guiagent/demo/webapp/index.html"), viewport=(1280, 800)
+        ) as env:
+            baseline = await _screenshot_baseline(env, 15)
+            phases = await _phases(env, steps, Path(tmp))
+    return _rows("browser 1280x800", phases, baseline)
+
+
+async def _desktop(steps: int) -> list[dict[str, Any]]:
+    from guiagent.envs.desktop import DesktopEnv
+    from guiagent.envs.display import XvfbDisplay
+
+    with TemporaryDirectory() as tmp, XvfbDisplay((1920, 1080)) as display:
+        async with DesktopEnv(display=display.display) as env:
+            phases = await _phases(env, steps, Path(tmp))
+    return _rows("desktop 1920x1080", phases)
+
+
+async def _agents(count: int, latency_s: float, steps: int) -> float:
+    """Wall time for ``count`` browser agents (one context each) sharing one fake server."""
+    with TemporaryDirectory() as tmp, StaticServer(REPO_ROOT) as static:
+        url = static.url_for("guiagent/demo/webapp/index.html")
+        playwright, browser = await launch_chromium()
+        try:
+            responders = [_clicker(steps, latency_s) for _ in range(count)]
+
+            def responder(request: FakeRequest) -> FakeReply:
+                # each agent's task names its index: route to that agent's own script
+                index = int(request.messages[1]["content"].rsplit(" ", 1)[-1])
+                return responders[index](request)
+
+            with FakeModelServer(responder) as server:
+
+                async def one(index: int) -> None:
+                    async with BrowserEnv(start_url=url, browser=browser) as env:
+                        config = AgentConfig(
+                            model_url=server.url, settle=False, record_dir=Path(tmp) / f"run{index}"
+                        )
+                        agent = Agent(env, config)
+                        try:
+                            result = await agent.run(f"benchmark agent {index}")
+                        finally:
+                            await agent.close()
+                        if not result.ok:
+                            raise RuntimeError(
+                                f"agent {index} did not finish: {result.stop_reason}"
+                            )
+
+                t = time.perf_counter()
+                await asyncio.gather(*(one(i) for i in range(count)))
+                return time.perf_counter() - t
+        finally:
+            await browser.close()
+            await playwright.stop()
+
+
+async def _concurrency(quick: bool) -> list[dict[str, Any]]:
+    steps = 5 if quick else 10
+    one = await _agents(1, 0.2, steps)
+    four = await _agents(4, 0.2, steps)
+    return [
+        {
+            "name": "1 browser agent, model latency 200 ms",
+            "median_ms": round(one * 1000, 1),
+            "note": f"{steps} steps",
+        },
+        {
+            "name": "4 browser agents at once, one fake server",
+            "median_ms": round(four * 1000, 1),
+            "baseline_ms": round(one * 1000, 1),
+            "ratio": round(four / one, 2),
+            "note": "wall time of all four vs one agent (4.0 = no overlap)",
+        },
+    ]
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    steps = 10 if quick else 30
+
+    async def main() -> list[dict[str, Any]]:
+        return [*(await _desktop(steps)), *(await _browser(steps)), *(await _concurrency(quick))]
+
+    return asyncio.run(main())

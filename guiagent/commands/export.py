@@ -1,0 +1,40 @@
+"""``guiagent export RUN --gif FILE | --mp4 FILE | --scenario FILE``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from guiagent.record.export import ExportError, export_gif, export_mp4, export_scenario
+from guiagent.record.trajectory import RecordingError, load
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="the run directory")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--gif", type=Path, metavar="FILE", help="animated GIF of the frames with click markers"
+    )
+    what.add_argument("--mp4", type=Path, metavar="FILE", help="MP4 video (needs ffmpeg)")
+    what.add_argument(
+        "--scenario", type=Path, metavar="FILE", help="scenario YAML replaying the run's steps"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        recording = load(args.run)
+        if args.gif:
+            path = export_gif(recording, args.gif)
+        elif args.mp4:
+            path = export_mp4(recording, args.mp4)
+        else:
+            path = export_scenario(recording, args.scenario)
+    except (RecordingError, ExportError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    console.print(f"written {path}", markup=False, highlight=False)
+    return 0

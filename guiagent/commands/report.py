@@ -1,0 +1,27 @@
+"""``guiagent report RUN``: write a recording's HTML report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from guiagent.record.report import write_report
+from guiagent.record.trajectory import RecordingError, load
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="the run directory")
+    parser.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        path = write_report(load(args.run), args.out)
+    except RecordingError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    console.print(f"report written to {path}", markup=False, highlight=False)
+    return 0

@@ -1,0 +1,338 @@
+"""Everything around a scenario run: environments from targets, shared browser, recordings.
+
+A :class:`ScenarioSession` holds what several scenarios of one process share: one
+Playwright and one Chromium (each browser scenario gets its own context), static servers
+for relative URLs, one local grounder (one OCR engine), and optionally Xvfb displays.
+
+Parallel desktop scenarios: pyautogui binds to one X display per process, but
+:class:`~guiagent.envs.desktop.DesktopEnv` falls back to xdotool input on any other
+display, so with ``own_displays=True`` every desktop scenario gets a fresh Xvfb in this
+same process and they run concurrently without seeing each other's windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from guiagent.envs.base import Environment
+from guiagent.scenario.runner import AgentFactory, ScenarioResult, StepResult, run_scenario
+from guiagent.scenario.schema import BrowserTarget, DesktopTarget, Scenario
+from guiagent.scenario.static import StaticServer, find_served_root, is_absolute_url
+
+
+class SetupError(RuntimeError):
+    """The scenario's target could not be started (page did not load, program did not open a window)."""
+
+
+class SessionOptions(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    record_dir: Path | None = None  # None: recordings/runs under the current directory
+    record: bool = True
+    base_url: str | None = None
+    headless: bool = True
+    own_displays: bool = False  # a fresh Xvfb per desktop scenario (parallel runs)
+    display: str | None = (
+        None  # run desktop scenarios on this display (None: $DISPLAY or a fresh Xvfb)
+    )
+    agent_factory: AgentFactory | None = Field(default=None, exclude=True)
+
+
+def run_dir_for(root: Path, name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^\w.-]+", "-", name).strip("-") or "scenario"
+    path = root / f"{stamp}-{safe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{safe}-{n}"
+    return path
+
+
+def _project_dir(args: list[str], start: Path) -> Path:
+    """The directory a relative program path in ``args`` exists under (nearest ancestor of ``start``)."""
+    start = start.resolve()
+    for arg in args:
+        if "/" in arg and not arg.startswith(("/", "-")):
+            for folder in (start, *start.parents):
+                if (folder / arg).exists():
+                    return folder
+    return start
+
+
+class ScenarioSession:
+    """Shared resources for running scenarios in one event loop; ``async with`` it."""
+
+    def __init__(self, options: SessionOptions | None = None) -> None:
+        self.options = options or SessionOptions()
+        self._pw: Any = None
+        self._browser: Any = None
+        self._browser_lock = asyncio.Lock()
+        self._servers: dict[Path, StaticServer] = {}
+        self._grounder: Any = None
+
+    async def __aenter__(self) -> ScenarioSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        browser, pw = self._browser, self._pw
+        self._browser = self._pw = None
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                await browser.close()
+        if pw is not None:
+            with contextlib.suppress(Exception):
+                await pw.stop()
+        for server in self._servers.values():
+            await asyncio.to_thread(server.stop)
+        self._servers.clear()
+
+    # --- shared things ------------------------------------------------------------------
+
+    @property
+    def grounder(self) -> Any:
+        if self._grounder is None:
+            from guiagent.models.local import LocalGrounder
+
+            self._grounder = LocalGrounder()
+        return self._grounder
+
+    async def browser(self) -> Any:
+        async with self._browser_lock:
+            if self._browser is None:
+                from playwright.async_api import async_playwright
+
+                from guiagent.envs.browser import CHROMIUM_ARGS, chromium_executable
+
+                self._pw = await async_playwright().start()
+                self._browser = await self._pw.chromium.launch(
+                    headless=self.options.headless,
+                    executable_path=chromium_executable(),
+                    args=list(CHROMIUM_ARGS),
+                )
+            return self._browser
+
+    def url_for(self, scenario: Scenario, url: str) -> str:
+        if is_absolute_url(url):
+            return url
+        if self.options.base_url:
+            from urllib.parse import urljoin
+
+            return urljoin(self.options.base_url.rstrip("/") + "/", url.lstrip("/"))
+        root = find_served_root(url, scenario.base_dir)
+        server = self._servers.get(root)
+        if server is None:
+            server = StaticServer(root).start()
+            self._servers[root] = server
+        return server.url_for(url)
+
+    # --- environments -------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def environment(self, scenario: Scenario) -> AsyncIterator[Environment]:
+        if isinstance(scenario.target, BrowserTarget):
+            async with self._browser_env(scenario, scenario.target) as env:
+                yield env
+        else:
+            async with self._desktop_env(scenario, scenario.target) as env:
+                yield env
+
+    @contextlib.asynccontextmanager
+    async def _browser_env(
+        self, scenario: Scenario, target: BrowserTarget
+    ) -> AsyncIterator[Environment]:
+        from guiagent.envs.browser import BrowserEnv
+
+        url = self.url_for(scenario, target.url)
+        env = BrowserEnv(start_url=url, viewport=scenario.viewport, browser=await self.browser())
+        try:
+            await env.start()
+        except Exception as exc:
+            raise SetupError(f"cannot open {url}: {exc}") from exc
+        try:
+            yield env
+        finally:
+            await env.close()
+
+    @contextlib.asynccontextmanager
+    async def _desktop_env(
+        self, scenario: Scenario, target: DesktopTarget
+    ) -> AsyncIterator[Environment]:
+        from guiagent.envs.desktop import DesktopEnv
+        from guiagent.envs.display import XvfbDisplay
+
+        server = None
+        display = self.options.display
+        if self.options.own_displays:
+            server = await asyncio.to_thread(XvfbDisplay((1280, 800)).start)
+            display = server.display
+        env = DesktopEnv(display=display)
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            await env.start()
+            x_env = {"DISPLAY": env.display or "", "XAUTHORITY": env.xauthority or ""}
+            if target.command is not None:
+                proc = await asyncio.to_thread(self._launch, scenario, target, x_env)
+            if target.window is not None:
+                await asyncio.to_thread(self._wait_window, target, x_env, proc)
+            yield env
+        finally:
+            if proc is not None:
+                await asyncio.to_thread(_stop_process, proc)
+            await env.close()
+            if server is not None:
+                await asyncio.to_thread(server.stop)
+
+    def _launch(
+        self, scenario: Scenario, target: DesktopTarget, x_env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        assert target.command is not None
+        args = (
+            shlex.split(target.command) if isinstance(target.command, str) else list(target.command)
+        )
+        cwd = (
+            (scenario.base_dir / target.cwd).resolve()
+            if target.cwd
+            else _project_dir(args, scenario.base_dir)
+        )
+        logger.debug("launching {} in {} on {}", args, cwd, x_env["DISPLAY"])
+        try:
+            return subprocess.Popen(
+                args,
+                cwd=cwd,
+                env={**os.environ, **x_env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SetupError(f"cannot launch {args[0]!r}: {exc.strerror or exc}") from exc
+
+    def _wait_window(
+        self, target: DesktopTarget, x_env: dict[str, str], proc: subprocess.Popen[bytes] | None
+    ) -> None:
+        assert target.window is not None
+        pattern = "^" + re.escape(target.window) + "$"
+        deadline = time.monotonic() + target.startup_timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace")[-800:] if proc.stderr else ""
+                raise SetupError(
+                    f"{target.command!r} exited with code {proc.returncode} before its window appeared: {err.strip()}"
+                )
+            found = subprocess.run(
+                ["xdotool", "search", "--onlyvisible", "--name", pattern],
+                env={**os.environ, **x_env},
+                capture_output=True,
+                text=True,
+            )
+            if found.returncode == 0 and found.stdout.strip():
+                return
+            time.sleep(0.1)
+        raise SetupError(f"no window titled {target.window!r} within {target.startup_timeout:g} s")
+
+    # --- running ------------------------------------------------------------------------
+
+    async def run(self, scenario: Scenario) -> ScenarioResult:
+        """Set up the target, run the steps with a recorder, tear down; never raises for a failing scenario."""
+        recorder = None
+        started = time.perf_counter()
+        if self.options.record:
+            from guiagent.record.trajectory import Recorder, RunHeader
+
+            root = self.options.record_dir or Path("recordings") / "runs"
+            recorder = Recorder(
+                run_dir_for(root, scenario.name),
+                RunHeader(
+                    task=f"scenario {scenario.name}",
+                    surface=scenario.env or "",
+                    settings={
+                        "scenario": scenario.path,
+                        "variables": scenario.variables,
+                        "kind": "scenario",
+                    },
+                ),
+            )
+        try:
+            async with self.environment(scenario) as env:
+                result = await run_scenario(
+                    scenario,
+                    env,
+                    self.grounder,
+                    recorder=recorder,
+                    agent_factory=self.options.agent_factory,
+                )
+        except Exception as exc:
+            logger.debug(
+                "scenario {} could not run: {}: {}", scenario.name, type(exc).__name__, exc
+            )
+            message = f"{scenario.path or scenario.name}: setup failed: {exc}"
+            result = ScenarioResult(
+                name=scenario.name,
+                path=scenario.path,
+                status="error",
+                error=message,
+                steps=[
+                    StepResult(
+                        index=i, kind=s.kind, label=f"step {i + 1} ({s.kind})", status="skipped"
+                    )
+                    for i, s in enumerate(scenario.steps)
+                ],
+                ms=(time.perf_counter() - started) * 1000,
+                run_dir=str(recorder.run_dir) if recorder is not None else None,
+            )
+        if recorder is not None:
+            failed = result.failed_step
+            recorder.finish(
+                "finished" if result.ok else "failed",
+                stop_reason=None if result.ok else (failed.error if failed else result.error),
+            )
+        return result
+
+    async def run_many(
+        self,
+        scenarios: list[Scenario],
+        workers: int = 1,
+        on_result: Callable[[ScenarioResult], None] | None = None,
+    ) -> list[ScenarioResult]:
+        """Run scenarios, ``workers`` at a time (asyncio tasks); results in input order."""
+        semaphore = asyncio.Semaphore(max(1, workers))
+
+        async def one(scenario: Scenario) -> ScenarioResult:
+            async with semaphore:
+                result = await self.run(scenario)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        return list(await asyncio.gather(*(one(s) for s in scenarios)))
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    if proc.stderr is not None:
+        proc.stderr.close()

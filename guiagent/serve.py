@@ -1,0 +1,215 @@
+"""Start Step3-VL behind SGLang (or vLLM), wait until it is healthy, stop it cleanly.
+
+The launch flags are DESIGN.md §4's: ``--trust-remote-code``, the deepseek-r1 reasoning
+parser (the answer's reasoning arrives separately) and the hermes tool-call parser.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from loguru import logger
+from pydantic import BaseModel, Field
+
+DEFAULT_MODEL = "stepfun-ai/Step3-VL-10B"
+Engine = Literal["sglang", "vllm"]
+HealthState = Literal["starting", "loading", "warming", "ready"]
+
+
+class ServeError(RuntimeError):
+    """The server cannot be started here (missing engine, no GPU, it exited, it never got healthy)."""
+
+
+class ServeOptions(BaseModel):
+    engine: Engine = "sglang"
+    model_path: str = DEFAULT_MODEL
+    host: str = "127.0.0.1"
+    port: int = Field(default=30000, ge=1, le=65535)
+    tp: int = Field(default=1, ge=1)
+    dp: int = Field(default=1, ge=1)
+    context_length: int | None = Field(default=None, ge=1024)
+    served_model_name: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def build_command(options: ServeOptions, python: str = sys.executable) -> list[str]:
+    """The launch command for the chosen engine (pure: no checks, no side effects)."""
+    if options.engine == "sglang":
+        cmd = [
+            python, "-m", "sglang.launch_server",
+            "--model-path", options.model_path,
+            "--trust-remote-code",
+            "--reasoning-parser", "deepseek-r1",
+            "--tool-call-parser", "hermes",
+            "--host", options.host,
+            "--port", str(options.port),
+        ]  # fmt: skip
+        if options.tp > 1:
+            cmd += ["--tp", str(options.tp)]
+        if options.dp > 1:
+            cmd += ["--dp", str(options.dp)]
+        if options.context_length:
+            cmd += ["--context-length", str(options.context_length)]
+        if options.served_model_name:
+            cmd += ["--served-model-name", options.served_model_name]
+    else:
+        cmd = [
+            "vllm", "serve", options.model_path,
+            "--trust-remote-code",
+            "--reasoning-parser", "deepseek_r1",
+            "--enable-auto-tool-choice",
+            "--tool-call-parser", "hermes",
+            "--host", options.host,
+            "--port", str(options.port),
+        ]  # fmt: skip
+        if options.tp > 1:
+            cmd += ["--tensor-parallel-size", str(options.tp)]
+        if options.dp > 1:
+            cmd += ["--data-parallel-size", str(options.dp)]
+        if options.context_length:
+            cmd += ["--max-model-len", str(options.context_length)]
+        if options.served_model_name:
+            cmd += ["--served-model-name", options.served_model_name]
+    return cmd + list(options.extra_args)
+
+
+def check_engine(engine: Engine) -> None:
+    if engine == "sglang" and importlib.util.find_spec("sglang") is None:
+        raise ServeError(
+            "sglang is not installed: pip install 'guiagent[serve]' (needs a CUDA GPU with 24 GB+)"
+        )
+    if engine == "vllm" and shutil.which("vllm") is None:
+        raise ServeError("vllm is not installed: pip install vllm (needs a CUDA GPU with 24 GB+)")
+
+
+def visible_gpus(env: dict[str, str] | None = None) -> list[str]:
+    """GPUs the server would see: honours CUDA_VISIBLE_DEVICES, asks nvidia-smi, else /dev/nvidia*."""
+    env = dict(os.environ if env is None else env)
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return []
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, env=env
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            out = None
+        if out is not None and out.returncode == 0:
+            gpus = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
+            if visible:
+                wanted = {v.strip() for v in visible.split(",")}
+                gpus = [
+                    g for i, g in enumerate(gpus) if str(i) in wanted or any(w in g for w in wanted)
+                ]
+            return gpus
+    return sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
+
+
+def check_gpus(options: ServeOptions, env: dict[str, str] | None = None) -> list[str]:
+    gpus = visible_gpus(env)
+    if not gpus:
+        raise ServeError(
+            "no GPU is visible (nvidia-smi found none, or CUDA_VISIBLE_DEVICES hides them): Step3-VL-10B "
+            "needs a CUDA GPU with 24 GB+ of memory. Run the server on a GPU machine and pass its URL "
+            "to --model-url."
+        )
+    needed = options.tp * options.dp
+    if len(gpus) < needed:
+        raise ServeError(
+            f"--tp {options.tp} x --dp {options.dp} needs {needed} GPUs, {len(gpus)} visible"
+        )
+    return gpus
+
+
+def probe_health(url: str, timeout_s: float = 2.0) -> HealthState:
+    """One look at the server: refused while weights load, /health 503 while warming, 200 when ready."""
+    try:
+        response = httpx.get(f"{url}/health", timeout=timeout_s)
+    except httpx.ConnectError:
+        return "loading"
+    except httpx.HTTPError:
+        return "starting"
+    if response.status_code == 200:
+        return "ready"
+    if response.status_code == 404:  # an engine without /health: fall back to the model list
+        try:
+            return (
+                "ready"
+                if httpx.get(f"{url}/v1/models", timeout=timeout_s).status_code == 200
+                else "warming"
+            )
+        except httpx.HTTPError:
+            return "warming"
+    return "warming"
+
+
+def wait_healthy(
+    url: str,
+    timeout_s: float = 1800.0,
+    poll_s: float = 1.0,
+    process: subprocess.Popen[bytes] | None = None,
+    on_state: Callable[[HealthState, float], None] | None = None,
+) -> float:
+    """Poll until the server is ready; returns the seconds waited. Fails fast if the process exits."""
+    started = time.monotonic()
+    last: HealthState | None = None
+    while True:
+        waited = time.monotonic() - started
+        if process is not None and process.poll() is not None:
+            raise ServeError(
+                f"the server exited with code {process.returncode} before it was healthy (see its output above)"
+            )
+        state = probe_health(url)
+        if state != last or on_state is not None:
+            if state != last:
+                logger.info("server at {}: {} after {:.0f} s", url, state, waited)
+            if on_state is not None:
+                on_state(state, waited)
+            last = state
+        if state == "ready":
+            return waited
+        if waited > timeout_s:
+            raise ServeError(
+                f"the server at {url} was not healthy after {timeout_s:.0f} s (last state: {state})"
+            )
+        time.sleep(poll_s)
+
+
+def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    logger.info("starting: {}", " ".join(command))
+    try:
+        return subprocess.Popen(command, env=env, start_new_session=True)
+    except FileNotFoundError as exc:
+        raise ServeError(f"cannot run {command[0]!r}: {exc}") from exc
+
+
+def stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> int:
+    """Stop the server's whole process group: SIGINT (clean shutdown), then SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return process.returncode
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("server did not stop on {}; escalating", sig.name)
+    return process.wait(timeout=5)

@@ -1,0 +1,189 @@
+"""DesktopEnv against a real Xvfb with a real Tk window and real input events."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from guiagent.actions import Click, Key, RightClick, Scroll, Type, Wait
+from guiagent.envs.base import Environment, Frame
+from guiagent.envs.desktop import DesktopEnv
+from guiagent.envs.display import display_reachable
+from guiagent.geometry import Point, Rect
+
+pytestmark = pytest.mark.desktop
+
+APP = Path(__file__).parent / "apps" / "tk_button.py"
+BUTTON = (255, 0, 200)
+ENTRY = (224, 255, 224)
+
+
+def find_colour(frame: Frame, rgb: tuple[int, int, int]) -> Rect | None:
+    """Bounding box (frame pixels) of the pixels of exactly this colour."""
+    mask = np.all(frame.array() == np.array(rgb, dtype=np.uint8), axis=-1)
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 20:
+        return None
+    return Rect.from_corners(
+        float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    )
+
+
+def wait_for_colour(
+    runner: Any, env: DesktopEnv, rgb: tuple[int, int, int], timeout: float = 10
+) -> tuple[Frame, Rect]:
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = runner.run(env.observe())
+        box = find_colour(frame, rgb)
+        if box is not None or time.monotonic() > deadline:
+            assert box is not None, f"colour {rgb} never appeared on screen"
+            return frame, box
+        time.sleep(0.05)
+
+
+def wait_state(path: Path, check: Any, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if path.exists():
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if check(state):
+                return state
+        time.sleep(0.03)
+    raise AssertionError(f"app state never matched; last state: {state}")
+
+
+def click_colour(
+    runner: Any, env: DesktopEnv, rgb: tuple[int, int, int], action: type = Click
+) -> Point:
+    frame, box = wait_for_colour(runner, env, rgb)
+    screen = frame.transform.frame_to_screen(box.centre)
+    runner.run(env.act(action(x=screen.x, y=screen.y)))
+    return screen
+
+
+@pytest.fixture
+def tk_app(tk_app_factory: Any, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Any, Path]:
+    state = tmp_path / "state.json"
+    app = tk_app_factory(
+        APP, str(state), "--geometry", "420x260+700+400", title=f"tk-{request.node.name}"
+    )
+    wait_state(state, lambda s: s["clicks"] == 0)
+    return app, state
+
+
+def test_env_satisfies_protocol_and_frame_geometry(
+    desktop_env: DesktopEnv, async_runner: Any
+) -> None:
+    assert isinstance(desktop_env, Environment)
+    frame = async_runner.run(desktop_env.observe())
+    assert frame.surface == "desktop"
+    assert frame.size.width == 1920 and frame.size.height == 1080
+    assert frame.transform.scale == 1.0
+    assert frame.meta["monitor"] == 0
+    assert frame.meta["monitors"] == [
+        {"left": 0, "top": 0, "width": 1920, "height": 1080, "primary": False}
+    ]
+    assert frame.meta["ui_scale"] == 1.0
+    assert desktop_env.input_backend == "pyautogui"
+
+
+def test_click_button_found_by_colour(
+    desktop_env: DesktopEnv, async_runner: Any, tk_app: tuple[Any, Path]
+) -> None:
+    app, state_file = tk_app
+    screen = click_colour(async_runner, desktop_env, BUTTON)
+    x, y, w, h = app.geometry()
+    assert x <= screen.x <= x + w and y <= screen.y <= y + h
+    state = wait_state(state_file, lambda s: s["clicks"] == 1)
+    assert state["label"] == "clicked 1"
+    frame = async_runner.run(desktop_env.observe())
+    assert frame.meta["window_title"] == app.title
+
+
+def test_type_angle_brackets_and_unicode(
+    desktop_env: DesktopEnv, async_runner: Any, tk_app: tuple[Any, Path]
+) -> None:
+    _, state_file = tk_app
+    click_colour(async_runner, desktop_env, ENTRY)
+    text = "a<b>c Zé€ ~|"
+    async_runner.run(desktop_env.act(Type(text=text)))
+    state = wait_state(state_file, lambda s: s["entry"] == text)
+    assert state["entry"] == text
+
+
+def test_key_chords_and_right_click(
+    desktop_env: DesktopEnv, async_runner: Any, tk_app: tuple[Any, Path]
+) -> None:
+    _, state_file = tk_app
+    click_colour(async_runner, desktop_env, ENTRY)
+    async_runner.run(desktop_env.act(Key(keys=["ctrl", "s"])))
+    wait_state(state_file, lambda s: s["saved"] == 1)
+    async_runner.run(desktop_env.act(Key(keys=["Escape"])))
+    wait_state(state_file, lambda s: s["escapes"] == 1)
+    click_colour(async_runner, desktop_env, BUTTON, RightClick)
+    state = wait_state(state_file, lambda s: s["right_clicks"] == 1)
+    assert state["clicks"] == 0 and state["saved"] == 1
+    # scroll and wait go through without touching the app's state
+    result = async_runner.run(desktop_env.act(Scroll(x=10, y=10, direction="down", amount=2)))
+    assert result.ok
+    assert async_runner.run(desktop_env.act(Wait(seconds=0.01))).ok
+
+
+def test_xdotool_backend_clicks_and_types(
+    async_runner: Any, x_display: Any, tk_app: tuple[Any, Path]
+) -> None:
+    _, state_file = tk_app
+    env = DesktopEnv(display=x_display.display, failsafe=False, input_backend="xdotool")
+    async_runner.run(env.start())
+    try:
+        click_colour(async_runner, env, BUTTON)
+        wait_state(state_file, lambda s: s["clicks"] == 1)
+        click_colour(async_runner, env, ENTRY)
+        async_runner.run(env.act(Type(text="x<y>z")))
+        wait_state(state_file, lambda s: s["entry"] == "x<y>z")
+        async_runner.run(env.act(Key(keys=["ctrl", "s"])))
+        assert wait_state(state_file, lambda s: s["saved"] == 1)["entry"] == "x<y>z"
+    finally:
+        async_runner.run(env.close())
+
+
+def test_unknown_key_is_a_named_error(desktop_env: DesktopEnv, async_runner: Any) -> None:
+    from guiagent.actions import InvalidToolCall
+
+    with pytest.raises(InvalidToolCall, match="unknown key"):
+        async_runner.run(desktop_env.act(Key(keys=["ctrl", "nosuchkey"])))
+
+
+def test_bad_monitor_is_rejected(async_runner: Any, x_display: Any) -> None:
+    env = DesktopEnv(display=x_display.display, monitor=5)
+    with pytest.raises(ValueError, match="monitor 5 does not exist"):
+        async_runner.run(env.start())
+    with pytest.raises(ValueError, match="monitor must be"):
+        DesktopEnv(monitor="left")
+
+
+def test_starts_and_stops_own_xvfb_without_display(
+    async_runner: Any, x_display: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPLAY")
+    env = DesktopEnv()
+    async_runner.run(env.start())
+    try:
+        own = env.display
+        assert own and own != x_display.display
+        assert env.failsafe is False  # own Xvfb: no human to slam the pointer into a corner
+        frame = async_runner.run(env.observe())
+        assert (frame.size.width, frame.size.height) == (1920, 1080)
+        assert frame.meta["display"] == own
+    finally:
+        async_runner.run(env.close())
+    assert not display_reachable(own)
+    assert os.environ.get("DISPLAY") is None

@@ -137,7 +137,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that subcommand's module is imported (fast start)."""
     parser = argparse.ArgumentParser(
         prog="guiagent", description="Operate graphical interfaces like a person."
     )
@@ -148,11 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("run", help="run a natural-language task in a browser or on the desktop")
     )
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"guiagent.commands.{module}")
-        except ImportError as exc:
-            logger.debug("command {} unavailable: {}", name, exc)
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, add_help=False)
             continue
+        mod = importlib.import_module(f"guiagent.commands.{module}")
         mod.add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
@@ -248,7 +248,10 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    configure_logging(0)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:

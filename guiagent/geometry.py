@@ -267,8 +267,23 @@ def resolve_point(
         space=space,
         sent=sent_point,
         frame=frame_point,
-        screen=transform.frame_to_screen(frame_point),
+        screen=_keep_on_surface(transform.frame_to_screen(frame_point), transform),
     )
+
+
+_EDGE = 0.5 + 1e-6
+
+
+def _keep_on_surface(screen: Point, transform: FrameTransform) -> Point:
+    """Keep a point at the right/bottom edge on the surface once rounded to whole points.
+
+    A point on the image's far edge (norm1000 x=1000) maps to the screen rect's right edge,
+    which rounds to the first point past it: on a multi-monitor desktop, the next monitor.
+    """
+    rect = transform.screen_rect
+    x = min(screen.x, rect.right - _EDGE) if rect.width > 1 else screen.x
+    y = min(screen.y, rect.bottom - _EDGE) if rect.height > 1 else screen.y
+    return Point(max(x, rect.left), max(y, rect.top))
 
 
 def screen_to_model(

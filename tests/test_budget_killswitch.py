@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -92,6 +94,16 @@ def test_kill_switch_trigger_and_check_keeps_first_reason() -> None:
     assert not ks.triggered
 
 
+def test_async_sleep_is_cut_short_by_the_switch() -> None:
+    ks = KillSwitch()
+    asyncio.run(ks.sleep(0.05))  # untouched: sleeps and returns
+    threading.Timer(0.1, ks.trigger, args=("stop now",)).start()
+    start = time.monotonic()
+    with pytest.raises(Killed, match="stop now"):
+        asyncio.run(ks.sleep(10))
+    assert time.monotonic() - start < 2
+
+
 SIGINT_CHILD = textwrap.dedent(
     """
     import sys, time
@@ -100,14 +112,14 @@ SIGINT_CHILD = textwrap.dedent(
     from guiagent.agent.killswitch import KillSwitch, Killed
     ks = KillSwitch()
     with ks.install_sigint():
-        print("ready", flush=True)
-        while not ks.wait(0.02):
-            pass
         try:
-            ks.check()
-        except Killed as k:
-            print("graceful:", k.reason, flush=True)
-        try:
+            print("ready", flush=True)
+            while not ks.wait(0.02):
+                pass
+            try:
+                ks.check()
+            except Killed as k:
+                print("graceful:", k.reason, flush=True)
             while True:
                 time.sleep(0.02)
         except KeyboardInterrupt:
@@ -119,7 +131,10 @@ SIGINT_CHILD = textwrap.dedent(
 
 def test_sigint_first_graceful_then_keyboard_interrupt() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SIGINT_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SIGINT_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.desktop
 APP = Path(__file__).parent / "apps" / "tk_button.py"
 BUTTON = (255, 0, 200)
 ENTRY = (224, 255, 224)
+TEXT = (255, 255, 224)
 
 
 def find_colour(frame: Frame, rgb: tuple[int, int, int]) -> Rect | None:
@@ -73,7 +74,7 @@ def click_colour(
 def tk_app(tk_app_factory: Any, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Any, Path]:
     state = tmp_path / "state.json"
     app = tk_app_factory(
-        APP, str(state), "--geometry", "420x260+700+400", title=f"tk-{request.node.name}"
+        APP, str(state), "--geometry", "420x330+700+400", title=f"tk-{request.node.name}"
     )
     wait_state(state, lambda s: s["clicks"] == 0)
     return app, state
@@ -117,6 +118,16 @@ def test_type_angle_brackets_and_unicode(
     async_runner.run(desktop_env.act(Type(text=text)))
     state = wait_state(state_file, lambda s: s["entry"] == text)
     assert state["entry"] == text
+
+
+def test_type_newlines_into_multiline_text(
+    desktop_env: DesktopEnv, async_runner: Any, tk_app: tuple[Any, Path]
+) -> None:
+    _, state_file = tk_app
+    click_colour(async_runner, desktop_env, TEXT)
+    async_runner.run(desktop_env.act(Type(text="one <1>\ntwo\tß")))
+    state = wait_state(state_file, lambda s: s["text"] == "one <1>\ntwo\tß")
+    assert state["entry"] == ""
 
 
 def test_key_chords_and_right_click(
@@ -187,3 +198,23 @@ def test_starts_and_stops_own_xvfb_without_display(
         async_runner.run(env.close())
     assert not display_reachable(own)
     assert os.environ.get("DISPLAY") is None
+
+
+def test_xvfb_display_lifecycle_and_access_control() -> None:
+    import subprocess
+
+    from guiagent.envs.display import DisplayError, XvfbDisplay
+
+    with XvfbDisplay((640, 480), secure=True) as server:
+
+        def xdpyinfo(xauthority: str) -> int:
+            env = {**os.environ, "DISPLAY": server.display, "XAUTHORITY": xauthority}
+            return subprocess.run(["xdpyinfo"], env=env, capture_output=True).returncode
+
+        assert xdpyinfo(server.xauthority) == 0
+        assert xdpyinfo("/nonexistent") != 0  # the cookie is required
+        display, auth = server.display, server.xauthority
+    assert not display_reachable(display)
+    assert not os.path.exists(auth)
+    with pytest.raises(DisplayError, match="size must be positive"):
+        XvfbDisplay((0, 480))

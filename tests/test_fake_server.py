@@ -307,9 +307,9 @@ def test_models_and_request_recording_and_image(server: FakeModelServer) -> None
 def test_concurrency_tracking() -> None:
     async def responder(request: FakeRequest) -> FakeReply:
         deadline = time.monotonic() + 10
-        while srv.in_flight < 3 and time.monotonic() < deadline:
+        while srv.max_concurrency < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        return FakeReply(content=f"{srv.in_flight} in flight")
+        return FakeReply(content=f"{srv.max_concurrency} in flight")
 
     with FakeModelServer(responder) as srv:
         results: list[str] = []

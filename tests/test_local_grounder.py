@@ -158,6 +158,8 @@ def test_match_text_ranking() -> None:
     assert exact.score > phrase.score > fuzzy.score > substring.score
     assert (phrase.start, phrase.end) == (0, 4)
     assert match_text("Export", "Save settings") is None
+    assert match_text("Task number 6", "Task number 1") is None  # numbers must agree
+    assert match_text("3 itens left", "3 items left") is not None
     assert match_text("save", "Save", exact=True) is None
 
 

@@ -57,9 +57,9 @@ def server() -> Iterator[FakeModelServer]:
 
 
 async def _all_in_flight(server: FakeModelServer, n: int, timeout_s: float = 10) -> None:
-    """Hold a request until n are in flight: proves they were sent at once, on any machine load."""
+    """Hold a request until n have been in flight together: proves they were sent at once."""
     deadline = time.monotonic() + timeout_s
-    while server.in_flight < n and time.monotonic() < deadline:
+    while server.max_concurrency < n and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
 
 
@@ -88,11 +88,12 @@ def _run_pacore(server: FakeModelServer, k: int) -> PacoreResult:
 
 
 def test_pacore_fans_out_then_synthesises(server: FakeModelServer) -> None:
-    def responder(request: FakeRequest) -> FakeReply:
+    async def responder(request: FakeRequest) -> FakeReply:
         if _is_synthesis(request):
             return FakeReply(
                 reasoning="References agree.", tool_calls=[("click", {"x": 10.5, "y": 12.5})]
             )
+        await _all_in_flight(server, 4)
         return ROLLOUTS[request.index]
 
     server.responder = responder
@@ -185,7 +186,8 @@ def _run_votes(server: FakeModelServer, n: int, radius: float = 10) -> VoteResul
 def test_ground_votes_cluster_centre_and_agreement(server: FakeModelServer) -> None:
     points: list[tuple[int, int] | None] = [(100, 100), (400, 400), (102, 100), None, (101, 103)]
 
-    def responder(request: FakeRequest) -> FakeReply:
+    async def responder(request: FakeRequest) -> FakeReply:
+        await _all_in_flight(server, 5)
         p = points[request.index]
         if p is None:
             return FakeReply(content="I cannot see it.")

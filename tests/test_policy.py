@@ -350,3 +350,49 @@ def test_terminal_approver_denies_in_a_process_without_terminal() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["deny", "True"]
     assert "no terminal to ask on: denied" in proc.stderr
+
+
+def test_terminal_approver_asks_on_a_real_tty() -> None:
+    import os
+    import pty
+    import select
+
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from loguru import logger
+        logger.remove()
+        from guiagent.actions import Click
+        from guiagent.agent.policy import ActionContext, Policy, TerminalApprover, decide
+        v = asyncio.run(decide(Policy.load(None), Click(x=1, y=1), ActionContext(target_text="Pay"),
+                               TerminalApprover()))
+        print("RESULT", v.decision, flush=True)
+        """
+    )
+    results = []
+    for answer in ("y", "n"):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], stdin=slave, stdout=slave, stderr=slave
+        )
+        os.close(slave)
+        output = b""
+        try:
+            while b"Allow this action?" not in output:
+                ready, _, _ = select.select([master], [], [], 30)
+                assert ready, output
+                output += os.read(master, 4096)
+            os.write(master, answer.encode() + b"\n")
+            while b"RESULT" not in output or not output.rstrip().endswith((b"allow", b"deny")):
+                ready, _, _ = select.select([master], [], [], 30)
+                assert ready, output
+                output += os.read(master, 4096)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+        assert b"Approval needed" in output and b"click(x=1, y=1)" in output
+        results.append(output.split(b"RESULT")[-1].split()[0].decode())
+    assert results == ["allow", "deny"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -168,29 +167,18 @@ def test_nothing_to_hide_returns_the_frame_unchanged() -> None:
     assert same is frame and notes == []
 
 
-@dataclass
-class _Box:
-    text: str
-    box: Rect
-
-
-class RapidReader:
-    """The real RapidOCR engine behind the read_text(frame) interface the Redactor expects."""
+class SharedOcrReader:
+    """The project's real RapidOCR engine (shared per process) behind read_text(frame)."""
 
     def __init__(self) -> None:
-        from rapidocr_onnxruntime import RapidOCR
+        from guiagent.models.ocr import shared_engine
 
-        self.engine = RapidOCR()
+        self.engine = shared_engine()
         self.calls = 0
 
-    def read_text(self, frame: Frame) -> list[_Box]:
+    def read_text(self, frame: Frame) -> list[Any]:
         self.calls += 1
-        result, _ = self.engine(np.asarray(frame.image))
-        out = []
-        for quad, text, _score in result or []:
-            xs, ys = [p[0] for p in quad], [p[1] for p in quad]
-            out.append(_Box(text, Rect.from_corners(min(xs), min(ys), max(xs), max(ys))))
-        return out
+        return self.engine.recognise(frame.array())
 
 
 def test_ocr_redaction_of_secrets_known_values_and_masked_text() -> None:
@@ -204,7 +192,7 @@ def test_ocr_redaction_of_secrets_known_values_and_masked_text() -> None:
     )  # a masked password as drawn by toolkits
     draw.text((20, 200), PASSWORD, fill="black", font=font)
     frame = Frame.from_image(image, surface="desktop")
-    reader = RapidReader()
+    reader = SharedOcrReader()
     redactor = Redactor(secrets=[PASSWORD], ocr=reader)
     redacted, notes = asyncio.run(redactor.redact(frame))
     assert reader.calls == 1
@@ -257,7 +245,7 @@ def test_masked_entries_found_by_their_bullets_without_ocr(fg: tuple, bg: tuple)
     redacted, notes = asyncio.run(Redactor(secret_patterns=[]).redact(frame))
     assert [n.kind for n in notes] == ["masked_text"]
     x, y, w, h = notes[0].box
-    assert 120 <= x <= 132 and 22 <= y and y + h <= 52 and x + w >= 128 + 9 * 9
+    assert 120 <= x <= 132 and y >= 22 and y + h <= 52 and x + w >= 128 + 9 * 9
     assert all_black(redacted, (x, y, w, h))
     assert np.array_equal(
         np.asarray(redacted.image)[100:200], np.asarray(image)[100:200]
@@ -265,3 +253,45 @@ def test_masked_entries_found_by_their_bullets_without_ocr(fg: tuple, bg: tuple)
     # with a DOM to ask (a browser), the pixel heuristic stays off
     _, dom_notes = asyncio.run(Redactor(secret_patterns=[]).redact(frame, dom=[]))
     assert dom_notes == []
+
+
+TK_LOGIN = """
+import argparse, tkinter as tk
+p = argparse.ArgumentParser(); p.add_argument("--title"); a = p.parse_args()
+root = tk.Tk(); root.title(a.title); root.geometry("420x160+200+150"); root.configure(bg="white")
+tk.Label(root, text="Password:", bg="white", font=("DejaVu Sans", 12)).place(x=10, y=20)
+entry = tk.Entry(root, show="\\u25cf", font=("DejaVu Sans", 12), width=24)
+entry.place(x=110, y=18); entry.insert(0, "hunter2secret")
+tk.Label(root, text="Hello world, oooo 0000", bg="white", font=("DejaVu Sans", 12)).place(x=10, y=90)
+root.mainloop()
+"""
+
+
+def test_real_tk_password_entry_and_window_on_xvfb(
+    tmp_path: Any, tk_app_factory: Any, desktop_env: Any, async_runner: Any
+) -> None:
+    script = tmp_path / "login.py"
+    script.write_text(TK_LOGIN)
+    app = tk_app_factory(script, title="Login test")
+    frame = async_runner.run(desktop_env.observe())
+    wx, wy, ww, wh = app.geometry()
+    crop = (int(wx), int(wy), int(wx + ww), int(wy + wh))
+    assert np.asarray(frame.image.crop(crop)).min() < 80  # the window is on screen with dark text
+
+    redacted, notes = asyncio.run(Redactor(secret_patterns=[]).redact(frame))
+    masked = [n for n in notes if n.kind == "masked_text"]
+    assert len(masked) == 1, notes
+    x, y, w, h = masked[0].box
+    assert wx + 100 <= x <= wx + 130 and wy + 15 <= y <= wy + 45 and w >= 60
+    assert all_black(redacted, (x, y, w, h))
+    label_area = (int(wx) + 10, int(wy) + 85, 200, 30)
+    assert not all_black(redacted, label_area)
+
+    windows = [{"title": app.title, "x": wx, "y": wy, "width": ww, "height": wh}]
+    hidden, win_notes = asyncio.run(
+        Redactor(window_titles=["Login*"], mask_password_fields=False).redact(
+            frame, windows=windows
+        )
+    )
+    assert [n.kind for n in win_notes] == ["window"]
+    assert all_black(hidden, (int(wx), int(wy), int(ww), int(wh)))

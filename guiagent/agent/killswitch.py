@@ -15,11 +15,13 @@ Environments call :meth:`KillSwitch.check` before every input event.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -71,6 +73,17 @@ class KillSwitch:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until triggered or ``timeout``; returns whether it was triggered."""
         return self._event.wait(timeout)
+
+    async def sleep(self, seconds: float, poll_s: float = 0.05) -> None:
+        """Sleep without blocking the event loop, raising :class:`Killed` as soon as the
+        switch is triggered (for ``wait`` actions and back-offs)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(poll_s, left))
 
     @contextlib.contextmanager
     def install_sigint(self) -> Iterator[KillSwitch]:

@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from guiagent.actions import TERMINAL_ACTIONS, ActionSpace, BaseAction, InvalidToolCall
+from guiagent.actions import TERMINAL_ACTIONS, ActionSpace, BaseAction, InvalidToolCall, SkillCall
 from guiagent.agent.budget import Budget, BudgetTracker
 from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
@@ -52,7 +52,10 @@ from guiagent.models.pacore import ground_votes, pacore
 from guiagent.models.profiles import ModelProfile, get_profile
 from guiagent.models.reply import Completion
 from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
+from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
 from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
+from guiagent.skills.model import SecretStore
+from guiagent.skills.registry import SkillRegistry
 
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
@@ -67,6 +70,8 @@ class Agent:
         *,
         client: ModelClient | None = None,
         action_space: ActionSpace | None = None,
+        skills: SkillRegistry | None = None,
+        secrets: SecretStore | None = None,
         policy: Policy | None = None,
         approver: Approver | None = None,
         redactor: Redactor | None = None,
@@ -80,6 +85,8 @@ class Agent:
         self.space: CoordSpace = config.coord_space or self.profile.coord_space
         self.max_image_tokens = config.max_image_tokens or self.profile.max_image_tokens
         self.action_space = action_space or ActionSpace()
+        self.skills = skills
+        self.secrets = secrets or SecretStore()
         self.policy = policy or Policy.load(config.policy_path)
         self.approver: Approver = approver or (
             AutoApprover(True) if config.dry_run else TerminalApprover()
@@ -90,6 +97,8 @@ class Agent:
             secret_patterns=config.secret_patterns,
             secrets=config.secrets,
         )
+        for value in self.secrets.known_values():
+            self.redactor.add_secret(value)
         self.killswitch = killswitch or KillSwitch()
         self.control = control or RunControl()
         self.on_event = on_event
@@ -97,6 +106,7 @@ class Agent:
             r.when.target_words or r.when.target_regex for r in self.policy.rules
         )
         self._client = client
+        self._grounder: Any = None  # a LocalGrounder, made on first use (desktop target text)
         self._owns_client = client is None
 
     # --- model access ---------------------------------------------------------------
@@ -157,7 +167,9 @@ class Agent:
             def forward(event: Any) -> None:
                 text = getattr(event, "text", None)
                 if text and self.on_event is not None:
-                    self.on_event("delta", {"kind": type(event).__name__, "text": text})
+                    self.on_event(
+                        "delta", {"kind": getattr(event, "kind", "content"), "text": text}
+                    )
 
             return await self.client.complete(messages, tools, stream=True, on_event=forward), extra
         return await self.client.complete(messages, tools), extra
@@ -241,7 +253,8 @@ class Agent:
                         frame.surface, self.redactor.redact_text(task), self.space, plan.sent
                     )
                     conversation.sent = plan.sent
-                tools = self.action_space.tools_json(self.space, plan.sent)
+                space = self._action_space(frame)
+                tools = space.tools_json(self.space, plan.sent)
                 messages = conversation.messages(image_bytes, mime, index, notes)
                 notes = []
                 timings["encode"] = _ms(t)
@@ -271,10 +284,15 @@ class Agent:
                     for k, v in frame.meta.items()
                     if isinstance(v, (str, int, float, list, dict))
                 }
+                origin = frame.transform.origin
+                step.meta["transform"] = {
+                    "origin": [origin.x, origin.y],
+                    "scale": frame.transform.scale,
+                }
                 step.redactions = [n.model_dump() for n in redactions]
 
                 t = time.perf_counter()
-                action, trails, problem = self._parse(completion, plan, frame)
+                action, trails, problem = self._parse(completion, plan, frame, space)
                 timings["parse"] = _ms(t)
                 await self._emit(
                     "reply",
@@ -292,7 +310,7 @@ class Agent:
                     conversation.add_correction(
                         self.redactor.redact_text(completion.reply.content or ""),
                         f"Your reply could not be executed: {problem} Call exactly one of the tools: "
-                        f"{', '.join(self.action_space.names)}.",
+                        f"{', '.join(space.names)}.",
                     )
                     logger.warning(
                         "step {}: invalid reply ({} in a row): {}", index, invalid_in_row, problem
@@ -329,7 +347,7 @@ class Agent:
                     "action": screen_action.name,
                     **self._redacted_args(screen_action),
                 }
-                verdict = await self._judge(screen_action, frame, trails)
+                verdict = await self._judge(screen_action, frame, trails, dom)
                 step.policy = verdict.model_dump()
                 if verdict.decision == "ask":
                     approved = await self.approver(screen_action, verdict, frame)
@@ -352,10 +370,29 @@ class Agent:
                 elif config.dry_run:
                     step.outcome = "dry_run"
                     conversation.add_action(action.name, args, "ok (dry run: not executed)")
+                elif isinstance(action, SkillCall) and self.skills is not None:
+                    t = time.perf_counter()
+                    self.killswitch.check()
+                    ran = await self.skills.run(
+                        action.skill,
+                        self.env,
+                        action.params,
+                        secrets=self.secrets,
+                        on_secret=self.redactor.add_secret,
+                    )
+                    timings["act"] = _ms(t)
+                    step.outcome = "ok" if ran.ok else "error"
+                    step.error = None if ran.ok else ran.detail
+                    step.sub_steps = ran.sub_steps
+                    conversation.add_action(
+                        action.skill,
+                        args.get("params", {}),
+                        ran.detail if ran.ok else f"error: {ran.detail}",
+                    )
                 else:
                     t = time.perf_counter()
                     self.killswitch.check()
-                    step.evidence = await self._evidence(trails)
+                    step.evidence = self._evidence(recorder, frame, trails, dom)
                     outcome = await self.env.act(screen_action)
                     timings["act"] = _ms(t)
                     step.outcome = "ok" if outcome.ok else "error"
@@ -377,7 +414,16 @@ class Agent:
                         stop_reason="stuck: the same action on an unchanged screen kept repeating",
                     )
                 self._record(recorder, step, frame, timings)
-                await self._emit("done", index=index, outcome=step.outcome, timings=timings)
+                await self._emit(
+                    "done",
+                    index=index,
+                    outcome=step.outcome,
+                    timings=timings,
+                    action=step.action,
+                    trail=step.trail,
+                    frame=frame,
+                    policy=step.policy,
+                )
         except Killed as exc:
             result = RunResult(status="stopped", stop_reason=f"kill switch: {exc}")
         except ModelError as exc:
@@ -425,8 +471,18 @@ class Agent:
             logger.debug("dom snapshot failed: {}", exc)
             return None
 
+    def _action_space(self, frame: Frame) -> ActionSpace:
+        """The built-in actions plus the skills that apply to this screen."""
+        if self.skills is None:
+            return self.action_space
+        tools = self.skills.tools(frame.surface, frame.meta.get("url"), frame.meta.get("title"))
+        return ActionSpace(
+            list(self.action_space.actions.values()),
+            [*self.action_space.extra_tools.values(), *tools],
+        )
+
     def _parse(
-        self, completion: Completion, plan: ImagePlan, frame: Frame
+        self, completion: Completion, plan: ImagePlan, frame: Frame, space: ActionSpace
     ) -> tuple[BaseAction | None, list[PointTrail], str | None]:
         reply = completion.reply
         if not reply.tool_calls:
@@ -438,7 +494,7 @@ class Agent:
             return None, [], why
         call = reply.tool_calls[0]
         try:
-            action = self.action_space.validate(call.name, call.arguments)
+            action = space.validate(call.name, call.arguments)
         except InvalidToolCall as exc:
             return None, [], exc.message
         trails: list[PointTrail] = []
@@ -449,11 +505,17 @@ class Agent:
             return None, [], str(exc)
         return action, trails, None
 
-    async def _judge(self, action: BaseAction, frame: Frame, trails: list[PointTrail]) -> Verdict:
+    async def _judge(
+        self,
+        action: BaseAction,
+        frame: Frame,
+        trails: list[PointTrail],
+        dom: list[dict[str, Any]] | None,
+    ) -> Verdict:
         point = trails[0].screen if trails else None
         target_text = None
-        if point is not None and self._policy_reads_target_text:
-            target_text = await self._text_at(point)
+        if trails and self._policy_reads_target_text:
+            target_text = await self._target_text(frame, trails[0], dom)
         ctx = ActionContext(
             surface=frame.surface,
             url=frame.meta.get("url"),
@@ -463,23 +525,37 @@ class Agent:
         )
         return self.policy.judge(action, ctx)
 
-    async def _text_at(self, point: Point) -> str | None:
-        element_at = getattr(self.env, "element_at", None)
-        if element_at is not None:
-            node = await element_at(point.x, point.y)
+    async def _target_text(
+        self, frame: Frame, trail: PointTrail, dom: list[dict[str, Any]] | None
+    ) -> str | None:
+        """The text of what is under the point: the DOM node in a browser, else OCR around it."""
+        if dom is not None:
+            node = dom_at_point(dom, trail.screen.x, trail.screen.y)
             return (node or {}).get("text") or None
-        return None
+        if self._grounder is None:
+            from guiagent.models.local import LocalGrounder
 
-    async def _evidence(self, trails: list[PointTrail]) -> dict[str, Any] | None:
-        element_at = getattr(self.env, "element_at", None)
-        if not trails or element_at is None:
+            self._grounder = LocalGrounder()
+        box = crop_box_around(frame.image, trail.frame.x, trail.frame.y, radius=80)
+        lines = await self._grounder.aread_text(Frame.from_image(frame.image.crop(box)))
+        point = Point(trail.frame.x - box[0], trail.frame.y - box[1])
+        best = min(lines, key=lambda line: line.box.centre.distance(point), default=None)
+        return best.text if best is not None else None
+
+    def _evidence(
+        self,
+        recorder: Recorder | None,
+        frame: Frame,
+        trails: list[PointTrail],
+        dom: list[dict[str, Any]] | None,
+    ) -> dict[str, Any] | None:
+        """What a replay needs to find the target again: the crop around it and its DOM node."""
+        if recorder is None or not trails:
             return None
-        try:
-            node = await element_at(trails[0].screen.x, trails[0].screen.y)
-        except Exception as exc:
-            logger.debug("evidence lookup failed: {}", exc)
-            return None
-        return {"dom": node} if node else None
+        node = dom_at_point(dom, trails[0].screen.x, trails[0].screen.y) if dom else None
+        return collect_evidence(
+            recorder, frame.image, (trails[0].frame.x, trails[0].frame.y), dom=node
+        )
 
     def _redacted_args(self, action: BaseAction) -> dict[str, Any]:
         return {

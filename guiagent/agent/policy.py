@@ -548,13 +548,15 @@ class TerminalApprover:
 
     def _ask(self, action: BaseAction, verdict: Verdict) -> bool:
         from rich.console import Console
+        from rich.markup import escape
         from rich.prompt import Confirm
 
         console = self.console or Console(stderr=True)
-        console.print(f"[bold yellow]Approval needed[/]: {describe_action(action)}")
         console.print(
-            f"  why: {verdict.reason}" + (f" (rule {verdict.rule})" if verdict.rule else "")
+            f"[bold yellow]Approval needed[/]: {escape(describe_action(action))}", highlight=False
         )
+        why = verdict.reason + (f" (rule {verdict.rule})" if verdict.rule else "")
+        console.print(f"  why: {escape(why)}", highlight=False)
         try:
             answer = Confirm.ask(
                 "Allow this action?", default=False, console=console, stream=self.stream

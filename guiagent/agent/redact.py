@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from loguru import logger
 import numpy as np
+from loguru import logger
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
@@ -286,7 +286,9 @@ class Redactor:
         return replace(frame, image=image, meta=meta, _digest=None), notes
 
 
-def find_bullet_runs(image: Image.Image, min_run: int = 4, min_size: int = 6, max_size: int = 32) -> list[Rect]:
+def find_bullet_runs(
+    image: Image.Image, min_run: int = 4, min_size: int = 6, max_size: int = 32
+) -> list[Rect]:
     """Rows of identical filled dots (masked password text: ``●●●●``, ``••••``), in frame pixels.
 
     Works on the pixels alone: connected components of dark-on-light and light-on-dark
@@ -298,36 +300,48 @@ def find_bullet_runs(image: Image.Image, min_run: int = 4, min_size: int = 6, ma
     runs: list[Rect] = []
     for mask in (gray < 110, gray > 170):
         _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+        keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
+        fill = area / np.maximum(w * h, 1)
+        keep &= (fill >= 0.7) & (fill <= 0.92)
         dots = [
-            (int(x), int(y), int(w), int(h))
-            for x, y, w, h, area in stats[1:]
-            if min_size <= w <= max_size
-            and abs(int(w) - int(h)) <= 1
-            and 0.7 <= area / (w * h) <= 0.92
-            and _clear_above_below(mask, int(x), int(y), int(w), int(h))
+            (int(a), int(b), int(c), int(d))
+            for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+            if _clear_above_below(mask, int(a), int(b), int(c), int(d))
         ]
-        dots.sort(key=lambda d: (d[1], d[0]))
-        rows: dict[tuple[int, int, int], list[tuple[int, int, int, int]]] = {}
-        for dot in dots:
-            x, y, w, h = dot
-            key = next((k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - w) <= 1 and abs(k[2] - h) <= 1), None)
-            rows.setdefault(key or (y, w, h), []).append(dot)
-        for row in rows.values():
-            row.sort()
-            run = [row[0]]
-            for dot in [*row[1:], None]:
-                prev = run[-1]
-                if dot is not None and prev[2] * 1.1 <= dot[0] - prev[0] <= prev[2] * 3:
-                    gaps = [b[0] - a[0] for a, b in zip(run, run[1:])]
-                    if not gaps or abs((dot[0] - prev[0]) - gaps[0]) <= 2:
-                        run.append(dot)
-                        continue
-                if len(run) >= min_run:
-                    left, top = run[0][0], min(d[1] for d in run)
-                    right, bottom = run[-1][0] + run[-1][2], max(d[1] + d[3] for d in run)
-                    runs.append(Rect(left, top, right - left, bottom - top))
-                if dot is not None:
-                    run = [dot]
+        if len(dots) >= min_run:
+            runs.extend(_dot_runs(dots, min_run))
+    return runs
+
+
+def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:
+    """Group dots of one size on one line into evenly spaced runs of at least ``min_run``."""
+    dots.sort(key=lambda d: (d[1], d[0]))
+    rows: dict[tuple[int, int, int], list[tuple[int, int, int, int]]] = {}
+    for dot in dots:
+        _, y, w, h = dot
+        key = next(
+            (k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - w) <= 1 and abs(k[2] - h) <= 1),
+            None,
+        )
+        rows.setdefault(key or (y, w, h), []).append(dot)
+    runs: list[Rect] = []
+    for row in rows.values():
+        row.sort()
+        run = [row[0]]
+        for dot in [*row[1:], None]:
+            prev = run[-1]
+            if dot is not None and prev[2] * 1.1 <= dot[0] - prev[0] <= prev[2] * 3:
+                first_gap = run[1][0] - run[0][0] if len(run) > 1 else None
+                if first_gap is None or abs((dot[0] - prev[0]) - first_gap) <= 2:
+                    run.append(dot)
+                    continue
+            if len(run) >= min_run:
+                left, top = run[0][0], min(d[1] for d in run)
+                right, bottom = run[-1][0] + run[-1][2], max(d[1] + d[3] for d in run)
+                runs.append(Rect(left, top, right - left, bottom - top))
+            if dot is not None:
+                run = [dot]
     return runs
 
 

@@ -111,8 +111,8 @@ _PATTERNS: list[tuple[InjectionKind, re.Pattern[str]]] = [
     (
         "address",
         re.compile(
-            r"\b(?:attention|note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|llm|assistant|agent|"
-            r"model|bot|automated\s+system)s?\b",
+            r"\b(?:attention|note|message|instructions?)(?:\s+(?:to|for))?\s*[:,]?\s+(?:the\s+|any\s+|all\s+)?(?:ai|llm|assistant|agent|"
+            r"model|bot|automated\s+system)s?(?![\w-])",
             _I,
         ),
     ),

@@ -189,11 +189,16 @@ class LoopDetector:
         self.level = Ladder.NONE
         self.last_action = None
 
-    def observe(self, frame_digest: str, action: BaseAction | None, frame: Frame | None = None) -> Ladder:
+    def observe(
+        self, frame_digest: str, action: BaseAction | None, frame: Frame | None = None
+    ) -> Ladder:
         thumb = thumbnail(frame.image) if frame is not None else None
         if thumb is not None:
             for past in reversed(self._history):
-                if past.thumb is not None and thumbnail_difference(past.thumb, thumb) <= self.same_screen:
+                if (
+                    past.thumb is not None
+                    and thumbnail_difference(past.thumb, thumb) <= self.same_screen
+                ):
                     frame_digest = past.digest
                     break
         entry = _Entry(

@@ -39,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="'local' (default: OCR/DOM grounding; ai steps fail) or a model server URL",
     )
-    run_p.add_argument(
-        "--record", metavar="DIR", help="recordings root (default recordings/runs)"
-    )
+    run_p.add_argument("--record", metavar="DIR", help="recordings root (default recordings/runs)")
     run_p.add_argument(
         "--var",
         action="append",
@@ -120,7 +118,9 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     scenarios, problems = _load_all(args.paths, variables)
     for scenario in scenarios:
-        console.print(f"[green]ok[/green] {escape(str(scenario.path))} ({len(scenario.steps)} steps)")
+        console.print(
+            f"[green]ok[/green] {escape(str(scenario.path))} ({len(scenario.steps)} steps)"
+        )
     for problem in problems:
         console.print(f"[red]error[/red] {escape(problem)}")
     return 2 if problems or not scenarios else 0
@@ -138,7 +138,9 @@ def _print_result(result: Any) -> None:
         mark = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[dim]-[/dim]"}[
             step.status
         ]
-        timing = f"[dim]{step.ms:.0f} ms[/dim]" if step.status != "skipped" else "[dim]skipped[/dim]"
+        timing = (
+            f"[dim]{step.ms:.0f} ms[/dim]" if step.status != "skipped" else "[dim]skipped[/dim]"
+        )
         console.print(f"  {mark} {escape(step.label)} {timing}")
         if step.error:
             console.print(f"      [red]{escape(step.error)}[/red]")

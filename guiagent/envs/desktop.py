@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -475,7 +476,7 @@ class DesktopEnv:
                 return ActResult(detail=f"scroll {action.direction} {action.amount}")
             if isinstance(action, Type):
                 if _IS_X11:
-                    self._xdotool_type(action.text)
+                    self._type_x11(action.text)
                 else:
                     pg.write(action.text)
                 return ActResult(detail=f"typed {len(action.text)} characters")
@@ -515,6 +516,15 @@ class DesktopEnv:
                 raise SurfaceGoneError(f"X display {self.display} is gone")
             raise SurfaceGoneError(f"xdotool {' '.join(args[:3])} failed: {proc.stderr.strip()}")
         return proc.stdout
+
+    def _type_x11(self, text: str) -> None:
+        if self._xlib is not None:
+            try:
+                XTestTyper(self._xlib).type(text, self.type_delay_ms / 1000.0)
+                return
+            except XTypeError as exc:
+                logger.warning("XTest typing failed ({}); falling back to xdotool type", exc)
+        self._xdotool_type(text)
 
     def _xdotool_type(self, text: str) -> None:
         # --file - reads the text from stdin: no argv limits, text may start with '-'
@@ -576,7 +586,7 @@ class DesktopEnv:
             self._xdotool(*args, "click", "--repeat", str(action.amount), "--delay", "10", button)
             return ActResult(detail=f"scroll {action.direction} {action.amount}")
         if isinstance(action, Type):
-            self._xdotool_type(action.text)
+            self._type_x11(action.text)
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             names = []
@@ -594,6 +604,84 @@ class DesktopEnv:
             self._xdotool("key", "--clearmodifiers", chord)
             return ActResult(detail=f"pressed {chord}")
         raise InvalidToolCall(action.name, f"the desktop cannot perform {action.name!r}")
+
+
+class XTypeError(RuntimeError):
+    """Text could not be typed through XTest (extension missing, no spare keycodes...)."""
+
+
+def char_keysym(ch: str) -> int:
+    """The X keysym that produces one character (Latin-1 directly, else the Unicode keysym)."""
+    special = {"\n": 0xFF0D, "\r": 0xFF0D, "\t": 0xFF09, "\b": 0xFF08}
+    if ch in special:
+        return special[ch]
+    code = ord(ch)
+    if 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xFF:
+        return code
+    return 0x01000000 | code
+
+
+class XTestTyper:
+    """Types text with XTest key events, choosing each keysym's real keycode and shift level.
+
+    pyautogui looks up one keycode per keysym and guesses shift from the character, which
+    types ``<`` as ``>`` where ``less`` lives on the unshifted <> key (pyautogui#198). Here
+    the keyboard map is read once; characters missing from it are bound to spare keycodes
+    for the whole string (xdotool rebinds per character and loses some when the app reads
+    the key after the binding was reverted), then restored.
+    """
+
+    def __init__(self, dpy: Any) -> None:
+        self.dpy = dpy
+
+    def type(self, text: str, delay_s: float = 0.0) -> None:
+        from Xlib import XK, X
+        from Xlib.ext import xtest
+
+        dpy = self.dpy
+        if not dpy.has_extension("XTEST"):
+            raise XTypeError("the X server has no XTEST extension")
+        text = text.replace("\r\n", "\n")
+        first = dpy.display.info.min_keycode
+        count = dpy.display.info.max_keycode - first + 1
+        mapping = [list(syms) for syms in dpy.get_keyboard_mapping(first, count)]
+        where: dict[int, tuple[int, bool]] = {}
+        for offset, syms in enumerate(mapping):
+            for level, sym in enumerate(syms[:2]):
+                if sym and (sym not in where or (level == 0 and where[sym][1])):
+                    where[sym] = (first + offset, level == 1)
+        shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
+        missing = sorted({char_keysym(c) for c in text} - set(where))
+        spare = [first + i for i, syms in enumerate(mapping) if not any(syms)]
+        if len(missing) > len(spare):
+            raise XTypeError(
+                f"{len(missing)} characters need spare keycodes, only {len(spare)} free"
+            )
+        bound = list(zip(spare, missing, strict=False))
+        try:
+            for keycode, sym in bound:
+                dpy.change_keyboard_mapping(keycode, [(sym, sym)])
+                where[sym] = (keycode, False)
+            if bound:
+                dpy.sync()
+                time.sleep(0.05)  # let clients see the MappingNotify before the keys
+            for ch in text:
+                keycode, shifted = where[char_keysym(ch)]
+                if shifted:
+                    xtest.fake_input(dpy, X.KeyPress, shift)
+                xtest.fake_input(dpy, X.KeyPress, keycode)
+                xtest.fake_input(dpy, X.KeyRelease, keycode)
+                if shifted:
+                    xtest.fake_input(dpy, X.KeyRelease, shift)
+                dpy.sync()
+                if delay_s:
+                    time.sleep(delay_s)
+        finally:
+            if bound:
+                time.sleep(0.1)  # let the app translate the last keys with the temporary binding
+                for keycode, _ in bound:
+                    dpy.change_keyboard_mapping(keycode, [(X.NoSymbol, X.NoSymbol)])
+                dpy.sync()
 
 
 def _pt(x: float | None, y: float | None) -> tuple[int, int]:

@@ -3,8 +3,12 @@
 Both are context managers (``with`` and ``async with``). The server picks its own free
 display number through ``-displayfd`` (race-free when several test workers start servers
 at once) and reports it only once it accepts connections. ``.env`` carries ``DISPLAY`` and
-``XAUTHORITY`` (an empty file: the servers run without access control, but pyautogui's
-Xlib refuses to start when the Xauthority file is missing).
+``XAUTHORITY``: a private Xauthority file with a fresh MIT-MAGIC-COOKIE-1 for the display
+(pyautogui's Xlib refuses to start when the file is missing). By default the server does
+not check it (unix socket only, ``-nolisten tcp``): in-process clients (mss, Xlib)
+authenticate with the process-wide ``$XAUTHORITY``, and one process often talks to two of
+our servers. ``secure=True`` makes the server require the cookie (``-auth``), for servers
+used only through their ``.env``.
 
 Xorg with ``xserver-xorg-video-dummy`` is the only way here to get several RandR monitors
 at chosen positions (Xvfb's +xinerama stacks its heads at 0,0); it must run as root.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -44,11 +49,19 @@ def display_number(display: str) -> int:
 
 
 def display_reachable(display: str, timeout: float = 1.0) -> bool:
-    """True when the X server of a local display accepts a connection on its unix socket."""
+    """True when the X server of a display answers (unix socket for ``:N``, xdpyinfo otherwise)."""
     try:
         number = display_number(display)
-    except DisplayError:
-        return False
+    except DisplayError:  # host:N (TCP, ssh forwarding): ask an X client
+        if not display or shutil.which("xdpyinfo") is None:
+            return False
+        try:
+            probe = subprocess.run(
+                ["xdpyinfo", "-display", display], capture_output=True, timeout=max(timeout, 3.0)
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return probe.returncode == 0
     path = _X11_SOCKET_DIR / f"X{number}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -66,8 +79,9 @@ class _XServer:
 
     name = "X"
 
-    def __init__(self, start_timeout: float = 20.0) -> None:
+    def __init__(self, start_timeout: float = 20.0, secure: bool = False) -> None:
         self.start_timeout = start_timeout
+        self.secure = secure
         self.display = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
@@ -96,8 +110,19 @@ class _XServer:
         auth = self._tmp / "Xauthority"
         auth.touch()
         self.xauthority = str(auth)
+        cookie = secrets.token_hex(16)
+        # the server loads every cookie in the file whatever its display number; clients
+        # look theirs up by number, added once the server has picked one
+        secured = self.secure and self._xauth_add(":0", cookie)
+        if self.secure and not secured:
+            self._cleanup_tmp()
+            raise DisplayError(
+                "secure=True needs the xauth program (Debian: apt-get install xauth)"
+            )
         read_fd, write_fd = os.pipe()
         cmd = [*self._command(self._tmp), "-displayfd", str(write_fd)]
+        if secured:
+            cmd += ["-auth", self.xauthority]
         log_path = self._tmp / "server.log"
         logger.debug("starting {}: {}", self.name, " ".join(cmd))
         try:
@@ -122,6 +147,11 @@ class _XServer:
             os.close(read_fd)
         self.display = f":{number}"
         try:
+            # unsecured servers ignore the cookie; having an entry keeps Xlib from warning
+            if not self._xauth_add(self.display, cookie) and secured:
+                raise DisplayError(
+                    f"cannot write the X cookie for {self.display} to {self.xauthority}"
+                )
             self._wait_socket()
             self._after_start()
         except BaseException:
@@ -129,6 +159,20 @@ class _XServer:
             raise
         logger.info("{} running on {} (pid {})", self.name, self.display, self._proc.pid)
         return self
+
+    def _xauth_add(self, display: str, cookie: str) -> bool:
+        if shutil.which("xauth") is None:
+            logger.warning("xauth not installed: X server runs without access control")
+            return False
+        proc = subprocess.run(
+            ["xauth", "-f", self.xauthority, "add", display, "MIT-MAGIC-COOKIE-1", cookie],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if proc.returncode != 0:
+            logger.warning("xauth add failed: {}", proc.stderr.strip())
+        return proc.returncode == 0
 
     def _read_display_number(self, fd: int, log_path: Path) -> int:
         deadline = time.monotonic() + self.start_timeout
@@ -224,9 +268,13 @@ class XvfbDisplay(_XServer):
     name = "Xvfb"
 
     def __init__(
-        self, size: tuple[int, int] = (1920, 1080), depth: int = 24, start_timeout: float = 20.0
+        self,
+        size: tuple[int, int] = (1920, 1080),
+        depth: int = 24,
+        start_timeout: float = 20.0,
+        secure: bool = False,
     ) -> None:
-        super().__init__(start_timeout)
+        super().__init__(start_timeout, secure)
         if size[0] <= 0 or size[1] <= 0:
             raise DisplayError(f"display size must be positive, got {size[0]}x{size[1]}")
         if depth not in (8, 16, 24, 32):
@@ -291,8 +339,9 @@ class XorgDummyDisplay(_XServer):
         monitors: list[tuple[int, int, int, int]],
         primary: int = 0,
         start_timeout: float = 30.0,
+        secure: bool = False,
     ) -> None:
-        super().__init__(start_timeout)
+        super().__init__(start_timeout, secure)
         if not monitors:
             raise DisplayError("XorgDummyDisplay needs at least one monitor")
         if len(monitors) > 16:

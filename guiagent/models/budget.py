@@ -318,9 +318,8 @@ def resize_for_plan(image: Image.Image, plan: ImagePlan) -> Image.Image:
     fx, fy = image.width / target[0], image.height / target[1]
     if fx == fy and fx.is_integer() and fx > 1:
         return image.reduce(int(fx))
-    # reducing_gap: a box reduce first, then a bilinear pass: several times faster for big
-    # downscales, visually the same at these ratios.
-    return image.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Plain bilinear: Pillow's reducing_gap measured slower here at the usual 1.2-2.4x ratios.
+    return image.resize(target, Image.Resampling.BILINEAR)
 
 
 def encode_image(

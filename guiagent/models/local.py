@@ -484,7 +484,11 @@ def match_text(
             0.5 + 0.2 * len(wanted) / len(seen), index, index + len(wanted), "substring"
         )
     best: tuple[float, int, int] = (0.0, 0, 0)
+    numbers = re.findall(r"\d+", low_wanted)
     for ratio, start, end in _fuzzy_windows(low_wanted, low_seen):
+        # "Task 6" is not a misreading of "Task 1": numbers must agree exactly.
+        if re.findall(r"\d+", low_seen[start:end]) != numbers:
+            continue
         if ratio > best[0]:
             best = (ratio, start, end)
     ratio, start, end = best

@@ -145,11 +145,17 @@ def changed_regions(
     if old.shape != new.shape:
         raise ValueError(f"frames differ in size: {old.shape} vs {new.shape}")
     height, width = new.shape[:2]
-    diff = np.abs(old.astype(np.int16) - new.astype(np.int16)).max(axis=2) > threshold
+    delta = cv2.absdiff(np.ascontiguousarray(old), np.ascontiguousarray(new))
+    if delta.ndim == 3:
+        delta = np.maximum(np.maximum(delta[:, :, 0], delta[:, :, 1]), delta[:, :, 2])
     rows, cols = -(-height // tile), -(-width // tile)
-    padded = np.zeros((rows * tile, cols * tile), dtype=bool)
-    padded[:height, :width] = diff
-    grid = padded.reshape(rows, tile, cols, tile).any(axis=(1, 3)).astype(np.uint8)
+    padded = np.zeros((rows * tile, cols * tile), dtype=np.uint8)
+    padded[:height, :width] = delta
+    # Largest change per cell, then the threshold: cheaper than thresholding every pixel.
+    cells = (
+        padded.reshape(rows, tile, cols * tile).max(axis=1).reshape(rows, cols, tile).max(axis=2)
+    )
+    grid = (cells > threshold).astype(np.uint8)
     if not grid.any():
         return []
     count, _labels, stats, _centroids = cv2.connectedComponentsWithStats(grid, connectivity=8)
@@ -268,7 +274,8 @@ class ScreenReader:
         self.tile = tile
         self.stats = ReadStats()
         self._cache: OrderedDict[str, list[TextBox]] = OrderedDict()
-        self._last: tuple[np.ndarray, list[TextBox]] | None = None
+        # The last frame read and its lines: the reference for the next partial read.
+        self._last: tuple[Frame, list[TextBox]] | None = None
         self._lock = threading.Lock()
 
     def read(self, frame: Frame, incremental: bool = True) -> list[TextBox]:
@@ -278,17 +285,18 @@ class ScreenReader:
 
     def _read(self, frame: Frame, incremental: bool) -> list[TextBox]:
         digest = frame.digest
-        rgb = frame.array()
         cached = self._cache.get(digest)
         if cached is not None:
             self._cache.move_to_end(digest)
             self.stats.mode, self.stats.crops, self.stats.pixels = "cache", [], 0
             self.stats.cache_hits += 1
-            self._last = (rgb, cached)
+            self._last = (frame, cached)
             return cached
+        rgb = frame.array()
         boxes = None
-        if incremental and self._last is not None and self._last[0].shape == rgb.shape:
-            boxes = self._read_partial(rgb, *self._last)
+        if incremental and self._last is not None and self._last[0].size == frame.size:
+            last_frame, last_boxes = self._last
+            boxes = self._read_partial(rgb, last_frame.array(), last_boxes)
         if boxes is None:
             boxes = self.engine.recognise(rgb)
             height, width = rgb.shape[:2]
@@ -299,7 +307,7 @@ class ScreenReader:
         self._cache[digest] = boxes
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        self._last = (rgb, boxes)
+        self._last = (frame, boxes)
         return boxes
 
     def _read_partial(

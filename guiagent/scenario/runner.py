@@ -231,7 +231,11 @@ class ScenarioRunner:
 
     async def observe(self) -> Frame:
         frame = await self.env.observe()
-        self.recent.append(frame)
+        # keep distinct frames only: a long quiet settle must not push a brief toast out
+        if self.recent and self.recent[-1].digest == frame.digest:
+            self.recent[-1] = frame
+        else:
+            self.recent.append(frame)
         return frame
 
     async def settled(self) -> tuple[Frame, float]:

@@ -255,12 +255,20 @@ class UseSpec(_Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
 
 
+def _text_or_mapping(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        return {"text": value}
+    if isinstance(value, (dict, BaseModel)):
+        return value
+    raise ValueError(f"expected a text or a mapping with {what}, got {_type_name(value)}")
+
+
 def _coerce_wait_for(value: Any) -> Any:
-    return {"text": value} if isinstance(value, str) else value
+    return _text_or_mapping(value, "text/image")
 
 
 def _coerce_expect(value: Any) -> Any:
-    return {"text": value} if isinstance(value, str) else value
+    return _text_or_mapping(value, "text/image/title/url")
 
 
 def _coerce_type(value: Any) -> Any:
@@ -647,7 +655,16 @@ def _nearest_line(
     """Follow a pydantic ``loc`` through the data (skipping union tags) to the deepest known line."""
     path: PathKey = ()
     node = data
-    for part in loc:
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        following = parts[i + 1] if i + 1 < len(parts) else None
+        if (
+            isinstance(node, dict)
+            and following is not None
+            and following in node
+            and not isinstance(node.get(part), dict)
+        ):
+            continue  # ``part`` is a union tag that happens to equal a key (a step's kind)
         if isinstance(node, dict) and part in node:
             path, node = (*path, part), node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part.rstrip("_") in node:
@@ -659,14 +676,23 @@ def _nearest_line(
     return lines.get(path), path
 
 
-def _step_prefix(data: Any, path: PathKey) -> str:
+def _step_prefix(data: Any, path: PathKey, err: dict[str, Any] | None = None) -> str:
+    loc = tuple(err.get("loc", ())) if err else ()
+    named_key = err is not None and err.get("type") in ("extra_forbidden", "missing")
     if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
         step = data["steps"][path[1]]
         kind = _step_kind(step) if isinstance(step, dict) else None
-        return f"step {path[1] + 1}" + (f" ({kind})" if kind else "") + ": "
-    if path:
-        return f"{'.'.join(str(p) for p in path)}: "
-    return ""
+        field = list(path[2:])
+        if field and field[0] == kind:
+            field = field[1:]
+        if named_key and field and loc and field[-1] == loc[-1]:
+            field = field[:-1]
+        where = f"{'.'.join(str(p) for p in field)}: " if field else ""
+        return f"step {path[1] + 1}" + (f" ({kind})" if kind else "") + f": {where}"
+    field = list(path)
+    if named_key and field and loc and field[-1] == loc[-1]:
+        field = field[:-1]
+    return f"{'.'.join(str(p) for p in field)}: " if field else ""
 
 
 def _error_message(err: dict[str, Any]) -> str:
@@ -707,7 +733,7 @@ def scenario_from_data(
         seen: set[str] = set()
         for err in exc.errors(include_url=False):
             line, path = _nearest_line(lines, data, tuple(err.get("loc", ())))
-            text = f"{source}:{line or 1}: {_step_prefix(data, path)}{_error_message(dict(err))}"
+            text = f"{source}:{line or 1}: {_step_prefix(data, path, dict(err))}{_error_message(dict(err))}"
             if text not in seen:
                 seen.add(text)
                 problems.append(text)
@@ -721,12 +747,17 @@ def scenario_from_data(
 
 
 def _prefer_specific(problems: list[str]) -> list[str]:
-    """A union mismatch produces one error per branch; drop the generic ones when a specific exists."""
+    """A union mismatch gives one error per branch: drop the generic ones where a specific one
+    names the same place."""
     generic = re.compile(
         r"Input should be a valid (string|dictionary|tuple|list)|Input should be an instance"
     )
-    specific = [p for p in problems if not generic.search(p)]
-    return specific or problems
+
+    def place(problem: str) -> str:
+        return problem.split(": ", 2)[0] + problem.split(": ", 2)[1] if ": " in problem else problem
+
+    specific_places = {place(p) for p in problems if not generic.search(p)}
+    return [p for p in problems if not generic.search(p) or place(p) not in specific_places]
 
 
 def load_scenario(

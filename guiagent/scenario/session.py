@@ -75,13 +75,17 @@ def _project_dir(args: list[str], start: Path) -> Path:
 class ScenarioSession:
     """Shared resources for running scenarios in one event loop; ``async with`` it."""
 
-    def __init__(self, options: SessionOptions | None = None) -> None:
+    def __init__(
+        self, options: SessionOptions | None = None, browser: Any = None, grounder: Any = None
+    ) -> None:
+        """``browser``: a Playwright Browser to use (and leave open) instead of launching one."""
         self.options = options or SessionOptions()
         self._pw: Any = None
-        self._browser: Any = None
+        self._browser: Any = browser
+        self._owns_browser = browser is None
         self._browser_lock = asyncio.Lock()
         self._servers: dict[Path, StaticServer] = {}
-        self._grounder: Any = None
+        self._grounder: Any = grounder
 
     async def __aenter__(self) -> ScenarioSession:
         return self
@@ -92,7 +96,7 @@ class ScenarioSession:
     async def close(self) -> None:
         browser, pw = self._browser, self._pw
         self._browser = self._pw = None
-        if browser is not None:
+        if browser is not None and self._owns_browser:
             with contextlib.suppress(Exception):
                 await browser.close()
         if pw is not None:

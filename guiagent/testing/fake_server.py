@@ -424,7 +424,7 @@ class FakeModelServer:
             if reply.delay_s:
                 await self._sleep(reply.delay_s)
             if reply.fault == "hang":
-                while not self._stopping.is_set():
+                while not self._stopping.is_set() and not await request.is_disconnected():
                     await asyncio.sleep(0.02)
                 return self._error(flavour, 503, "fake server shutting down")
             if reply.status >= 400:

@@ -1,7 +1,8 @@
 """Test app: a magenta button, a label, an entry; state written as JSON to argv[1].
 
 Usage: python tk_button.py STATE_FILE [--title T] [--geometry WxH+X+Y] [--button-color #RRGGBB]
-State keys: clicks, label, entry, saved (ctrl+s presses), escapes, right_clicks.
+State keys: clicks, label, entry, text (multi-line Text widget), saved (ctrl+s presses),
+escapes, right_clicks.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def main() -> None:
     var.trace_add("write", on_entry)
     entry = tk.Entry(root, textvariable=var, width=30, background="#e0ffe0")
     entry.pack(pady=4)
+
+    text = tk.Text(root, width=30, height=3, background="#ffffe0")
+    text.pack(pady=4)
+
+    def on_text(_: object) -> None:
+        state["text"] = text.get("1.0", "end-1c")
+        write()
+
+    text.bind("<KeyRelease>", on_text)
 
     def on_save(_: object) -> str:
         state["saved"] += 1

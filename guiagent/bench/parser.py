@@ -1,0 +1,104 @@
+"""Benchmark: parsing a ~20 KB Step3-VL reply (reasoning, then 3 tool calls).
+
+Entries: batch ``parse_reply`` (target >= 20 MB/s; baseline: a bare regex + ``json.loads``
+extraction that does none of the reasoning, repair or error handling), the stream parser
+fed 1-character chunks (baseline: re-parsing the whole buffer on every chunk, the
+quadratic approach it avoids) and fed 4-character chunks (about one token each).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+
+from guiagent.models.hermes import HermesStreamParser, parse_reply
+
+_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+
+
+def sample_reply(target_bytes: int = 20_000) -> str:
+    """Reasoning (with a little markup and non-ASCII), a lone </think>, an answer, 3 calls."""
+    paragraph = (
+        "The window shows a settings dialog; the <b>Save</b> button sits at the bottom right, "
+        "next to Cancel. Le bouton « Enregistrer » est grisé until the name field is filled, "
+        "so I should type the name first, then press ctrl+s or click the button. "
+    )
+    calls = [
+        {"name": "click", "arguments": {"x": 412, "y": 233}},
+        {"name": "type", "arguments": {"text": "quarterly report – final.pdf"}},
+        {"name": "key", "arguments": {"keys": ["ctrl", "s"]}},
+    ]
+    tail = "</think>\n\nI will fill in the name and save.\n" + "".join(
+        "<tool_call>\n" + json.dumps(c, ensure_ascii=False) + "\n</tool_call>\n" for c in calls
+    )
+    reps = max(1, (target_bytes - len(tail.encode())) // len(paragraph.encode()))
+    return paragraph * reps + tail
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _regex_baseline(text: str) -> list[dict]:
+    return [json.loads(body) for body in _CALL_RE.findall(text)]
+
+
+def _stream(text: str, size: int) -> None:
+    parser = HermesStreamParser()
+    for i in range(0, len(text), size):
+        parser.feed(text[i : i + size])
+    parser.finish()
+
+
+def _reparse_every_chunk(text: str) -> None:
+    for i in range(1, len(text) + 1):
+        parse_reply(text[:i])
+
+
+def _mb_per_s(n_bytes: int, ms: float) -> float:
+    return n_bytes / 1e6 / (ms / 1000) if ms > 0 else float("inf")
+
+
+def run(quick: bool = False) -> list[dict]:
+    text = sample_reply()
+    n_bytes = len(text.encode())
+    reply = parse_reply(text)
+    if len(reply.tool_calls) != 3 or reply.errors:
+        raise RuntimeError(f"benchmark reply parsed wrongly: {reply}")
+
+    batch = _median_ms(lambda: parse_reply(text), 50 if quick else 500)
+    regex = _median_ms(lambda: _regex_baseline(text), 50 if quick else 500)
+    one_char = _median_ms(lambda: _stream(text, 1), 2 if quick else 7)
+    reparse = _median_ms(lambda: _reparse_every_chunk(text), 1 if quick else 3)
+    token = _median_ms(lambda: _stream(text, 4), 3 if quick else 15)
+    return [
+        {
+            "name": "parser.batch_20kb",
+            "median_ms": batch,
+            "baseline_ms": regex,
+            "ratio": round(batch / regex, 2) if regex else None,
+            "note": f"{_mb_per_s(n_bytes, batch):.0f} MB/s on {n_bytes} bytes (target >= 20 MB/s); "
+            "baseline: bare regex + json.loads",
+        },
+        {
+            "name": "parser.stream_1char_20kb",
+            "median_ms": one_char,
+            "baseline_ms": reparse,
+            "ratio": round(one_char / reparse, 4) if reparse else None,
+            "note": f"{_mb_per_s(n_bytes, one_char):.2f} MB/s; baseline: parse_reply on the whole buffer per chunk",
+        },
+        {
+            "name": "parser.stream_4char_20kb",
+            "median_ms": token,
+            "note": f"{_mb_per_s(n_bytes, token):.2f} MB/s",
+        },
+    ]

@@ -1,0 +1,68 @@
+"""``guiagent skills list|show NAME``: the skills guiagent can see, and one skill's declaration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from guiagent.skills import SkillError, load_registry
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["list", "show"])
+    parser.add_argument("name", nargs="?", help="skill name (for show)")
+    parser.add_argument(
+        "--skills",
+        action="append",
+        type=Path,
+        default=[],
+        help="more skill files or folders (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        registry = load_registry(args.skills)
+    except SkillError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    if args.action == "list":
+        table = Table(title=f"{len(registry.skills)} skills")
+        for column in ("name", "parameters", "applies to", "description", "source"):
+            table.add_column(column)
+        for item in sorted(registry.skills.values(), key=lambda s: s.name):
+            params = ", ".join(
+                f"{p.name}{'' if p.required else '?'}: {p.type}" for p in item.params
+            )
+            where = item.applies_to.model_dump(exclude_defaults=True)
+            table.add_row(
+                item.name,
+                params,
+                json.dumps(where) if where else "anywhere",
+                item.description,
+                item.source,
+            )
+        console.print(table)
+        return 0
+    if not args.name:
+        console.print("[red]error:[/] skills show needs a NAME")
+        return 2
+    try:
+        item = registry.get(args.name)
+    except KeyError as exc:
+        console.print(f"[red]error:[/] {exc.args[0]}")
+        return 2
+    console.print(f"[bold]{item.name}[/]  ({item.source})\n{item.description}")
+    console.print("tool parameters (JSON Schema):")
+    console.print_json(json.dumps(item.parameters_schema()))
+    if item.applies_to.model_dump(exclude_defaults=True):
+        console.print(f"applies to: {item.applies_to.model_dump(exclude_defaults=True)}")
+    if item.steps:
+        console.print("steps:")
+        console.print_json(json.dumps(item.steps))
+    return 0

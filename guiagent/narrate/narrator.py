@@ -1,0 +1,484 @@
+"""The narrator: what is on the screen, in reading order, grouped into regions.
+
+Local mode reads the page's DOM and ARIA snapshot in a browser, and OCR plus X11 windows
+(plus AT-SPI when present) on the desktop. Model mode sends the redacted screenshot to
+Step3-VL (see :mod:`guiagent.narrate.model`). Private things (password fields, regions
+and windows marked private, elements marked private in the page) are blacked out before
+any OCR or model call, left out of the narration, and only counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+from typing import Any, Literal
+
+from loguru import logger
+from PIL import ImageDraw
+from pydantic import BaseModel, ConfigDict
+
+from guiagent.agent.redact import _MASK_RUN, Redactor
+from guiagent.envs.base import Environment, Frame
+from guiagent.geometry import FrameTransform, Point, Rect, Size
+from guiagent.models.local import LocalGrounder
+from guiagent.models.ocr import TextBox
+from guiagent.narrate import a11y, layout
+from guiagent.narrate.render import to_text
+from guiagent.narrate.schema import Item, Narration, Region
+
+ScopeKind = Literal["all", "region", "pointer", "focused"]
+
+
+class NarrateError(ValueError):
+    """A narration that cannot be made as asked (bad scope, unsupported surface)."""
+
+
+class Scope(BaseModel):
+    """What part of the screen to narrate; ``rect`` in screen points (kind ``region``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    kind: ScopeKind = "all"
+    rect: Rect | None = None
+
+    @classmethod
+    def parse_region(cls, text: str) -> Scope:
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+        if len(numbers) != 4:
+            raise NarrateError(f"--region expects X,Y,W,H (four numbers), got {text!r}")
+        x, y, w, h = (float(n) for n in numbers)
+        if w <= 0 or h <= 0:
+            raise NarrateError(f"--region needs a positive width and height, got {text!r}")
+        return cls(kind="region", rect=Rect(x, y, w, h))
+
+
+def _box(rect: Rect) -> list[float]:
+    return [round(rect.left, 1), round(rect.top, 1), round(rect.width, 1), round(rect.height, 1)]
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom
+
+
+def _scale_rect(rect: Rect, transform: FrameTransform) -> Rect:
+    """Screen points -> frame pixels."""
+    top_left = transform.screen_to_frame(Point(rect.left, rect.top))
+    return Rect(top_left.x, top_left.y, rect.width * transform.scale, rect.height * transform.scale)
+
+
+def buttons_split(items: list[Item]) -> list[tuple[bool, list[Item]]]:
+    """Split items (reading order) into runs; a run of two or more buttons side by side on
+    one row is a button row (True)."""
+    runs: list[tuple[bool, list[Item]]] = []
+    i = 0
+    while i < len(items):
+        j = i
+        while (
+            j + 1 < len(items)
+            and items[i].role == "button"
+            and items[j + 1].role == "button"
+            and abs(items[j + 1].centre.y - items[j].centre.y) <= max(items[j].box[3], 1) / 2
+        ):
+            j += 1
+        if j > i:
+            runs.append((True, items[i : j + 1]))
+        elif runs and not runs[-1][0]:
+            runs[-1][1].append(items[i])
+        else:
+            runs.append((False, [items[i]]))
+        i = j + 1
+    return runs
+
+
+def body_regions(items: list[Item], kind: str = "body", title: str | None = None) -> list[Region]:
+    regions: list[Region] = []
+    for is_row, run in buttons_split(items):
+        if is_row:
+            regions.append(Region(kind="buttons", items=run, box=_union([i.rect for i in run])))
+        else:
+            regions.append(Region(kind=kind, title=title, items=run))  # type: ignore[arg-type]
+    return regions
+
+
+def _union(rects: list[Rect]) -> list[float] | None:
+    if not rects:
+        return None
+    left = min(r.left for r in rects)
+    top = min(r.top for r in rects)
+    return _box(
+        Rect(left, top, max(r.right for r in rects) - left, max(r.bottom for r in rects) - top)
+    )
+
+
+def finish(
+    regions: list[Region],
+    surface: str,
+    redacted: int,
+    description: str | None = None,
+    mode: Literal["local", "model"] = "local",
+) -> Narration:
+    regions = [r for r in regions if r.items or r.kind in ("title_bar", "dialog")]
+    focused = next((i for r in regions for i in r.items if "focused" in i.state), None)
+    narration = Narration(
+        description=description,
+        regions=regions,
+        surface=surface,
+        mode=mode,
+        focused=focused,
+        redacted=redacted,
+    )
+    return narration.model_copy(update={"text": to_text(narration)})
+
+
+class Narrator:
+    """Narrates one environment (a :class:`~guiagent.envs.browser.BrowserEnv` or a
+    :class:`~guiagent.envs.desktop.DesktopEnv`).
+
+    ``grounder`` supplies OCR on the desktop (share one: a full OCR costs about a second);
+    ``redactor`` defines what is private (default: password fields and masked text);
+    ``model`` switches to model mode (a :class:`~guiagent.narrate.model.ModelDescriber`).
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        grounder: LocalGrounder | None = None,
+        redactor: Redactor | None = None,
+        model: Any = None,
+        use_atspi: bool = True,
+    ) -> None:
+        self.env = env
+        self.grounder = grounder
+        self.redactor = redactor or Redactor()
+        self.model = model
+        self.use_atspi = use_atspi
+
+    @property
+    def surface(self) -> str:
+        return str(getattr(self.env, "surface", "image"))
+
+    async def narrate(self, scope: Scope | None = None) -> Narration:
+        scope = scope or Scope()
+        if self.model is not None:
+            frame, hidden = await self.private_frame()
+            return await self.model.describe(frame, scope, self.redactor, hidden)
+        if self.surface == "browser":
+            return await self._narrate_browser(scope)
+        if self.surface == "desktop":
+            return await self._narrate_desktop(scope)
+        raise NarrateError(f"cannot narrate a {self.surface!r} surface locally")
+
+    # --- privacy ------------------------------------------------------------------------
+
+    async def private_frame(self) -> tuple[Frame, list[Rect]]:
+        """The current frame with every private thing blacked out, and the blacked-out boxes
+        (frame pixels)."""
+        frame = await self.env.observe()
+        if self.surface == "browser":
+            page = self.env.page  # type: ignore[attr-defined]
+            snapshot = await a11y.dom_snapshot(page)
+            dom = [{"type": "password", "box": i.box} for i in snapshot.items if i.password]
+            frame, notes = await self.redactor.redact(frame, dom=dom, text_boxes=[])
+            private = [
+                _scale_rect(Rect(*i.box), frame.transform) for i in snapshot.items if i.private
+            ]
+            return blackout(frame, private), [Rect(*n.box) for n in notes] + private
+        windows = await self._windows()
+        frame, notes = await self.redactor.redact(
+            frame, windows=[_window_dict(w) for w in windows], text_boxes=[]
+        )
+        return frame, [Rect(*n.box) for n in notes]
+
+    def _private_screen_rects(self) -> list[Rect]:
+        return list(self.redactor.regions)
+
+    # --- browser --------------------------------------------------------------------------
+
+    async def _narrate_browser(self, scope: Scope) -> Narration:
+        env: Any = self.env
+        if scope.kind == "pointer":
+            raise NarrateError(
+                "--under-pointer needs the desktop: a headless page has no pointer to follow"
+            )
+        snapshot = await a11y.dom_snapshot(env.page)
+        state = await env.page_state()
+        aria = a11y.parse_aria_snapshot(await env.accessibility_snapshot())
+        scale = float(state["dpr"])
+        private = self._private_screen_rects()
+        kept: list[tuple[a11y.DomItem, Rect]] = []
+        redacted = 0
+        for dom_item in snapshot.items:
+            rect = Rect(*dom_item.box)
+            if dom_item.password or dom_item.private or any(_overlaps(rect, p) for p in private):
+                redacted += 1
+                continue
+            if scope.kind == "region" and scope.rect and not scope.rect.contains(rect.centre):
+                continue
+            kept.append((dom_item, rect))
+        if scope.kind == "focused":
+            kept = _focused_subset(kept)
+        text_sizes = [d.font_size for d, _ in kept if d.role == "text"]
+        levels = layout.heading_levels(text_sizes) if text_sizes else []
+        level_of = iter(levels)
+        order = layout.reading_order([r for _, r in kept])
+        items: dict[int, Item] = {}
+        containers: dict[int, dict[str, Any]] = {}
+        for index, (dom_item, rect) in enumerate(kept):
+            role, level = dom_item.role, dom_item.level
+            if role == "text":
+                guessed = next(level_of)
+                if guessed is not None and len(dom_item.label.split()) <= 12:
+                    role, level = "heading", guessed
+            states = list(dom_item.states)
+            if role not in ("text", "heading"):
+                for extra in a11y.aria_states(aria, role, dom_item.label) or []:
+                    if extra not in states and not (extra == "not checked" and "checked" in states):
+                        states.append(extra)
+            label = self.redactor.redact_text(dom_item.label)
+            value = self.redactor.redact_text(dom_item.value) if dom_item.value else None
+            if not label and not value and role in ("text", "heading"):
+                continue
+            items[index] = Item(
+                role=role,
+                label=label,
+                value=value,
+                state=states,
+                box=_box(
+                    Rect(
+                        rect.left * scale, rect.top * scale, rect.width * scale, rect.height * scale
+                    )
+                ),
+                level=level,
+                source="dom",
+            )
+            if dom_item.container is not None:
+                containers[index] = dom_item.container
+        ordered = [i for i in order if i in items]
+        return finish(
+            _browser_regions(ordered, items, containers, snapshot.title), "browser", redacted
+        )
+
+    # --- desktop --------------------------------------------------------------------------
+
+    async def _windows(self) -> list[a11y.XWindow]:
+        display = getattr(self.env, "display", None)
+        if not display:
+            return []
+        try:
+            return await asyncio.to_thread(a11y.x_windows, display)
+        except Exception as exc:  # no Xlib, display gone: narrate the pixels alone
+            logger.warning("cannot list X windows on {}: {}", display, exc)
+            return []
+
+    async def _narrate_desktop(self, scope: Scope) -> Narration:
+        if self.grounder is None:
+            self.grounder = LocalGrounder()
+        frame = await self.env.observe()
+        windows = await self._windows()
+        display = getattr(self.env, "display", None)
+        screen_area = await self._desktop_area(frame, scope, windows, display)
+        crop_rect = _scale_rect(screen_area, frame.transform) if screen_area else None
+        work = _crop(frame, crop_rect) if crop_rect else frame
+        work, notes = await self.redactor.redact(
+            work, windows=[_window_dict(w) for w in windows], text_boxes=[]
+        )
+        hidden = [Rect(*n.box) for n in notes]
+        boxes = await self.grounder.aread_text(work)
+        offset = (crop_rect.left, crop_rect.top) if crop_rect else (0.0, 0.0)
+        redacted = len(notes)
+        kept: list[TextBox] = []
+        for tb in boxes:
+            if any(_overlaps(tb.box, h) for h in hidden):
+                continue  # ink around a blacked-out box (OCR sometimes reads its edge)
+            if _MASK_RUN.search(tb.text) or self.redactor.secret_rule(tb.text):
+                redacted += 1
+                continue
+            kept.append(tb)
+        pixels = work.array()
+        levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in kept])
+        nodes = await asyncio.to_thread(a11y.atspi_nodes) if self.use_atspi else None
+        items: list[Item] = []
+        for tb, level in zip(kept, levels, strict=True):
+            role = layout.control_shape(pixels, tb.box) or (
+                "heading" if level is not None else "text"
+            )
+            rect = Rect(
+                tb.box.left + offset[0], tb.box.top + offset[1], tb.box.width, tb.box.height
+            )
+            state: list[str] = []
+            source: Literal["ocr", "a11y"] = "ocr"
+            if nodes:
+                node = _node_at(nodes, frame.transform.frame_to_screen(rect.centre))
+                if node is not None:
+                    role, state, source = _atspi_role(node.role, role), node.states, "a11y"
+            items.append(
+                Item(
+                    role=role,
+                    label=tb.text,
+                    state=state,
+                    box=_box(rect),
+                    level=level if role == "heading" else None,
+                    source=source,
+                )
+            )
+        if scope.kind == "pointer" and display:
+            px, py = await asyncio.to_thread(a11y.x_pointer, display)
+            items = _under(items, frame.transform.screen_to_frame(Point(px, py)))
+        order = layout.reading_order([i.rect for i in items])
+        ordered = [items[i] for i in order]
+        return finish(_desktop_regions(ordered, windows, frame.transform), "desktop", redacted)
+
+    async def _desktop_area(
+        self, frame: Frame, scope: Scope, windows: list[a11y.XWindow], display: str | None
+    ) -> Rect | None:
+        """The screen area to read for a scope (None: everything)."""
+        if scope.kind == "region":
+            return scope.rect
+        if scope.kind == "pointer":
+            if not display:
+                raise NarrateError("--under-pointer needs an X display")
+            px, py = await asyncio.to_thread(a11y.x_pointer, display)
+            for window in reversed(windows):  # topmost first
+                if Rect(*window.box).contains(Point(px, py)):
+                    return Rect(*window.box)
+            return None
+        if scope.kind == "focused":
+            title = frame.meta.get("window_title")
+            for window in reversed(windows):
+                if title and window.title == title:
+                    return Rect(*window.box)
+            raise NarrateError("no focused window found to narrate")
+        return None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _window_dict(window: a11y.XWindow) -> dict[str, Any]:
+    x, y, w, h = window.box
+    return {"title": window.title, "x": x, "y": y, "width": w, "height": h}
+
+
+def _crop(frame: Frame, rect: Rect) -> Frame:
+    x1 = max(int(rect.left), 0)
+    y1 = max(int(rect.top), 0)
+    x2 = min(int(rect.right + 0.999), frame.image.width)
+    y2 = min(int(rect.bottom + 0.999), frame.image.height)
+    if x2 <= x1 or y2 <= y1:
+        raise NarrateError(f"the region {_box(rect)} is outside the screen")
+    image = frame.image.crop((x1, y1, x2, y2))
+    transform = FrameTransform(
+        frame_size=Size(image.width, image.height),
+        origin=frame.transform.frame_to_screen(Point(x1, y1)),
+        scale=frame.transform.scale,
+    )
+    return replace(frame, image=image, transform=transform, _digest=None)
+
+
+def _focused_subset(kept: list[tuple[a11y.DomItem, Rect]]) -> list[tuple[a11y.DomItem, Rect]]:
+    focused = next((pair for pair in kept if "focused" in pair[0].states), None)
+    if focused is None:
+        raise NarrateError("nothing has the keyboard focus on this page")
+    container = focused[0].container
+    if container is None:
+        return [focused]
+    return [
+        pair
+        for pair in kept
+        if pair[0].container and pair[0].container.get("id") == container.get("id")
+    ]
+
+
+def _under(items: list[Item], point: Point) -> list[Item]:
+    inside = [i for i in items if i.rect.contains(point)]
+    if inside:
+        return inside
+    if not items:
+        return []
+    nearest = min(items, key=lambda i: i.centre.distance(point))
+    return [nearest] if nearest.centre.distance(point) <= 48 else []
+
+
+def _node_at(nodes: list[a11y.A11yNode], point: Point) -> a11y.A11yNode | None:
+    hits = [n for n in nodes if Rect(*n.box).contains(point) and n.box[2] > 0 and n.box[3] > 0]
+    return min(hits, key=lambda n: n.box[2] * n.box[3]) if hits else None
+
+
+_ATSPI_ROLES = {
+    "push button": "button",
+    "toggle button": "button",
+    "check box": "checkbox",
+    "radio button": "radio",
+    "text": "textbox",
+    "entry": "textbox",
+    "password text": "password",
+    "menu item": "menuitem",
+    "label": "text",
+    "heading": "heading",
+    "link": "link",
+    "combo box": "combobox",
+    "list item": "listitem",
+}
+
+
+def _atspi_role(role: str, fallback: str) -> str:
+    return _ATSPI_ROLES.get(role, fallback)
+
+
+def _browser_regions(
+    order: list[int], items: dict[int, Item], containers: dict[int, dict[str, Any]], title: str
+) -> list[Region]:
+    title_items: list[Item] = []
+    grouped: dict[int, tuple[dict[str, Any], list[Item]]] = {}
+    body: list[Item] = []
+    for index in order:
+        container = containers.get(index)
+        if container is None:
+            body.append(items[index])
+        elif container["kind"] == "title_bar":
+            title_items.append(items[index])
+        else:
+            grouped.setdefault(int(container["id"]), (container, []))[1].append(items[index])
+    regions = [Region(kind="title_bar", title=title or None, items=title_items)]
+    for kind in ("dialog", "menu"):
+        for container, members in grouped.values():
+            if container["kind"] == kind:
+                regions.append(
+                    Region(kind=kind, title=container.get("title"), items=members, box=None)
+                )
+    regions.extend(body_regions(body))
+    return regions
+
+
+def _desktop_regions(
+    ordered: list[Item], windows: list[a11y.XWindow], transform: FrameTransform
+) -> list[Region]:
+    """Per window (dialogs first, then top to bottom of the stack): its title bar and body."""
+    remaining = list(ordered)
+    regions: list[Region] = []
+    stack = sorted(reversed(windows), key=lambda w: not w.dialog)
+    for window in stack:
+        area = _scale_rect(Rect(*window.box), transform)
+        members = [i for i in remaining if area.contains(i.centre)]
+        if not members:
+            continue
+        remaining = [i for i in remaining if i not in members]
+        if window.dialog:
+            regions.append(Region(kind="dialog", title=window.title, items=members, box=_box(area)))
+            continue
+        regions.append(Region(kind="title_bar", title=window.title, items=[], box=_box(area)))
+        regions.extend(body_regions(members))
+    regions.extend(body_regions(remaining))
+    return regions
+
+
+def blackout(frame: Frame, rects: list[Rect]) -> Frame:
+    """A copy of the frame with ``rects`` (frame pixels) painted black."""
+    if not rects:
+        return frame
+    image = frame.image.copy()
+    draw = ImageDraw.Draw(image)
+    for r in rects:
+        draw.rectangle((r.left, r.top, r.right, r.bottom), fill=(0, 0, 0))
+    return replace(frame, image=image, _digest=None)

@@ -1,0 +1,63 @@
+"""Narrations as plain text (speech, terminals), SSML (speech engines) and JSON (other tools:
+screen readers, Braille displays)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from xml.sax.saxutils import escape
+
+from guiagent.narrate.schema import Announcement, Narration, Region
+
+Format = Literal["text", "ssml", "json"]
+
+
+def region_lines(region: Region) -> list[str]:
+    lines = [region.heading() + "."] if region.kind != "body" or region.title else []
+    lines.extend(item.spoken() for item in region.items)
+    return lines
+
+
+def to_text(narration: Narration) -> str:
+    """One line per item, each region introduced by its kind and title."""
+    lines: list[str] = []
+    if narration.description:
+        lines.append(narration.description)
+    for region in narration.regions:
+        if region.kind == "title_bar" and not region.items and not region.title:
+            continue
+        lines.extend(region_lines(region))
+    return "\n".join(lines)
+
+
+def to_ssml(narration: Narration) -> str:
+    """SSML 1.1: a paragraph per region, a sentence per item, a pause between regions."""
+    parts = ['<speak version="1.1" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en">']
+    if narration.description:
+        parts.append(f"<p><s>{escape(narration.description)}</s></p>")
+    for region in narration.regions:
+        lines = region_lines(region)
+        if not lines:
+            continue
+        sentences = "".join(f"<s>{escape(line)}</s>" for line in lines)
+        parts.append(f'<p>{sentences}</p><break time="300ms"/>')
+    parts.append("</speak>")
+    return "".join(parts)
+
+
+def to_json(narration: Narration) -> str:
+    return narration.model_dump_json(indent=2)
+
+
+def render(narration: Narration, fmt: Format) -> str:
+    if fmt == "text":
+        return to_text(narration)
+    if fmt == "ssml":
+        return to_ssml(narration)
+    if fmt == "json":
+        return to_json(narration)
+    raise ValueError(f"unknown format {fmt!r}: one of text, ssml, json")
+
+
+def announcement_ssml(announcements: list[Announcement]) -> str:
+    body = "".join(f"<s>{escape(a.text)}</s>" for a in announcements)
+    return f'<speak version="1.1" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en"><p>{body}</p></speak>'

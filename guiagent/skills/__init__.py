@@ -1,0 +1,33 @@
+"""Reusable procedures for the model (as tools) and for scenarios (as ``use:`` steps)."""
+
+from guiagent.skills.model import (
+    AppliesTo,
+    Secret,
+    SecretStore,
+    Skill,
+    SkillError,
+    SkillParam,
+    skill,
+)
+from guiagent.skills.registry import (
+    SkillContext,
+    SkillOutcome,
+    SkillRegistry,
+    load_registry,
+    run_skill,
+)
+
+__all__ = [
+    "AppliesTo",
+    "Secret",
+    "SecretStore",
+    "Skill",
+    "SkillContext",
+    "SkillError",
+    "SkillOutcome",
+    "SkillParam",
+    "SkillRegistry",
+    "load_registry",
+    "run_skill",
+    "skill",
+]

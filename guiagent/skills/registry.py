@@ -1,0 +1,278 @@
+"""Finding skills (built-ins, the project's ``skills/``, entry points, paths) and running them."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from loguru import logger
+from pydantic import BaseModel, Field
+
+from guiagent.actions import BaseAction, ExtraTool, SkillCall
+from guiagent.envs.base import Environment
+from guiagent.skills.model import SecretStore, Skill, SkillError, skill_from_yaml
+
+ENTRY_POINT_GROUP = "guiagent.skills"
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+class SkillContext:
+    """What a Python skill gets: the environment, a grounder, secrets, and a way to run steps."""
+
+    def __init__(self, env: Environment, secrets: SecretStore, grounder: Any = None) -> None:
+        self.env = env
+        self.secrets = secrets
+        self._grounder = grounder
+        self.sub_steps: list[dict[str, Any]] = []
+
+    @property
+    def grounder(self) -> Any:
+        if self._grounder is None:
+            from guiagent.models.local import LocalGrounder
+
+            self._grounder = LocalGrounder()
+        return self._grounder
+
+    async def run_steps(
+        self,
+        steps: list[Any],
+        variables: Mapping[str, Any] | None = None,
+        hidden: Iterable[str] = (),
+    ) -> None:
+        """Run scenario-language steps on this environment; raise SkillError at the first failure."""
+        from guiagent.scenario.runner import ScenarioRunner
+        from guiagent.scenario.schema import ScenarioError, scenario_from_data
+
+        target = {"url": "about:blank"} if self.env.surface == "browser" else {"window": "*"}
+        data = {"name": "skill", "target": target, "steps": steps}
+        try:
+            scenario = scenario_from_data(
+                data, variables={k: str(v) for k, v in (variables or {}).items()}, environ={}
+            )
+        except ScenarioError as exc:
+            raise SkillError(_hide(str(exc), hidden)) from None
+        result = await ScenarioRunner(scenario, self.env, self.grounder).run()
+        for step in result.steps:
+            self.sub_steps.append(
+                {
+                    "label": _hide(step.label, hidden),
+                    "status": step.status,
+                    "ms": round(step.ms, 1),
+                    "error": _hide(step.error or "", hidden) or None,
+                }
+            )
+        if not result.ok:
+            raise SkillError(_hide(result.failure_message(), hidden))
+
+
+def _hide(text: str, values: Iterable[str]) -> str:
+    for value in values:
+        if value:
+            text = text.replace(value, "[REDACTED]")
+    return text
+
+
+class SkillOutcome(BaseModel):
+    ok: bool
+    detail: str = ""
+    sub_steps: list[dict[str, Any]] = Field(default_factory=list)
+    ms: float = 0.0
+
+
+class SkillRegistry:
+    def __init__(self, skills: Iterable[Skill] = ()) -> None:
+        self.skills: dict[str, Skill] = {}
+        for item in skills:
+            self.add(item)
+
+    def add(self, item: Skill) -> None:
+        if item.name in self.skills:
+            logger.info(
+                "skill {} from {} replaces the one from {}",
+                item.name,
+                item.source,
+                self.skills[item.name].source,
+            )
+        self.skills[item.name] = item
+
+    def get(self, name: str) -> Skill:
+        try:
+            return self.skills[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown skill {name!r}; known skills: {', '.join(sorted(self.skills)) or 'none'}"
+            ) from None
+
+    def applicable(self, surface: str | None, url: str | None, title: str | None) -> list[Skill]:
+        return [s for s in self.skills.values() if s.applies_to.matches(surface, url, title)]
+
+    def tools(self, surface: str | None, url: str | None, title: str | None) -> list[ExtraTool]:
+        """The skills that apply to this screen, as tools for the model."""
+        return [
+            ExtraTool(
+                name=s.name,
+                description=s.description,
+                parameters=s.parameters_schema(),
+                build=self._builder(s),
+            )
+            for s in self.applicable(surface, url, title)
+        ]
+
+    @staticmethod
+    def _builder(item: Skill):  # -> Callable[[dict], BaseAction]
+        def build(arguments: dict[str, Any]) -> BaseAction:
+            return SkillCall(skill=item.name, params=item.validate_params(arguments))
+
+        return build
+
+    async def run(
+        self,
+        name: str,
+        env: Environment,
+        params: Mapping[str, Any],
+        secrets: SecretStore | None = None,
+        grounder: Any = None,
+        on_secret: Callable[[str], None] | None = None,
+    ) -> SkillOutcome:
+        """Run a skill with validated parameters; secrets are resolved here and hidden from the outcome."""
+        item = self.get(name)
+        values = item.validate_params(params)
+        secrets = secrets or SecretStore()
+        hidden = []
+        for key in item.secret_params:
+            if values.get(key) is not None:
+                values[key] = secrets.get(values[key])
+                hidden.append(values[key])
+                if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
+                    on_secret(values[key])
+        ctx = SkillContext(env, secrets, grounder)
+        started = time.perf_counter()
+        try:
+            if item.function is not None:
+                detail = await item.function(ctx, **values)
+            else:
+                await ctx.run_steps(item.steps or [], values, hidden)
+                detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
+        except SkillError as exc:
+            return SkillOutcome(
+                ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)
+            )
+        return SkillOutcome(
+            ok=True,
+            detail=_hide(str(detail or f"skill {name} done"), hidden),
+            sub_steps=ctx.sub_steps,
+            ms=_ms(started),
+        )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def skills_in_module(module: ModuleType) -> list[Skill]:
+    return [
+        obj.__guiagent_skill__
+        for obj in vars(module).values()
+        if hasattr(obj, "__guiagent_skill__")
+    ]
+
+
+def _load_python_file(path: Path) -> list[Skill]:
+    module_name = f"guiagent_skill_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SkillError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise SkillError(f"{path}: importing it failed: {exc!r}") from exc
+    return skills_in_module(module)
+
+
+def load_path(path: Path) -> list[Skill]:
+    """Skills from a YAML file, a Python file, or every such file in a directory."""
+    if path.is_dir():
+        found: list[Skill] = []
+        for child in sorted(path.iterdir()):
+            if child.suffix in (".yaml", ".yml", ".py") and not child.name.startswith(("_", ".")):
+                found.extend(load_path(child))
+        return found
+    if path.suffix in (".yaml", ".yml"):
+        return [skill_from_yaml(path)]
+    if path.suffix == ".py":
+        return _load_python_file(path)
+    raise SkillError(f"{path}: not a skill file (.yaml, .yml or .py) or directory")
+
+
+def _from_entry_points() -> list[Skill]:
+    found: list[Skill] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target = ep.load()
+        except Exception as exc:
+            logger.warning("skill entry point {} failed to load: {!r}", ep.name, exc)
+            continue
+        if isinstance(target, ModuleType):
+            found.extend(skills_in_module(target))
+        elif hasattr(target, "__guiagent_skill__"):
+            found.append(target.__guiagent_skill__)
+        elif isinstance(target, (str, Path)):
+            found.extend(load_path(Path(target)))
+    return found
+
+
+def load_registry(
+    paths: Iterable[Path | str] = (),
+    *,
+    builtin: bool = True,
+    project_dir: Path | None = None,
+    use_entry_points: bool = True,
+) -> SkillRegistry:
+    """Built-ins, then installed packages' entry points, then ``./skills``, then the given paths (later wins)."""
+    registry = SkillRegistry()
+    if builtin:
+        from guiagent.skills import builtin_python as builtin_module
+
+        for item in [*load_path(BUILTIN_DIR), *skills_in_module(builtin_module)]:
+            registry.add(item)
+    if use_entry_points:
+        for item in _from_entry_points():
+            registry.add(item)
+    project = project_dir if project_dir is not None else Path.cwd() / "skills"
+    if project.is_dir():
+        for item in load_path(project):
+            registry.add(item)
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise SkillError(f"skill path {path} does not exist")
+        for item in load_path(path):
+            registry.add(item)
+    return registry
+
+
+async def run_skill(
+    name: str,
+    env: Environment,
+    params: Mapping[str, Any],
+    registry: SkillRegistry | None = None,
+    secrets: SecretStore | None = None,
+) -> str:
+    """Run one skill by name (the scenario runner's ``use:`` step); raises SkillError when it fails."""
+    registry = registry or load_registry()
+    outcome = await registry.run(name, env, params, secrets=secrets)
+    if not outcome.ok:
+        raise SkillError(f"skill {name!r} failed: {outcome.detail}")
+    return outcome.detail

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser
 
 from guiagent.commands import calibrate as calibrate_command
-from guiagent.eval.browser import launch_chromium
 from guiagent.eval.calibrate import (
     CalibrationReport,
     CalibrationTarget,
@@ -25,6 +23,7 @@ from guiagent.eval.calibrate import (
 from guiagent.geometry import CoordSpace, Point, Rect, Size, sent_to_model
 from guiagent.models.openai_client import ModelClient
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+from guiagent.testing.fixtures import AsyncRunner
 
 pytestmark = pytest.mark.browser
 
@@ -32,24 +31,22 @@ VIEWPORT = (1280, 800)
 TARGETS = calibration_targets(VIEWPORT)
 
 
-@pytest.fixture(scope="module")
-def run_with_browser() -> Iterator[Callable[..., CalibrationReport]]:
-    """One Chromium for the module; calls calibrate() on its event loop."""
-    loop = asyncio.new_event_loop()
-    playwright = loop.run_until_complete(async_playwright().start())
-    browser = loop.run_until_complete(launch_chromium(playwright))
+@pytest.fixture
+def run_with_browser(
+    async_runner: AsyncRunner, playwright_browser: Browser
+) -> Callable[..., CalibrationReport]:
+    """calibrate() on the session's Chromium and event loop."""
 
     def run(url: str, **kwargs: Any) -> CalibrationReport:
         async def go() -> CalibrationReport:
             async with ModelClient(url) as client:
-                return await calibrate(client, viewport=VIEWPORT, browser=browser, **kwargs)
+                return await calibrate(
+                    client, viewport=VIEWPORT, browser=playwright_browser, **kwargs
+                )
 
-        return loop.run_until_complete(go())
+        return async_runner.run(go())
 
-    yield run
-    loop.run_until_complete(browser.close())
-    loop.run_until_complete(playwright.stop())
-    loop.close()
+    return run
 
 
 def _target(request: FakeRequest) -> tuple[CalibrationTarget, float, Size]:

@@ -256,7 +256,7 @@ def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
 
     from guiagent.envs.base import Frame
     from guiagent.geometry import Size, transform_for_monitor
-    from guiagent.models.local import LocalGrounder
+    from guiagent.models.local import LocalGrounder, Target
 
     state_file, env = tk_app
     region = {"left": 100, "top": 100, "width": 640, "height": 400}
@@ -276,8 +276,19 @@ def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
     greet = grounder.ground(frame, "Greet")
     screen_point = frame.transform.frame_to_screen(greet.point)
     assert x <= screen_point.x <= x + w and y <= screen_point.y <= y + h
-    entry = grounder.ground(frame, "Name")
-    _xdotool(env, "mousemove", "--sync", *_centre(widgets["name_entry"]), "click", "1")
+    entry = grounder.ground(frame, Target(text="Name", role="input"))  # the field, not the label
+    entry_point = frame.transform.frame_to_screen(entry.point)
+    ex, ey, ew, eh = widgets["name_entry"]
+    assert ex <= entry_point.x <= ex + ew and ey <= entry_point.y <= ey + eh
+    _xdotool(
+        env,
+        "mousemove",
+        "--sync",
+        str(round(entry_point.x)),
+        str(round(entry_point.y)),
+        "click",
+        "1",
+    )
     _xdotool(env, "type", "--delay", "5", "Grace")
     _xdotool(
         env,

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, Playwright, async_playwright
+from playwright.async_api import Browser
 
 from guiagent.commands import eval as eval_command
-from guiagent.eval.browser import launch_chromium
 from guiagent.eval.dataset import DATASET_FILE, make_dataset
 from guiagent.eval.screenspot import (
     DatasetError,
@@ -30,6 +27,7 @@ from guiagent.geometry import CoordSpace, Point, Rect, sent_to_model
 from guiagent.models.openai_client import ModelClient
 from guiagent.models.reply import Completion, Reply, ToolCall
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+from guiagent.testing.fixtures import AsyncRunner
 
 pytestmark = pytest.mark.browser
 
@@ -58,37 +56,16 @@ SECOND_PAGE = """<!doctype html><html><body style="margin:0">
 """
 
 
-@dataclass
-class Chromium:
-    loop: asyncio.AbstractEventLoop
-    playwright: Playwright
-    browser: Browser
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    loop = asyncio.new_event_loop()
-    playwright = loop.run_until_complete(async_playwright().start())
-    browser = loop.run_until_complete(launch_chromium(playwright))
-    yield Chromium(loop, playwright, browser)
-    loop.run_until_complete(browser.close())
-    loop.run_until_complete(playwright.stop())
-    loop.close()
-
-
 @pytest.fixture(scope="module")
 def dataset(
-    chromium: Chromium, tmp_path_factory: pytest.TempPathFactory
+    async_runner: AsyncRunner, playwright_browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, list[ScreenSpotRow]]:
     pages = tmp_path_factory.mktemp("pages")
     (pages / "inventory.html").write_text(PAGE, encoding="utf-8")
     (pages / "second.html").write_text(SECOND_PAGE, encoding="utf-8")
     out = tmp_path_factory.mktemp("dataset")
     urls = [(pages / "inventory.html").as_uri(), (pages / "second.html").as_uri()]
-    rows = chromium.run(make_dataset(urls, out, (1280, 800), browser=chromium.browser))
+    rows = async_runner.run(make_dataset(urls, out, (1280, 800), browser=playwright_browser))
     return out, rows
 
 
@@ -205,6 +182,8 @@ def test_screenspot_pro_xyxy_format(tmp_path: Path) -> None:
 
     report = asyncio.run(evaluate(rows, at, tmp_path))
     assert [r.hit for r in report.results] == [False, True]
+    forced = asyncio.run(evaluate(rows, at, tmp_path, box_format="xyxy"))
+    assert [r.hit for r in forced.results] == [False, False]
     assert report.by_source["vscode"].accuracy == 0.0
     assert report.by_source["web"].accuracy == 1.0
 

@@ -549,3 +549,21 @@ def test_message_reasoning_errors_prefixed() -> None:
 def test_message_reasoning_with_open_think_tag() -> None:
     # the reasoning field is all reasoning; a leftover <think> in it is dropped
     assert parse_message("a", "<think>b") == Reply(content="a", reasoning="b")
+
+
+def test_text_after_object_in_unclosed_block() -> None:
+    text = 'Opening it. <tool_call>{"name": "click", "arguments": {"x": 1, "y": 2}}\nThen I wait.'
+    assert parse_reply(text) == Reply(
+        content="Opening it. \nThen I wait.",
+        tool_calls=[call("click", x=1, y=2)],
+        errors=["repaired tool call 1: text after the JSON object moved out of the block"],
+    )
+
+
+def test_text_after_object_in_closed_block() -> None:
+    text = '<tool_call>{"name": "wait"} (just a moment)</tool_call>done'
+    assert parse_reply(text) == Reply(
+        content=" (just a moment)done".strip(),
+        tool_calls=[call("wait")],
+        errors=["repaired tool call 1: text after the JSON object moved out of the block"],
+    )

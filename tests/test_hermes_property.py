@@ -13,6 +13,7 @@ from guiagent.models.hermes import (
     HermesStreamParser,
     ParseError,
     ReasoningDelta,
+    StreamEvent,
     ToolCallEvent,
     parse_message,
     parse_reply,
@@ -55,11 +56,15 @@ json_scalars = st.one_of(
     st.integers(-(10**6), 10**6),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
     st.text(max_size=12),
-    st.sampled_from(["</tool_call>", "<tool_call>", "</think>", "<think>", 'q"uote', "back\\slash", "{}"]),
+    st.sampled_from(
+        ["</tool_call>", "<tool_call>", "</think>", "<think>", 'q"uote', "back\\slash", "{}"]
+    ),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 arguments = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
@@ -68,9 +73,18 @@ names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
 
 @st.composite
 def call_blocks(draw: st.DrawFn) -> str:
-    body = {"name": draw(names), draw(st.sampled_from(["arguments", "parameters"])): draw(arguments)}
+    body = {
+        "name": draw(names),
+        draw(st.sampled_from(["arguments", "parameters"])): draw(arguments),
+    }
     space = draw(st.sampled_from(["", "\n", " \n "]))
-    return "<tool_call>" + space + json.dumps(body, ensure_ascii=draw(st.booleans())) + space + "</tool_call>"
+    return (
+        "<tool_call>"
+        + space
+        + json.dumps(body, ensure_ascii=draw(st.booleans()))
+        + space
+        + "</tool_call>"
+    )
 
 
 # Replies are drawn as bytes indexing a pool of fragments (plus one free unicode text):
@@ -105,28 +119,32 @@ def chunked(text: str, sizes: list[int]) -> list[str]:
     return out
 
 
-@fast(6000)
+def _texts(events: list[StreamEvent], kind: type) -> str:
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+@fast(6500)
 @given(text=replies(), sizes=chunk_sizes, in_reasoning=st.booleans())
 def test_streaming_equals_batch(text: str, sizes: list[int], in_reasoning: bool) -> None:
     batch = parse_reply(text, in_reasoning=in_reasoning)
+    whole = HermesStreamParser(in_reasoning=in_reasoning)
+    whole_events = whole.feed(text) + whole.finish()
     parser = HermesStreamParser(in_reasoning=in_reasoning)
     events = [e for chunk in chunked(text, sizes) for e in parser.feed(chunk)]
     events += parser.finish()
     assert parser.result() == batch
-    content = "".join(e.text for e in events if isinstance(e, ContentDelta))
-    assert content.strip() == batch.content
-    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)).strip() == (
-        batch.reasoning or ""
-    )
+    # the raw deltas are the same whatever the chunking: a partial tag held back at a
+    # chunk's end is never emitted as text
+    assert _texts(events, ContentDelta) == _texts(whole_events, ContentDelta)
+    assert _texts(events, ReasoningDelta) == _texts(whole_events, ReasoningDelta)
+    assert _texts(events, ContentDelta).strip() == batch.content
+    assert _texts(events, ReasoningDelta).strip() == (batch.reasoning or "")
     assert [e.message for e in events if isinstance(e, ParseError)] == batch.errors
     calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
     assert sorted(calls, key=lambda c: c.source != "content") == batch.tool_calls
-    # nothing is emitted that is not in the text, and tags never leak into deltas whole
-    # except inside raw malformed blocks
-    assert len(content) <= len(text)
 
 
-@fast(1000)
+@fast(750)
 @given(
     blocks=st.lists(st.tuples(call_blocks(), st.booleans()), max_size=4),
     filler=st.lists(
@@ -182,7 +200,7 @@ def pyish(value: Any, draw: st.DrawFn) -> str:
     return "{" + ", ".join(items) + (comma if items else "") + "}"
 
 
-@fast(1000)
+@fast(750)
 @given(data=st.data(), name=names, args=arguments, cut=st.integers(0, 2))
 def test_repairs_recover_the_value(
     data: st.DataObject, name: str, args: dict[str, Any], cut: int

@@ -136,11 +136,17 @@ def test_split_closing_marker_before_next_call() -> None:
         'call><tool_call>{"name": "search", "arguments": {"query": "restaurants"}}</tool_call>',
     ]
     per_chunk, result = run(chunks)
-    assert result.tool_calls == [
-        ToolCall(name="get_weather", arguments={"city": "Beijing"}),
-        ToolCall(name="search", arguments={"query": "restaurants"}),
-    ]
+    beijing = ToolCall(name="get_weather", arguments={"city": "Beijing"})
+    search = ToolCall(name="search", arguments={"query": "restaurants"})
+    assert result.tool_calls == [beijing, search]
     assert result.content == ""
+    # nothing is released before the text is decided (no think tag yet), then both at finish
+    assert per_chunk == [[], [], [], [], [ToolCallEvent(beijing), ToolCallEvent(search)]]
+    per_chunk, _ = run(chunks, in_reasoning=True)
+    as_reasoning = [
+        ToolCallEvent(c.model_copy(update={"source": "reasoning"})) for c in (beijing, search)
+    ]
+    assert per_chunk == [[], [], [], as_reasoning, []]
 
 
 def test_escape_split_across_chunks() -> None:

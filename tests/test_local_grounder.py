@@ -21,6 +21,7 @@ from guiagent.models.local import (
     DOM_SNAPSHOT_JS,
     AmbiguousTarget,
     DomElement,
+    GroundResult,
     LocalGrounder,
     Target,
     TargetNotFound,
@@ -119,6 +120,7 @@ def test_exact_text_target_box_and_point(grounder: LocalGrounder, screen: Any) -
         result.box.width,
         result.box.height,
     ]
+    assert GroundResult.model_validate_json(result.model_dump_json()) == result
 
 
 def test_sub_phrase_gets_a_proportional_sub_box(
@@ -540,3 +542,24 @@ def test_dom_in_region_uses_the_container(grounder: LocalGrounder, webapp_page: 
         )
         < 1.0
     )
+
+
+def test_role_input_moves_from_label_to_its_field(
+    grounder: LocalGrounder, font: ImageFont.FreeTypeFont
+) -> None:
+    image = Image.new("RGB", (640, 300), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 40), "Email", fill="black", font=font)
+    draw.rectangle((120, 30, 420, 72), outline="black", width=2)  # field right of its label
+    draw.text((20, 120), "Comment", fill="black", font=font)
+    draw.rectangle((20, 156, 500, 196), outline=(90, 90, 90), width=1)  # field below
+    draw.text((20, 240), "Plain text", fill="black", font=font)
+    frame = Frame.from_image(image)
+    email = grounder.ground(frame, Target(text="Email", role="input"))
+    assert close_to(email.box, (120, 30, 421, 73), tolerance=3)
+    comment = grounder.ground(frame, Target(text="comment", role="textbox"))
+    assert close_to(comment.box, (20, 156, 501, 197), tolerance=3)
+    label_only = grounder.ground(frame, Target(text="Plain text", role="input"))
+    plain = grounder.ground(frame, "Plain text")
+    assert label_only.box == plain.box  # no field drawn: the label, with lower confidence
+    assert label_only.confidence < plain.confidence

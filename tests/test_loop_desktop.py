@@ -9,29 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
 from guiagent.envs.desktop import DesktopEnv
-from guiagent.geometry import CoordSpace, Point, Size, sent_to_model
+from guiagent.geometry import CoordSpace, Size, sent_to_model
 from guiagent.models.budget import step3vl_visual_tokens
 from guiagent.record import load
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+from guiagent.testing.vision import centroid_of_colour
 
 APP = Path(__file__).parent / "apps" / "tk_target.py"
-
-
-def centroid_of_colour(
-    request: FakeRequest, rgb: tuple[int, int, int], tolerance: int = 40
-) -> Point | None:
-    pixels = np.asarray(request.image.convert("RGB")).astype(int)
-    mask = (np.abs(pixels - np.array(rgb)).sum(axis=2)) < tolerance
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 20:
-        return None
-    return Point(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
 
 
 class ColourModel:
@@ -45,9 +34,9 @@ class ColourModel:
         self.turn += 1
         sent = Size(*request.image.size)
         if self.turn == 1:
-            target = centroid_of_colour(request, (255, 0, 255))
+            target = centroid_of_colour(request.image, (255, 0, 255))
         elif self.turn == 2:
-            target = centroid_of_colour(request, (0, 255, 255))
+            target = centroid_of_colour(request.image, (0, 255, 255))
         elif self.turn == 3:
             return FakeReply(tool_calls=[("type", {"text": "a<b>c"})])
         else:

@@ -16,6 +16,7 @@ from guiagent.agent.redact import (
     RedactionError,
     Redactor,
 )
+from guiagent.agent.watch import settle
 from guiagent.envs.base import Frame
 from guiagent.geometry import Point, Rect, Size, transform_for_page
 
@@ -273,7 +274,10 @@ def test_real_tk_password_entry_and_window_on_xvfb(
     script = tmp_path / "login.py"
     script.write_text(TK_LOGIN)
     app = tk_app_factory(script, title="Login test")
-    frame = async_runner.run(desktop_env.observe())
+    # wait until Tk has painted (mapped is not drawn), polling real captures
+    settled = async_runner.run(settle(desktop_env.observe, quiet_ms=250, timeout_s=10))
+    assert settled.settled
+    frame = settled.frame
     wx, wy, ww, wh = app.geometry()
     crop = (int(wx), int(wy), int(wx + ww), int(wy + wh))
     assert np.asarray(frame.image.crop(crop)).min() < 80  # the window is on screen with dark text

@@ -98,7 +98,7 @@ class Agent:
             secrets=config.secrets,
         )
         for value in self.secrets.known_values():
-            self.redactor.add_secret(value)
+            self._add_secret(value)
         self.killswitch = killswitch or KillSwitch()
         self.control = control or RunControl()
         self.on_event = on_event
@@ -108,6 +108,11 @@ class Agent:
         self._client = client
         self._grounder: Any = None  # a LocalGrounder, made on first use (desktop target text)
         self._owns_client = client is None
+
+    def _add_secret(self, value: str) -> None:
+        """A value that must never be sent, written, or typed by the model."""
+        self.redactor.add_secret(value)
+        self.policy.add_secret(value)
 
     # --- model access ---------------------------------------------------------------
 
@@ -401,7 +406,7 @@ class Agent:
                         action.name, args, "ok" if outcome.ok else f"error: {outcome.detail}"
                     )
 
-                ladder = detector.observe(frame.digest, action)
+                ladder = detector.observe(frame.digest, action, frame=frame)
                 if ladder is Ladder.WARN:
                     notes.append(detector.warning_text())
                 elif ladder is Ladder.ZOOM:
@@ -428,10 +433,14 @@ class Agent:
             result = RunResult(status="stopped", stop_reason=f"kill switch: {exc}")
         except ModelError as exc:
             logger.error("model error: {}", exc)
-            result = RunResult(status="error", stop_reason=f"model error: {exc}")
+            result = RunResult(
+                status="error", stop_reason=f"model error ({type(exc).__name__}): {exc}"
+            )
         except SurfaceGoneError as exc:
             logger.error("environment error: {}", exc)
-            result = RunResult(status="error", stop_reason=f"environment error: {exc}")
+            result = RunResult(
+                status="error", stop_reason=f"environment error ({type(exc).__name__}): {exc}"
+            )
         finally:
             if (
                 result is None and recorder is not None

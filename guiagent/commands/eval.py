@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-dir", type=Path, default=None, help="where images are (default: the file's folder)"
     )
     spot.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows")
+    spot.add_argument(
+        "--bbox-format",
+        choices=["xywh", "xyxy"],
+        default=None,
+        help="how bbox is given (default: xyxy when rows have img_size, as ScreenSpot-Pro, else xywh)",
+    )
     spot.add_argument("--out", type=Path, default=None, help="write per-row results as JSON here")
     spot.add_argument(
         "--min-accuracy", type=float, default=None, help="exit 1 when accuracy is below this (0..1)"
@@ -137,7 +143,9 @@ def _screenspot(args: argparse.Namespace, console: Console) -> int:
             grounder = model_grounder(
                 client, profile.coord_space, profile.max_image_tokens, profile.image_rule
             )
-            return await evaluate(rows, grounder, image_dir, args.limit, args.concurrency)
+            return await evaluate(
+                rows, grounder, image_dir, args.limit, args.concurrency, box_format=args.bbox_format
+            )
 
     try:
         report = asyncio.run(go())

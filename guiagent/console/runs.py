@@ -115,7 +115,7 @@ class Channel:
         self.closed = False
 
     def publish(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        event = {"seq": len(self.events), "kind": kind, "time": time.time(), **data}
+        event = {**data, "seq": len(self.events), "kind": kind, "time": time.time()}
         self.events.append(event)
         for queue in self._subscribers:
             queue.put_nowait(event)
@@ -205,6 +205,7 @@ class ConsoleRun:
         self.created_at = time.time()
         self.result: dict[str, Any] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.redact: Callable[[str], str] = lambda text: text  # the agent's redactor, once made
 
     @property
     def active(self) -> bool:
@@ -213,7 +214,7 @@ class ConsoleRun:
     def summary(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "kind": self.kind,
+            "run_kind": self.kind,
             "task": self.spec.task,
             "env": self.spec.env,
             "status": self.status,
@@ -355,6 +356,7 @@ class RunManager:
                 control=run.control,
                 on_event=lambda kind, data: self._on_event(run, kind, data),
             )
+            run.redact = agent.redactor.redact_text
             run.status = "running"
             run.publish_state()
             await agent.run(spec.task)
@@ -382,7 +384,11 @@ class RunManager:
     def _on_event(self, run: ConsoleRun, kind: str, data: dict[str, Any]) -> Awaitable[None] | None:
         # "delta" is called synchronously from inside the model's HTTP stream: publish and return
         if kind == "delta":
-            run.publish("delta", index=run.steps, part=data.get("kind"), text=data.get("text", ""))
+            # only the prose: tool-call argument fragments may hold typed secrets
+            if data.get("kind") in ("reasoning", "content"):
+                run.publish(
+                    "delta", index=run.steps, part=data["kind"], text=run.redact(data.get("text", ""))
+                )
             return None
         return self._on_async_event(run, kind, data)
 
@@ -407,7 +413,7 @@ class RunManager:
             run.publish(
                 "reply",
                 index=data["index"],
-                reasoning=data.get("reasoning"),
+                reasoning=run.redact(data.get("reasoning") or ""),
                 action=action.name if action is not None else None,
                 problem=data.get("problem"),
             )
@@ -489,6 +495,8 @@ class RunManager:
 
     def pause(self, run_id: str) -> dict[str, Any]:
         run = self._active(run_id)
+        if run.kind == "replay":
+            raise ConflictError("a replay cannot be paused (stop it instead)")
         run.control.pause()
         run.publish_state()
         return run.summary()

@@ -215,8 +215,13 @@ async def evaluate(
     limit: int | None = None,
     concurrency: int = 1,
     on_result: Callable[[RowResult], None] | None = None,
+    box_format: BoxFormat | None = None,
 ) -> EvalReport:
-    """Ground every row (at most ``limit``) and score point-in-box accuracy."""
+    """Ground every row (at most ``limit``) and score point-in-box accuracy.
+
+    ``box_format`` forces how ``bbox`` is read for rows that do not say (by default
+    ``xyxy`` when a row has ``img_size``, as ScreenSpot-Pro does, else ``xywh``).
+    """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     image_dir = Path(image_dir)
@@ -225,7 +230,7 @@ async def evaluate(
 
     async def one(index: int, row: ScreenSpotRow) -> RowResult:
         async with gate:
-            result = await _run_row(index, row, image_dir, grounder)
+            result = await _run_row(index, row, image_dir, grounder, box_format)
         if on_result is not None:
             on_result(result)
         return result

@@ -14,11 +14,12 @@ Rules, in the order they matter:
   releases it when a tag decides (or at the end, as content). ``in_reasoning=True``
   says the text starts inside the reasoning, so nothing is held back.
 - A ``<tool_call>`` block ends at the first ``</tool_call>`` outside a JSON string; a
-  ``<think>``, ``</think>``, ``<tool_call>`` or ``</tool_calls>`` outside a string also
-  ends it (unclosed), as does the end of the text. Every block is decoded; a block that
+  ``<think>``, ``</think>``, ``<tool_call>``, ``<tool_calls>`` or ``</tool_calls>``
+  outside a string also ends it (unclosed), as does the end of the text. Every block is decoded; a block that
   cannot be decoded is reported in ``errors`` and its raw text stays where it was.
-- JSON is repaired before it is rejected (trailing commas, single quotes, Python
-  literals, missing closing braces); each repair is reported in ``errors``.
+- JSON is repaired before it is rejected (trailing commas, single quotes, ``\\'``
+  escapes, Python literals, missing closing braces, prose after a complete object, which
+  goes back to the text); each repair is reported in ``errors``.
 - ``<tool_calls>``/``</tool_calls>`` wrappers and stray ``</tool_call>`` tags are dropped.
 - ``tool_calls`` lists calls written outside the reasoning first, then the ones
   recovered from inside it (``source="reasoning"``), each group in text order.
@@ -162,6 +163,9 @@ class HermesStreamParser:
     def feed(self, chunk: str) -> list[StreamEvent]:
         if self._finished:
             raise StreamClosedError("feed() after finish()")
+        if not self._tail and not self._in_block and "<" not in chunk:  # the common token
+            self._text(chunk)
+            return self._take_events()
         data = self._tail + chunk if self._tail else chunk
         self._tail = ""
         self._scan(data, final=False)
@@ -294,7 +298,10 @@ class HermesStreamParser:
             if self._collect:
                 self._events.append(ParseError(message))
         if decoded is not None:
-            self._call(self._block_region, decoded)
+            name, arguments, rest = decoded
+            self._call(self._block_region, (name, arguments))
+            if rest:
+                self._emit_text(self._block_region, rest)
         else:
             self._emit_text(self._block_region, CALL_OPEN + body + (CALL_CLOSE if closed else ""))
 
@@ -350,16 +357,24 @@ def _match_tag(data: str, j: int, final: bool) -> str | None:
 
 def _decode_block(
     body: str, index: int, unclosed: bool
-) -> tuple[tuple[str, dict[str, Any]] | None, list[str]]:
-    """Decode a block body into (name, arguments), with the messages for ``errors``."""
+) -> tuple[tuple[str, dict[str, Any], str] | None, list[str]]:
+    """Decode a block body into (name, arguments, text after the JSON), with the messages
+    for ``errors``."""
     text = body.strip()
     if unclosed:
         text = _strip_partial_close(text)
     if not text:
         return None, [f"skipped tool call {index}: empty block"]
+    rest = ""
     obj, repairs, error = _loads_forgiving(text)
     if error is not None:
-        return None, [f"skipped tool call {index}: invalid JSON ({error})"]
+        # a complete object followed by prose (often: the closing tag was never written)
+        try:
+            obj, end = _DECODER.raw_decode(text)
+        except json.JSONDecodeError:
+            return None, [f"skipped tool call {index}: invalid JSON ({error})"]
+        rest = text[end:]
+        repairs = ["text after the JSON object moved out of the block"]
     if not isinstance(obj, dict):
         return None, [
             f"skipped tool call {index}: expected a JSON object, got {type(obj).__name__}"
@@ -388,7 +403,7 @@ def _decode_block(
         return None, [
             f"skipped tool call {index}: arguments must be an object, got {type(arguments).__name__}"
         ]
-    return (name.strip(), arguments), [f"repaired tool call {index}: {r}" for r in repairs]
+    return (name.strip(), arguments, rest), [f"repaired tool call {index}: {r}" for r in repairs]
 
 
 def _strip_partial_close(text: str) -> str:

@@ -75,7 +75,8 @@ class Target(BaseModel):
     """What to find. Exactly one of ``text`` and ``image``.
 
     - ``role``: button, link, input (textbox), checkbox, radio, select (combobox), ...;
-      enforced on DOM elements, only a hint for OCR/template matches (lowers confidence);
+      enforced on DOM elements; with OCR, input/select move the result from the label
+      to the field outlined right of or below it; other roles only lower confidence;
     - ``nth``: 1-based, in reading order among the equally good matches;
     - ``near``: another text; the candidate closest to it wins;
     - ``in_region``: a Rect (frame pixels, or ``[left, top, width, height]``) or a text
@@ -379,6 +380,11 @@ class RejectedCandidate(BaseModel):
     score: float
     reason: str
 
+    @field_validator("box", mode="before")
+    @classmethod
+    def _box_in(cls, value: Any) -> Any:
+        return _rect_from_any(value)
+
     @field_serializer("box")
     def _box(self, box: Rect) -> list[float]:
         return [box.left, box.top, box.width, box.height]
@@ -395,6 +401,18 @@ class GroundResult(BaseModel):
     source: Source
     text: str = ""
     candidates_rejected: list[RejectedCandidate] = Field(default_factory=list)
+
+    @field_validator("box", mode="before")
+    @classmethod
+    def _box_in(cls, value: Any) -> Any:
+        return _rect_from_any(value)
+
+    @field_validator("point", mode="before")
+    @classmethod
+    def _point_in(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return Point(float(value[0]), float(value[1]))
+        return value
 
     @field_serializer("box")
     def _box(self, box: Rect) -> list[float]:
@@ -682,7 +700,9 @@ class LocalGrounder:
                     candidates = []
             if not candidates:
                 candidates = self._ocr_candidates(frame, target.text, target.exact)
-        if target.role and source != "dom":
+        if target.role and source == "ocr" and _canonical_role(target.role) in _FIELD_ROLES:
+            candidates = [_field_for_label(frame, c) for c in candidates]
+        elif target.role and source != "dom":
             for candidate in candidates:
                 candidate.score *= 0.9  # pixels cannot confirm the role
 
@@ -929,6 +949,50 @@ class LocalGrounder:
         texts.update(line.text for line in self.read_text(frame))
         ranked = sorted(texts, key=lambda t: -similarity(target.text or "", t))
         return ranked[:limit]
+
+
+_FIELD_ROLES = {"textbox", "combobox"}
+
+
+def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
+    """The input field a text label names, found by its outline: right of the label on the
+    same row, or just below it. ``None`` when no field-like rectangle is there."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    line = max(label.height, 8.0)
+    x1, y1 = int(max(0, label.left - line)), int(max(0, label.top - line * 1.5))
+    x2, y2 = int(min(width, label.right + 40 * line)), int(min(height, label.bottom + line * 5))
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return None
+    crop = gray[y1:y2, x1:x2]
+    edges = cv2.Canny(crop, 50, 150)
+    edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    best: tuple[float, Rect] | None = None
+    for contour in contours:
+        bx, by, bw, bh = cv2.boundingRect(contour)
+        box = Rect(float(bx + x1), float(by + y1), float(bw), float(bh))
+        if not (line * 1.1 <= bh <= line * 4 and bw >= max(3 * bh, 4 * line)):
+            continue
+        if cv2.contourArea(contour) < 0.6 * bw * bh:  # an outline, not a stroke of text
+            continue
+        right_of = box.left >= label.right - 2 and box.top <= label.centre.y <= box.bottom
+        below = box.top >= label.bottom - 2 and box.left <= label.right and box.right >= label.left
+        if not (right_of or below):
+            continue
+        distance = box.left - label.right if right_of else box.top - label.bottom
+        if best is None or distance < best[0]:
+            best = (distance, box)
+    return best[1] if best else None
+
+
+def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
+    """Swap an OCR'd label for the field it names (role input/select), if one is drawn."""
+    box = find_field_box(np.asarray(frame.image.convert("L")), candidate.box)
+    if box is None:
+        return _Candidate(candidate.text, candidate.box, candidate.score * 0.8, candidate.source)
+    return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source)
 
 
 def _intersects(a: Rect, b: Rect) -> bool:

@@ -94,7 +94,7 @@ def _order(
     out: list[int] = []
     for section in sections:
         cuts = gutters(section, rects, gutter) if depth < _MAX_DEPTH else []
-        if cuts and not _rows_align(section, rects, cuts):
+        if cuts and _side_by_side(section, rects, cuts) and not _rows_align(section, rects, cuts):
             for column in _split(section, rects, cuts):
                 out.extend(_order(column, rects, gutter, band_gap, depth + 1))
         else:
@@ -112,6 +112,17 @@ def _split(
         column = sum(1 for start, _ in cuts if centre > start)
         columns[column].append(i)
     return [c for c in columns if c]
+
+
+def _side_by_side(
+    indices: list[int], rects: Sequence[Rect], cuts: list[tuple[float, float]]
+) -> bool:
+    """Neighbouring columns share some height (a staircase of boxes is not columns)."""
+    columns = _split(indices, rects, cuts)
+    spans = [(min(rects[i].top for i in c), max(rects[i].bottom for i in c)) for c in columns]
+    return all(
+        min(a[1], b[1]) - max(a[0], b[0]) > 0 for a, b in zip(spans, spans[1:], strict=False)
+    )
 
 
 def _rows_align(indices: list[int], rects: Sequence[Rect], cuts: list[tuple[float, float]]) -> bool:
@@ -208,7 +219,7 @@ def _edge_distance(
             strip = pixels[y, x1:x2]
         if strip.size == 0:
             return None
-        differs = np.abs(strip.astype(np.int16) - background).max(axis=1) > 40
+        differs = np.abs(strip.astype(np.int16) - background).max(axis=1) > 24
         if differs.mean() >= 0.8:
             return d
     return None

@@ -145,7 +145,7 @@ class _State:
         if self._display is None:
             from guiagent.envs.display import XvfbDisplay
 
-            self._display = XvfbDisplay((1280, 800)).start()
+            self._display = XvfbDisplay((1024, 768)).start()
             self._session.options.display = self._display.display
 
     def run(self, scenario: Scenario) -> ScenarioResult:

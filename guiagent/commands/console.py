@@ -1,0 +1,70 @@
+"""``guiagent console``: the live web console (watch, pause, approve, ask, replay)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+
+from guiagent.console.app import ConsoleServer, is_loopback
+from guiagent.console.runs import ConsoleError, RunManager
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host; every request must then carry the printed token",
+    )
+    parser.add_argument(
+        "--recordings",
+        type=Path,
+        default=Path("recordings") / "runs",
+        metavar="DIR",
+        help="where runs are recorded and listed (default recordings/runs)",
+    )
+    parser.add_argument("--model-url", help="default model server for runs and questions")
+
+
+async def _serve(server: ConsoleServer) -> None:
+    await server.serve()
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if not 0 <= args.port <= 65535:
+        console.print(f"[red]error:[/red] --port must be 0..65535, got {args.port}", highlight=False)
+        return 2
+    manager = RunManager(args.recordings, default_model_url=args.model_url)
+    try:
+        server = ConsoleServer(
+            manager, args.host, args.port, allow_remote=args.allow_remote
+        )
+    except ConsoleError as exc:
+        console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        return 2
+    if not is_loopback(args.host):
+        console.print(
+            f"[yellow]The console is reachable from the network on {args.host}.[/yellow] "
+            f"Every request needs the token:\n  {server.token}",
+            highlight=False,
+        )
+    console.print(
+        f"guiagent console on {server.url()}  (recordings in {args.recordings}; Ctrl+C to stop)",
+        markup=False,
+        highlight=False,
+    )
+    try:
+        asyncio.run(_serve(server))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, SystemExit) as exc:  # port taken, address not available (uvicorn exits)
+        console.print(f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {exc}", highlight=False)
+        return 2
+    if not server.server.started:
+        return 2
+    return 0

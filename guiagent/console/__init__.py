@@ -1,0 +1,1 @@
+"""The live web console: watch, steer and question runs from a browser."""

@@ -1,0 +1,424 @@
+"""The live web console, driven in real headless Chromium through Playwright.
+
+The console serves on the session's test loop (so the runs it starts share the session's
+Chromium), the model is the fake SGLang server answering from the demo page's DOM, and a
+second Chromium context plays the user looking at the console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from playwright.async_api import expect
+
+from guiagent.console.app import ConsoleServer, is_loopback
+from guiagent.console.runs import ConsoleError, RunManager, RunSpec
+from guiagent.envs.browser import BrowserEnv
+from guiagent.record import load
+from guiagent.testing.dom_oracle import DomOracle, OracleStep
+from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+
+WEBAPP = "guiagent/demo/webapp/index.html"
+
+PLAN = [
+    OracleStep(kind="click", selector="#username"),
+    OracleStep(kind="type", text="alice"),
+    OracleStep(kind="click", selector="#password"),
+    OracleStep(kind="type", text="secret"),
+    OracleStep(kind="click", selector="#sign-in"),
+    OracleStep(kind="click", selector="#new-item"),
+    OracleStep(kind="type", text="milk"),
+    OracleStep(kind="click", selector="#add-item"),
+    OracleStep(kind="click", selector="#new-item"),
+    OracleStep(kind="type", text="eggs"),
+    OracleStep(kind="click", selector="#add-item"),
+    OracleStep(kind="click", selector="#delete-1"),  # asked: approved on the page
+    OracleStep(kind="click", selector="#delete-2"),  # asked: denied on the page
+    OracleStep(kind="finish", text="deleted milk"),
+]
+
+
+class Switchboard:
+    """The fake model: questions (no tools) get an answer naming the image; runs go to the oracle."""
+
+    def __init__(self) -> None:
+        self.oracle: DomOracle | None = None
+        self.delay_s = 0.0
+        self.questions: list[tuple[str, tuple[int, int] | None]] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, request: FakeRequest) -> FakeReply:
+        if not request.tools:
+            size = request.image_size
+            dims = (size.width, size.height) if size else None
+            with self._lock:
+                self.questions.append((request.last_user_text, dims))
+            return FakeReply(
+                reasoning="Looking at the picture.",
+                content=f"You asked '{request.last_user_text}' about a {dims[0]}x{dims[1]} image.",
+            )
+        if self.oracle is None:
+            raise RuntimeError("no page for the stand-in model")
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return await self.oracle(request)
+
+
+class StateKeepingEnv(BrowserEnv):
+    """A BrowserEnv that remembers the demo app's state when the console closes it."""
+
+    final_state: dict[str, Any] | None = None
+
+    async def close(self) -> None:
+        if self._page is not None and not self._page.is_closed():
+            self.final_state = await self._page.evaluate(
+                "() => JSON.parse(JSON.stringify(window.demoState))"
+            )
+        await super().close()
+
+
+class ConsoleHarness:
+    def __init__(self, manager: RunManager, server: ConsoleServer, fake: FakeModelServer) -> None:
+        self.manager = manager
+        self.server = server
+        self.fake = fake
+        self.envs: list[StateKeepingEnv] = []
+
+
+@pytest.fixture(scope="module")
+def switchboard() -> Switchboard:
+    return Switchboard()
+
+
+@pytest.fixture(scope="module")
+def harness(async_runner, playwright_browser, tmp_path_factory, switchboard):
+    fake = FakeModelServer(switchboard).start()
+    envs: list[StateKeepingEnv] = []
+
+    async def env_factory(spec: RunSpec) -> StateKeepingEnv:
+        env = StateKeepingEnv(start_url=spec.start_url, browser=playwright_browser)
+        await env.start()
+        envs.append(env)
+        switchboard.oracle = DomOracle(env.page, PLAN, asyncio.get_running_loop())
+        return env
+
+    manager = RunManager(
+        tmp_path_factory.mktemp("console") / "recordings",
+        env_factory=env_factory,
+        agent_options={"settle": False},
+    )
+    server = ConsoleServer(manager, "127.0.0.1", 0)
+
+    async def start() -> asyncio.Future[None]:
+        serving = asyncio.ensure_future(server.serve())
+        await server.wait_started()
+        return serving
+
+    serving = async_runner.run(start())
+    h = ConsoleHarness(manager, server, fake)
+    h.envs = envs
+    yield h
+
+    async def stop() -> None:
+        server.shutdown()
+        await asyncio.wait_for(serving, 20)
+
+    async_runner.run(stop())
+    fake.stop()
+
+
+def _text_image(text: str, size: tuple[int, int] = (320, 120)) -> bytes:
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 40), text, fill="black", font=ImageFont.load_default(size=32))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _watch_console_errors(page: Any, errors: list[str]) -> None:
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+
+async def _scenario(h: ConsoleHarness, browser: Any, demo_url: str, switchboard: Switchboard) -> dict[str, Any]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    out: dict[str, Any] = {}
+    try:
+        page = await context.new_page()
+        await _watch_console_errors(page, errors)
+        await page.goto(h.server.url())
+        await page.fill("#task", "Sign in as alice, add milk and eggs, delete milk")
+        await page.fill("#start-url", demo_url)
+        await page.fill("#model-url", h.fake.url)
+        await page.click("#start-run")
+
+        # frames, reasoning (streamed), the tool call, timings and the click marker arrive
+        await expect(page.locator("#step-1 .shot img")).to_be_visible()
+        await expect(page.locator("#step-1 .reasoning")).to_contain_text("(stand-in) The target #username")
+        await expect(page.locator("#step-1 .action")).to_contain_text("click(")
+        await expect(page.locator("#step-1 .timing")).to_contain_text("request")
+        await expect(page.locator("#step-1 .marker")).to_have_count(1)
+        out["img_width"] = await page.locator("#step-1 .shot img").evaluate("img => img.naturalWidth")
+        run_id = (await page.locator("#run-id").text_content() or "").strip()
+        out["run_id"] = run_id
+
+        # pause: the loop stops between two actions and asks the model nothing more
+        await page.click("#pause")
+        await expect(page.locator("#run-status")).to_have_text("paused (between two actions)")
+        steps_paused = await page.locator(".step").count()
+        requests_paused = h.fake.request_count
+        await asyncio.sleep(0.8)
+        out["paused_steps"] = (steps_paused, await page.locator(".step").count())
+        out["paused_requests"] = (requests_paused, h.fake.request_count)
+
+        # a second tab watches the same run and catches up; closing it does not stop the run
+        page2 = await context.new_page()
+        await _watch_console_errors(page2, errors)
+        await page2.goto(h.server.url() + f"#run={run_id}")
+        await expect(page2.locator(f"#step-{steps_paused} .shot img")).to_be_visible()
+        await expect(page2.locator("#run-status")).to_have_text("paused (between two actions)")
+        await page2.close()
+
+        await page.click("#resume")
+        await expect(page.locator("#run-status")).to_have_text("running")
+
+        # the first Delete click is asked about: approve it from the page
+        first = page.locator(".approval").first
+        await expect(first).to_contain_text("click(", timeout=30_000)
+        await expect(first.locator(".shot img")).to_be_visible()
+        await expect(first.locator(".marker")).to_have_count(1)
+        out["approval_text"] = await first.text_content()
+        first_id = await first.get_attribute("id")
+        await first.locator(".approve").click()
+        await page.locator(f"#{first_id}").wait_for(state="detached")
+        # the second one: deny it
+        second = page.locator(".approval").first
+        await expect(second).to_contain_text("click(", timeout=10_000)
+        assert await second.get_attribute("id") != first_id
+        await second.locator(".deny").click()
+
+        await expect(page.locator("#run-status")).to_have_text("finished", timeout=30_000)
+        await expect(page.locator("#run-result")).to_contain_text("deleted milk")
+        out["outcomes"] = await page.locator(".step .action").all_text_contents()
+
+        # two questions in a row about an uploaded image (one upload)
+        await page.set_input_files(
+            "#ask-image",
+            files=[{"name": "shot.png", "mimeType": "image/png", "buffer": _text_image("Hello")}],
+        )
+        await page.fill("#question", "What does it say?")
+        await page.click("#ask-button")
+        await expect(page.locator("#answers li").nth(0).locator(".answer")).to_contain_text("A: You asked")
+        await page.fill("#question", "What colour is the background?")
+        await page.click("#ask-button")
+        await expect(page.locator("#answers li").nth(1).locator(".answer")).to_contain_text(
+            "What colour is the background?"
+        )
+        out["answers"] = await page.locator("#answers .answer").all_text_contents()
+
+        # the run's recording is listed; open its report
+        recording = page.locator(".recording").first
+        await expect(recording).to_contain_text("Sign in as alice")
+        async with context.expect_page() as new_page:
+            await recording.locator(".report").click()
+        report = await new_page.value
+        await _watch_console_errors(report, errors)
+        await report.wait_for_load_state("load")
+        out["report_title"] = await report.title()
+        out["report_text"] = await report.locator("body").text_content()
+        out["report_images"] = await report.evaluate(
+            "() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        )
+        await report.close()
+
+        # and replay it (strict) from the list
+        await recording.locator(".replay").click()
+        await expect(page.locator("#run-task")).to_contain_text("Replay")
+        # the recorded frames have the password field masked, so a strict replay may stop at
+        # the password click: what matters here is that it ran on a fresh page and reported
+        await expect(page.locator("#run-status")).to_have_text(
+            re.compile("^(finished|failed)$"), timeout=30_000
+        )
+        out["replay_first"] = await page.locator("#step-1 .action").text_content()
+        out["replay_result"] = await page.locator("#run-result").text_content()
+    finally:
+        await context.close()
+    out["errors"] = errors
+    return out
+
+
+def test_console_runs_pauses_approves_asks_and_reports(
+    async_runner, playwright_browser, static_server, harness, switchboard
+):
+    out = async_runner.run(
+        _scenario(harness, playwright_browser, static_server.url_for(WEBAPP), switchboard),
+        timeout=150,
+    )
+    assert out["errors"] == []
+    assert out["img_width"] == 1280
+    # nothing moved while paused
+    assert out["paused_steps"][0] == out["paused_steps"][1]
+    assert out["paused_requests"][0] == out["paused_requests"][1]
+    assert "Delete" in out["approval_text"] or "delete" in out["approval_text"].lower()
+
+    run = harness.manager.get(out["run_id"])
+    assert run.result is not None and run.result["status"] == "finished"
+    assert run.channel.watchers == 0  # every tab went away; the run had finished anyway
+    # the approved delete happened, the denied one did not: eggs are still there
+    env = harness.envs[0]
+    assert env.final_state is not None
+    assert [item["text"] for item in env.final_state["items"]] == ["eggs"]
+    recorded = load(run.run_dir)
+    outcomes = [(s.action or {}).get("action") for s in recorded.steps]
+    assert outcomes[-1] == "finish"
+    asked = [s for s in recorded.steps if s.policy and s.policy.get("decision") == "ask"]
+    assert [s.policy.get("approved") for s in asked] == [True, False]
+    assert [s.outcome for s in asked] == ["ok", "denied"]
+    assert any("denied" in text for text in out["outcomes"])
+
+    # the two answers came from the model, about the uploaded 320x120 image, uploaded once
+    assert len(out["answers"]) == 2
+    assert "What does it say?" in out["answers"][0]
+    assert [q[1] for q in switchboard.questions[-2:]] == [(320, 120), (320, 120)]
+
+    assert "Sign in as alice" in out["report_text"]
+    assert out["report_images"] and all(out["report_images"])
+    assert "→ ok" in (out["replay_first"] or "")
+    assert "Ended:" in (out["replay_result"] or "") and "step" in out["replay_result"]
+
+
+# --- the HTTP API and its guard -------------------------------------------------------------
+
+
+def test_api_rejects_bad_input_with_named_errors(harness, switchboard):
+    base = harness.server.url().rstrip("/")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        r = client.post("/api/runs", json={"task": "   ", "start_url": "http://x/"})
+        assert r.status_code == 422 and "task" in r.json()["error"]
+        r = client.post("/api/runs", json={"task": "x", "start_url": "http://x/", "bogus": 1})
+        assert r.status_code == 422 and "bogus" in r.json()["error"]
+        r = client.post("/api/runs", json={"task": "do it", "start_url": "http://x/"})
+        assert r.status_code == 400 and "model" in r.json()["error"]
+        r = client.post(
+            "/api/runs", json={"task": "do it", "model_url": harness.fake.url}
+        )
+        assert r.status_code == 400 and "start URL" in r.json()["error"]
+        r = client.post("/api/runs", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "JSON" in r.json()["error"]
+        assert client.get("/api/runs/nope").status_code == 404
+        assert client.post("/api/runs/nope/pause").status_code == 404
+        r = client.post("/api/images", files={"image": ("x.png", b"not an image", "image/png")})
+        assert r.status_code == 400 and "image" in r.json()["error"]
+        r = client.post("/api/ask", json={"question": "what?"})
+        assert r.status_code == 400
+        r = client.post("/api/ask", json={"question": "what?", "image_id": "missing"})
+        assert r.status_code == 404
+        assert client.get("/recordings/../report.html").status_code == 404
+        assert client.get("/recordings/nope/report.html").status_code == 404
+        r = client.post("/api/recordings/nope/replay", json={"mode": "strict"})
+        assert r.status_code == 404
+
+
+def test_ask_without_a_model_reads_the_screen_locally(harness):
+    base = harness.server.url().rstrip("/")
+    with httpx.Client(base_url=base, timeout=60) as client:
+        r = client.post(
+            "/api/images", files={"image": ("t.png", _text_image("Invoice 42", (360, 120)), "image/png")}
+        )
+        assert r.status_code == 201
+        image_id = r.json()["id"]
+        r = client.post("/api/ask", json={"question": "What does it say?", "image_id": image_id})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["source"] in ("narration", "ocr")
+        assert "Invoice" in body["answer"]
+
+
+def test_stop_ends_a_run_waiting_between_actions(async_runner, harness, static_server, switchboard):
+    base = harness.server.url().rstrip("/")
+    switchboard.delay_s = 0.3
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            r = client.post(
+                "/api/runs",
+                json={
+                    "task": "sign in",
+                    "start_url": static_server.url_for(WEBAPP),
+                    "model_url": harness.fake.url,
+                    "record": False,
+                },
+            )
+            assert r.status_code == 201, r.text
+            run_id = r.json()["id"]
+            # read the event stream until the first step is done, then pause and stop
+            kinds: list[str] = []
+            with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        kinds.append(event["kind"])
+                        if event["kind"] == "done":
+                            assert client.post(f"/api/runs/{run_id}/pause").status_code == 200
+                        if event["kind"] == "state" and event.get("waiting"):
+                            assert client.post(f"/api/runs/{run_id}/stop").status_code == 200
+                        if event["kind"] == "eof":
+                            break
+            assert "delta" in kinds and "step" in kinds
+            summary = client.get(f"/api/runs/{run_id}").json()
+            assert summary["status"] == "stopped"
+            assert summary["steps"] == 1
+            assert client.post(f"/api/runs/{run_id}/resume").status_code == 409
+    finally:
+        switchboard.delay_s = 0.0
+
+
+def test_remote_binding_needs_the_flag_and_the_token(tmp_path):
+    manager = RunManager(tmp_path / "recordings")
+    with pytest.raises(ConsoleError, match="allow-remote"):
+        ConsoleServer(manager, "0.0.0.0", 0)
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+    server = ConsoleServer(manager, "0.0.0.0", 0, allow_remote=True).start()
+    try:
+        token = server.token
+        assert token and len(token) >= 24
+        base = f"http://127.0.0.1:{server.port}"
+        for path in ("/", "/api/runs", "/static/app.js", "/api/runs/x/events"):
+            r = httpx.get(base + path)
+            assert r.status_code == 401, path
+            assert "token" in r.json()["error"]
+        assert httpx.get(base + "/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(base + "/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        r = httpx.get(f"{base}/?token={token}")
+        assert r.status_code == 200 and "guiagent console" in r.text
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        # the cookie the console page got carries the token for images and event streams
+        r = httpx.get(base + "/api/recordings", headers={"Cookie": cookie.split(";")[0]})
+        assert r.status_code == 200 and r.json() == []
+    finally:
+        server.stop()
+
+
+def test_loopback_console_refuses_foreign_hosts_and_origins(harness):
+    base = harness.server.url().rstrip("/")
+    assert httpx.get(base + "/api/runs").status_code == 200
+    assert httpx.get(base + "/api/runs", headers={"Host": "evil.example:7860"}).status_code == 403
+    r = httpx.post(
+        base + "/api/runs",
+        json={"task": "x"},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert r.status_code == 403

@@ -12,7 +12,6 @@ import io
 import json
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,11 +145,18 @@ def _text_image(text: str, size: tuple[int, int] = (320, 120)) -> bytes:
 
 
 async def _watch_console_errors(page: Any, errors: list[str]) -> None:
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"{page.url}: {msg.text} {msg.location}") if msg.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
 
-async def _scenario(h: ConsoleHarness, browser: Any, demo_url: str, switchboard: Switchboard) -> dict[str, Any]:
+async def _scenario(
+    h: ConsoleHarness, browser: Any, demo_url: str, switchboard: Switchboard
+) -> dict[str, Any]:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     out: dict[str, Any] = {}
@@ -165,11 +171,15 @@ async def _scenario(h: ConsoleHarness, browser: Any, demo_url: str, switchboard:
 
         # frames, reasoning (streamed), the tool call, timings and the click marker arrive
         await expect(page.locator("#step-1 .shot img")).to_be_visible()
-        await expect(page.locator("#step-1 .reasoning")).to_contain_text("(stand-in) The target #username")
+        await expect(page.locator("#step-1 .reasoning")).to_contain_text(
+            "(stand-in) The target #username"
+        )
         await expect(page.locator("#step-1 .action")).to_contain_text("click(")
         await expect(page.locator("#step-1 .timing")).to_contain_text("request")
         await expect(page.locator("#step-1 .marker")).to_have_count(1)
-        out["img_width"] = await page.locator("#step-1 .shot img").evaluate("img => img.naturalWidth")
+        out["img_width"] = await page.locator("#step-1 .shot img").evaluate(
+            "img => img.naturalWidth"
+        )
         run_id = (await page.locator("#run-id").text_content() or "").strip()
         out["run_id"] = run_id
 
@@ -219,7 +229,9 @@ async def _scenario(h: ConsoleHarness, browser: Any, demo_url: str, switchboard:
         )
         await page.fill("#question", "What does it say?")
         await page.click("#ask-button")
-        await expect(page.locator("#answers li").nth(0).locator(".answer")).to_contain_text("A: You asked")
+        await expect(page.locator("#answers li").nth(0).locator(".answer")).to_contain_text(
+            "A: You asked"
+        )
         await page.fill("#question", "What colour is the background?")
         await page.click("#ask-button")
         await expect(page.locator("#answers li").nth(1).locator(".answer")).to_contain_text(
@@ -238,7 +250,7 @@ async def _scenario(h: ConsoleHarness, browser: Any, demo_url: str, switchboard:
         out["report_title"] = await report.title()
         out["report_text"] = await report.locator("body").text_content()
         out["report_images"] = await report.evaluate(
-            "() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+            "() => Promise.all(Array.from(document.images).map(i => fetch(i.src).then(r => r.status)))"
         )
         await report.close()
 
@@ -293,7 +305,7 @@ def test_console_runs_pauses_approves_asks_and_reports(
     assert [q[1] for q in switchboard.questions[-2:]] == [(320, 120), (320, 120)]
 
     assert "Sign in as alice" in out["report_text"]
-    assert out["report_images"] and all(out["report_images"])
+    assert out["report_images"] and set(out["report_images"]) == {200}
     assert "→ ok" in (out["replay_first"] or "")
     assert "Ended:" in (out["replay_result"] or "") and "step" in out["replay_result"]
 
@@ -310,11 +322,11 @@ def test_api_rejects_bad_input_with_named_errors(harness, switchboard):
         assert r.status_code == 422 and "bogus" in r.json()["error"]
         r = client.post("/api/runs", json={"task": "do it", "start_url": "http://x/"})
         assert r.status_code == 400 and "model" in r.json()["error"]
-        r = client.post(
-            "/api/runs", json={"task": "do it", "model_url": harness.fake.url}
-        )
+        r = client.post("/api/runs", json={"task": "do it", "model_url": harness.fake.url})
         assert r.status_code == 400 and "start URL" in r.json()["error"]
-        r = client.post("/api/runs", content=b"{not json", headers={"content-type": "application/json"})
+        r = client.post(
+            "/api/runs", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 400 and "JSON" in r.json()["error"]
         assert client.get("/api/runs/nope").status_code == 404
         assert client.post("/api/runs/nope/pause").status_code == 404
@@ -334,7 +346,8 @@ def test_ask_without_a_model_reads_the_screen_locally(harness):
     base = harness.server.url().rstrip("/")
     with httpx.Client(base_url=base, timeout=60) as client:
         r = client.post(
-            "/api/images", files={"image": ("t.png", _text_image("Invoice 42", (360, 120)), "image/png")}
+            "/api/images",
+            files={"image": ("t.png", _text_image("Invoice 42", (360, 120)), "image/png")},
         )
         assert r.status_code == 201
         image_id = r.json()["id"]
@@ -363,21 +376,37 @@ def test_stop_ends_a_run_waiting_between_actions(async_runner, harness, static_s
             run_id = r.json()["id"]
             # read the event stream until the first step is done, then pause and stop
             kinds: list[str] = []
+            sent: list[str] = []
+            answers: list[dict] = []
             with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
                 for line in stream.iter_lines():
                     if line.startswith("data: "):
                         event = json.loads(line[6:])
                         kinds.append(event["kind"])
-                        if event["kind"] == "done":
+                        if event["kind"] == "done" and "pause" not in sent:
+                            sent.append("pause")
                             assert client.post(f"/api/runs/{run_id}/pause").status_code == 200
-                        if event["kind"] == "state" and event.get("waiting"):
+                        if event["kind"] == "state" and event["waiting"] and "stop" not in sent:
+                            # while it waits: questions about its screen, by the model and locally
+                            q = {"question": "What is shown?", "run_id": run_id}
+                            answers.append(client.post("/api/ask", json=q).json())
+                            answers.append(
+                                client.post("/api/ask", json={**q, "local": True}).json()
+                            )
+                            sent.append("stop")
                             assert client.post(f"/api/runs/{run_id}/stop").status_code == 200
                         if event["kind"] == "eof":
                             break
-            assert "delta" in kinds and "step" in kinds
+            assert sent == ["pause", "stop"]
+            assert answers[0]["source"] == "model" and "1280x800" in answers[0]["answer"]
+            assert answers[1]["source"] == "narration", answers[1]
+            assert "Sign in" in answers[1]["answer"]
+            assert "delta" in kinds and "step" in kinds and kinds[-2:] == ["state", "eof"]
             summary = client.get(f"/api/runs/{run_id}").json()
             assert summary["status"] == "stopped"
-            assert summary["steps"] == 1
+            # it stopped between two actions: every step begun was finished, none more began
+            assert summary["steps"] == kinds.count("step") == kinds.count("done") >= 1
+            assert summary["result"]["stop_reason"] == "stopped from the console"
             assert client.post(f"/api/runs/{run_id}/resume").status_code == 409
     finally:
         switchboard.delay_s = 0.0
@@ -399,8 +428,14 @@ def test_remote_binding_needs_the_flag_and_the_token(tmp_path):
             r = httpx.get(base + path)
             assert r.status_code == 401, path
             assert "token" in r.json()["error"]
-        assert httpx.get(base + "/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(base + "/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert (
+            httpx.get(base + "/api/runs", headers={"Authorization": "Bearer wrong"}).status_code
+            == 401
+        )
+        assert (
+            httpx.get(base + "/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
         r = httpx.get(f"{base}/?token={token}")
         assert r.status_code == 200 and "guiagent console" in r.text
         cookie = r.headers["set-cookie"]

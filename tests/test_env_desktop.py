@@ -13,7 +13,7 @@ import pytest
 
 from guiagent.actions import Click, Key, RightClick, Scroll, Type, Wait
 from guiagent.envs.base import Environment, Frame
-from guiagent.envs.desktop import DesktopEnv
+from guiagent.envs.desktop import DesktopEnv, _pyautogui_display, _same_display
 from guiagent.envs.display import display_reachable
 from guiagent.geometry import Point, Rect
 
@@ -93,7 +93,12 @@ def test_env_satisfies_protocol_and_frame_geometry(
         {"left": 0, "top": 0, "width": 1920, "height": 1080, "primary": False}
     ]
     assert frame.meta["ui_scale"] == 1.0
-    assert desktop_env.input_backend == "pyautogui"
+    # pyautogui drives the first display a process imported it for; others use xdotool
+    bound = _pyautogui_display()
+    expected = (
+        "pyautogui" if bound and _same_display(bound, desktop_env.display or "") else "xdotool"
+    )
+    assert desktop_env.input_backend == expected
 
 
 def test_click_button_found_by_colour(
@@ -218,3 +223,22 @@ def test_xvfb_display_lifecycle_and_access_control() -> None:
     assert not os.path.exists(auth)
     with pytest.raises(DisplayError, match="size must be positive"):
         XvfbDisplay((0, 480))
+
+
+def test_dead_x_server_raises_surface_gone(async_runner: Any) -> None:
+    from guiagent.envs.base import SurfaceGoneError
+    from guiagent.envs.display import XvfbDisplay
+
+    server = XvfbDisplay((640, 480)).start()
+    env = DesktopEnv(display=server.display, failsafe=False, input_backend="xdotool")
+    async_runner.run(env.start())
+    try:
+        assert async_runner.run(env.observe()).size.width == 640
+        server.stop()
+        with pytest.raises(SurfaceGoneError):
+            async_runner.run(env.observe())
+        with pytest.raises(SurfaceGoneError):
+            async_runner.run(env.act(Click(x=10, y=10)))
+    finally:
+        async_runner.run(env.close())
+        server.stop()

@@ -94,6 +94,30 @@ def test_control_shape_button_textbox_and_plain_text() -> None:
     assert layout.control_shape(plain, Rect(150, 50, 50, 14)) is None
 
 
+def test_checkbox_square_before_a_label() -> None:
+    img = _canvas()
+    img[40:52, 20:32] = 120  # an empty box: its outline ...
+    img[42:50, 22:30] = 255  # ... around a white inside
+    img[40:56, 44:120] = 0  # the label's ink
+    assert layout.checkbox_state(img, Rect(44, 40, 76, 16)) == "not checked"
+    img[44:48, 24:28] = 0  # a mark inside
+    assert layout.checkbox_state(img, Rect(44, 40, 76, 16)) == "checked"
+    plain = _canvas()
+    plain[40:56, 44:120] = 0
+    assert layout.checkbox_state(plain, Rect(44, 40, 76, 16)) is None
+
+
+def test_caret_at_the_end_of_a_field() -> None:
+    img = _canvas()
+    img[40:52, 20:60] = 0  # text ink, rows 40..51
+    img[36:56, 64:66] = 0  # a caret: 2 px wide, taller than the text
+    assert layout.caret_at_end(img, Rect(20, 36, 46, 20))
+    plain = _canvas()
+    plain[40:52, 20:60] = 0
+    plain[40:52, 63:65] = 0  # an "l" as tall as the rest
+    assert not layout.caret_at_end(plain, Rect(20, 40, 45, 12))
+
+
 ARIA = """- banner:
   - heading "Big" [level=1]
 - textbox "Pass": secret1

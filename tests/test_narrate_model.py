@@ -10,8 +10,8 @@ import pytest
 
 from guiagent.geometry import Rect, Size
 from guiagent.models.budget import plan_image
-from guiagent.models.profiles import get_profile
 from guiagent.models.openai_client import ModelClient
+from guiagent.models.profiles import get_profile
 from guiagent.narrate.model import TOOL_NAME, ModelDescriber, ModelNarrationError
 from guiagent.narrate.narrator import Narrator, Scope
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest

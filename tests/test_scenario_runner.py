@@ -214,3 +214,22 @@ def test_cli_reports_invalid_files_and_bad_options(tmp_path: Path) -> None:
         [*cmd, "check", "scenarios"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "xcalc_sum.yaml" in proc.stdout
+
+
+@pytest.mark.desktop
+def test_a_program_that_dies_before_its_window_is_a_setup_error(
+    async_runner: Any, x_display: Any, tmp_path: Path
+) -> None:
+    data = {
+        "target": {"command": ["sh", "-c", "echo no luck >&2; exit 3"], "window": "Never"},
+        "steps": [{"press": "a"}],
+    }
+    scenario = scenario_from_data(data, str(tmp_path / "dies.yaml"))
+    result = run(async_runner, None, None, scenario, tmp_path, display=x_display.display)
+    assert result.status == "error"
+    assert (
+        result.error is not None
+        and "exited with code 3 before its window appeared: no luck" in result.error
+    )
+    assert [s.status for s in result.steps] == ["skipped"]
+    assert load(result.run_dir).header.status == "failed"

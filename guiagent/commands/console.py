@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -30,41 +31,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-url", help="default model server for runs and questions")
 
 
-async def _serve(server: ConsoleServer) -> None:
-    await server.serve()
+async def _serve(
+    server: ConsoleServer, sock: socket.socket, console: Console, recordings: Path
+) -> None:
+    serving = asyncio.ensure_future(server.serve(sock))
+    while not server.server.started:
+        if serving.done():
+            await serving  # raises what stopped it (uvicorn exits when it cannot bind)
+            return
+        await asyncio.sleep(0.02)
+    # printed once bound, so --port 0 shows the real port
+    console.print(
+        f"guiagent console on {server.url()}  (recordings in {recordings}; Ctrl+C to stop)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    await serving
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if not 0 <= args.port <= 65535:
-        console.print(f"[red]error:[/red] --port must be 0..65535, got {args.port}", highlight=False)
+        console.print(
+            f"[red]error:[/red] --port must be 0..65535, got {args.port}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
     manager = RunManager(args.recordings, default_model_url=args.model_url)
     try:
-        server = ConsoleServer(
-            manager, args.host, args.port, allow_remote=args.allow_remote
-        )
+        server = ConsoleServer(manager, args.host, args.port, allow_remote=args.allow_remote)
     except ConsoleError as exc:
-        console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        console.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         return 2
     if not is_loopback(args.host):
         console.print(
             f"[yellow]The console is reachable from the network on {args.host}.[/yellow] "
-            f"Every request needs the token:\n  {server.token}",
+            f"Every request needs this token:\n  {server.token}",
             highlight=False,
+            soft_wrap=True,
         )
-    console.print(
-        f"guiagent console on {server.url()}  (recordings in {args.recordings}; Ctrl+C to stop)",
-        markup=False,
-        highlight=False,
-    )
     try:
-        asyncio.run(_serve(server))
+        sock = server.bind()
+    except OSError as exc:  # port taken, address not available
+        console.print(
+            f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
+    try:
+        asyncio.run(_serve(server, sock, console, args.recordings))
     except KeyboardInterrupt:
         pass
-    except (OSError, SystemExit) as exc:  # port taken, address not available (uvicorn exits)
-        console.print(f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {exc}", highlight=False)
+    except SystemExit as exc:  # uvicorn exits when it cannot start
+        console.print(
+            f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
-    if not server.server.started:
-        return 2
-    return 0
+    return 0 if server.server.started else 2

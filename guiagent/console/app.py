@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -69,6 +70,7 @@ class Question(BaseModel):
     image_id: str | None = None
     run_id: str | None = None
     model_url: str | None = None
+    local: bool = False  # answer with the local narration even when a model is set
 
 
 class ReplayRequest(BaseModel):
@@ -106,7 +108,9 @@ class Guard:
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         cookie = SimpleCookie(headers.get("cookie", ""))
         from_cookie = cookie[COOKIE].value if COOKIE in cookie else ""
-        if not any(secrets.compare_digest(c, self.token) for c in (bearer, from_query, from_cookie) if c):
+        if not any(
+            secrets.compare_digest(c, self.token) for c in (bearer, from_query, from_cookie) if c
+        ):
             await _deny(
                 send,
                 401,
@@ -142,7 +146,10 @@ async def _deny(send: Send, status: int, message: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -187,6 +194,9 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # pages such as reports ask for one; say "none"
 
     async def info(request: Request) -> Response:
         return JSONResponse(
@@ -266,7 +276,7 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
     async def ask(request: Request) -> Response:
         q = Question.model_validate(await _json_body(request))
         answer = await manager.ask(
-            q.question, image_id=q.image_id, run_id=q.run_id, model_url=q.model_url
+            q.question, image_id=q.image_id, run_id=q.run_id, model_url=q.model_url, local=q.local
         )
         return JSONResponse(answer)
 
@@ -295,6 +305,7 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
 
     routes = [
         Route("/", index, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         route("/api/info", info, ["GET"]),
         route("/api/runs", list_runs, ["GET"]),
         route("/api/runs", start_run, ["POST"]),
@@ -367,15 +378,22 @@ class ConsoleServer:
         return self.settings.port
 
     def url(self, host: str | None = None) -> str:
-        shown = host or ("127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host)
+        shown = host or (
+            "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        )
         if ":" in shown:
             shown = f"[{shown}]"
         base = f"http://{shown}:{self.port}/"
         return f"{base}?token={self.token}" if self.token else base
 
-    async def serve(self) -> None:
-        """Serve on the running loop until :meth:`shutdown`."""
-        await self.server.serve()
+    def bind(self) -> socket.socket:
+        """Bind the listening socket now (a clear OSError if the address is taken or absent)."""
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        return socket.create_server((self.settings.host, self.settings.port), family=family)
+
+    async def serve(self, sock: socket.socket | None = None) -> None:
+        """Serve on the running loop until :meth:`shutdown` (on ``sock`` when given)."""
+        await self.server.serve(sockets=[sock] if sock is not None else None)
 
     async def wait_started(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -389,7 +407,9 @@ class ConsoleServer:
 
     def start(self) -> ConsoleServer:
         """Serve from a background thread with its own loop (runs live on that loop)."""
-        self._thread = threading.Thread(target=self.server.run, name="guiagent-console", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, name="guiagent-console", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

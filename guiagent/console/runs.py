@@ -82,7 +82,9 @@ class RunSpec(BaseModel):
             raise ValueError("the task must not be blank")
         return value.strip()
 
-    @field_validator("start_url", "display", "model_url", "model_name", "policy_path", mode="before")
+    @field_validator(
+        "start_url", "display", "model_url", "model_name", "policy_path", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -201,6 +203,7 @@ class ConsoleRun:
         self.frames: OrderedDict[str, bytes] = OrderedDict()
         self.approvals: dict[str, Approval] = {}
         self.last_frame: Frame | None = None
+        self.env: Environment | None = None  # while the run is live
         self.steps = 0
         self.created_at = time.time()
         self.result: dict[str, Any] | None = None
@@ -232,9 +235,7 @@ class ConsoleRun:
         self.channel.publish(kind, data)
 
     def publish_state(self) -> None:
-        self.publish(
-            "state", status=self.status, paused=self.control.paused, waiting=self.waiting
-        )
+        self.publish("state", status=self.status, paused=self.control.paused, waiting=self.waiting)
 
     def _waiting_changed(self, waiting: bool) -> None:
         self.waiting = waiting
@@ -334,6 +335,7 @@ class RunManager:
         agent: Agent | None = None
         try:
             env = await self.env_factory(run.spec)
+            run.env = env
             spec = run.spec
             config = AgentConfig(
                 **{
@@ -372,6 +374,7 @@ class RunManager:
             run.publish("end", **run.result)
         finally:
             self._cancel_approvals(run)
+            run.env = None
             for closer in (agent, env):
                 if closer is not None:
                     try:
@@ -387,7 +390,10 @@ class RunManager:
             # only the prose: tool-call argument fragments may hold typed secrets
             if data.get("kind") in ("reasoning", "content"):
                 run.publish(
-                    "delta", index=run.steps, part=data["kind"], text=run.redact(data.get("text", ""))
+                    "delta",
+                    index=run.steps,
+                    part=data["kind"],
+                    text=run.redact(data.get("text", "")),
                 )
             return None
         return self._on_async_event(run, kind, data)
@@ -573,11 +579,18 @@ class RunManager:
         image_id: str | None = None,
         run_id: str | None = None,
         model_url: str | None = None,
+        local: bool = False,
     ) -> dict[str, Any]:
-        """Answer a question about an uploaded image or a run's latest frame."""
+        """Answer a question about an uploaded image or a run's screen.
+
+        With a model (given, the run's, or the console's default) and not ``local``, the
+        model answers (visual question answering). Otherwise the local narration answers:
+        the narrator on a live run's surface, else the text OCR reads in the image.
+        """
         question = question.strip()
         if not question:
             raise ConsoleError("the question is empty")
+        env: Environment | None = None
         if image_id:
             frame = self.images.get(image_id)
             if frame is None:
@@ -586,14 +599,16 @@ class RunManager:
             run = self.get(run_id)
             if run.last_frame is None:
                 raise ConflictError(f"run {run_id} has no frame yet")
-            frame = run.last_frame
+            frame = run.last_frame  # as the model saw it: already redacted
+            env = run.env if run.active else None
             model_url = model_url or run.spec.model_url
         else:
             raise ConsoleError("ask about an uploaded image or a run's screen: give one")
         model_url = model_url or self.default_model_url
-        if model_url:
-            return {"question": question, "answer": await self._ask_model(question, frame, model_url), "source": "model"}
-        answer, source = await self._narrate(frame)
+        if model_url and not local:
+            answer = await self._ask_model(question, frame, model_url)
+            return {"question": question, "answer": answer, "source": "model"}
+        answer, source = await self._narrate(frame, env)
         return {"question": question, "answer": answer, "source": source}
 
     async def _ask_model(self, question: str, frame: Frame, model_url: str) -> str:
@@ -608,30 +623,26 @@ class RunManager:
         finally:
             await agent.close()
 
-    async def _narrate(self, frame: Frame) -> tuple[str, str]:
-        """No model: the local narration when available, else the text OCR reads."""
-        try:
-            from guiagent.narrate import narrator  # type: ignore[attr-defined]
-
-            narrate = getattr(narrator, "narrate", None)
-        except ImportError:
-            narrate = None
-        if narrate is not None:
-            try:
-                result = narrate(frame)
-                if asyncio.iscoroutine(result):
-                    result = await result
-                text = getattr(result, "text", None) or str(result)
-                return f"(no model set; local narration) {text}", "narration"
-            except Exception as exc:  # fall back to plain OCR rather than lose the answer
-                logger.warning("local narration failed, reading text instead: {}", exc)
+    def _local_grounder(self) -> Any:
         if self._grounder is None:
             from guiagent.models.local import LocalGrounder
 
             self._grounder = LocalGrounder()
-        lines = await self._grounder.aread_text(frame)
+        return self._grounder
+
+    async def _narrate(self, frame: Frame, env: Environment | None) -> tuple[str, str]:
+        """No model: the narrator on a live surface, else the text OCR reads in the frame."""
+        if env is not None and getattr(env, "surface", None) in ("browser", "desktop"):
+            try:
+                from guiagent.narrate.narrator import Narrator
+
+                narration = await Narrator(env, grounder=self._local_grounder()).narrate()
+                return f"(local narration) {narration.text}", "narration"
+            except Exception as exc:  # an unfinished or failing narrator: read the text instead
+                logger.warning("local narration failed, reading the text instead: {}", exc)
+        lines = await self._local_grounder().aread_text(frame)
         text = "; ".join(line.text for line in lines if line.text.strip())
-        return (f"(no model set; text on screen) {text}" if text else "(no model set) no text found"), "ocr"
+        return (f"(text on screen) {text}" if text else "(no text found on this screen)"), "ocr"
 
     # --- recordings -------------------------------------------------------------------------
 
@@ -647,7 +658,15 @@ class RunManager:
             try:
                 header = RunHeader.model_validate(json.loads(header_file.read_text("utf-8")))
             except (OSError, ValueError) as exc:
-                out.append({"name": path.name, "task": "", "status": "unreadable", "error": str(exc), "started_at": 0})
+                out.append(
+                    {
+                        "name": path.name,
+                        "task": "",
+                        "status": "unreadable",
+                        "error": str(exc),
+                        "started_at": 0,
+                    }
+                )
                 continue
             out.append(
                 {
@@ -691,7 +710,9 @@ class RunManager:
             raise NotFoundError(f"no file {relative!r} in recording {name!r}")
         return target
 
-    async def start_replay(self, name: str, mode: Literal["strict", "heal"] = "strict") -> ConsoleRun:
+    async def start_replay(
+        self, name: str, mode: Literal["strict", "heal"] = "strict"
+    ) -> ConsoleRun:
         path = self._recording_dir(name)
         try:
             recording = await asyncio.to_thread(load, path)

@@ -48,7 +48,7 @@ from guiagent.actions import (
     Wait,
 )
 from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
-from guiagent.geometry import Point, Size, transform_for_page
+from guiagent.geometry import FrameTransform, Point, Size, transform_for_page
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -406,7 +406,7 @@ class BrowserEnv:
         if (
             self.full_page
         ):  # frame pixel (0,0) is the document's top-left, above/left of the viewport
-            transform = type(transform)(
+            transform = FrameTransform(
                 frame_size=transform.frame_size,
                 origin=Point(-float(state["scrollX"]), -float(state["scrollY"])),
                 scale=transform.scale,

@@ -17,8 +17,9 @@ is reported in ``meta["ui_scale"]`` and never applied to coordinates.
 
 One process, one pyautogui display: pyautogui opens its X connection from ``$DISPLAY``
 when first imported and keeps it in module state. The first DesktopEnv of a process sets
-``DISPLAY``/``XAUTHORITY`` and imports it; a DesktopEnv on a different X display then
-uses xdotool subprocesses for input instead (``input_backend="auto"``). Text is always
+``DISPLAY``/``XAUTHORITY`` and imports it; a DesktopEnv on a different X display (or on a
+new server that reused the number of pyautogui's dead one) then uses xdotool
+subprocesses for input instead (``input_backend="auto"``). Text is always
 typed with ``xdotool type`` on X11: pyautogui's typewrite turns ``<`` into ``>`` on common
 keymaps (pyautogui#198) and cannot type characters missing from the keymap.
 """
@@ -193,6 +194,7 @@ class DesktopEnv:
         self._executor: ThreadPoolExecutor | None = None
         self._mss: Any = None
         self._xlib: Any = None
+        self._typer: XTestTyper | None = None
         self._pyautogui: Any = None
         self._ui_scale = 1.0
         self._closed = False
@@ -282,7 +284,8 @@ class DesktopEnv:
         if module is None:
             return True
         bound = _pyautogui_display()
-        return bound is not None and _same_display(bound, self.display or "")
+        # a server that died may hand its number to a new one: the old connection is dead
+        return bound is not None and _same_display(bound, self.display or "") and _pyautogui_alive()
 
     def _import_pyautogui(self) -> Any:
         if _IS_X11 and "pyautogui" not in sys.modules:
@@ -327,6 +330,12 @@ class DesktopEnv:
             except Exception as exc:
                 logger.debug("closing mss: {}", exc)
             self._mss = None
+        if self._typer is not None:
+            try:
+                self._typer.restore()
+            except Exception as exc:  # the X server may already be gone
+                logger.debug("restoring the keymap: {}", exc)
+            self._typer = None
         if self._xlib is not None:
             try:
                 self._xlib.close()
@@ -433,9 +442,16 @@ class DesktopEnv:
         return await self._call(self._act, action)
 
     def _act(self, action: BaseAction) -> ActResult:
-        if self.input_backend == "pyautogui":
-            return self._act_pyautogui(action)
-        return self._act_xdotool(action)
+        try:
+            if self.input_backend == "pyautogui":
+                return self._act_pyautogui(action)
+            return self._act_xdotool(action)
+        except (InvalidToolCall, FailSafeError, SurfaceGoneError):
+            raise
+        except Exception as exc:  # Xlib connection errors when the X server went away
+            if _IS_X11 and not display_reachable(self.display or ""):
+                raise SurfaceGoneError(f"X display {self.display} is gone: {exc}") from exc
+            raise
 
     def _act_pyautogui(self, action: BaseAction) -> ActResult:
         pg = self._pyautogui
@@ -520,7 +536,9 @@ class DesktopEnv:
     def _type_x11(self, text: str) -> None:
         if self._xlib is not None:
             try:
-                XTestTyper(self._xlib).type(text, self.type_delay_ms / 1000.0)
+                if self._typer is None:
+                    self._typer = XTestTyper(self._xlib)
+                self._typer.type(text, self.type_delay_ms / 1000.0)
                 return
             except XTypeError as exc:
                 logger.warning("XTest typing failed ({}); falling back to xdotool type", exc)
@@ -626,13 +644,14 @@ class XTestTyper:
 
     pyautogui looks up one keycode per keysym and guesses shift from the character, which
     types ``<`` as ``>`` where ``less`` lives on the unshifted <> key (pyautogui#198). Here
-    the keyboard map is read once; characters missing from it are bound to spare keycodes
-    for the whole string (xdotool rebinds per character and loses some when the app reads
-    the key after the binding was reverted), then restored.
+    the keyboard map is read at each call; characters missing from it are bound to spare
+    keycodes and stay bound until :meth:`restore` (xdotool unbinds after each character,
+    and a busy app that reads the key after the unbinding gets nothing).
     """
 
     def __init__(self, dpy: Any) -> None:
         self.dpy = dpy
+        self.bound: dict[int, int] = {}  # keysym -> spare keycode we bound it to
 
     def type(self, text: str, delay_s: float = 0.0) -> None:
         from Xlib import XK, X
@@ -642,46 +661,68 @@ class XTestTyper:
         if not dpy.has_extension("XTEST"):
             raise XTypeError("the X server has no XTEST extension")
         text = text.replace("\r\n", "\n")
-        first = dpy.display.info.min_keycode
-        count = dpy.display.info.max_keycode - first + 1
-        mapping = [list(syms) for syms in dpy.get_keyboard_mapping(first, count)]
+        needed = {char_keysym(c) for c in text}
+        where = self._keymap()
+        missing = sorted(needed - set(where))
+        if missing:
+            spare = self._spare()
+            if len(missing) > len(spare):  # recycle our bindings this text does not use
+                for sym in [s for s in self.bound if s not in needed]:
+                    self._unbind(sym)
+                spare = self._spare()
+            if len(missing) > len(spare):
+                raise XTypeError(
+                    f"{len(missing)} characters need spare keycodes, only {len(spare)} free"
+                )
+            for keycode, sym in zip(spare, missing, strict=False):
+                dpy.change_keyboard_mapping(keycode, [(sym, sym)])
+                self.bound[sym] = keycode
+                where[sym] = (keycode, False)
+            dpy.sync()
+            time.sleep(0.05)  # let clients see the MappingNotify before the keys
+        shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
+        for ch in text:
+            keycode, shifted = where[char_keysym(ch)]
+            if shifted:
+                xtest.fake_input(dpy, X.KeyPress, shift)
+            xtest.fake_input(dpy, X.KeyPress, keycode)
+            xtest.fake_input(dpy, X.KeyRelease, keycode)
+            if shifted:
+                xtest.fake_input(dpy, X.KeyRelease, shift)
+            dpy.sync()
+            if delay_s:
+                time.sleep(delay_s)
+
+    def _mapping(self) -> tuple[int, list[list[int]]]:
+        first = self.dpy.display.info.min_keycode
+        count = self.dpy.display.info.max_keycode - first + 1
+        return first, [list(syms) for syms in self.dpy.get_keyboard_mapping(first, count)]
+
+    def _keymap(self) -> dict[int, tuple[int, bool]]:
+        """keysym -> (keycode, needs shift), preferring unshifted levels."""
+        first, mapping = self._mapping()
         where: dict[int, tuple[int, bool]] = {}
         for offset, syms in enumerate(mapping):
             for level, sym in enumerate(syms[:2]):
                 if sym and (sym not in where or (level == 0 and where[sym][1])):
                     where[sym] = (first + offset, level == 1)
-        shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
-        missing = sorted({char_keysym(c) for c in text} - set(where))
-        spare = [first + i for i, syms in enumerate(mapping) if not any(syms)]
-        if len(missing) > len(spare):
-            raise XTypeError(
-                f"{len(missing)} characters need spare keycodes, only {len(spare)} free"
-            )
-        bound = list(zip(spare, missing, strict=False))
-        try:
-            for keycode, sym in bound:
-                dpy.change_keyboard_mapping(keycode, [(sym, sym)])
-                where[sym] = (keycode, False)
-            if bound:
-                dpy.sync()
-                time.sleep(0.05)  # let clients see the MappingNotify before the keys
-            for ch in text:
-                keycode, shifted = where[char_keysym(ch)]
-                if shifted:
-                    xtest.fake_input(dpy, X.KeyPress, shift)
-                xtest.fake_input(dpy, X.KeyPress, keycode)
-                xtest.fake_input(dpy, X.KeyRelease, keycode)
-                if shifted:
-                    xtest.fake_input(dpy, X.KeyRelease, shift)
-                dpy.sync()
-                if delay_s:
-                    time.sleep(delay_s)
-        finally:
-            if bound:
-                time.sleep(0.1)  # let the app translate the last keys with the temporary binding
-                for keycode, _ in bound:
-                    dpy.change_keyboard_mapping(keycode, [(X.NoSymbol, X.NoSymbol)])
-                dpy.sync()
+        return where
+
+    def _spare(self) -> list[int]:
+        first, mapping = self._mapping()
+        return [first + i for i, syms in enumerate(mapping) if not any(syms)]
+
+    def _unbind(self, sym: int) -> None:
+        from Xlib import X
+
+        keycode = self.bound.pop(sym)
+        self.dpy.change_keyboard_mapping(keycode, [(X.NoSymbol, X.NoSymbol)])
+
+    def restore(self) -> None:
+        """Give back the spare keycodes this typer bound."""
+        for sym in list(self.bound):
+            self._unbind(sym)
+        self.dpy.sync()
 
 
 def _pt(x: float | None, y: float | None) -> tuple[int, int]:
@@ -712,6 +753,19 @@ def _pyautogui_display() -> str | None:
         return str(dpy.get_display_name())
     except Exception:
         return None
+
+
+def _pyautogui_alive() -> bool:
+    """Whether pyautogui's X connection still reaches its server (one round trip)."""
+    x11 = sys.modules.get("pyautogui._pyautogui_x11")
+    dpy = getattr(x11, "_display", None)
+    if dpy is None:
+        return False
+    try:
+        dpy.get_input_focus()
+    except Exception:
+        return False
+    return True
 
 
 def _same_display(a: str, b: str) -> bool:

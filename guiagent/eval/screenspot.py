@@ -181,9 +181,13 @@ def _load_image(path: Path) -> Image.Image:
 
 
 async def _run_row(
-    index: int, row: ScreenSpotRow, image_dir: Path, grounder: Grounder
+    index: int,
+    row: ScreenSpotRow,
+    image_dir: Path,
+    grounder: Grounder,
+    box_format: BoxFormat | None,
 ) -> RowResult:
-    box = row.box()
+    box = row.box(box_format)
     result = RowResult(
         index=index,
         instruction=row.instruction,

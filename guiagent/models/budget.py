@@ -224,6 +224,14 @@ def _largest_fitting(lo: int, hi: int, cost: Any, budget: int) -> int | None:
     return lo
 
 
+def _largest_fitting_scan(lo: int, hi: int, cost: Any, budget: int) -> int | None:
+    """Largest long side in [lo, hi] whose cost fits, for costs that do not grow steadily."""
+    for side in range(hi, lo - 1, -1):
+        if cost(side) <= budget:
+            return side
+    return None
+
+
 def plan_image(
     frame_size: Size, max_tokens: int = DEFAULT_MAX_IMAGE_TOKENS, rule: ImageRule = STEP3VL_RULE
 ) -> ImagePlan:
@@ -253,12 +261,18 @@ def _plan_step3(frame: Size, budget: int) -> Size:
 
     top = min(frame.long_side, STEP3_MAX_SIDE)
     bottom = _min_long_side(frame)
-    # The cost jumps where the crop window changes (at 728), so search each side of it.
-    candidates = [
-        _largest_fitting(max(bottom, STEP3_GLOBAL_SIDE + 1), top, cost, budget),
-        _largest_fitting(bottom, min(top, STEP3_GLOBAL_SIDE - 1), cost, budget),
-    ]
-    found = [c for c in candidates if c is not None]
+    # Above 728 with a fixed 504 window the cost only grows with size: binary search. Below
+    # 728, or for strips (aspect > 4), the window is the short side and the cost zigzags as
+    # the side ratio crosses the snap threshold: scan down instead (a few hundred cheap calls).
+    upper_lo = max(bottom, STEP3_GLOBAL_SIDE + 1)
+    if frame.long_side / min(frame.width, frame.height) <= 4:
+        upper = _largest_fitting(upper_lo, top, cost, budget)
+    else:
+        upper = _largest_fitting_scan(upper_lo, top, cost, budget)
+    lower = None
+    if upper is None:
+        lower = _largest_fitting_scan(bottom, min(top, STEP3_GLOBAL_SIDE - 1), cost, budget)
+    found = [c for c in (upper, lower) if c is not None]
     if not found:
         raise BudgetError(
             f"no size of a {frame} frame fits {budget} image tokens under the step3vl rule "

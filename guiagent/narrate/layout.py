@@ -8,6 +8,7 @@ column by column; everything else is read top to bottom, then left to right.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 
@@ -120,9 +121,7 @@ def _side_by_side(
     """Neighbouring columns share some height (a staircase of boxes is not columns)."""
     columns = _split(indices, rects, cuts)
     spans = [(min(rects[i].top for i in c), max(rects[i].bottom for i in c)) for c in columns]
-    return all(
-        min(a[1], b[1]) - max(a[0], b[0]) > 0 for a, b in zip(spans, spans[1:], strict=False)
-    )
+    return all(min(a[1], b[1]) - max(a[0], b[0]) > 0 for a, b in itertools.pairwise(spans))
 
 
 def _rows_align(indices: list[int], rects: Sequence[Rect], cuts: list[tuple[float, float]]) -> bool:
@@ -219,7 +218,7 @@ def _edge_distance(
             strip = pixels[y, x1:x2]
         if strip.size == 0:
             return None
-        differs = np.abs(strip.astype(np.int16) - background).max(axis=1) > 24
+        differs = np.abs(strip.astype(np.int16) - background).max(axis=1) > 16
         if differs.mean() >= 0.8:
             return d
     return None
@@ -232,17 +231,13 @@ def control_shape(pixels: np.ndarray, rect: Rect) -> str | None:
     ``pixels`` is an RGB array of the frame, ``rect`` the text's ink box in it.
     """
     height, width = pixels.shape[:2]
-    x1, y1 = max(int(rect.left) - 2, 0), max(int(rect.top) - 2, 0)
-    x2, y2 = (
-        min(int(np.ceil(rect.right)) + 2, width - 1),
-        min(int(np.ceil(rect.bottom)) + 2, height - 1),
-    )
+    x1, y1 = max(int(rect.left), 0), max(int(rect.top), 0)
+    x2, y2 = min(int(np.ceil(rect.right)), width), min(int(np.ceil(rect.bottom)), height)
     if x2 <= x1 or y2 <= y1:
         return None
-    ring = np.concatenate(
-        [pixels[y1, x1:x2], pixels[y2, x1:x2], pixels[y1:y2, x1], pixels[y1:y2, x2]]
-    ).astype(np.int16)
-    background = np.median(ring, axis=0)
+    # the background is what most of a text box shows (ink covers far less than half)
+    inside = pixels[y1:y2, x1:x2].reshape(-1, pixels.shape[2]).astype(np.int16)
+    background = np.median(inside, axis=0)
     max_pad = int(max(12, 1.5 * rect.height))
     found = {
         side: _edge_distance(pixels, rect, side, background, max_pad)
@@ -253,3 +248,55 @@ def control_shape(pixels: np.ndarray, rect: Rect) -> str | None:
     if found["left"] and found["top"] and found["bottom"]:
         return "textbox"
     return None
+
+
+def checkbox_state(pixels: np.ndarray, rect: Rect) -> str | None:
+    """``"checked"`` / ``"not checked"`` when a small square box sits at the left end of a
+    line of text (inside its box or just before it), else None."""
+    import cv2
+
+    height, width = pixels.shape[:2]
+    h = max(rect.height, 4.0)
+    x1, x2 = max(int(rect.left - 2 * h), 0), min(int(rect.left + 1.5 * h), width)
+    y1, y2 = max(int(rect.top - 0.4 * h), 0), min(int(rect.bottom + 0.4 * h) + 1, height)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return None
+    crop = pixels[y1:y2, x1:x2].astype(np.int16)
+    border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    ink = (np.abs(crop - np.median(border, axis=0)).max(axis=2) > 24).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    for cx, cy, cw, ch, _area in stats[1:count]:
+        if not (0.4 * h <= cw <= 1.4 * h and abs(int(cw) - int(ch)) <= 2 and cw >= 7):
+            continue
+        box = ink[cy : cy + ch, cx : cx + cw]
+        outline = np.concatenate([box[0], box[-1], box[:, 0], box[:, -1]])
+        if outline.mean() < 0.85:
+            continue  # a letter or a blob, not a drawn box
+        inner = box[2:-2, 2:-2]
+        return "checked" if inner.size and inner.mean() > 0.15 else "not checked"
+    return None
+
+
+def caret_at_end(pixels: np.ndarray, rect: Rect) -> bool:
+    """Whether a line's box ends in a text caret: a thin full-height bar taller than the
+    text before it (OCR then reads it as a trailing "l" or "|")."""
+    height, width = pixels.shape[:2]
+    x1, y1 = max(int(rect.left), 0), max(int(rect.top), 0)
+    x2, y2 = min(int(np.ceil(rect.right)), width), min(int(np.ceil(rect.bottom)), height)
+    if x2 - x1 < 6 or y2 - y1 < 6:
+        return False
+    crop = pixels[y1:y2, x1:x2].astype(np.int16)
+    background = np.median(crop.reshape(-1, crop.shape[2]), axis=0)
+    ink = np.abs(crop - background).max(axis=2) > 60
+    full = ink.mean(axis=0) >= 0.9
+    cols = np.flatnonzero(ink.any(axis=0))
+    if cols.size == 0 or not full[cols[-1]]:
+        return False
+    start = cols[-1]
+    while start > 0 and full[start - 1]:
+        start -= 1
+    if cols[-1] - start + 1 > 3:
+        return False
+    rest = ink[:, : max(start - 1, 0)]
+    rows = np.flatnonzero(rest.any(axis=1))
+    return rows.size > 0 and (rows[0] > 1 or rows[-1] < ink.shape[0] - 2)

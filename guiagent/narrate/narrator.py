@@ -300,13 +300,20 @@ class Narrator:
         nodes = await asyncio.to_thread(a11y.atspi_nodes) if self.use_atspi else None
         items: list[Item] = []
         for tb, level in zip(kept, levels, strict=True):
-            role = layout.control_shape(pixels, tb.box) or (
-                "heading" if level is not None else "text"
-            )
+            state: list[str] = []
+            checkbox = layout.checkbox_state(pixels, tb.box)
+            if checkbox is not None:
+                role, state = "checkbox", [checkbox]
+            else:
+                role = layout.control_shape(pixels, tb.box) or (
+                    "heading" if level is not None else "text"
+                )
+            label = tb.text
+            if role == "textbox" and label[-1:] in "lI|!" and layout.caret_at_end(pixels, tb.box):
+                label = label[:-1].rstrip()
             rect = Rect(
                 tb.box.left + offset[0], tb.box.top + offset[1], tb.box.width, tb.box.height
             )
-            state: list[str] = []
             source: Literal["ocr", "a11y"] = "ocr"
             if nodes:
                 node = _node_at(nodes, frame.transform.frame_to_screen(rect.centre))
@@ -315,7 +322,7 @@ class Narrator:
             items.append(
                 Item(
                     role=role,
-                    label=tb.text,
+                    label=label,
                     state=state,
                     box=_box(rect),
                     level=level if role == "heading" else None,

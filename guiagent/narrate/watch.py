@@ -16,10 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from loguru import logger
 
 from guiagent.agent.watch import frame_difference, settle
 from guiagent.envs.base import Frame
+from guiagent.geometry import Point, Rect
 from guiagent.narrate.narrator import Narrator, Scope
 from guiagent.narrate.schema import Announcement, Item, Narration, Region
 
@@ -173,6 +175,27 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
     return out
 
 
+def visible_change(a: Frame, b: Frame, area: Rect | None = None, min_side: int = 4) -> bool:
+    """Whether something at least ``min_side`` pixels wide and tall changed between two
+    frames (within ``area``, frame pixels). A blinking text caret (one or two pixels wide)
+    does not count; a check mark appearing in a box does."""
+    import cv2
+
+    if a.size != b.size:
+        return True
+    x1, y1, x2, y2 = 0, 0, a.size.width, a.size.height
+    if area is not None:
+        x1, y1 = max(int(area.left), 0), max(int(area.top), 0)
+        x2, y2 = min(int(area.right + 0.999), x2), min(int(area.bottom + 0.999), y2)
+    old = np.asarray(a.image)[y1:y2, x1:x2].astype(np.int16)
+    new = np.asarray(b.image)[y1:y2, x1:x2].astype(np.int16)
+    mask = (np.abs(old - new).max(axis=2) > 24).astype(np.uint8) if old.size else None
+    if mask is None or not mask.any():
+        return False
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return any(w >= min_side and h >= min_side for _, _, w, h, _ in stats[1:count])
+
+
 class ChangeAnnouncer:
     """Turns successive narrations into announcements, at most one batch per
     ``min_interval_s``; the first narration is the baseline and announces nothing."""
@@ -262,7 +285,9 @@ class Watcher:
             await self.start()
             return []
         frame = await self.narrator.env.observe()
-        if frame_difference(frame, self.last_frame) <= self.threshold:
+        if frame_difference(frame, self.last_frame) <= self.threshold and not visible_change(
+            self.last_frame, frame, self._area(frame)
+        ):
             return self.announcer.flush()
         settled = await settle(
             self.narrator.env.observe, quiet_ms=self.quiet_ms, timeout_s=self.settle_timeout_s
@@ -271,6 +296,14 @@ class Watcher:
         narration = await self.narrator.narrate(self.scope)
         self.narrations += 1
         return self.announcer.update(narration)
+
+    def _area(self, frame: Frame) -> Rect | None:
+        """The scope's rectangle in frame pixels (None: the whole frame)."""
+        if self.scope.kind != "region" or self.scope.rect is None:
+            return None
+        rect, t = self.scope.rect, frame.transform
+        top_left = t.screen_to_frame(Point(rect.left, rect.top))
+        return Rect(top_left.x, top_left.y, rect.width * t.scale, rect.height * t.scale)
 
     async def run(
         self,

@@ -582,10 +582,15 @@ class ScenarioRunner:
         runner = getattr(skills, "run_skill", None)
         if runner is None:
             raise StepFailure(f"unknown skill {spec.skill!r}: guiagent.skills has no run_skill()")
+        skill_error: type[Exception] = getattr(skills, "SkillError", RuntimeError)
         try:
             result = await runner(spec.skill, self.env, dict(spec.with_))
-        except KeyError as exc:
-            raise StepFailure(f"unknown skill {spec.skill!r}: {exc}") from exc
+        except KeyError as exc:  # the registry names the known skills
+            raise StepFailure(
+                str(exc.args[0]) if exc.args else f"unknown skill {spec.skill!r}"
+            ) from exc
+        except (skill_error, ValueError) as exc:  # failed, or bad parameters
+            raise StepFailure(str(exc)) from exc
         return str(result) if result is not None else ""
 
     def _screenshot(self, name: str, frame: Frame) -> str:

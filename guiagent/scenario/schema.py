@@ -545,8 +545,9 @@ def _line_map(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> None:
 
 def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[PathKey, int]]:
     """Parse YAML, returning the data and a map from data path to 1-based line number."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters right here
         node = loader.get_single_node()
         if node is None:
             return None, {}
@@ -557,7 +558,8 @@ def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[PathKey, 
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(f"{where}: not valid YAML: {problem}", source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[PathKey, int] = {}
     _line_map(node, (), lines)
     return data, lines

@@ -19,6 +19,7 @@ import re
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -186,7 +187,7 @@ class ScenarioSession:
             server = await asyncio.to_thread(XvfbDisplay((1280, 800)).start)
             display = server.display
         env = DesktopEnv(display=display)
-        proc: subprocess.Popen[bytes] | None = None
+        proc: _Launched | None = None
         try:
             await env.start()
             x_env = {"DISPLAY": env.display or "", "XAUTHORITY": env.xauthority or ""}
@@ -204,7 +205,7 @@ class ScenarioSession:
 
     def _launch(
         self, scenario: Scenario, target: DesktopTarget, x_env: dict[str, str]
-    ) -> subprocess.Popen[bytes]:
+    ) -> _Launched:
         assert target.command is not None
         args = (
             shlex.split(target.command) if isinstance(target.command, str) else list(target.command)
@@ -215,28 +216,32 @@ class ScenarioSession:
             else _project_dir(args, scenario.base_dir)
         )
         logger.debug("launching {} in {} on {}", args, cwd, x_env["DISPLAY"])
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - a pipe nobody reads could block the app
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 args,
                 cwd=cwd,
                 env={**os.environ, **x_env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=errors,
                 start_new_session=True,
             )
         except OSError as exc:
+            errors.close()
             raise SetupError(f"cannot launch {args[0]!r}: {exc.strerror or exc}") from exc
+        return _Launched(proc, errors)
 
     def _wait_window(
-        self, target: DesktopTarget, x_env: dict[str, str], proc: subprocess.Popen[bytes] | None
+        self, target: DesktopTarget, x_env: dict[str, str], launched: _Launched | None
     ) -> None:
+        proc = launched.proc if launched is not None else None
         assert target.window is not None
         pattern = "^" + re.escape(target.window) + "$"
         deadline = time.monotonic() + target.startup_timeout
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace")[-800:] if proc.stderr else ""
+                err = launched.stderr_tail() if launched is not None else ""
                 raise SetupError(
                     f"{target.command!r} exited with code {proc.returncode} before its window appeared: {err.strip()}"
                 )
@@ -328,7 +333,23 @@ class ScenarioSession:
         return list(await asyncio.gather(*(one(s) for s in scenarios)))
 
 
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+class _Launched:
+    """A program launched for a desktop scenario, with its stderr kept in a temporary file."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stderr: Any) -> None:
+        self.proc = proc
+        self.stderr = stderr
+
+    def stderr_tail(self, limit: int = 800) -> str:
+        try:
+            self.stderr.seek(0)
+            return str(self.stderr.read().decode(errors="replace")[-limit:])
+        except (OSError, ValueError):
+            return ""
+
+
+def _stop_process(launched: _Launched) -> None:
+    proc = launched.proc
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -338,5 +359,4 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
-    if proc.stderr is not None:
-        proc.stderr.close()
+    launched.stderr.close()

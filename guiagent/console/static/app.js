@@ -298,7 +298,7 @@
     $("answers").appendChild(item);
     $("question").value = "";
     uploadIfNeeded().then(function (imageId) {
-      var body = { question: question, model_url: $("model-url").value || null };
+      var body = { question: question, model_url: $("model-url").value || null, local: $("ask-local").checked };
       if (imageId) body.image_id = imageId;
       else if (state.runId) body.run_id = state.runId;
       return api("POST", "/api/ask", body);

@@ -1,0 +1,239 @@
+"""``guiagent narrate``: say what is on the screen, and (``--watch``) what changes.
+
+Local mode (default) needs no model: the page's DOM and accessibility tree in a browser,
+OCR and the X11 window list on the desktop. ``--model URL`` asks a served Step3-VL for a
+concise description and a grounded element list instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from rich.console import Console
+
+from guiagent.agent.redact import RedactionError, Redactor
+from guiagent.envs.base import SurfaceGoneError
+from guiagent.narrate.narrator import NarrateError, Narrator, Scope
+from guiagent.narrate.render import announcement_ssml, render
+from guiagent.narrate.schema import Announcement, Narration
+from guiagent.narrate.speech import Speaker, SpeechError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
+    parser.add_argument("--start-url", help="browser: the page to open")
+    parser.add_argument(
+        "--browser-cdp", metavar="URL", help="browser: narrate a running Chromium's active page"
+    )
+    parser.add_argument("--viewport", default="1280x800", help="browser: viewport WxH (CSS px)")
+    parser.add_argument("--display", help="desktop: X display such as :1 (default: $DISPLAY)")
+    parser.add_argument("--monitor", default="all", help="desktop: monitor number, or 'all'")
+    parser.add_argument(
+        "--model",
+        default="local",
+        help="'local' (no model: DOM, accessibility tree, OCR) or the URL of an "
+        "OpenAI-compatible server such as http://127.0.0.1:30000",
+    )
+    parser.add_argument("--profile", default="step3-vl", help="model profile (model mode)")
+    parser.add_argument("--api-key", help="model mode: API key of the server")
+    parser.add_argument(
+        "--max-words", type=int, default=60, help="model mode: longest description, in words"
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--region", metavar="X,Y,W,H", help="narrate only this screen region")
+    scope.add_argument(
+        "--under-pointer", action="store_true", help="desktop: what the pointer is on"
+    )
+    scope.add_argument("--focused", action="store_true", help="the focused window or element")
+    parser.add_argument("--format", choices=["text", "ssml", "json"], default="text")
+    parser.add_argument("--out", type=Path, help="write here instead of the terminal")
+    parser.add_argument("--speak", action="store_true", help="speak with espeak-ng (or pyttsx3)")
+    parser.add_argument(
+        "--speak-wav",
+        type=Path,
+        metavar="DIR",
+        help="with --speak: write each utterance as a WAV file in DIR (no sound device)",
+    )
+    parser.add_argument("--voice", help="speech voice (espeak-ng -v)")
+    parser.add_argument("--rate", type=int, default=175, help="speech rate, words per minute")
+    parser.add_argument("--watch", action="store_true", help="keep watching; announce changes")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="watch: least seconds between announcements"
+    )
+    parser.add_argument("--duration", type=float, help="watch: stop after this many seconds")
+    parser.add_argument(
+        "--private",
+        action="append",
+        default=[],
+        metavar="X,Y,W,H",
+        help="screen region never read, written or sent (repeatable)",
+    )
+    parser.add_argument(
+        "--private-window",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="window (title, glob or re:regex) never read (repeatable)",
+    )
+    parser.add_argument(
+        "--secret", action="append", default=[], help="a value never spoken or written"
+    )
+
+
+class _Output:
+    """Where narrations and announcements go: the terminal or a file, and the speaker."""
+
+    def __init__(self, args: argparse.Namespace, console: Console, speaker: Speaker | None):
+        self.args = args
+        self.console = console
+        self.speaker = speaker
+        self.fmt: str = args.format
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text("", encoding="utf-8")
+
+    def _write(self, text: str) -> None:
+        if self.args.out is not None:
+            with self.args.out.open("a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    async def narration(self, narration: Narration) -> None:
+        self._write(render(narration, self.fmt))  # type: ignore[arg-type]
+        if self.speaker is not None:
+            if self.fmt == "ssml":
+                await self.speaker.say(render(narration, "ssml"), ssml=True)
+            else:
+                await self.speaker.say(render(narration, "text"))
+
+    async def announce(self, announcements: list[Announcement]) -> None:
+        if self.fmt == "json":
+            for a in announcements:
+                self._write(json.dumps(a.model_dump(mode="json"), ensure_ascii=False))
+        elif self.fmt == "ssml":
+            self._write(announcement_ssml(announcements))
+        else:
+            for a in announcements:
+                self._write(a.text)
+        if self.speaker is not None:  # the newest announcement cuts off the last one
+            await self.speaker.say(". ".join(a.text for a in announcements))
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    if args.region:
+        return Scope.parse_region(args.region)
+    if args.under_pointer:
+        return Scope(kind="pointer")
+    if args.focused:
+        return Scope(kind="focused")
+    return Scope()
+
+
+def _viewport(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise NarrateError(f"--viewport expects WxH such as 1280x800, got {text!r}") from exc
+    return width, height
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.env == "browser" and not (args.start_url or args.browser_cdp):
+        raise NarrateError("the browser needs --start-url URL (or --browser-cdp URL)")
+    if args.env == "browser" and args.under_pointer:
+        raise NarrateError("--under-pointer needs --env desktop: a page has no pointer to follow")
+    if args.interval < 0 or args.max_words < 1:
+        raise NarrateError("--interval must be >= 0 and --max-words >= 1")
+    if args.speak_wav and not args.speak:
+        raise NarrateError("--speak-wav goes with --speak")
+
+
+def _open_env(args: argparse.Namespace) -> Any:
+    if args.env == "desktop":
+        from guiagent.envs.desktop import DesktopEnv
+
+        return DesktopEnv(display=args.display, monitor=args.monitor)
+    from guiagent.envs.browser import BrowserEnv
+
+    return BrowserEnv(
+        start_url=args.start_url, cdp_url=args.browser_cdp, viewport=_viewport(args.viewport)
+    )
+
+
+async def _main(args: argparse.Namespace, console: Console) -> int:
+    scope = _scope(args)
+    redactor = Redactor(
+        regions=[Scope.parse_region(r).rect for r in args.private],  # type: ignore[misc]
+        window_titles=args.private_window,
+        secrets=args.secret,
+    )
+    speaker = (
+        Speaker(voice=args.voice, rate=args.rate, wav_dir=args.speak_wav) if args.speak else None
+    )
+    output = _Output(args, console, speaker)
+    env = _open_env(args)
+    client: Any = None
+    try:
+        describer = None
+        if args.model != "local":
+            from guiagent.models.openai_client import ModelClient
+            from guiagent.models.profiles import get_profile
+            from guiagent.narrate.model import ModelDescriber
+
+            profile = get_profile(args.profile)
+            client = ModelClient(args.model, api_key=args.api_key)
+            await client.health()  # fail fast, before opening a browser or a display
+            describer = ModelDescriber(client, profile, max_words=args.max_words)
+        await env.start()
+        narrator = Narrator(env, redactor=redactor, model=describer)
+        if not args.watch:
+            await output.narration(await narrator.narrate(scope))
+        else:
+            from guiagent.narrate.watch import Watcher
+
+            watcher = Watcher(narrator, scope, min_interval_s=args.interval)
+            await output.narration(await watcher.start())
+            await watcher.run(output.announce, duration_s=args.duration)
+        if speaker is not None:
+            await speaker.wait()
+        return 0
+    finally:
+        if speaker is not None:
+            await speaker.close()
+        if client is not None:
+            await client.aclose()
+        await env.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        _check(args)
+        return asyncio.run(_main(args, Console()))
+    except (NarrateError, RedactionError, SpeechError) as exc:
+        console.print(f"[red]narrate:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except SurfaceGoneError as exc:
+        console.print(f"[red]narrate: the screen went away:[/red] {exc}", highlight=False)
+        return 1
+    except Exception as exc:
+        from guiagent.models.openai_client import ModelError, ModelServerUnreachable
+        from guiagent.models.profiles import ProfileError
+        from guiagent.narrate.model import ModelNarrationError
+
+        if isinstance(exc, (ModelServerUnreachable, ProfileError)):
+            console.print(f"[red]narrate:[/red] {exc}", highlight=False)
+            return 2
+        if isinstance(exc, (ModelError, ModelNarrationError)):
+            console.print(f"[red]narrate: the model failed:[/red] {exc}", highlight=False)
+            return 1
+        logger.exception("narrate failed")
+        raise

@@ -20,6 +20,8 @@ from guiagent.geometry import CoordSpace, Size
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _POINT_KEYS = ("point", "coordinate", "coordinates", "position", "pos", "start_box", "box", "bbox")
+# every argument name a single point may arrive under
+POINT_KEYS = frozenset(("x", "y", *_POINT_KEYS))
 
 
 class PointShapeError(ValueError):

@@ -11,7 +11,11 @@ import asyncio
 import io
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -199,6 +203,12 @@ async def _scenario(
         await expect(page2.locator(f"#step-{steps_paused} .shot img")).to_be_visible()
         await expect(page2.locator("#run-status")).to_have_text("paused (between two actions)")
         await page2.close()
+        run = h.manager.get(run_id)
+        for _ in range(100):  # the closed tab's event stream is dropped; the run goes on
+            if run.channel.watchers == 1:
+                break
+            await asyncio.sleep(0.05)
+        out["watchers_after_close"] = run.channel.watchers
 
         await page.click("#resume")
         await expect(page.locator("#run-status")).to_have_text("running")
@@ -285,8 +295,12 @@ def test_console_runs_pauses_approves_asks_and_reports(
     assert "Delete" in out["approval_text"] or "delete" in out["approval_text"].lower()
 
     run = harness.manager.get(out["run_id"])
+    assert out["watchers_after_close"] == 1
     assert run.result is not None and run.result["status"] == "finished"
-    assert run.channel.watchers == 0  # every tab went away; the run had finished anyway
+    # the reasoning arrived piece by piece while the model was still answering
+    deltas = [e for e in run.channel.events if e["kind"] == "delta" and e["index"] == 1]
+    assert len(deltas) > 3 and all(d["part"] in ("reasoning", "content") for d in deltas)
+    assert "".join(d["text"] for d in deltas if d["part"] == "reasoning").startswith("(stand-in)")
     # the approved delete happened, the denied one did not: eggs are still there
     env = harness.envs[0]
     assert env.final_state is not None
@@ -457,3 +471,46 @@ def test_loopback_console_refuses_foreign_hosts_and_origins(harness):
         headers={"Origin": "http://evil.example"},
     )
     assert r.status_code == 403
+
+
+def test_cli_prints_the_token_and_serves_until_interrupted(tmp_path):
+    from guiagent.cli import main
+
+    assert main(["console", "--host", "0.0.0.0", "--recordings", str(tmp_path)]) == 2
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "guiagent.cli", "console", "--host", "0.0.0.0"),
+            *("--allow-remote", "--port", "0", "--recordings", str(tmp_path / "recordings")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = ""
+        found = None
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"the console exited early: {seen}"
+            seen += line
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=(\S+)", line)
+        assert found is not None, seen
+        port, token = found.groups()
+        assert f"needs this token:\n  {token}" in seen
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/api/recordings").status_code == 401
+        r = httpx.get(base + "/api/recordings", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json() == []
+        # the same port again: a clear error, exit code 2
+        taken = subprocess.run(
+            [sys.executable, "-m", "guiagent.cli", "console", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert taken.returncode == 2
+        assert "cannot serve" in taken.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0

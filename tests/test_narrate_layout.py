@@ -80,17 +80,23 @@ def _canvas() -> np.ndarray:
     return np.full((120, 400, 3), 255, dtype=np.uint8)
 
 
+def _ink(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> None:
+    """Glyph-like ink: thin strokes, so the box stays mostly background."""
+    img[y1:y2, x1:x2:4] = 0
+    img[y1, x1:x2] = 0
+
+
 def test_control_shape_button_textbox_and_plain_text() -> None:
     img = _canvas()
     img[20:50, 20:100] = 217  # a grey button face
-    img[24:44, 40:80] = 0  # its label's ink
+    _ink(img, 40, 24, 80, 44)  # its label
     img[70:100, 20:380] = 0  # a field: black border ...
     img[72:98, 22:378] = 255  # ... white inside
-    img[78:92, 30:70] = 0  # the field's text
+    _ink(img, 30, 78, 70, 92)  # the field's text
     assert layout.control_shape(img, Rect(40, 24, 40, 20)) == "button"
     assert layout.control_shape(img, Rect(30, 78, 40, 14)) == "textbox"
     plain = _canvas()
-    plain[50:64, 150:200] = 0
+    _ink(plain, 150, 50, 200, 64)
     assert layout.control_shape(plain, Rect(150, 50, 50, 14)) is None
 
 
@@ -98,22 +104,22 @@ def test_checkbox_square_before_a_label() -> None:
     img = _canvas()
     img[40:52, 20:32] = 120  # an empty box: its outline ...
     img[42:50, 22:30] = 255  # ... around a white inside
-    img[40:56, 44:120] = 0  # the label's ink
+    _ink(img, 44, 40, 120, 56)  # the label
     assert layout.checkbox_state(img, Rect(44, 40, 76, 16)) == "not checked"
     img[44:48, 24:28] = 0  # a mark inside
     assert layout.checkbox_state(img, Rect(44, 40, 76, 16)) == "checked"
     plain = _canvas()
-    plain[40:56, 44:120] = 0
+    _ink(plain, 44, 40, 120, 56)
     assert layout.checkbox_state(plain, Rect(44, 40, 76, 16)) is None
 
 
 def test_caret_at_the_end_of_a_field() -> None:
     img = _canvas()
-    img[40:52, 20:60] = 0  # text ink, rows 40..51
+    _ink(img, 20, 40, 60, 52)  # text, rows 40..51
     img[36:56, 64:66] = 0  # a caret: 2 px wide, taller than the text
     assert layout.caret_at_end(img, Rect(20, 36, 46, 20))
     plain = _canvas()
-    plain[40:52, 20:60] = 0
+    _ink(plain, 20, 40, 60, 52)
     plain[40:52, 63:65] = 0  # an "l" as tall as the rest
     assert not layout.caret_at_end(plain, Rect(20, 40, 45, 12))
 

@@ -19,7 +19,15 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from guiagent.actions import TERMINAL_ACTIONS, ActionSpace, BaseAction, InvalidToolCall, SkillCall
+from guiagent.actions import (
+    ACTIONS_BY_NAME,
+    POINT_KEYS,
+    TERMINAL_ACTIONS,
+    ActionSpace,
+    BaseAction,
+    InvalidToolCall,
+    SkillCall,
+)
 from guiagent.agent.budget import Budget, BudgetTracker
 from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
@@ -151,7 +159,8 @@ class Agent:
             result = await pacore(self.client, messages, tools, self.config.pacore)
             extra["pacore"] = {
                 "k": self.config.pacore,
-                "conclusions": [c.reply.content for c in result.rollouts],
+                "conclusions": result.conclusions,
+                "failed": result.failed,
                 "synthesis_prompt_chars": len(result.synthesis_prompt),
             }
             return result.synthesis, extra
@@ -163,10 +172,12 @@ class Agent:
             extra["votes"] = {
                 "n": self.config.ground_votes,
                 "points": [list(p) if p else None for p in result.points],
-                "centre": list(result.centre) if result.centre else None,
+                "centre": list(result.point) if result.point else None,
                 "agreement": result.agreement,
+                "members": result.members,
             }
-            return result.completion, extra
+            chosen = result.chosen or result.completions[0]
+            return _with_point(chosen, result.point), extra
         if self.config.stream:
 
             def forward(event: Any) -> None:
@@ -642,6 +653,22 @@ class Agent:
         )
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
+
+
+def _with_point(completion: Completion, point: tuple[float, float] | None) -> Completion:
+    """The completion with its first tool call moved to ``point`` (the votes' cluster centre)."""
+    if point is None or not completion.reply.tool_calls:
+        return completion
+    call = completion.reply.tool_calls[0]
+    kind = ACTIONS_BY_NAME.get(call.name)
+    if kind is None or len(kind.point_fields) != 1:  # drags and non-pointing actions keep their own
+        return completion
+    arguments = {k: v for k, v in call.arguments.items() if k not in POINT_KEYS}
+    arguments.update(x=point[0], y=point[1])
+    calls = [call.model_copy(update={"arguments": arguments}), *completion.reply.tool_calls[1:]]
+    return completion.model_copy(
+        update={"reply": completion.reply.model_copy(update={"tool_calls": calls})}
+    )
 
 
 def zoom_frame(frame: Frame, region: Rect, factor: float = 2.0) -> Frame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import re
 import sys
@@ -53,6 +54,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--headed", action="store_true", help="browser: show the window")
     parser.add_argument(
+        "--browser-executable",
+        help="browser: Chromium to launch (default: Playwright's own, else /usr/bin/chromium); "
+        "with --browser-ws the run-server must be started with --unsafe to honour it",
+    )
+    parser.add_argument(
         "--viewport", default="1280x800", help="browser: viewport WxH in CSS pixels"
     )
     parser.add_argument("--device-scale-factor", type=float, default=1.0)
@@ -95,6 +101,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-settle",
         action="store_true",
         help="do not wait for the screen to settle before each step",
+    )
+    parser.add_argument(
+        "--skills",
+        action="append",
+        type=Path,
+        default=[],
+        help="more skill files or folders (repeatable)",
+    )
+    parser.add_argument("--no-skills", action="store_true", help="offer the model no skills")
+    parser.add_argument(
+        "--secrets-file",
+        type=Path,
+        help="YAML of secret name: value for skills (or GUIAGENT_SECRET_<NAME>)",
+    )
+    parser.add_argument(
+        "--hotkey", default="ctrl+alt+k", help="desktop: kill-switch key chord ('' to disable)"
     )
 
 
@@ -206,6 +228,7 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
             headless=not args.headed,
             viewport=(width, height),
             device_scale_factor=args.device_scale_factor,
+            executable_path=args.browser_executable,
         )
     from guiagent.envs.desktop import DesktopEnv
 
@@ -214,8 +237,10 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
 
 
 async def _run_task(args: argparse.Namespace) -> int:
+    from guiagent.agent.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.agent.loop import Agent
     from guiagent.models.openai_client import ModelServerUnreachable
+    from guiagent.skills import SecretStore, load_registry
 
     config = _config_from_args(args)
     if not config.model_url:
@@ -223,15 +248,32 @@ async def _run_task(args: argparse.Namespace) -> int:
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
-    async with make_environment(args) as env:
-        agent = Agent(env, config)
-        try:
-            result = await agent.run(args.task)
-        except ModelServerUnreachable as exc:
-            console.print(f"[red]error:[/] {exc}")
-            return 2
-        finally:
-            await agent.close()
+    skills = None if args.no_skills else load_registry(args.skills)
+    secrets = SecretStore(file=args.secrets_file)
+    killswitch = KillSwitch()
+    with killswitch.install_sigint(), contextlib.ExitStack() as stack:
+        async with make_environment(args) as env:
+            if args.env == "desktop" and args.hotkey:
+                try:
+                    display = getattr(env, "display", None)
+                    stack.enter_context(
+                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display)
+                    )
+                    console.print(
+                        f"kill switch: {args.hotkey}, Ctrl-C, or the pointer into a screen corner"
+                    )
+                except HotkeyError as exc:
+                    console.print(
+                        f"[yellow]no kill-switch hotkey:[/] {exc} (Ctrl-C still stops the run)"
+                    )
+            agent = Agent(env, config, skills=skills, secrets=secrets, killswitch=killswitch)
+            try:
+                result = await agent.run(args.task)
+            except ModelServerUnreachable as exc:
+                console.print(f"[red]error:[/] {exc}")
+                return 2
+            finally:
+                await agent.close()
     colour = "green" if result.ok else "red"
     console.print(
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"

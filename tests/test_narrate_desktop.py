@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from guiagent.actions import Click, Move, Type
+from guiagent.actions import Click, Key, Move, Type
 from guiagent.agent.redact import Redactor
 from guiagent.geometry import Rect
 from guiagent.models.local import LocalGrounder
@@ -88,38 +88,48 @@ def test_private_window_is_never_read(
     assert narration.items() == [] and narration.redacted >= 1
 
 
-def test_desktop_watch_announces_new_text_then_nothing(
+def _wait_for(state: Path, key: str, value: object) -> None:
+    deadline = time.monotonic() + 5
+    while json.loads(state.read_text()).get(key) != value and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _announced(watcher: Watcher, async_runner: Any) -> list[str]:
+    """Check until something is announced (the app repaints a moment after its state)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        said = async_runner.run(watcher.check())
+        if said:
+            return [a.text for a in said]
+        time.sleep(0.1)
+    return []
+
+
+def test_desktop_watch_announces_changes_then_nothing(
     tk_app: Any, desktop_env: Any, async_runner: Any, x_display: Any, grounder: LocalGrounder
 ) -> None:
     app, state = tk_app
+    boxes = json.loads(state.read_text())["widgets"]
+    ex, ey, ew, eh = boxes["name_entry"]
+    async_runner.run(desktop_env.act(Click(x=ex + ew / 2, y=ey + eh / 2)))
+    async_runner.run(desktop_env.act(Type(text="Ada")))
+    async_runner.run(desktop_env.act(Key(keys=["tab"])))  # leave the field: no blinking caret
+    _wait_for(state, "name", "Ada")
     watcher = Watcher(
         Narrator(desktop_env, grounder=grounder),
         _window_scope(app, x_display),
         min_interval_s=0,
         quiet_ms=150,
     )
-    async_runner.run(watcher.start())
-    assert async_runner.run(watcher.check()) == []
-    boxes = json.loads(state.read_text())["widgets"]
-    ex, ey, ew, eh = boxes["name_entry"]
+    baseline = async_runner.run(watcher.start())
+    assert ("textbox", "Ada") in [(i.role, i.label) for i in baseline.items()]
+    assert async_runner.run(watcher.check()) == []  # nothing changed: nothing said
     gx, gy, gw, gh = boxes["greet"]
-    async_runner.run(desktop_env.act(Click(x=ex + ew / 2, y=ey + eh / 2)))
-    async_runner.run(desktop_env.act(Type(text="Ada")))
     async_runner.run(desktop_env.act(Click(x=gx + gw / 2, y=gy + gh / 2)))
-    deadline = time.monotonic() + 5
-    while (
-        json.loads(state.read_text()).get("greeting") != "Hello, Ada!"
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
-    said = async_runner.run(watcher.check())
-    texts = " | ".join(a.text for a in said)
-    assert "Hello, Ada!" in texts and all(a.kind == "appeared" for a in said), texts
-    assert async_runner.run(watcher.check()) == []
-    sx, sy, _sw, sh = boxes["subscribe"]
+    _wait_for(state, "greeting", "Hello, Ada!")
+    assert _announced(watcher, async_runner) == ["New: Hello, Ada!"]
+    assert async_runner.run(watcher.check()) == []  # said once, never repeated
+    sx, sy, _, sh = boxes["subscribe"]
     async_runner.run(desktop_env.act(Click(x=sx + 12, y=sy + sh / 2)))
-    deadline = time.monotonic() + 5
-    while not json.loads(state.read_text()).get("subscribed") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    said = async_runner.run(watcher.check())
-    assert [a.text for a in said] == ["Subscribe, checkbox: now checked"]
+    _wait_for(state, "subscribed", True)
+    assert _announced(watcher, async_runner) == ["Subscribe, checkbox: now checked"]

@@ -108,6 +108,8 @@ class Agent:
         for value in self.secrets.known_values():
             self._add_secret(value)
         self.killswitch = killswitch or KillSwitch()
+        if hasattr(env, "killswitch"):  # checked by the environment between any two input events
+            env.killswitch = self.killswitch
         self.control = control or RunControl()
         self.on_event = on_event
         self._policy_reads_target_text = any(

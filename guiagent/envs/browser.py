@@ -47,6 +47,7 @@ from guiagent.actions import (
     Type,
     Wait,
 )
+from guiagent.agent.killswitch import KillSwitch
 from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
 from guiagent.geometry import FrameTransform, Point, Size, transform_for_page
 
@@ -213,6 +214,8 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
+        # the agent's kill switch, checked between any two input events of one action
+        self.killswitch: KillSwitch | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -430,8 +433,13 @@ class BrowserEnv:
         if isinstance(action, (Finish, Fail)):
             return ActResult(detail=action.name)
         page = self._check_alive()
+        self._check_killed()
         with self._guard():
             return await self._act(page, action)
+
+    def _check_killed(self) -> None:
+        if self.killswitch is not None:
+            self.killswitch.check()
 
     async def _into_view(self, page: Page, x: float, y: float) -> tuple[float, float]:
         """Scroll so that viewport point (x, y) is inside the viewport; return its new position."""
@@ -473,8 +481,12 @@ class BrowserEnv:
                 x1, y1 = x1b, y1b
             await mouse.move(x1, y1)
             await mouse.down()
-            await mouse.move(x2, y2, steps=8)
-            await mouse.up()
+            try:
+                for i in range(1, 9):  # eight steps, the kill switch checked between them
+                    self._check_killed()
+                    await mouse.move(x1 + (x2 - x1) * i / 8, y1 + (y2 - y1) * i / 8)
+            finally:
+                await mouse.up()
             return ActResult(detail=f"drag {x1:g},{y1:g} -> {x2:g},{y2:g}")
         if isinstance(action, Scroll):
             if action.x is not None and action.y is not None:
@@ -494,7 +506,12 @@ class BrowserEnv:
             await mouse.wheel(dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            await page.keyboard.type(action.text)
+            if self.killswitch is None:
+                await page.keyboard.type(action.text)
+            else:
+                for char in action.text:  # one key at a time, the kill switch checked between keys
+                    self._check_killed()
+                    await page.keyboard.type(char)
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)

@@ -55,6 +55,7 @@ from guiagent.actions import (
     Type,
     Wait,
 )
+from guiagent.agent.killswitch import Killed, KillSwitch
 from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
 from guiagent.geometry import Size, transform_for_monitor
@@ -64,7 +65,7 @@ InputBackend = Literal["auto", "pyautogui", "xdotool"]
 _IS_X11 = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
 
 
-class FailSafeError(RuntimeError):
+class FailSafeError(Killed):
     """The pointer was pushed into a screen corner: the kill switch stopped the action."""
 
 
@@ -186,6 +187,8 @@ class DesktopEnv:
         self.monitor: int | str = 0 if monitor == "all" else monitor
         self.scale = scale
         self.failsafe = failsafe
+        # the agent's kill switch, checked between any two input events of one action
+        self.killswitch: KillSwitch | None = None
         self.input_backend: InputBackend = input_backend
         self.type_delay_ms = type_delay_ms
         self.display: str | None = None
@@ -446,7 +449,7 @@ class DesktopEnv:
             if self.input_backend == "pyautogui":
                 return self._act_pyautogui(action)
             return self._act_xdotool(action)
-        except (InvalidToolCall, FailSafeError, SurfaceGoneError):
+        except (InvalidToolCall, Killed, SurfaceGoneError):
             raise
         except Exception as exc:  # Xlib connection errors when the X server went away
             if _IS_X11 and not display_reachable(self.display or ""):
@@ -454,6 +457,7 @@ class DesktopEnv:
             raise
 
     def _act_pyautogui(self, action: BaseAction) -> ActResult:
+        self._check_killed()
         pg = self._pyautogui
         pg.FAILSAFE = bool(self.failsafe)
         try:
@@ -472,9 +476,12 @@ class DesktopEnv:
                 (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
                 pg.moveTo(x1, y1)
                 pg.mouseDown(x1, y1)
-                for sx, sy in _path(x1, y1, x2, y2):
-                    pg.moveTo(sx, sy)
-                pg.mouseUp(x2, y2)
+                try:
+                    for sx, sy in _path(x1, y1, x2, y2):
+                        self._check_killed()
+                        pg.moveTo(sx, sy)
+                finally:
+                    pg.mouseUp()
                 return ActResult(detail=f"drag {x1},{y1} -> {x2},{y2}")
             if isinstance(action, Scroll):
                 at = (
@@ -538,7 +545,7 @@ class DesktopEnv:
             try:
                 if self._typer is None:
                     self._typer = XTestTyper(self._xlib)
-                self._typer.type(text, self.type_delay_ms / 1000.0)
+                self._typer.type(text, self.type_delay_ms / 1000.0, self._check_killed)
                 return
             except XTypeError as exc:
                 logger.warning("XTest typing failed ({}); falling back to xdotool type", exc)
@@ -555,6 +562,10 @@ class DesktopEnv:
             "-",
             stdin=text,
         )
+
+    def _check_killed(self) -> None:
+        if self.killswitch is not None:
+            self.killswitch.check()
 
     def _check_corner(self) -> None:
         if not self.failsafe:
@@ -575,6 +586,7 @@ class DesktopEnv:
             )
 
     def _act_xdotool(self, action: BaseAction) -> ActResult:
+        self._check_killed()
         self._check_corner()
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
@@ -653,7 +665,9 @@ class XTestTyper:
         self.dpy = dpy
         self.bound: dict[int, int] = {}  # keysym -> spare keycode we bound it to
 
-    def type(self, text: str, delay_s: float = 0.0) -> None:
+    def type(
+        self, text: str, delay_s: float = 0.0, check: Callable[[], None] | None = None
+    ) -> None:
         from Xlib import XK, X
         from Xlib.ext import xtest
 
@@ -682,6 +696,8 @@ class XTestTyper:
             time.sleep(0.05)  # let clients see the MappingNotify before the keys
         shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
         for ch in text:
+            if check is not None:
+                check()
             keycode, shifted = where[char_keysym(ch)]
             if shifted:
                 xtest.fake_input(dpy, X.KeyPress, shift)

@@ -327,7 +327,7 @@ def test_console_runs_pauses_approves_asks_and_reports(
 # --- the HTTP API and its guard -------------------------------------------------------------
 
 
-def test_api_rejects_bad_input_with_named_errors(harness, switchboard):
+def test_api_rejects_bad_input_with_named_errors(harness, tmp_path):
     base = harness.server.url().rstrip("/")
     with httpx.Client(base_url=base, timeout=30) as client:
         r = client.post("/api/runs", json={"task": "   ", "start_url": "http://x/"})
@@ -338,6 +338,11 @@ def test_api_rejects_bad_input_with_named_errors(harness, switchboard):
         assert r.status_code == 400 and "model" in r.json()["error"]
         r = client.post("/api/runs", json={"task": "do it", "model_url": harness.fake.url})
         assert r.status_code == 400 and "start URL" in r.json()["error"]
+        bad_policy = tmp_path / "policy.yaml"
+        bad_policy.write_text("rules:\n  - name: x\n    decision: maybe\n")
+        spec = {"task": "do it", "start_url": "http://x/", "model_url": harness.fake.url}
+        r = client.post("/api/runs", json={**spec, "policy_path": str(bad_policy)})
+        assert r.status_code == 400 and "policy.yaml:" in r.json()["error"], r.text
         r = client.post(
             "/api/runs", content=b"{not json", headers={"content-type": "application/json"}
         )
@@ -514,3 +519,56 @@ def test_cli_prints_the_token_and_serves_until_interrupted(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
+
+
+def test_a_desktop_run_on_xvfb(async_runner, x_display, tmp_path):
+    manager = RunManager(tmp_path / "recordings", agent_options={"settle": False})
+    fake = FakeModelServer.scripted(
+        [
+            FakeReply(reasoning="Click the middle.", tool_calls=[("click", {"x": 640, "y": 360})]),
+            FakeReply(reasoning="Done.", tool_calls=[("finish", {"answer": "clicked"})]),
+        ]
+    ).start()
+    server = ConsoleServer(manager, "127.0.0.1", 0)
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        serving = asyncio.ensure_future(server.serve())
+        await server.wait_started()
+        try:
+            async with httpx.AsyncClient(base_url=server.url().rstrip("/"), timeout=30) as client:
+                spec = {
+                    "task": "click the middle of the screen",
+                    "env": "desktop",
+                    "display": x_display.display,
+                    "model_url": fake.url,
+                    "coord_space": "image",
+                }
+                r = await client.post("/api/runs", json=spec)
+                assert r.status_code == 201, r.text
+                run = manager.get(r.json()["id"])
+                events = [e async for e in run.channel.subscribe() if e is not None]
+                return (await client.get(f"/api/runs/{run.id}")).json(), events
+        finally:
+            server.shutdown()
+            await asyncio.wait_for(serving, 20)
+
+    try:
+        summary, events = async_runner.run(scenario(), timeout=90)
+    finally:
+        fake.stop()
+    assert summary["status"] == "finished" and summary["result"]["answer"] == "clicked"
+    done = [e for e in events if e["kind"] == "done"]
+    assert len(done) == 1 and done[0]["outcome"] == "ok"
+    step = next(e for e in events if e["kind"] == "step")
+    assert (step["width"], step["height"]) == (1920, 1080)
+    # the marker is in frame pixels, which on this Xvfb are screen pixels: the pointer is there
+    mx, my = done[0]["marker"]
+    assert 0 < mx < 1920 and 0 < my < 1080
+    where = subprocess.run(
+        ["xdotool", "getmouselocation", "--shell"],
+        env=x_display.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"X={round(mx)}\n" in where and f"Y={round(my)}\n" in where, (where, mx, my)

@@ -328,6 +328,18 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the console's event streams before it waits for connections."""
+
+    def __init__(self, config: uvicorn.Config, manager: RunManager) -> None:
+        super().__init__(config)
+        self.manager = manager
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.manager.end_streams()
+        await super().shutdown(sockets)
+
+
 class ConsoleServer:
     """The console served by uvicorn, on the running loop (:meth:`serve`) or a thread (:meth:`start`).
 
@@ -362,7 +374,7 @@ class ConsoleServer:
             access_log=False,
             timeout_graceful_shutdown=2,
         )
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config, manager)
         self._thread: threading.Thread | None = None
 
     @property

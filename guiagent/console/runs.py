@@ -26,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from guiagent.actions import BaseAction
 from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
-from guiagent.agent.policy import CallbackApprover, Verdict, describe_action
+from guiagent.agent.policy import (
+    CallbackApprover,
+    Policy,
+    PolicyError,
+    Verdict,
+    describe_action,
+)
 from guiagent.envs.base import ActResult, Environment, Frame
 from guiagent.geometry import CoordSpace, Point
 from guiagent.record.trajectory import RUN_FILE, RecordingError, RunHeader, load
@@ -125,6 +131,10 @@ class Channel:
 
     def close(self) -> None:
         self.closed = True
+        self.disconnect_all()
+
+    def disconnect_all(self) -> None:
+        """End every watcher's stream (the server is going down); the log stays."""
         for queue in self._subscribers:
             queue.put_nowait(None)
 
@@ -318,8 +328,13 @@ class RunManager:
             raise ConsoleError("no model server: give a model URL (e.g. http://127.0.0.1:30000)")
         if spec.env == "browser" and not spec.start_url:
             raise ConsoleError("a browser run needs a start URL")
-        if spec.policy_path and not Path(spec.policy_path).is_file():
-            raise ConsoleError(f"policy file not found: {spec.policy_path}")
+        if spec.policy_path:
+            try:
+                Policy.from_yaml(
+                    spec.policy_path
+                )  # a bad policy is the form's error, not the run's
+            except PolicyError as exc:
+                raise ConsoleError(str(exc)) from exc
         spec = spec.model_copy(update={"model_url": model_url})
         run_dir = self._new_run_dir(spec.task) if spec.record else None
         run = ConsoleRun(secrets.token_hex(6), "task", spec, run_dir)
@@ -533,6 +548,11 @@ class RunManager:
         if data is None:
             raise NotFoundError(f"run {run_id} has no frame {key!r} (or it was dropped)")
         return data
+
+    def end_streams(self) -> None:
+        """End all event streams now, so a server shutting down need not wait for open tabs."""
+        for run in self.runs.values():
+            run.channel.disconnect_all()
 
     async def close(self) -> None:
         """Stop every run and wait for them to end."""

@@ -8,7 +8,10 @@ The Step3-VL rule below follows the model's own image patcher as SGLang ships it
 (``python/sglang/srt/multimodal/processors/step3_vl.py``: ``ImagePatcher`` and
 ``Step3VLProcessor.get_num_image_tokens``; vLLM's ``vllm/model_executor/models/step3_vl.py``
 and transformers' Step3-VL processing carry the same class). It reproduces DESIGN.md's
-table exactly once the ``<patch_newline>`` tokens between crop rows are counted.
+table exactly. DESIGN's prose leaves out what the code also does: one ``<patch_newline>``
+token between rows of crops; crops for small elongated images too (long side <= 728 and
+aspect > 1.5: windows of the short side); a window of ``min(short, 504)`` for strips
+(aspect > 4); and square padding of tiny strips (short side < 32).
 """
 
 from __future__ import annotations

@@ -19,11 +19,15 @@ def crop(image: Image.Image, box: tuple[int, int, int, int] | list[int]) -> Imag
 def difference(expected: Image.Image, actual: Image.Image) -> float:
     """Normalised mean absolute difference of two crops on grayscale: 0 identical, 1 opposite.
 
-    ``actual`` is resized to ``expected`` when the sizes differ (a HiDPI change, or a crop
-    clipped at the screen edge).
+    When the sizes differ (a HiDPI change, a crop clipped at the screen edge, a region
+    captured in CSS pixels) both are compared at the smaller size, so neither is upscaled.
     """
     if actual.size != expected.size:
-        actual = actual.resize(expected.size, Image.Resampling.BILINEAR)
+        size = (min(expected.width, actual.width), min(expected.height, actual.height))
+        if expected.size != size:
+            expected = expected.resize(size, Image.Resampling.BOX)
+        if actual.size != size:
+            actual = actual.resize(size, Image.Resampling.BOX)
     return float(np.mean(np.abs(gray(expected) - gray(actual))) / 255.0)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from guiagent.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dic
 from guiagent.envs.base import Environment, Frame
 from guiagent.geometry import Point
 from guiagent.record import compare
+from guiagent.record.capture import RegionCapture, ScreenBox
 from guiagent.record.evidence import DEFAULT_RADIUS, box_xywh, crop_box_around, element_field
 from guiagent.record.trajectory import Run, StepRecord
 from guiagent.record.verify import verify_run
@@ -102,6 +104,7 @@ class _Context:
         self.threshold, self.settle_timeout = threshold, settle_timeout
         self.grounder, self.model = grounder, model
         self.healed_frames: dict[int, Frame] = {}
+        self.capture = RegionCapture(env)
 
 
 def _flatten(steps: list[StepRecord]) -> list[StepRecord]:
@@ -155,27 +158,81 @@ def _save_crop(ctx: _Context, image: Image.Image, name: str) -> str:
     return str(path)
 
 
-async def _compare(
-    ctx: _Context, step: StepRecord, expected_frame: Image.Image
-) -> tuple[float, Frame, Image.Image, Image.Image]:
-    """Observe until the region matches or settle_timeout passes; return the last score."""
-    fp, sp = _recorded_points(step)  # type: ignore[misc]
-    box = crop_box_around(expected_frame, fp[0], fp[1], DEFAULT_RADIUS)
-    expected = compare.crop(expected_frame, box)
+@dataclass
+class _Target:
+    """What a pointed step's check compares: the recorded crop and where it sits now."""
+
+    fp: tuple[float, float]  # recorded frame point
+    sp: tuple[float, float]  # recorded screen point
+    box: list[int]  # the crop's box in the recorded frame's pixels
+    expected: Image.Image
+    screen_box: ScreenBox
+    scale: float  # recorded frame pixels per screen point
+
+
+def _evidence_crop(ctx: _Context, step: StepRecord) -> tuple[Image.Image, list[int]] | None:
+    """The recorded crop (lossless PNG, no need to decode the whole frame), when it is usable."""
+    evidence = step.evidence or {}
+    crop_path, crop_box = evidence.get("crop"), evidence.get("crop_box")
+    if not crop_path or not isinstance(crop_box, list) or len(crop_box) != 4:
+        return None
+    box = [round(float(v)) for v in crop_box]
+    try:
+        with Image.open(ctx.run.file(str(crop_path))) as im:
+            image = im.convert("RGB")
+    except (OSError, ValueError):
+        return None
+    if image.size != (box[2] - box[0], box[3] - box[1]):
+        return None
+    return image, box
+
+
+def _target(ctx: _Context, step: StepRecord) -> _Target | None:
+    points = _recorded_points(step)
+    if points is None:
+        return None
+    fp, sp = points
+    scale = _recorded_scale(step)
+    found = _evidence_crop(ctx, step)
+    if (
+        found is not None
+        and found[1][0] <= fp[0] <= found[1][2]
+        and found[1][1] <= fp[1] <= found[1][3]
+    ):
+        expected, box = found
+    else:
+        recorded = ctx.run.frame_image(step)
+        if recorded is None:
+            return None
+        box = crop_box_around(recorded, fp[0], fp[1], DEFAULT_RADIUS)
+        expected = compare.crop(recorded, box)
+    screen_box = (
+        sp[0] + (box[0] - fp[0]) / scale,
+        sp[1] + (box[1] - fp[1]) / scale,
+        sp[0] + (box[2] - fp[0]) / scale,
+        sp[1] + (box[3] - fp[1]) / scale,
+    )
+    return _Target(fp, sp, box, expected, screen_box, scale)
+
+
+async def _compare(ctx: _Context, target: _Target) -> tuple[float, Image.Image]:
+    """Grab the target's region until it matches or settle_timeout passes; return the last score.
+
+    Only the region is captured (see guiagent.record.capture); a region that already
+    matches returns at once, otherwise it is re-grabbed with a short back-off.
+    """
     deadline = time.monotonic() + ctx.settle_timeout
+    pause = 0.01
     while True:
-        frame = await ctx.env.observe()
-        now = frame.transform.screen_to_frame(Point(*sp))
-        scale = frame.transform.scale / _recorded_scale(step, expected_frame)
-        r = round(DEFAULT_RADIUS * scale)
-        actual = compare.crop(frame.image, crop_box_around(frame.image, now.x, now.y, r))
-        score = compare.difference(expected, actual)
+        actual = await ctx.capture.grab(target.screen_box)
+        score = compare.difference(target.expected, actual)
         if score <= ctx.threshold or time.monotonic() >= deadline:
-            return score, frame, expected, actual
-        await asyncio.sleep(0.05)
+            return score, actual
+        await asyncio.sleep(pause)
+        pause = min(0.05, pause * 2)
 
 
-def _recorded_scale(step: StepRecord, frame: Image.Image) -> float:
+def _recorded_scale(step: StepRecord) -> float:
     transform = step.meta.get("transform") or {}
     if isinstance(transform, Mapping) and transform.get("scale"):
         return float(transform["scale"])
@@ -271,22 +328,16 @@ async def _heal_ocr(
     return None
 
 
-def _heal_template(
-    step: StepRecord,
-    expected: Image.Image,
-    fp: tuple[float, float],
-    recorded: Image.Image,
-    frame: Frame,
-) -> tuple[str, tuple[float, float]] | None:
-    box = crop_box_around(recorded, fp[0], fp[1], DEFAULT_RADIUS)
-    scale = frame.transform.scale / _recorded_scale(step, recorded)
-    match = compare.template_match(frame.image, expected, scale)
+def _heal_template(target: _Target, frame: Frame) -> tuple[str, tuple[float, float]] | None:
+    """Find the recorded crop on the new frame; returns a frame point."""
+    scale = frame.transform.scale / target.scale
+    match = compare.template_match(frame.image, target.expected, scale)
     if match is None or match[0] < TEMPLATE_MIN_SCORE:
         return None
     (mx, my) = match[1]
     return (
         f"template({match[0]:.2f})",
-        (mx + (fp[0] - box[0]) * scale, my + (fp[1] - box[1]) * scale),
+        (mx + (target.fp[0] - target.box[0]) * scale, my + (target.fp[1] - target.box[1]) * scale),
     )
 
 
@@ -325,16 +376,23 @@ def _describe_target(step: StepRecord) -> str:
 
 
 async def _heal(
-    ctx: _Context, step: StepRecord, recorded: Image.Image, expected: Image.Image, frame: Frame
+    ctx: _Context, step: StepRecord, target: _Target, frame: Frame
 ) -> tuple[str, Point] | None:
-    """Re-locate the step's target; returns (method, new screen point)."""
-    fp, sp = _recorded_points(step)  # type: ignore[misc]
+    """Re-locate the step's target on ``frame``; returns (method, new screen point)."""
+    fp, sp = target.fp, target.sp
     found = await _heal_dom(ctx, step, sp)
     if found:
         return found[0], Point(*found[1])
+
+    async def ocr() -> tuple[str, tuple[float, float]] | None:
+        recorded = ctx.run.frame_image(step)
+        if recorded is None:
+            return None
+        return await _heal_ocr(ctx, step, recorded, fp, frame)
+
     attempts: tuple[Callable[[], Awaitable[tuple[str, tuple[float, float]] | None]], ...] = (
-        lambda: _heal_ocr(ctx, step, recorded, fp, frame),
-        lambda: _template_async(step, expected, fp, recorded, frame),
+        ocr,
+        lambda: asyncio.to_thread(_heal_template, target, frame),
         lambda: _heal_neighbours(ctx, step, fp, frame),
     )
     for attempt in attempts:
@@ -346,16 +404,6 @@ async def _heal(
         if point is not None:
             return "model", frame.transform.frame_to_screen(Point(*point))
     return None
-
-
-async def _template_async(
-    step: StepRecord,
-    expected: Image.Image,
-    fp: tuple[float, float],
-    recorded: Image.Image,
-    frame: Frame,
-) -> tuple[str, tuple[float, float]] | None:
-    return await asyncio.to_thread(_heal_template, step, expected, fp, recorded, frame)
 
 
 def _move_action(action: BaseAction, old: tuple[float, float], new: Point) -> BaseAction:
@@ -397,24 +445,27 @@ async def _run_step(
         if speed > 0:
             await ctx.env.act(Wait(seconds=min(60.0, action.seconds / speed)))
         return result
-    points = _recorded_points(step) if action.points() else None
-    recorded = ctx.run.frame_image(step) if points else None
-    if points and recorded is not None:
-        result.point = list(points[1])
-        score, frame, expected, actual = await _compare(ctx, step, recorded)
+    target = _target(ctx, step) if action.points() else None
+    if target is not None:
+        sp = target.sp
+        result.point = list(sp)
+        score, actual = await _compare(ctx, target)
         result.score, result.threshold = round(score, 4), ctx.threshold
         if score > ctx.threshold:
-            result.expected_crop = _save_crop(ctx, expected, f"step{step.index:04d}-expected.png")
+            result.expected_crop = _save_crop(
+                ctx, target.expected, f"step{step.index:04d}-expected.png"
+            )
             result.actual_crop = _save_crop(ctx, actual, f"step{step.index:04d}-actual.png")
             diff = (
-                f"step {step.index} ({action.name} at screen {points[1][0]:.0f},{points[1][1]:.0f}): the screen around "
+                f"step {step.index} ({action.name} at screen {sp[0]:.0f},{sp[1]:.0f}): the screen around "
                 f"the target differs from the recording: score {score:.3f} > threshold {ctx.threshold:.3f}"
                 f" (expected {result.expected_crop}, actual {result.actual_crop})"
             )
             if ctx.mode != "heal":
                 result.status, result.message = "failed", diff
                 return result
-            healed = await _heal(ctx, step, recorded, expected, frame)
+            frame = await ctx.env.observe()
+            healed = await _heal(ctx, step, target, frame)
             if healed is None:
                 result.status = "failed"
                 result.message = (
@@ -423,8 +474,8 @@ async def _run_step(
                 return result
             result.method, result.new_point = healed[0], [healed[1].x, healed[1].y]
             result.status = "healed"
-            result.message = f"step {step.index} healed by {healed[0]}: {points[1]} -> ({healed[1].x:.1f}, {healed[1].y:.1f})"
-            action = _move_action(action, points[1], healed[1])
+            result.message = f"step {step.index} healed by {healed[0]}: {sp} -> ({healed[1].x:.1f}, {healed[1].y:.1f})"
+            action = _move_action(action, sp, healed[1])
             ctx.healed_frames[step.index] = frame
             logger.info(result.message)
     act = await ctx.env.act(action)
@@ -434,6 +485,37 @@ async def _run_step(
             f"step {step.index}: {action.name} failed: {act.detail}",
         )
     return result
+
+
+async def _run_steps(
+    ctx: _Context,
+    steps: list[StepRecord],
+    report: ReplayReport,
+    variables: Mapping[str, str],
+    speed: float,
+) -> None:
+    previous: StepRecord | None = None
+    for step in steps:
+        step_started = time.monotonic()
+        if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
+            reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
+            report.steps.append(
+                StepResult(
+                    index=step.index, action=step.screen_action, status="skipped", message=reason
+                )
+            )
+            continue
+        await _pace(step, previous, step_started, speed)
+        previous = step
+        result = await _run_step(ctx, step, variables, speed)
+        result.duration_ms = round((time.monotonic() - step_started) * 1000, 2)
+        report.steps.append(result)
+        if result.status == "failed":
+            report.ok, report.failure = False, result.message
+            logger.warning("replay stopped: {}", result.message)
+            return
+        if result.status == "ended":
+            return
 
 
 async def replay(
@@ -469,28 +551,10 @@ async def replay(
     out = out_dir or run.path / "replays" / time.strftime("%Y%m%d-%H%M%S")
     report.out_dir = str(out)
     ctx = _Context(run, env, mode, out, threshold, settle_timeout, grounder, model)
-    previous: StepRecord | None = None
-    for step in steps:
-        step_started = time.monotonic()
-        if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
-            reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
-            report.steps.append(
-                StepResult(
-                    index=step.index, action=step.screen_action, status="skipped", message=reason
-                )
-            )
-            continue
-        await _pace(step, previous, step_started, speed)
-        previous = step
-        result = await _run_step(ctx, step, variables, speed)
-        result.duration_ms = round((time.monotonic() - step_started) * 1000, 2)
-        report.steps.append(result)
-        if result.status == "failed":
-            report.ok, report.failure = False, result.message
-            logger.warning("replay stopped: {}", result.message)
-            break
-        if result.status == "ended":
-            break
+    try:
+        await _run_steps(ctx, steps, report, variables, speed)
+    finally:
+        await ctx.capture.close()
     report.duration_s = time.monotonic() - started
     if save_healed is not None and report.ok:
         from guiagent.record.healed import save_healed_run

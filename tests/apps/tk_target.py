@@ -1,4 +1,4 @@
-"""A Tk window with one magenta button; pressing it writes {"pressed": N, "typed": ...} to argv[1]."""
+"""A Tk window with one coloured button (magenta unless argv[4] names another); pressing it writes {"pressed": N, "typed": ...} to argv[1]."""
 
 import json
 import sys
@@ -6,6 +6,7 @@ import tkinter as tk
 
 state_path = sys.argv[1]
 x, y = (int(v) for v in (sys.argv[2:4] if len(sys.argv) >= 4 else ("200", "150")))
+colour = sys.argv[4] if len(sys.argv) >= 5 else "#ff00ff"
 state = {"pressed": 0, "typed": ""}
 root = tk.Tk()
 root.title("guiagent target")
@@ -31,8 +32,8 @@ def typed(*_: object) -> None:
 button = tk.Button(
     root,
     text="Press me",
-    bg="#ff00ff",
-    activebackground="#ff00ff",
+    bg=colour,
+    activebackground=colour,
     font=("DejaVu Sans", 16),
     command=press,
 )

@@ -74,7 +74,8 @@
     card.appendChild(el("p", "content"));
     card.appendChild(el("p", "action"));
     card.appendChild(el("p", "timing muted"));
-    $("steps").appendChild(card);
+    var steps = $("steps");
+    steps.insertBefore(card, steps.firstChild);  // newest first
     return card;
   }
 
@@ -95,7 +96,10 @@
       $("run-task").textContent = (e.run_kind === "replay" ? "Replay: " : "Task: ") + e.task;
       setStatus(e.status, e.paused, e.waiting);
     },
-    state: function (e) { setStatus(e.status, e.paused, e.waiting); },
+    state: function (e) {
+      setStatus(e.status, e.paused, e.waiting);
+      loadRuns();
+    },
     step: function (e) {
       var card = stepCard(e.index);
       card.dataset.width = e.width;

@@ -359,6 +359,8 @@ def test_api_rejects_bad_input_with_named_errors(harness, tmp_path):
         assert client.get("/recordings/nope/report.html").status_code == 404
         r = client.post("/api/recordings/nope/replay", json={"mode": "strict"})
         assert r.status_code == 404
+        r = client.post("/api/recordings/nope/replay", json={"mode": "sideways"})
+        assert r.status_code == 422 and "mode" in r.json()["error"]
 
 
 def test_ask_without_a_model_reads_the_screen_locally(harness):

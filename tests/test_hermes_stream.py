@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -210,21 +209,14 @@ def _long_reply(size: int) -> str:
     return para * (size // len(para)) + "</think>ok" + call * 3
 
 
-def _stream_seconds(text: str) -> float:
+def test_one_char_streaming_of_a_long_reply() -> None:
+    # its speed (linear in the length) is measured by guiagent.bench.parser, not asserted here
+    large = _long_reply(80_000)
     parser = HermesStreamParser()
-    start = time.process_time()  # CPU time: other jobs on the machine do not count
-    for ch in text:
+    for ch in large:
         parser.feed(ch)
     parser.finish()
-    return time.process_time() - start
-
-
-def test_one_char_streaming_is_linear() -> None:
-    small, large = _long_reply(10_000), _long_reply(80_000)
-    t_small = min(_stream_seconds(small) for _ in range(3))
-    t_large = min(_stream_seconds(large) for _ in range(2))
-    # 8x the text; a quadratic parser would take ~64x as long
-    assert t_large / t_small < 20, (t_small, t_large)
+    assert parser.result() == parse_reply(large)
     assert (
         parse_reply(large).tool_calls == [ToolCall(name="type", arguments={"text": "x" * 200})] * 3
     )

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
@@ -75,7 +75,7 @@ class Question(BaseModel):
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: str = "strict"
+    mode: Literal["strict", "heal"] = "strict"
 
 
 class Guard:
@@ -285,9 +285,7 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
 
     async def replay(request: Request) -> Response:
         body = ReplayRequest.model_validate(await _json_body(request))
-        if body.mode not in ("strict", "heal"):
-            raise ConsoleError(f"replay mode must be strict or heal, got {body.mode!r}")
-        run = await manager.start_replay(request.path_params["name"], body.mode)  # type: ignore[arg-type]
+        run = await manager.start_replay(request.path_params["name"], body.mode)
         return JSONResponse(run.summary(), status_code=201)
 
     async def report(request: Request) -> Response:

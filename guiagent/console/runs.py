@@ -754,8 +754,10 @@ class RunManager:
         run.task = asyncio.create_task(self._replay_task(run, recording, mode))
         return run
 
-    async def _replay_task(self, run: ConsoleRun, recording: Any, mode: str) -> None:
-        from guiagent.record.replay import ReplayError, replay
+    async def _replay_task(
+        self, run: ConsoleRun, recording: Any, mode: Literal["strict", "heal"]
+    ) -> None:
+        from guiagent.record.replay import replay
 
         env: Environment | None = None
         try:
@@ -767,7 +769,7 @@ class RunManager:
                 from guiagent.models.local import LocalGrounder
 
                 grounder = LocalGrounder()
-            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder)  # type: ignore[arg-type]
+            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder)
             run.steps = len(report.steps)
             for step in report.steps:
                 run.publish("replay_step", **step.model_dump(mode="json"))
@@ -778,7 +780,7 @@ class RunManager:
             run.status = "stopped"
             run.result = {"status": "stopped", "stop_reason": "stopped"}
             run.publish("end", **run.result)
-        except (ReplayError, Exception) as exc:
+        except Exception as exc:  # ReplayError, an env that would not start, ...
             logger.opt(exception=exc).error("console replay {} failed", run.id)
             run.status = "error"
             run.result = {"status": "error", "stop_reason": f"{type(exc).__name__}: {exc}"}

@@ -16,6 +16,7 @@ CSS pixels, whatever the device pixel ratio): callers compare both at the smalle
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from typing import Any
@@ -56,6 +57,7 @@ class RegionCapture:
         self.env = env
         self._cdp: Any = None
         self._cdp_failed = False
+        self._scroll = (0.0, 0.0)
         page = getattr(env, "page", None) if not getattr(env, "full_page", False) else None
         self._page: Any = page if page is not None and hasattr(page, "screenshot") else None
         self.method = "cdp" if self._page is not None else "observe"
@@ -86,17 +88,31 @@ class RegionCapture:
         try:
             if self._cdp is None:
                 self._cdp = await self._page.context.new_cdp_session(self._page)
-            # CDP clips are in document coordinates: add the scroll offset of the viewport
-            sx, sy = await self._page.evaluate("() => [window.scrollX, window.scrollY]")
-            reply = await self._cdp.send(
-                "Page.captureScreenshot",
-                {
-                    "format": "png",
-                    "clip": {**clip, "x": clip["x"] + sx, "y": clip["y"] + sy, "scale": 1},
-                    "optimizeForSpeed": True,
-                    "captureBeyondViewport": False,
-                },
-            )
+            # CDP clips are in document coordinates: add the viewport's scroll offset. It is
+            # read beside the capture (one round trip instead of two) and the capture is
+            # taken again in the rare case the page scrolled since the last grab.
+            while True:
+                scroll = self._scroll
+                reply, now = await asyncio.gather(
+                    self._cdp.send(
+                        "Page.captureScreenshot",
+                        {
+                            "format": "png",
+                            "clip": {
+                                **clip,
+                                "x": clip["x"] + scroll[0],
+                                "y": clip["y"] + scroll[1],
+                                "scale": 1,
+                            },
+                            "optimizeForSpeed": True,
+                            "captureBeyondViewport": False,
+                        },
+                    ),
+                    self._page.evaluate("() => [window.scrollX, window.scrollY]"),
+                )
+                self._scroll = (float(now[0]), float(now[1]))
+                if self._scroll == scroll:
+                    break
         except Exception as exc:  # not Chromium, or a remote browser without CDP: use Playwright's
             logger.debug("CDP region capture unavailable ({}); using page.screenshot", exc)
             self._cdp_failed = True

@@ -35,6 +35,7 @@ from guiagent.record.verify import verify_run
 ReplayMode = Literal["strict", "heal", "verify"]
 DEFAULT_THRESHOLD = 0.08
 TEMPLATE_MIN_SCORE = 0.8
+OCR_RADIUS = 120  # frame pixels read around a recorded point to learn its text
 SKIPPED_OUTCOMES = ("invalid", "denied", "dry_run")
 
 # (frame of now, description of the target) -> a frame point, or None when it cannot tell
@@ -298,14 +299,12 @@ async def _heal_ocr(
     evidence = step.evidence or {}
     text = evidence.get("text")
     if not text:
-        boxes = await _read_text(ctx.grounder, Frame.from_image(recorded))
-        for tb in boxes:
+        # read only around the point: OCR of a whole frame costs seconds, of a crop far less
+        box = crop_box_around(recorded, fp[0], fp[1], OCR_RADIUS)
+        x, y = fp[0] - box[0], fp[1] - box[1]
+        for tb in await _read_text(ctx.grounder, Frame.from_image(recorded.crop(box))):
             xywh = box_xywh(element_field(tb, "box"))
-            if (
-                xywh
-                and xywh[0] <= fp[0] <= xywh[0] + xywh[2]
-                and xywh[1] <= fp[1] <= xywh[1] + xywh[3]
-            ):
+            if xywh and xywh[0] <= x <= xywh[0] + xywh[2] and xywh[1] <= y <= xywh[1] + xywh[3]:
                 text = element_field(tb, "text")
                 break
     if not text:
@@ -497,6 +496,18 @@ async def _run_steps(
     previous: StepRecord | None = None
     for step in steps:
         step_started = time.monotonic()
+        name = (step.action or {}).get("action")
+        if step.screen_action is None and name in TERMINAL_ACTIONS and step.outcome == "ok":
+            # the loop records finish/fail in model space only: nothing to execute
+            report.steps.append(
+                StepResult(
+                    index=step.index,
+                    action=step.action,
+                    status="ended",
+                    message=f"{name} ends the run",
+                )
+            )
+            return
         if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
             reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
             report.steps.append(

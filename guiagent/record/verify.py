@@ -152,11 +152,14 @@ def verify_run(run: Run) -> list[str]:
         problems.append("run.json has no ended_at")
     checked: dict[str, str | None] = {}
     previous_time: float | None = None
-    for position, step in enumerate(run.steps):
+    # the agent loop numbers steps from 1, scenario runs and hand-made runs from 0
+    first = run.steps[0].index if run.steps and run.steps[0].index in (0, 1) else 0
+    for position, step in enumerate(run.steps, start=first):
         where = f"step {step.index}"
         if step.index != position:
             problems.append(
-                f"{where}: index out of order: expected {position} (indices must be contiguous from 0)"
+                f"{where}: index out of order: expected {position}"
+                f" (indices must be contiguous from {first})"
             )
         if previous_time is not None and step.started_at < previous_time:
             problems.append(f"{where}: started_at goes back in time")

@@ -98,9 +98,10 @@
     },
     state: function (e) {
       setStatus(e.status, e.paused, e.waiting);
-      loadRuns();
+      refreshRunsSoon();
     },
     step: function (e) {
+      refreshRunsSoon();
       var card = stepCard(e.index);
       card.dataset.width = e.width;
       card.dataset.height = e.height;
@@ -227,6 +228,12 @@
         list.appendChild(li);
       });
     });
+  }
+
+  var runsTimer = null;
+  function refreshRunsSoon() {  // at most one list refresh per second however fast events come
+    if (runsTimer !== null) return;
+    runsTimer = setTimeout(function () { runsTimer = null; loadRuns(); }, 1000);
   }
 
   function loadRecordings() {

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest tests scenarios -q "$@"
+exec .venv/bin/python -m pytest tests scenarios -q -n 2 -p no:cacheprovider "$@"

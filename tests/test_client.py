@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from guiagent.actions import ActionSpace, Click
+from guiagent.geometry import CoordSpace, Size
 from guiagent.models.openai_client import (
     ModelClient,
     ModelHTTPError,
@@ -28,32 +30,8 @@ from guiagent.models.openai_client import (
 from guiagent.models.reply import Completion
 from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "click",
-            "description": "Left-click at a point.",
-            "parameters": {
-                "type": "object",
-                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
-                "required": ["x", "y"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "type",
-            "description": "Type text.",
-            "parameters": {
-                "type": "object",
-                "properties": {"text": {"type": "string"}},
-                "required": ["text"],
-            },
-        },
-    },
-]
+# the click tool exactly as the agent sends it
+TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
 MESSAGES = [{"role": "user", "content": "Click the OK button."}]
 REASONING = "The OK button is at the bottom right."
 

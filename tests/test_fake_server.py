@@ -16,22 +16,12 @@ import httpx
 import pytest
 from PIL import Image
 
+from guiagent.actions import ActionSpace, Click
+from guiagent.geometry import CoordSpace, Size
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "click",
-            "description": "Left-click at a point.",
-            "parameters": {
-                "type": "object",
-                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
-                "required": ["x", "y"],
-            },
-        },
-    }
-]
+# the click tool exactly as the agent sends it
+TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ itself. JPEG entries carry the default PNG encode as their baseline.
 from __future__ import annotations
 
 import io
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from guiagent.bench import median_ms
 from guiagent.geometry import Size
 from guiagent.models.budget import DEFAULT_MAX_IMAGE_TOKENS, ImagePlan, encode_image, plan_image
 
@@ -39,16 +38,6 @@ def synthetic_screen(width: int = 1920, height: int = 1080) -> Image.Image:
     return image
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def _save(image: Image.Image, **kwargs: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, **kwargs)  # type: ignore[arg-type]
@@ -63,7 +52,7 @@ def run(quick: bool = False) -> list[dict]:
     half = ImagePlan(frame=size, sent=Size(960, 540), tokens=504, scale=0.5)
     to_720 = ImagePlan(frame=size, sent=Size(1280, 720), tokens=670, scale=2 / 3)
 
-    png = _median_ms(lambda: _save(frame, format="PNG"), repeats)
+    png = median_ms(lambda: _save(frame, format="PNG"), repeats)
     results: list[dict] = [
         {
             "name": "png_default_1920x1080",
@@ -72,12 +61,12 @@ def run(quick: bool = False) -> list[dict]:
         },
         {
             "name": "png_level1_1920x1080",
-            "median_ms": _median_ms(lambda: _save(frame, format="PNG", compress_level=1), repeats),
+            "median_ms": median_ms(lambda: _save(frame, format="PNG", compress_level=1), repeats),
         },
     ]
 
     def jpeg_entry(name: str, fn: Callable[[], bytes], note: str) -> dict:
-        median = _median_ms(fn, repeats)
+        median = median_ms(fn, repeats)
         return {
             "name": name,
             "median_ms": median,
@@ -109,7 +98,7 @@ def run(quick: bool = False) -> list[dict]:
     results.append(
         {
             "name": "plan_image_1920x1080",
-            "median_ms": _median_ms(lambda: plan_image(size, DEFAULT_MAX_IMAGE_TOKENS), repeats),
+            "median_ms": median_ms(lambda: plan_image(size, DEFAULT_MAX_IMAGE_TOKENS), repeats),
         }
     )
     return results

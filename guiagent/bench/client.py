@@ -14,24 +14,14 @@ from typing import Any
 
 from PIL import Image
 
+from guiagent.actions import ActionSpace, Click
+from guiagent.geometry import CoordSpace, Size
 from guiagent.models.openai_client import ModelClient, image_content, reply_from_message
 from guiagent.models.pacore import ground_votes, pacore
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "click",
-            "description": "Left-click at a point.",
-            "parameters": {
-                "type": "object",
-                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
-                "required": ["x", "y"],
-            },
-        },
-    }
-]
+# the click tool exactly as the agent sends it
+_TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
 
 
 def _responder(request: FakeRequest) -> FakeReply:

@@ -4,11 +4,9 @@ row sort OCR uses), change detection between two narrations, and SSML rendering.
 from __future__ import annotations
 
 import random
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
+from guiagent.bench import median_ms
 from guiagent.geometry import Rect
 from guiagent.models.ocr import TextBox
 from guiagent.models.ocr import reading_order as row_order
@@ -33,21 +31,12 @@ def _screen(lines: int, seed: int = 7) -> list[Rect]:
     return rects
 
 
-def _time(fn: Callable[[], Any], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
-
-
 def run(quick: bool = False) -> list[dict[str, Any]]:
     repeat = 5 if quick else 30
     rects = _screen(200 if quick else 400)
     boxes = [TextBox(text=f"line {i}", box=r, confidence=1.0) for i, r in enumerate(rects)]
-    ours = _time(lambda: reading_order(rects), repeat)
-    plain = _time(lambda: row_order(boxes), repeat)
+    ours = median_ms(lambda: reading_order(rects), repeat, warmup=False)
+    plain = median_ms(lambda: row_order(boxes), repeat, warmup=False)
     items = [
         Item(role="text", label=f"line {i}", box=[r.left, r.top, r.width, r.height])
         for i, r in enumerate(rects)
@@ -66,10 +55,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         },
         {
             "name": f"narrate.diff_narrations ({len(items)} items, one changed)",
-            "median_ms": _time(lambda: diff_narrations(old, new), repeat),
+            "median_ms": median_ms(lambda: diff_narrations(old, new), repeat, warmup=False),
         },
         {
             "name": f"narrate.to_ssml ({len(items)} items)",
-            "median_ms": _time(lambda: to_ssml(old), repeat),
+            "median_ms": median_ms(lambda: to_ssml(old), repeat, warmup=False),
         },
     ]

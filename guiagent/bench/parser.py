@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
-import time
-from collections.abc import Callable
 
+from guiagent.bench import median_ms
 from guiagent.models.hermes import HermesStreamParser, parse_reply
 
 _CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -37,16 +35,6 @@ def sample_reply(target_bytes: int = 20_000) -> str:
     )
     reps = max(1, (target_bytes - len(tail.encode())) // len(paragraph.encode()))
     return paragraph * reps + tail
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _regex_baseline(text: str) -> list[dict]:
@@ -76,14 +64,14 @@ def run(quick: bool = False) -> list[dict]:
     if len(reply.tool_calls) != 3 or reply.errors:
         raise RuntimeError(f"benchmark reply parsed wrongly: {reply}")
 
-    batch = _median_ms(lambda: parse_reply(text), 50 if quick else 500)
-    regex = _median_ms(lambda: _regex_baseline(text), 50 if quick else 500)
-    one_char = _median_ms(lambda: _stream(text, 1), 2 if quick else 7)
-    token = _median_ms(lambda: _stream(text, 4), 3 if quick else 15)
+    batch = median_ms(lambda: parse_reply(text), 50 if quick else 500)
+    regex = median_ms(lambda: _regex_baseline(text), 50 if quick else 500)
+    one_char = median_ms(lambda: _stream(text, 1), 2 if quick else 7)
+    token = median_ms(lambda: _stream(text, 4), 3 if quick else 15)
     # the quadratic baseline takes seconds on 20 KB: compare both on the last 5 KB
     short = text[-5000:]
-    short_stream = _median_ms(lambda: _stream(short, 1), 3 if quick else 10)
-    reparse = _median_ms(lambda: _reparse_every_chunk(short), 1 if quick else 3)
+    short_stream = median_ms(lambda: _stream(short, 1), 3 if quick else 10)
+    reparse = median_ms(lambda: _reparse_every_chunk(short), 1 if quick else 3)
     return [
         {
             "name": "parser.batch_20kb",

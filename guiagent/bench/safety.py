@@ -9,9 +9,6 @@ frame_difference, a plain image copy for redaction.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from PIL import ImageDraw, ImageFont
@@ -21,18 +18,9 @@ from guiagent.agent.policy import ActionContext, Policy
 from guiagent.agent.redact import Redactor, find_bullet_runs
 from guiagent.agent.untrusted import find_injections
 from guiagent.agent.watch import LoopDetector, frame_difference
+from guiagent.bench import median_ms
 from guiagent.envs.base import Frame
 from guiagent.geometry import Rect
-
-
-def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    fn()
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
 
 
 def _frames() -> tuple[Frame, Frame]:
@@ -59,8 +47,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         a._digest = b._digest = None
         return a.digest == b.digest
 
-    base = _median_ms(digest_compare, repeat)
-    diff = _median_ms(lambda: frame_difference(a, b), repeat)
+    base = median_ms(digest_compare, repeat)
+    diff = median_ms(lambda: frame_difference(a, b), repeat)
     results.append(
         {
             "name": "frame_difference 1920x1080",
@@ -73,14 +61,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     results.append(
         {
             "name": "find_bullet_runs 1920x1080",
-            "median_ms": _median_ms(lambda: find_bullet_runs(b.image), repeat),
+            "median_ms": median_ms(lambda: find_bullet_runs(b.image), repeat),
         }
     )
 
     redactor = Redactor(regions=[Rect(100, 100, 300, 200)], window_titles=["KeePass*"])
     windows = [{"title": "KeePassXC", "x": 1200, "y": 300, "width": 500, "height": 400}]
-    copy_ms = _median_ms(lambda: b.image.copy(), repeat)
-    redact_ms = _median_ms(lambda: asyncio.run(redactor.redact(b, windows=windows)), repeat)
+    copy_ms = median_ms(lambda: b.image.copy(), repeat)
+    redact_ms = median_ms(lambda: asyncio.run(redactor.redact(b, windows=windows)), repeat)
     results.append(
         {
             "name": "Redactor.redact (no OCR) 1920x1080",
@@ -99,7 +87,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     results.append(
         {
             "name": "Policy.judge (built-in rules) x1000",
-            "median_ms": _median_ms(
+            "median_ms": median_ms(
                 lambda: [policy.judge(actions[i % 2], ctx) for i in range(1000)], repeat
             ),
         }
@@ -112,7 +100,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     results.append(
         {
             "name": "find_injections 102 lines",
-            "median_ms": _median_ms(lambda: find_injections(lines), repeat),
+            "median_ms": median_ms(lambda: find_injections(lines), repeat),
         }
     )
 
@@ -124,7 +112,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     results.append(
         {
             "name": "LoopDetector.observe x30 (digests)",
-            "median_ms": _median_ms(detector_steps, repeat),
+            "median_ms": median_ms(detector_steps, repeat),
         }
     )
     return results

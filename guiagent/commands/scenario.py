@@ -24,6 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from guiagent.scenario.runner import model_agent_factory
+
 console = Console(highlight=False)
 
 
@@ -150,20 +152,6 @@ def _print_result(result: Any) -> None:
         console.print(f"  [dim]recording: {escape(result.run_dir)}[/dim]")
 
 
-def _agent_factory(model: str) -> Any:
-    if not model or model == "local":
-        return None
-
-    def make(env: Any) -> Any:
-        from guiagent.agent.config import AgentConfig
-        from guiagent.agent.loop import Agent
-        from guiagent.agent.policy import AutoApprover
-
-        return Agent(env, AgentConfig(model_url=model), approver=AutoApprover(True))
-
-    return make
-
-
 def _run(args: argparse.Namespace) -> int:
     from guiagent.scenario.session import ScenarioSession, SessionOptions
 
@@ -191,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         headless=not args.headed,
         own_displays=args.workers > 1,
-        agent_factory=_agent_factory(args.model),
+        agent_factory=model_agent_factory(args.model),
     )
     started = time.perf_counter()
 

@@ -164,20 +164,6 @@ class _State:
             self._display.stop()
 
 
-def _agent_factory(model: str) -> Any:
-    if not model or model == "local":
-        return None
-
-    def make(env: Any) -> Any:
-        from guiagent.agent.config import AgentConfig
-        from guiagent.agent.loop import Agent
-        from guiagent.agent.policy import AutoApprover
-
-        return Agent(env, AgentConfig(model_url=model), approver=AutoApprover(True))
-
-    return make
-
-
 def _state(config: pytest.Config) -> _State:
     state = getattr(config, _STATE_KEY, None)
     if state is None:
@@ -231,3 +217,11 @@ def agent(request: pytest.FixtureRequest) -> Iterator[Any]:
     made = make(env)
     yield made
     runner.run(made.close())
+
+
+def _agent_factory(model: str) -> Any:
+    from guiagent.scenario.runner import (
+        model_agent_factory,
+    )  # imported late: the plugin loads in every pytest run
+
+    return model_agent_factory(model)

@@ -272,3 +272,29 @@ def test_screen_point_maps_back_to_the_element(
     x, y = run.steps[4].trail[0]["screen"]
     assert b["x"] <= x <= b["x"] + b["width"] and b["y"] <= y <= b["y"] + b["height"]
     assert Point(x, y).distance(Point(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)) < 1.0
+
+
+def test_text_typed_into_a_password_field_is_treated_as_a_secret(
+    async_runner, playwright_browser, static_server, tmp_path
+):
+    """No --secret given: the loop sees the focused field is type=password and hides what it types."""
+    plan = [
+        OracleStep(kind="click", selector="#username"),
+        OracleStep(kind="type", text="dave"),
+        OracleStep(kind="click", selector="#password"),
+        OracleStep(kind="type", text="Hunter2-unique"),
+        OracleStep(kind="click", selector="#sign-in"),
+        OracleStep(kind="finish", text="ok"),
+    ]
+    result, _, server = async_runner.run(
+        _run_plan(playwright_browser, static_server.url_for(WEBAPP), plan, tmp_path)
+    )
+    assert result.ok
+    for request in server.requests[4:]:
+        assert b"Hunter2-unique" not in request.raw
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert b"Hunter2-unique" not in path.read_bytes(), path
+    run = load(tmp_path / "run")
+    assert run.steps[3].action == {"action": "type", "text": "[REDACTED]"}
+    assert run.steps[1].action == {"action": "type", "text": "dave"}

@@ -27,6 +27,7 @@ from guiagent.actions import (
     BaseAction,
     InvalidToolCall,
     SkillCall,
+    Type,
 )
 from guiagent.agent.budget import Budget, BudgetTracker
 from guiagent.agent.config import AgentConfig, RunResult
@@ -294,7 +295,6 @@ class Agent:
                     **extra,
                 }
                 previous_text = request_text
-                step.reply = self._reply_record(completion)
                 step.frame_size = [frame.size.width, frame.size.height]
                 step.sent_size = [plan.sent.width, plan.sent.height]
                 step.meta = {
@@ -338,16 +338,18 @@ class Agent:
                             status="failed",
                             stop_reason=f"{invalid_in_row} invalid model replies in a row; last: {problem}",
                         )
-                    self._record(recorder, step, frame, timings)
+                    self._record(recorder, step, frame, timings, completion)
                     continue
                 invalid_in_row = 0
                 assert action is not None
+                if isinstance(action, Type) and await self._typing_into_password():
+                    self._add_secret(action.text)  # never sent back to the model or written
                 step.action = {"action": action.name, **self._redacted_args(action)}
                 step.trail = [tr.to_dict() for tr in trails]
 
                 if action.name in TERMINAL_ACTIONS:
                     step.outcome = "ok"
-                    self._record(recorder, step, frame, timings)
+                    self._record(recorder, step, frame, timings, completion)
                     text = getattr(action, "answer", None) or getattr(action, "reason", "")
                     result = RunResult(
                         status="finished" if action.name == "finish" else "failed",
@@ -431,7 +433,7 @@ class Agent:
                         status="stopped",
                         stop_reason="stuck: the same action on an unchanged screen kept repeating",
                     )
-                self._record(recorder, step, frame, timings)
+                self._record(recorder, step, frame, timings, completion)
                 await self._emit(
                     "done",
                     index=index,
@@ -579,6 +581,17 @@ class Agent:
             recorder, frame.image, (trails[0].frame.x, trails[0].frame.y), dom=node
         )
 
+    async def _typing_into_password(self) -> bool:
+        focused_element = getattr(self.env, "focused_element", None)
+        if focused_element is None:
+            return False
+        try:
+            element = await focused_element()
+        except Exception as exc:  # e.g. the page navigated mid-query: the act will report it
+            logger.warning("could not tell whether the focused field is a password: {}", exc)
+            return False
+        return bool(element) and element.get("type") == "password"
+
     def _redacted_args(self, action: BaseAction) -> dict[str, Any]:
         return {
             k: self.redactor.redact_text(v) if isinstance(v, str) else v
@@ -624,11 +637,18 @@ class Agent:
         return Recorder(run_dir, header)
 
     def _record(
-        self, recorder: Recorder | None, step: StepRecord, frame: Frame, timings: dict[str, float]
+        self,
+        recorder: Recorder | None,
+        step: StepRecord,
+        frame: Frame,
+        timings: dict[str, float],
+        completion: Completion,
     ) -> None:
         if recorder is None:
             return
         t = time.perf_counter()
+        # redacted now, not when the reply came: this step may have revealed a new secret
+        step.reply = self._reply_record(completion)
         step.frame = recorder.save_frame(frame.image)
         timings["record"] = _ms(t)
         step.timings = {k: round(v, 2) for k, v in timings.items()}

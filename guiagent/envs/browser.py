@@ -120,6 +120,13 @@ def chromium_executable() -> str | None:
     return None
 
 
+_FOCUSED_JS = """() => {
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return null;
+    return {tag: el.tagName.toLowerCase(), type: (el.getAttribute('type') || '').toLowerCase(), id: el.id || null};
+}"""
+
 _PAGE_STATE_JS = """() => ({
     dpr: window.devicePixelRatio,
     width: window.innerWidth,
@@ -520,6 +527,13 @@ class BrowserEnv:
         raise InvalidToolCall(action.name, f"the browser cannot perform {action.name!r}")
 
     # -- page introspection -------------------------------------------------------------
+
+    async def focused_element(self) -> dict[str, Any] | None:
+        """The element with keyboard focus: {tag, type, id} (None when the page body has it)."""
+        page = self._check_alive()
+        with self._guard():
+            focused: dict[str, Any] | None = await page.evaluate(_FOCUSED_JS)
+        return focused
 
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).

@@ -70,14 +70,7 @@ def test_login_end_to_end_in_every_coordinate_space(
     async_runner, playwright_browser, static_server, tmp_path, space
 ):
     result, state, server = async_runner.run(
-        _run_plan(
-            playwright_browser,
-            static_server.url_for(WEBAPP),
-            LOGIN_PLAN,
-            tmp_path,
-            space=space,
-            secrets=["secret"],
-        )
+        _run_plan(playwright_browser, static_server.url_for(WEBAPP), LOGIN_PLAN, tmp_path, space=space)
     )
     assert result.status == "finished", result
     assert result.answer == "signed in as alice"

@@ -35,6 +35,7 @@ class AgentConfig(BaseModel):
 
     settle: bool = True
     settle_timeout_s: float = 3.0
+    settle_quiet_ms: int = Field(default=200, ge=0)  # the screen must stay still this long
     dry_run: bool = False
     policy_path: Path | None = None
     redact_regions: list[tuple[float, float, float, float]] = Field(default_factory=list)

@@ -120,10 +120,12 @@ class Agent:
         self._grounder: Any = None  # a LocalGrounder, made on first use (desktop target text)
         self._owns_client = client is None
 
-    def _add_secret(self, value: str) -> None:
-        """A value that must never be sent, written, or typed by the model."""
+    def _add_secret(self, value: str, model_may_type: bool = False) -> None:
+        """A value that must never be sent or written; unless ``model_may_type``, the policy's
+        secret rule also stops the model from typing it (a value the model was never shown)."""
         self.redactor.add_secret(value)
-        self.policy.add_secret(value)
+        if not model_may_type:
+            self.policy.add_secret(value)
 
     # --- model access ---------------------------------------------------------------
 
@@ -343,7 +345,8 @@ class Agent:
                 invalid_in_row = 0
                 assert action is not None
                 if isinstance(action, Type) and await self._typing_into_password():
-                    self._add_secret(action.text)  # never sent back to the model or written
+                    # the model wrote this password itself: hide it from now on, let it type it
+                    self._add_secret(action.text, model_may_type=True)
                 step.action = {"action": action.name, **self._redacted_args(action)}
                 step.trail = [tr.to_dict() for tr in trails]
 
@@ -480,7 +483,11 @@ class Agent:
     async def _observe(self) -> Frame:
         if not self.config.settle:
             return await self.env.observe()
-        settled = await settle(self.env.observe, timeout_s=self.config.settle_timeout_s)
+        settled = await settle(
+            self.env.observe,
+            quiet_ms=self.config.settle_quiet_ms,
+            timeout_s=self.config.settle_timeout_s,
+        )
         return settled.frame
 
     async def _dom(self) -> list[dict[str, Any]] | None:

@@ -17,22 +17,29 @@ from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.loop import Agent
 from guiagent.envs.browser import BrowserEnv
 from guiagent.scenario.static import StaticServer
+from guiagent.skills import SecretStore, load_registry
 from guiagent.testing.dom_oracle import DomOracle, OracleStep
-from guiagent.testing.fake_server import FakeModelServer
+from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
-DEMO_TASK = "Sign in as alice (password: secret), add the todo 'buy milk' and mark it complete"
+DEMO_TASK = (
+    "Sign in as alice (her password is stored under the name demo_password), "
+    "add the todo 'buy milk' and mark it complete"
+)
 DEMO_PLAN = [
-    OracleStep(kind="click", selector="#username"),
-    OracleStep(kind="type", text="alice"),
-    OracleStep(kind="click", selector="#password"),
-    OracleStep(kind="type", text="secret"),
-    OracleStep(kind="click", selector="#sign-in"),
+    # the login skill types the password from the secret store: the model only names the secret
+    OracleStep(
+        kind="raw",
+        raw=FakeReply(tool_calls=[("login", {"username": "alice", "password": "demo_password"})]),
+    ),
     OracleStep(kind="click", selector="#new-item"),
     OracleStep(kind="type", text="buy milk"),
     OracleStep(kind="click", selector="#add-item"),
     OracleStep(kind="click", selector="#todo-list li button:has-text('Complete')"),
     OracleStep(kind="finish", text="alice is signed in; 'buy milk' was added and completed"),
 ]
+DEMO_SECRETS = {
+    "demo_password": "secret"
+}  # the demo app's password; a real user keeps theirs in the store
 
 
 async def run_nl_demo(record_dir: Path, repo_root: Path, headless: bool = True) -> RunResult:
@@ -48,10 +55,10 @@ async def run_nl_demo(record_dir: Path, repo_root: Path, headless: bool = True) 
                 config = AgentConfig(
                     model_url=server.url,
                     record_dir=record_dir,
-                    secrets=["secret"],
                     settle_timeout_s=1.0,
                 )
-                agent = Agent(env, config)
+                skills = load_registry(project_dir=repo_root / "skills")
+                agent = Agent(env, config, skills=skills, secrets=SecretStore(DEMO_SECRETS))
                 try:
                     return await agent.run(DEMO_TASK)
                 finally:

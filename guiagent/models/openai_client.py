@@ -117,8 +117,10 @@ def image_content(
 def parse_usage(data: dict[str, Any] | None) -> Usage:
     if not isinstance(data, dict):
         return Usage()
-    details = data.get("prompt_tokens_details") or {}
-    completion_details = data.get("completion_tokens_details") or {}
+    details = data.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    completion_details = data.get("completion_tokens_details")
+    completion_details = completion_details if isinstance(completion_details, dict) else {}
     reasoning = data.get("reasoning_tokens")
     if reasoning is None:
         reasoning = completion_details.get("reasoning_tokens")
@@ -132,14 +134,30 @@ def parse_usage(data: dict[str, Any] | None) -> Usage:
     )
 
 
+def _text(value: Any) -> str:
+    """A message's ``content`` as text: a string, null, or a list of text parts."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            str(p.get("text") or "") if isinstance(p, dict) else str(p) for p in value
+        )
+    return str(value)
+
+
+def _reasoning_of(message: dict[str, Any]) -> str | None:
+    """SGLang and older vLLM say ``reasoning_content``, newer vLLM ``reasoning``; some send both."""
+    values = [message.get("reasoning_content"), message.get("reasoning")]
+    texts = [v for v in values if isinstance(v, str)]
+    return next((t for t in texts if t), texts[0] if texts else None)
+
+
 def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Reply:
     """Build a Reply from an assistant message in any of the shapes servers send."""
-    content = message.get("content") or ""
-    if not isinstance(content, str):
-        content = str(content)
-    reasoning = message.get("reasoning_content")
-    if reasoning is None:
-        reasoning = message.get("reasoning")
+    content = _text(message.get("content"))
+    reasoning = _reasoning_of(message)
     errors: list[str] = []
     server_calls: list[ToolCall] = []
     for n, raw in enumerate(message.get("tool_calls") or []):
@@ -181,6 +199,15 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
                 else ""
             )
         )
+    elif finish_reason == "tool_calls" and not reply.tool_calls:
+        # SGLang's parser drops a call to a tool that is not in the request (unless
+        # SGLANG_FORWARD_UNKNOWN_TOOLS is set) and still reports finish_reason tool_calls
+        reply.errors.append(
+            "the server reported a tool call (finish_reason 'tool_calls') but returned none; "
+            "it drops calls to tools that are not in the request's tools"
+        )
+    elif finish_reason in ("abort", "error", "content_filter"):
+        reply.errors.append(f"the server ended the reply early (finish_reason {finish_reason!r})")
     return reply
 
 
@@ -210,11 +237,11 @@ class _StreamState:
             self.emit(StreamEvent(kind="usage", text=json.dumps(obj["usage"])))
         for choice in obj.get("choices") or []:
             delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            reasoning = _reasoning_of(delta)
             if reasoning:
                 self.reasoning.append(reasoning)
                 self.emit(StreamEvent(kind="reasoning", text=reasoning))
-            text = delta.get("content")
+            text = _text(delta.get("content"))
             if text:
                 self.content.append(text)
                 self.emit(StreamEvent(kind="content", text=text))
@@ -232,15 +259,21 @@ class _StreamState:
         if tc.get("id"):
             entry["id"] = tc["id"]
         fn = tc.get("function") or {}
-        if fn.get("name"):
-            entry["name"] += fn["name"]
+        name = fn.get("name")
+        if isinstance(name, str) and name:
+            # SGLang and vLLM send the name once; some servers repeat it in every fragment
+            if entry["name"] and name.startswith(entry["name"]):
+                entry["name"] = name
+            else:
+                entry["name"] += name
             self.emit(StreamEvent(kind="tool_call", index=index, name=entry["name"]))
-        if fn.get("arguments"):
-            entry["arguments"] += fn["arguments"]
+        args = fn.get("arguments")
+        if isinstance(args, dict):  # a server that sends the whole object at once
+            args = json.dumps(args, ensure_ascii=False)
+        if isinstance(args, str) and args:
+            entry["arguments"] += args
             self.emit(
-                StreamEvent(
-                    kind="tool_arguments", index=index, text=fn["arguments"], name=entry["name"]
-                )
+                StreamEvent(kind="tool_arguments", index=index, text=args, name=entry["name"])
             )
 
     def message(self) -> dict[str, Any]:
@@ -557,9 +590,14 @@ class ModelClient:
                 url,
             ) from exc
         if not state.done:
-            raise ModelProtocolError(
-                f"the stream from {url} ended after {state.chunks} chunks without [DONE]", url
-            )
+            if state.finish_reason is None:
+                raise ModelProtocolError(
+                    f"the stream from {url} ended after {state.chunks} chunks without a "
+                    "finish_reason or [DONE]",
+                    url,
+                )
+            # a proxy may close a finished stream without [DONE]: the answer is whole
+            logger.debug("stream from {} closed after finish_reason without [DONE]", url)
         message = state.message()
         return Completion(
             reply=reply_from_message(message, state.finish_reason),
@@ -578,6 +616,8 @@ class ModelClient:
                 raise ModelProtocolError(f"{url} sent a line that is not SSE: {line[:200]!r}", url)
             return
         data = line[len("data:") :].strip()
+        if not data:
+            return
         if data == "[DONE]":
             state.done = True
             return

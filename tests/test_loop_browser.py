@@ -70,7 +70,9 @@ def test_login_end_to_end_in_every_coordinate_space(
     async_runner, playwright_browser, static_server, tmp_path, space
 ):
     result, state, server = async_runner.run(
-        _run_plan(playwright_browser, static_server.url_for(WEBAPP), LOGIN_PLAN, tmp_path, space=space)
+        _run_plan(
+            playwright_browser, static_server.url_for(WEBAPP), LOGIN_PLAN, tmp_path, space=space
+        )
     )
     assert result.status == "finished", result
     assert result.answer == "signed in as alice"
@@ -291,3 +293,41 @@ def test_text_typed_into_a_password_field_is_treated_as_a_secret(
     run = load(tmp_path / "run")
     assert run.steps[3].action == {"action": "type", "text": "[REDACTED]"}
     assert run.steps[1].action == {"action": "type", "text": "dave"}
+
+
+@pytest.mark.parametrize("space", list(CoordSpace))
+def test_small_target_among_many_at_device_scale_two_with_page_zoom(
+    async_runner, playwright_browser, static_server, tmp_path, space
+):
+    """14-CSS-px buttons in a 30x20 grid under CSS zoom 1.37, device scale factor 2: the click
+    computed in each model space lands on the one intended button."""
+    plan = [OracleStep(kind="click", selector="#b-7-13"), OracleStep(kind="finish", text="ok")]
+
+    async def go():
+        async with BrowserEnv(
+            start_url=static_server.url_for("tests/apps/click_grid.html") + "#zoom",
+            browser=playwright_browser,
+            device_scale_factor=2.0,
+        ) as env:
+            oracle = DomOracle(env.page, plan, asyncio.get_running_loop(), space=space)
+            with FakeModelServer(oracle) as server:
+                agent = Agent(
+                    env,
+                    AgentConfig(
+                        model_url=server.url,
+                        coord_space=space,
+                        record_dir=tmp_path / "run",
+                        settle=False,
+                    ),
+                )
+                try:
+                    result = await agent.run("click the button in row 7, column 13")
+                finally:
+                    await agent.close()
+            return result, await env.page.inner_text("#result")
+
+    result, clicked = async_runner.run(go())
+    assert result.ok
+    assert clicked == "b-7-13"
+    first = load(tmp_path / "run").steps[0]
+    assert first.frame_size == [2560, 1600] and first.sent_size[0] < 2560

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -75,6 +76,31 @@ class ServerInfo(BaseModel):
     model: str
     models: list[str]
     max_model_len: int | None = None
+    # False when the server has no /health (a bare OpenAI-compatible proxy): /v1/models decided
+    health_endpoint: bool = True
+
+
+# statuses worth another try: server errors, and sglang-router's queue full (429) / queue timeout (408)
+RETRY_STATUSES = frozenset({408, 429})
+
+
+def allowed_output_tokens(message: str) -> int | None:
+    """The output-token limit a server's 400 names, when it refused max_completion_tokens.
+
+    SGLang (``--context-length`` set): "max_completion_tokens is too large: 8192.This
+    model supports at most 4096 completion tokens." vLLM: "'max_tokens' or
+    'max_completion_tokens' is too large: 8192. This model's maximum context length is
+    32768 tokens and your request has 30000 input tokens (8192 > 32768 - 30000)."
+    """
+    if "too large" not in message or "tokens" not in message:
+        return None
+    m = re.search(r"\((\d+) > (\d+) - (\d+)\)", message)
+    if m:
+        return int(m.group(2)) - int(m.group(3))
+    m = re.search(r"at most (\d+) completion tokens", message)
+    if m:
+        return int(m.group(1))
+    return None
 
 
 class StreamEvent(BaseModel):
@@ -141,9 +167,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return "".join(
-            str(p.get("text") or "") if isinstance(p, dict) else str(p) for p in value
-        )
+        return "".join(str(p.get("text") or "") if isinstance(p, dict) else str(p) for p in value)
     return str(value)
 
 
@@ -321,6 +345,8 @@ class ModelClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.sampling: dict[str, Any] = {**DEFAULT_SAMPLING, **(sampling or {})}
+        # learnt from /v1/models; caps max_completion_tokens (SGLang answers 400 above it)
+        self.max_model_len: int | None = None
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -388,14 +414,26 @@ class ModelClient:
     # --- health ----------------------------------------------------------------------------
 
     async def health(self) -> ServerInfo:
-        """Check /health and /v1/models; learn the served model name if none was given."""
+        """Check /health and /v1/models; learn the served model name if none was given.
+
+        SGLang answers /health 503 while it warms up; vLLM 200 with an empty body;
+        sglang-router 200 always (liveness) while its /v1/models, proxied to a worker,
+        answers 503 until one is healthy: 503 from either is "not ready". A server
+        without /health (404/405) is judged by /v1/models alone.
+        """
         url = f"{self.base_url}/health"
         client = self._client()
+        has_health = True
         try:
             resp = await client.get(url)
             if resp.status_code == 503:
                 raise ModelServerNotReady(503, "the server is up but still warming up", url)
-            if resp.status_code >= 400:
+            if resp.status_code in (404, 405):
+                has_health = False
+                logger.debug(
+                    "{} answered {}; judging readiness by /v1/models", url, resp.status_code
+                )
+            elif resp.status_code >= 400:
                 raise self._http_error(url, resp.status_code, resp.content)
             info = await self._models()
         except httpx.ConnectError as exc:
@@ -404,6 +442,7 @@ class ModelClient:
             raise self._timeout(url, exc) from exc
         if self.model is None:
             self.model = info.model
+        info.health_endpoint = has_health
         return info
 
     async def wait_ready(self, timeout_s: float = 600, poll_s: float = 1.0) -> ServerInfo:
@@ -424,6 +463,9 @@ class ModelClient:
     async def _models(self) -> ServerInfo:
         url = f"{self.base_url}/v1/models"
         resp = await self._client().get(url)
+        if resp.status_code == 503:
+            error = self._http_error(url, 503, resp.content)
+            raise ModelServerNotReady(503, f"no model is ready yet ({error.server_message})", url)
         if resp.status_code >= 400:
             raise self._http_error(url, resp.status_code, resp.content)
         try:
@@ -435,11 +477,18 @@ class ModelClient:
             ) from exc
         if not entries:
             raise ModelProtocolError(f"{url} lists no served model", url)
+        chosen = entries[0]
+        if self.model is not None:
+            chosen = next((e for e in entries if e["id"] == self.model), chosen)
+        limit = chosen.get("max_model_len")
+        max_model_len = limit if isinstance(limit, int) and limit > 0 else None
+        if max_model_len is not None:
+            self.max_model_len = max_model_len
         return ServerInfo(
             base_url=self.base_url,
             model=str(entries[0]["id"]),
             models=[str(e["id"]) for e in entries],
-            max_model_len=entries[0].get("max_model_len"),
+            max_model_len=max_model_len,
         )
 
     async def _model_name(self) -> str:
@@ -448,7 +497,12 @@ class ModelClient:
                 self.model = (await self._models()).model
             except httpx.ConnectError as exc:
                 raise self._unreachable(f"{self.base_url}/v1/models", exc) from exc
+            except ModelServerNotReady as exc:
+                # a router with no healthy worker yet: ask again next time
+                logger.warning("could not learn the served model name ({}); using 'default'", exc)
+                return "default"
             except (ModelHTTPError, ModelProtocolError, httpx.HTTPError) as exc:
+                # SGLang serves whatever name it is given; vLLM would answer 404 and say so
                 logger.warning("could not learn the served model name ({}); using 'default'", exc)
                 self.model = "default"
         return self.model
@@ -471,6 +525,9 @@ class ModelClient:
         params = {**self.sampling, **overrides}
         if "max_tokens" in params and "max_completion_tokens" not in overrides:
             params["max_completion_tokens"] = params.pop("max_tokens")
+        limit = params.get("max_completion_tokens")
+        if isinstance(limit, int) and self.max_model_len and limit > self.max_model_len:
+            params["max_completion_tokens"] = self.max_model_len
         body.update({k: v for k, v in params.items() if v is not None})
         if stream:
             body["stream"] = True
@@ -493,6 +550,7 @@ class ModelClient:
         payload = json.dumps(body, ensure_ascii=False).encode()
         started = time.perf_counter()
         attempt = 0
+        shrunk = False
         while True:
             try:
                 if stream:
@@ -501,7 +559,23 @@ class ModelClient:
                     completion = await self._once(payload)
                 break
             except (ModelHTTPError, ModelServerUnreachable) as exc:
-                retryable = isinstance(exc, ModelServerUnreachable) or exc.status >= 500
+                if isinstance(exc, ModelHTTPError) and exc.status == 400 and not shrunk:
+                    allowed = allowed_output_tokens(exc.server_message)
+                    asked = body.get("max_completion_tokens")
+                    if allowed and allowed > 0 and isinstance(asked, int) and allowed < asked:
+                        # the prompt grew into the reply's room: ask for what still fits
+                        logger.warning(
+                            "server refused max_completion_tokens={}; retrying with {}",
+                            asked,
+                            allowed,
+                        )
+                        body["max_completion_tokens"] = allowed
+                        payload = json.dumps(body, ensure_ascii=False).encode()
+                        shrunk = True
+                        continue
+                retryable = isinstance(exc, ModelServerUnreachable) or (
+                    exc.status >= 500 or exc.status in RETRY_STATUSES
+                )
                 if not retryable or attempt >= self.retries:
                     raise
                 delay = self.backoff_s * (2**attempt)

@@ -239,7 +239,8 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
 async def _run_task(args: argparse.Namespace) -> int:
     from guiagent.agent.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.agent.loop import Agent
-    from guiagent.models.openai_client import ModelServerUnreachable
+    from guiagent.models.openai_client import ModelError
+    from guiagent.record.trajectory import RecordingError
     from guiagent.skills import SecretStore, load_registry
 
     config = _config_from_args(args)
@@ -269,7 +270,7 @@ async def _run_task(args: argparse.Namespace) -> int:
             agent = Agent(env, config, skills=skills, secrets=secrets, killswitch=killswitch)
             try:
                 result = await agent.run(args.task)
-            except ModelServerUnreachable as exc:
+            except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
                 console.print(f"[red]error:[/] {exc}")
                 return 2
             finally:

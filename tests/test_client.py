@@ -310,3 +310,248 @@ def test_one_client_across_event_loops(server: FakeModelServer) -> None:
     assert asyncio.run(client.complete(MESSAGES)).reply.content == "again"
     assert asyncio.run(client.complete(MESSAGES)).reply.content == "again"
     asyncio.run(client.aclose())
+
+
+# --- wire-format audit against SGLang 0.5.x / vLLM (see DESIGN.md §4b) -------------------
+
+
+def test_requests_are_what_sglang_and_vllm_accept(server: FakeModelServer) -> None:
+    from jsonschema import Draft202012Validator
+
+    from guiagent.actions import ActionSpace as Space
+    from guiagent.models.step3vl import Conversation
+
+    for space in CoordSpace:
+        for tool in Space().tools_json(space, Size(1280, 720)):
+            assert tool["type"] == "function"
+            Draft202012Validator.check_schema(tool["function"]["parameters"])
+    conv = Conversation("browser", "press OK", CoordSpace.IMAGE, Size(1280, 720))
+    conv.add_action("click", {"x": 1, "y": 2}, "clicked")
+    conv.add_action("type", {"text": "héllo"}, "typed", call_id="chatcmpl-tool-abc")
+    img = io.BytesIO()
+    Image.new("RGB", (64, 36), (9, 9, 9)).save(img, format="JPEG")
+    messages = conv.messages(img.getvalue(), "image/jpeg", 3)
+    _script(server, CLICK)
+
+    async def go() -> Completion:
+        async with ModelClient(server.url) as client:
+            return await client.complete(
+                messages, Space().tools_json(CoordSpace.IMAGE, Size(1280, 720))
+            )
+
+    assert _call(asyncio.run(go()))[0] == "click"  # the fake's 400 checks passed
+    body = json.loads(server.last_request.raw)
+    assistants = [m for m in body["messages"] if m["role"] == "assistant"]
+    for message in assistants:
+        for call in message["tool_calls"]:
+            assert isinstance(json.loads(call["function"]["arguments"]), dict)
+    tool_ids = [m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"]
+    assert tool_ids == [m["tool_calls"][0]["id"] for m in assistants]
+    assert server.last_request.image_urls[0].startswith("data:image/jpeg;base64,")
+    assert server.last_request.image_size == Size(64, 36)
+    assert body["max_completion_tokens"] <= 32768 and body["top_k"] == -1
+
+
+@pytest.mark.parametrize(
+    ("message", "finish", "content", "reasoning", "calls"),
+    [
+        ({"role": "assistant", "content": None, "reasoning_content": "r"}, "stop", "", "r", 0),
+        ({"role": "assistant", "reasoning": "r2"}, "stop", "", "r2", 0),
+        # vLLM between renames sends both keys
+        (
+            {"content": "ok", "reasoning_content": "same", "reasoning": "same"},
+            "stop",
+            "ok",
+            "same",
+            0,
+        ),
+        ({"content": "ok", "reasoning_content": "", "reasoning": "new"}, "stop", "ok", "new", 0),
+        (
+            {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            "stop",
+            "ab",
+            None,
+            0,
+        ),
+        ({"content": "", "tool_calls": None}, "stop", "", None, 0),
+        (
+            {
+                "content": None,
+                "tool_calls": [{"function": {"name": "click", "arguments": {"x": 1, "y": 2}}}],
+            },
+            "tool_calls",
+            "",
+            None,
+            1,
+        ),
+        (
+            {"content": "", "tool_calls": [{"function": {"name": "finish", "arguments": ""}}]},
+            "tool_calls",
+            "",
+            None,
+            1,
+        ),
+    ],
+)
+def test_reply_shapes(
+    message: dict[str, Any], finish: str, content: str, reasoning: str | None, calls: int
+) -> None:
+    from guiagent.models.openai_client import reply_from_message
+
+    reply = reply_from_message(message, finish)
+    assert reply.content == content and reply.reasoning == reasoning
+    assert len(reply.tool_calls) == calls and reply.errors == []
+
+
+def test_usage_shapes() -> None:
+    from guiagent.models.openai_client import parse_usage
+
+    vllm = parse_usage(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+            "prompt_tokens_details": None,
+            "completion_tokens_details": {"reasoning_tokens": 3},
+        }
+    )
+    assert vllm.reasoning_tokens == 3 and vllm.cached_tokens is None
+    sglang = parse_usage(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": None,
+            "reasoning_tokens": 0,
+            "prompt_tokens_details": {"cached_tokens": 8},
+        }
+    )
+    assert (
+        sglang.completion_tokens == 0 and sglang.reasoning_tokens == 0 and sglang.cached_tokens == 8
+    )
+    assert parse_usage(None).total_tokens == 0
+    assert parse_usage({"prompt_tokens_details": []}).cached_tokens is None
+
+
+def test_stream_tool_name_sent_once_or_repeated() -> None:
+    from guiagent.models.openai_client import _StreamState
+
+    state = _StreamState(None)
+    for delta in (
+        {
+            "id": "c1",
+            "index": 0,
+            "type": "function",
+            "function": {"name": "scrol", "arguments": ""},
+        },
+        {
+            "id": None,
+            "index": 0,
+            "type": "function",
+            "function": {"name": "l", "arguments": '{"x": 1'},
+        },
+        {"index": 0, "function": {"name": "scroll", "arguments": ', "y": 2}'}},  # repeated name
+        {"index": 1, "function": {"name": "wait", "arguments": {"seconds": 1}}},
+    ):
+        state.feed({"choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]})
+    calls = state.message()["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["scroll", "wait"]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"x": 1, "y": 2}
+    assert calls[0]["id"] == "c1"
+    assert json.loads(calls[1]["function"]["arguments"]) == {"seconds": 1}
+
+
+def test_finish_reasons_that_mean_trouble(server: FakeModelServer) -> None:
+    for finish in ("abort", "content_filter"):
+        plain, streamed = _both(server, FakeReply(content="partial", finish_reason=finish))
+        for c in (plain, streamed):
+            assert c.finish_reason == finish and c.reply.content == "partial"
+            assert any("ended the reply early" in e for e in c.reply.errors)
+
+
+def test_sglang_dropping_an_unknown_tool_is_reported() -> None:
+    reply = FakeReply(reasoning="r", content="", tool_calls=[("teleport", {"x": 1})])
+    with FakeModelServer(lambda request: reply, forward_unknown_tools=False) as srv:
+        plain, streamed = _complete(srv), _complete(srv, stream=True)
+    assert plain.reply.tool_calls == [] and plain.finish_reason == "tool_calls"
+    assert any("returned none" in e for e in plain.reply.errors)
+    assert streamed.reply.tool_calls == [] and streamed.finish_reason == "stop"
+
+
+def test_sse_comments_blank_lines_and_missing_done(server: FakeModelServer) -> None:
+    _script(server, CLICK.model_copy(update={"keepalive": True}))
+    assert _call(_complete(server, stream=True))[0] == "click"
+    _script(server, CLICK.model_copy(update={"fault": "no_done"}))
+    c = _complete(server, stream=True)
+    assert _call(c)[0] == "click" and c.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("flavour", ["sglang", "vllm"])
+def test_error_object_mid_stream_both_shapes(server: FakeModelServer, flavour: str) -> None:
+    _script(
+        server,
+        FakeReply(reasoning="x" * 40, fault="error_in_stream", error="aborted", flavour=flavour),
+    )
+    with pytest.raises(ModelProtocolError, match="aborted"):
+        _complete(server, stream=True)
+    _script(server, FakeReply(status=400, error="bad thing", flavour=flavour))
+    with pytest.raises(ModelHTTPError) as info:
+        _complete(server)
+    assert info.value.server_message == "bad thing"
+
+
+def test_429_from_a_router_queue_is_retried(server: FakeModelServer) -> None:
+    script = [FakeReply(status=429, error="Too Many Requests"), CLICK]
+    server.responder = lambda request: script.pop(0)
+    assert _call(_complete(server))[0] == "click"
+
+
+def test_output_limit_is_capped_or_shrunk_after_400() -> None:
+    async def go(srv: FakeModelServer, **kw: Any) -> Completion:
+        async with ModelClient(srv.url, backoff_s=0.01, **kw) as client:
+            return await client.complete(MESSAGES, TOOLS)
+
+    with FakeModelServer(lambda r: CLICK, max_model_len=4096) as srv:
+        # name given, so /v1/models is never read: SGLang's 400 names the limit
+        assert _call(asyncio.run(go(srv, model="stepfun-ai/Step3-VL-10B")))[0] == "click"
+        sent = [json.loads(r.raw)["max_completion_tokens"] for r in srv.requests]
+        assert sent == [8192, 4096]
+        srv.reset_stats()
+        asyncio.run(go(srv))  # learnt from /v1/models: capped before sending
+        assert [json.loads(r.raw)["max_completion_tokens"] for r in srv.requests] == [4096]
+    with FakeModelServer(lambda r: CLICK, flavour="vllm", max_model_len=3000) as srv:
+        c = asyncio.run(go(srv, model="stepfun-ai/Step3-VL-10B"))
+        assert _call(c)[0] == "click"
+        first, second = (json.loads(r.raw)["max_completion_tokens"] for r in srv.requests)
+        assert first == 8192 and 0 < second < 3000
+
+
+def test_health_against_router_bare_and_vllm() -> None:
+    async def health(url: str, **kw: Any) -> Any:
+        async with ModelClient(url, **kw) as client:
+            info = await client.health()
+            return info, client.model
+
+    with FakeModelServer(frontend="router", warmup_s=60, served_model="step3") as srv:
+        with pytest.raises(ModelServerNotReady, match="No workers"):
+            asyncio.run(health(srv.url))
+        with pytest.raises(ModelHTTPError) as info:
+            _complete(srv, model="step3", retries=1)
+        assert info.value.status == 503 and "No available workers" in info.value.server_message
+
+        async def wait() -> Any:
+            async with ModelClient(srv.url) as client:
+                asyncio.get_running_loop().call_later(0.2, srv.end_warmup)
+                return await client.wait_ready(timeout_s=10, poll_s=0.05), client.model
+
+        ready, model = asyncio.run(wait())
+        assert model == "step3" and ready.max_model_len == 32768 and ready.health_endpoint
+    with FakeModelServer(frontend="bare", served_model="proxy-model") as srv:
+        info, model = asyncio.run(health(srv.url))
+        assert model == "proxy-model" and info.health_endpoint is False
+    with FakeModelServer(
+        lambda r: CLICK, flavour="vllm", served_model="step3-vllm", max_model_len=16384
+    ) as srv:
+        info, model = asyncio.run(health(srv.url + "/v1"))
+        assert (model, info.max_model_len, info.models) == ("step3-vllm", 16384, ["step3-vllm"])
+        c = _complete(srv)
+        assert json.loads(srv.last_request.raw)["model"] == "step3-vllm"
+        assert c.reply.tool_calls[0].id.startswith("chatcmpl-tool-")

@@ -355,3 +355,84 @@ def test_async_context_manager() -> None:
     port = asyncio.run(go())
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_more_requests_sglang_rejects(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="never"))
+
+    def history(arguments: Any) -> list[dict[str, Any]]:
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "click", "arguments": arguments},
+        }
+        return [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+        ]
+
+    for arguments in ("not json", "[1, 2]", None):
+        resp = _post(server, _body(messages=history(arguments)))
+        assert resp.status_code == 400, arguments
+        assert resp.json()["object"] == "error" and "JSON string" in resp.json()["message"]
+    assert _post(server, _body(messages=history('{"x": 1, "y": 2}'))).status_code == 200
+    named = {"type": "function", "function": {"name": "teleport"}}
+    resp = _post(server, _body(tool_choice=named))
+    assert resp.status_code == 400 and "'teleport' not found" in resp.json()["message"]
+    resp = _post(server, _body(tools=None, tool_choice="required"))
+    assert resp.status_code == 400 and "required" in resp.json()["message"]
+    resp = _post(server, _body(messages=[{"role": "robot", "content": "hi"}]))
+    assert resp.status_code == 400 and "role" in resp.json()["message"]
+    resp = _post(server, _body(max_completion_tokens=40000))  # over the 32768 context
+    assert resp.status_code == 400
+    assert "at most 32768 completion tokens" in resp.json()["message"]
+
+
+def test_vllm_length_error_names_the_numbers() -> None:
+    with FakeModelServer(flavour="vllm", max_model_len=1000) as srv:
+        resp = _post(srv, _body(max_completion_tokens=999))
+        assert resp.status_code == 400
+        message = resp.json()["error"]["message"]
+        assert re.search(r"\(999 > 1000 - \d+\)", message)
+        assert _post(srv, _body(max_completion_tokens=100)).status_code == 200
+
+
+def test_sglang_drops_calls_to_unknown_tools_when_told() -> None:
+    reply = FakeReply(reasoning="r", content="", tool_calls=[("teleport", {"x": 1})])
+    with FakeModelServer(lambda request: reply, forward_unknown_tools=False) as srv:
+        choice = _post(srv, _body()).json()["choices"][0]
+        assert choice["message"]["tool_calls"] == []
+        assert choice["finish_reason"] == "tool_calls"
+        events = _sse(srv, _body(stream=True))
+        assert not any(
+            e["choices"] and e["choices"][0]["delta"].get("tool_calls") for e in events[:-1]
+        )
+        assert [e["choices"][0]["finish_reason"] for e in events[:-1] if e["choices"]][-1] == "stop"
+
+
+def test_router_and_bare_frontends() -> None:
+    with FakeModelServer(frontend="router", warmup_s=60) as srv:
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200  # liveness
+        assert httpx.get(f"{srv.url}/readiness", timeout=5).status_code == 503
+        models = httpx.get(f"{srv.url}/v1/models", timeout=5)
+        assert models.status_code == 503 and models.headers["content-type"].startswith("text/plain")
+        assert _post(srv, _body()).status_code == 503
+        srv.end_warmup()
+        assert httpx.get(f"{srv.url}/readiness", timeout=5).status_code == 200
+        assert httpx.get(f"{srv.url}/v1/models", timeout=5).json()["data"][0]["max_model_len"]
+        assert _post(srv, _body()).status_code == 200
+    with FakeModelServer(frontend="bare") as srv:
+        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 404
+        assert httpx.get(f"{srv.url}/v1/models", timeout=5).status_code == 200
+
+
+def test_keepalive_comments_and_missing_done(server: FakeModelServer) -> None:
+    _script(server, FakeReply(content="hello", keepalive=True, fault="no_done"))
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json=_body(stream=True), timeout=5
+    ) as resp:
+        lines = list(resp.iter_lines())
+    assert ": keep-alive" in lines and "" in lines
+    assert "data: [DONE]" not in lines
+    assert any('"finish_reason": "stop"' in line for line in lines)

@@ -40,7 +40,7 @@ async def _run_plan(
     *,
     space: CoordSpace = CoordSpace.IMAGE,
     dpr: float = 1.0,
-    task: str = "Sign in as alice with the password secret",
+    task: str = "Sign in as alice (the password is on the sticky note)",
     **config_overrides,
 ) -> tuple[object, dict, FakeModelServer]:
     async with BrowserEnv(start_url=url, browser=browser, device_scale_factor=dpr) as env:
@@ -292,6 +292,7 @@ def test_text_typed_into_a_password_field_is_treated_as_a_secret(
             assert b"Hunter2-unique" not in path.read_bytes(), path
     run = load(tmp_path / "run")
     assert run.steps[3].action == {"action": "type", "text": "[REDACTED]"}
+    assert run.steps[3].outcome == "ok"  # typed, not denied: the model wrote this password itself
     assert run.steps[1].action == {"action": "type", "text": "dave"}
 
 

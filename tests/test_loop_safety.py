@@ -385,3 +385,90 @@ def test_sigkill_mid_run_keeps_every_completed_step(tmp_path):
     assert [s.index for s in run.steps] == list(range(1, len(run.steps) + 1))
     assert all((run_dir / s.frame).is_file() for s in run.steps)
     assert run.header.status in ("running", "crashed")
+
+
+def test_a_key_the_surface_does_not_have_is_corrected_not_a_crash(
+    async_runner, playwright_browser, static_server, tmp_path
+):
+    plan = [OracleStep(kind="key", keys=["hyperspace"]), OracleStep(kind="finish", text="ok")]
+    result, server, _ = async_runner.run(
+        _run(playwright_browser, static_server.url_for(INERT), plan, tmp_path)
+    )
+    assert result.ok and result.invalid_replies == 1
+    step = load(tmp_path / "run").steps[0]
+    assert step.outcome == "invalid" and "unknown key name" in step.invalid
+    assert "unknown key name" in json.dumps(server.requests[1].body["messages"])
+
+
+def test_a_skill_with_an_unknown_secret_reports_back_to_the_model(
+    async_runner, playwright_browser, static_server, tmp_path
+):
+    from guiagent.skills import SecretStore, load_registry
+
+    plan = [
+        OracleStep(
+            kind="raw",
+            raw=FakeReply(tool_calls=[("login", {"username": "a", "password": "no_such_secret"})]),
+        ),
+        OracleStep(kind="finish", text="ok"),
+    ]
+    result, server, _ = async_runner.run(
+        _run(
+            playwright_browser,
+            static_server.url_for(INERT),
+            plan,
+            tmp_path,
+            agent_kwargs={"skills": load_registry(), "secrets": SecretStore(environ={})},
+        )
+    )
+    assert result.ok
+    step = load(tmp_path / "run").steps[0]
+    assert step.outcome == "error" and "no_such_secret" in step.error
+    assert "GUIAGENT_SECRET_NO_SUCH_SECRET" in json.dumps(server.requests[1].body["messages"])
+
+
+def test_credentials_on_screen_are_masked_by_the_built_in_patterns(
+    async_runner, playwright_browser, tmp_path
+):
+    key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
+    page = f"data:text/html,<p style='font:20px monospace'>your key: {key}</p>"
+    plan = [OracleStep(kind="finish", text="ok")]
+    result, server, _ = async_runner.run(_run(playwright_browser, page, plan, tmp_path))
+    assert result.ok
+    run = load(tmp_path / "run")
+    assert run.steps[0].redactions, "the key's text box was blacked out"
+    for request in server.requests:
+        assert key.encode() not in request.raw
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+
+
+def test_pacore_conclusions_are_recorded_redacted(
+    async_runner, playwright_browser, static_server, tmp_path
+):
+    import threading
+
+    lock, seen = threading.Lock(), {"n": 0}
+
+    def responder(request):
+        with lock:
+            seen["n"] += 1
+        if "Reference responses" in request.last_user_text:
+            return FakeReply(tool_calls=[("finish", {"answer": "ok"})])
+        return FakeReply(content="I will type it", tool_calls=[("type", {"text": "TopSecret-42"})])
+
+    result, _, _ = async_runner.run(
+        _run(
+            playwright_browser,
+            static_server.url_for(INERT),
+            responder,
+            tmp_path,
+            pacore=2,
+            secrets=["TopSecret-42"],
+        )
+    )
+    assert result.ok
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert b"TopSecret-42" not in path.read_bytes(), path

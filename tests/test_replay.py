@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from apps.replay_support import open_env, page_state, page_url, record_form_run
 
-from guiagent.record import load
-from guiagent.record.replay import ReplayError, replay
+from guiagent.envs.browser import BrowserEnv
+from guiagent.record import compare, load
+from guiagent.record.capture import RegionCapture, crop_screen_box
+from guiagent.record.replay import ReplayError, rebase_url, replay
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +206,70 @@ def test_verify_passes_a_sound_run_and_catches_damage(
 def test_unknown_mode_is_rejected(runner: Any, recorded: Path) -> None:
     with pytest.raises(ReplayError, match="unknown replay mode 'fast'"):
         runner.run(replay(load(recorded), None, mode="fast"))  # type: ignore[arg-type]
+
+
+def test_region_capture_matches_the_full_frame_when_scrolled_and_at_dpr_2(
+    runner: Any, browser: Any
+) -> None:
+    page = (
+        "data:text/html,<body style='margin:0'><div style='height:3000px;"
+        "background:linear-gradient(red,blue)'><p style='margin:700px 0 0 20px;font-size:40px'>"
+        "Hello there</p></div></body>"
+    )
+
+    async def go(dpr: float) -> tuple[float, float, str]:
+        env = BrowserEnv(
+            start_url=page, browser=browser, viewport=(800, 600), device_scale_factor=dpr
+        )
+        await env.start()
+        capture = RegionCapture(env)
+        try:
+            box = (10.0, 150.0, 310.0, 250.0)
+            before = await capture.grab(box)
+            await env.page.evaluate("window.scrollTo(0, 500)")
+            after = await capture.grab(box)
+            frame = await env.observe()
+            expected = crop_screen_box(frame, box)
+            assert expected.size == (round(300 * dpr), round(100 * dpr))
+            return (
+                compare.difference(expected, after),
+                compare.difference(expected, before),
+                capture.method,
+            )
+        finally:
+            await capture.close()
+            await env.close()
+
+    for dpr in (1.0, 2.0):
+        same, moved, method = runner.run(go(dpr))
+        assert same < 0.01, (dpr, method)  # the grab follows the scroll
+        assert moved > 0.2, (dpr, method)  # and the check would see a stale region
+
+
+def test_difference_compares_at_the_smaller_size_and_honours_a_mask() -> None:
+    from PIL import Image
+
+    big = Image.new("RGB", (80, 80), "white")
+    big.paste((0, 0, 0), (0, 0, 80, 40))  # top half black
+    small = big.resize((40, 40))
+    assert compare.difference(big, small) < 0.01 and compare.difference(small, big) < 0.01
+    white = Image.new("RGB", (80, 80), "white")
+    assert compare.difference(big, white) == pytest.approx(0.5, abs=0.01)
+    mask = compare.unmasked((80, 80), (100, 100), [[90, 90, 200, 50]])  # covers rows 0..39
+    assert not mask[:40].any() and mask[40:].all()
+    assert compare.difference(big, white, mask) == 0.0
+    assert compare.difference(big, white.resize((40, 40)), mask) == 0.0
+    assert compare.difference(big, white, ~mask) == pytest.approx(1.0)
+    assert compare.difference(big, white, np.zeros((80, 80), dtype=bool)) == 0.0
+
+
+def test_rebase_url_keeps_the_recorded_page() -> None:
+    assert (
+        rebase_url("http://127.0.0.1:41234/guiagent/demo/x.html?a=1#f", "http://localhost:8000/")
+        == "http://localhost:8000/guiagent/demo/x.html?a=1#f"
+    )
+    assert rebase_url("http://h:1/x.html", "https://example.test/base") == (
+        "https://example.test/base/x.html"
+    )
+    with pytest.raises(ReplayError, match="--base-url must look like http://host:port"):
+        rebase_url("http://h:1/x.html", "localhost:8000")

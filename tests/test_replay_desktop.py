@@ -10,77 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps.replay_support import HOME, OcrGreetModel, launch_tk_demo
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
 from guiagent.cli import main as cli_main
-from guiagent.demo import tkapp
-from guiagent.envs.base import Frame
 from guiagent.envs.desktop import DesktopEnv
-from guiagent.geometry import CoordSpace, Point
+from guiagent.geometry import CoordSpace
 from guiagent.models.local import LocalGrounder
 from guiagent.record import load
 from guiagent.record.replay import replay
 from guiagent.record.verify import verify_run
-from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
-from guiagent.testing.fixtures import TkApp, launch_tk_app
+from guiagent.testing.fake_server import FakeModelServer
 
-APP = Path(tkapp.__file__)
-TITLE = "guiagent demo"
-HOME = "640x400+100+100"
 MOVED = "640x400+700+420"
-
-
-class OcrModel:
-    """Reads "Name" and "Greet" in the first screenshot; clicks the entry, types, greets, finishes."""
-
-    def __init__(self, grounder: LocalGrounder, name: str) -> None:
-        self.grounder, self.name = grounder, name
-        self.turn = 0
-        self.points: dict[str, Point] = {}
-
-    def _locate(self, request: FakeRequest) -> None:
-        frame = Frame.from_image(request.image)
-        boxes = {}
-        for label in ("Name", "Greet"):
-            found = self.grounder.find_text(frame, label, exact=True)
-            assert len(found) == 1, f"stand-in model: {label!r} seen {len(found)} times"
-            boxes[label] = found[0].box
-        label, button = boxes["Name"], boxes["Greet"]
-        # the entry sits between the label and the button
-        self.points["entry"] = Point((label.right + button.left) / 2, label.centre.y)
-        self.points["greet"] = button.centre
-
-    def __call__(self, request: FakeRequest) -> FakeReply:
-        self.turn += 1
-        if not self.points:
-            self._locate(request)
-        if self.turn == 1:
-            p = self.points["entry"]
-            return FakeReply(
-                reasoning="(stand-in) the Name entry", tool_calls=[("click", {"x": p.x, "y": p.y})]
-            )
-        if self.turn == 2:
-            return FakeReply(tool_calls=[("type", {"text": self.name})])
-        if self.turn == 3:
-            p = self.points["greet"]
-            return FakeReply(
-                reasoning="(stand-in) Greet", tool_calls=[("click", {"x": p.x, "y": p.y})]
-            )
-        return FakeReply(tool_calls=[("finish", {"answer": "greeted"})])
-
-
-def _launch(x_display: Any, state: Path, geometry: str) -> TkApp:
-    app = launch_tk_app(
-        APP, "--state-file", str(state), "--geometry", geometry, title=TITLE, env=x_display.env
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if state.exists() and json.loads(state.read_text()).get("ready"):
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)  # first paint
-    return app
+pytestmark = pytest.mark.desktop
 
 
 def _state(path: Path) -> dict[str, Any]:
@@ -89,7 +33,8 @@ def _state(path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def grounder() -> LocalGrounder:
-    return LocalGrounder()
+    # replayed frames are unrelated to each other: nothing to gain from incremental reading
+    return LocalGrounder(incremental=False)
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +43,11 @@ def recorded(
 ) -> Path:
     tmp = tmp_path_factory.mktemp("desktop-rec")
     state = tmp / "state.json"
-    app = _launch(x_display, state, HOME)
+    app = launch_tk_demo(x_display.env, state, HOME)
 
     async def go() -> Any:
         async with DesktopEnv(display=x_display.display) as env:
-            with FakeModelServer(OcrModel(grounder, "Ada")) as server:
+            with FakeModelServer(OcrGreetModel(grounder, "Ada")) as server:
                 agent = Agent(
                     env,
                     AgentConfig(
@@ -149,7 +94,7 @@ def test_strict_replay_on_a_fresh_instance(
     recorded: Path, x_display: Any, async_runner: Any, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.json"
-    app = _launch(x_display, state, HOME)
+    app = launch_tk_demo(x_display.env, state, HOME)
     try:
         report = _replay(async_runner, x_display, recorded, mode="strict", out_dir=tmp_path / "r")
         time.sleep(0.2)
@@ -166,7 +111,7 @@ def test_moved_window_strict_stops_and_heal_relocates(
     recorded: Path, x_display: Any, async_runner: Any, grounder: LocalGrounder, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.json"
-    app = _launch(x_display, state, MOVED)
+    app = launch_tk_demo(x_display.env, state, MOVED)
     try:
         strict = _replay(
             async_runner,
@@ -219,7 +164,7 @@ def test_cli_replays_on_the_desktop(
     recorded: Path, x_display: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state.json"
-    app = _launch(x_display, state, HOME)
+    app = launch_tk_demo(x_display.env, state, HOME)
     try:
         code = cli_main(
             [

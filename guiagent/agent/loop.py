@@ -41,7 +41,7 @@ from guiagent.agent.policy import (
     TerminalApprover,
     Verdict,
 )
-from guiagent.agent.redact import Redactor
+from guiagent.agent.redact import DEFAULT_SECRET_PATTERNS, Redactor
 from guiagent.agent.untrusted import find_injections, untrusted_note
 from guiagent.agent.watch import Ladder, LoopDetector, settle, zoom_region
 from guiagent.envs.base import Environment, Frame, SurfaceGoneError
@@ -59,7 +59,7 @@ from guiagent.models.budget import ImagePlan, encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.pacore import ground_votes, pacore
 from guiagent.models.profiles import ModelProfile, get_profile
-from guiagent.models.reply import Completion
+from guiagent.models.reply import Completion, Usage
 from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
 from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
 from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
@@ -103,8 +103,10 @@ class Agent:
         self.redactor = redactor or Redactor(
             regions=[Rect(*r) for r in config.redact_regions],
             window_titles=config.redact_windows,
-            secret_patterns=config.secret_patterns,
+            # the built-in credential patterns always apply; the user's add to them
+            secret_patterns=[*DEFAULT_SECRET_PATTERNS, *config.secret_patterns],
             secrets=config.secrets,
+            ocr=self._desktop_ocr(env, config),
         )
         for value in self.secrets.known_values():
             self._add_secret(value)
@@ -113,12 +115,33 @@ class Agent:
             env.killswitch = self.killswitch
         self.control = control or RunControl()
         self.on_event = on_event
-        self._policy_reads_target_text = any(
-            r.when.target_words or r.when.target_regex for r in self.policy.rules
-        )
+        # action kinds whose rules read the text under the point ("*": every kind)
+        self._kinds_reading_target_text = {
+            kind
+            for rule in self.policy.rules
+            if rule.when.target_words or rule.when.target_regex
+            for kind in (rule.when.action or ["*"])
+        }
         self._client = client
         self._grounder: Any = None  # a LocalGrounder, made on first use (desktop target text)
         self._owns_client = client is None
+        self._event_tasks: set[asyncio.Task[Any]] = set()  # async event-sink calls in flight
+        self._steps_done = 0
+
+    @staticmethod
+    def _desktop_ocr(env: Environment, config: AgentConfig) -> Any:
+        """On the desktop, secrets the user named are found on screen by OCR (about 0.1-1.5 s a
+        step, so only when asked); the built-in patterns then redact text, not pixels."""
+        if env.surface != "desktop":
+            return None
+        if not (config.secrets or config.secret_patterns):
+            logger.info(
+                "desktop: password dots are masked; pass --secret/--secret-pattern to OCR the screen for secrets"
+            )
+            return None
+        from guiagent.models.local import LocalGrounder
+
+        return LocalGrounder()
 
     def _add_secret(self, value: str, model_may_type: bool = False) -> None:
         """A value that must never be sent or written; unless ``model_may_type``, the policy's
@@ -168,9 +191,16 @@ class Agent:
                 "failed": result.failed,
                 "synthesis_prompt_chars": len(result.synthesis_prompt),
             }
-            return result.synthesis, extra
+            spent = _total_usage([*result.rollouts, result.synthesis])
+            return result.synthesis.model_copy(update={"usage": spent}), extra
         if self.config.ground_votes > 1:
-            radius = self.config.vote_radius * plan.sent.long_side
+            # the votes are points in model space: the radius is a share of that space's extent
+            extent = {
+                CoordSpace.IMAGE: plan.sent.long_side,
+                CoordSpace.NORM1000: 1000.0,
+                CoordSpace.NORM1: 1.0,
+            }
+            radius = self.config.vote_radius * extent[self.space]
             result = await ground_votes(
                 self.client, messages, tools, self.config.ground_votes, self._read_point, radius
             )
@@ -182,15 +212,23 @@ class Agent:
                 "members": result.members,
             }
             chosen = result.chosen or result.completions[0]
+            chosen = chosen.model_copy(update={"usage": _total_usage(result.completions)})
             return _with_point(chosen, result.point), extra
         if self.config.stream:
+            loop = asyncio.get_running_loop()
 
             def forward(event: Any) -> None:
                 text = getattr(event, "text", None)
                 if text and self.on_event is not None:
-                    self.on_event(
-                        "delta", {"kind": getattr(event, "kind", "content"), "text": text}
-                    )
+                    data = {
+                        "kind": getattr(event, "kind", "content"),
+                        "text": self.redactor.redact_text(text),
+                    }
+                    outcome = self.on_event("delta", data)
+                    if asyncio.iscoroutine(outcome):  # an async sink: run it, do not drop it
+                        task = loop.create_task(outcome)
+                        self._event_tasks.add(task)
+                        task.add_done_callback(self._event_tasks.discard)
 
             return await self.client.complete(messages, tools, stream=True, on_event=forward), extra
         return await self.client.complete(messages, tools), extra
@@ -211,6 +249,7 @@ class Agent:
     async def run(self, task: str) -> RunResult:
         config = self.config
         await self.client.health()
+        self._steps_done = 0
         recorder = self._open_recorder(task)
         tracker = BudgetTracker(
             Budget(
@@ -250,7 +289,7 @@ class Agent:
 
                 frame = await self._observe()
                 dom = await self._dom()
-                frame, redactions = await self.redactor.redact(frame, dom, None)
+                frame, redactions = await self.redactor.redact(frame, dom, await self._windows())
                 injections = find_injections([str(e.get("text") or "") for e in dom or []])
                 if injections:
                     notes.append(untrusted_note(injections, self.redactor.redact_text(task)))
@@ -265,8 +304,12 @@ class Agent:
 
                 t = time.perf_counter()
                 plan = plan_image(frame.size, self.max_image_tokens, self.profile.image_rule)
-                image_bytes = encode_image(
-                    frame.image, plan, fmt=config.image_format.upper(), quality=config.jpeg_quality
+                image_bytes = await asyncio.to_thread(
+                    encode_image,
+                    frame.image,
+                    plan,
+                    config.image_format.upper(),
+                    config.jpeg_quality,
                 )
                 mime = "image/jpeg" if config.image_format == "jpeg" else "image/png"
                 if conversation is None or conversation.sent != plan.sent:
@@ -299,11 +342,13 @@ class Agent:
                 previous_text = request_text
                 step.frame_size = [frame.size.width, frame.size.height]
                 step.sent_size = [plan.sent.width, plan.sent.height]
-                step.meta = {
-                    k: v
-                    for k, v in frame.meta.items()
-                    if isinstance(v, (str, int, float, list, dict))
-                }
+                step.meta = self.redactor.redact_data(
+                    {
+                        k: v
+                        for k, v in frame.meta.items()
+                        if isinstance(v, (str, int, float, list, dict))
+                    }
+                )
                 origin = frame.transform.origin
                 step.meta["transform"] = {
                     "origin": [origin.x, origin.y],
@@ -325,7 +370,7 @@ class Agent:
                 if problem is not None:
                     invalid_in_row += 1
                     invalid_total += 1
-                    step.invalid = problem
+                    step.invalid = self.redactor.redact_text(problem)
                     step.outcome = "invalid"
                     conversation.add_correction(
                         self.redactor.redact_text(completion.reply.content or ""),
@@ -340,7 +385,7 @@ class Agent:
                             status="failed",
                             stop_reason=f"{invalid_in_row} invalid model replies in a row; last: {problem}",
                         )
-                    self._record(recorder, step, frame, timings, completion)
+                    await self._record(recorder, step, frame, timings, completion)
                     continue
                 invalid_in_row = 0
                 assert action is not None
@@ -352,7 +397,7 @@ class Agent:
 
                 if action.name in TERMINAL_ACTIONS:
                     step.outcome = "ok"
-                    self._record(recorder, step, frame, timings, completion)
+                    await self._record(recorder, step, frame, timings, completion)
                     text = getattr(action, "answer", None) or getattr(action, "reason", "")
                     result = RunResult(
                         status="finished" if action.name == "finish" else "failed",
@@ -383,48 +428,45 @@ class Agent:
                         )
 
                 args = self._redacted_args(action)
+                if isinstance(action, SkillCall):  # the model called the skill by its own name
+                    tool_name, tool_args = action.skill, args.get("params", {})
+                else:
+                    tool_name, tool_args = action.name, args
                 if verdict.decision == "deny":
                     step.outcome = "denied"
                     conversation.add_action(
-                        action.name,
-                        args,
+                        tool_name,
+                        tool_args,
                         f"denied by policy ({verdict.rule}): {verdict.reason}. Do something else.",
                     )
                 elif config.dry_run:
                     step.outcome = "dry_run"
-                    conversation.add_action(action.name, args, "ok (dry run: not executed)")
-                elif isinstance(action, SkillCall) and self.skills is not None:
-                    t = time.perf_counter()
-                    self.killswitch.check()
-                    ran = await self.skills.run(
-                        action.skill,
-                        self.env,
-                        action.params,
-                        secrets=self.secrets,
-                        on_secret=self.redactor.add_secret,
-                    )
-                    timings["act"] = _ms(t)
-                    step.outcome = "ok" if ran.ok else "error"
-                    step.error = None if ran.ok else ran.detail
-                    step.sub_steps = ran.sub_steps
-                    conversation.add_action(
-                        action.skill,
-                        args.get("params", {}),
-                        ran.detail if ran.ok else f"error: {ran.detail}",
-                    )
+                    conversation.add_action(tool_name, tool_args, "ok (dry run: not executed)")
                 else:
                     t = time.perf_counter()
                     self.killswitch.check()
                     step.evidence = self._evidence(recorder, frame, trails, dom)
-                    outcome = await self.env.act(screen_action)
+                    try:
+                        ok, detail = await self._perform(action, screen_action, step)
+                    except InvalidToolCall as exc:  # e.g. a key this surface does not have
+                        ok, detail = False, exc.message
+                        step.invalid = self.redactor.redact_text(exc.message)
+                        invalid_total += 1
                     timings["act"] = _ms(t)
-                    step.outcome = "ok" if outcome.ok else "error"
-                    step.error = None if outcome.ok else outcome.detail
-                    conversation.add_action(
-                        action.name, args, "ok" if outcome.ok else f"error: {outcome.detail}"
-                    )
+                    step.outcome = "ok" if ok else ("invalid" if step.invalid else "error")
+                    step.error = None if ok else self.redactor.redact_text(detail)
+                    if ok:  # a skill's own report tells the model what it did; a click is just "ok"
+                        said = (
+                            self.redactor.redact_text(detail)
+                            if isinstance(action, SkillCall)
+                            else "ok"
+                        )
+                    else:
+                        said = f"error: {step.error}"
+                    conversation.add_action(tool_name, tool_args, said)
 
-                ladder = detector.observe(frame.digest, action, frame=frame)
+                digest = await asyncio.to_thread(_digest, frame)
+                ladder = detector.observe(digest, screen_action, frame=frame)
                 if ladder is Ladder.WARN:
                     notes.append(detector.warning_text())
                 elif ladder is Ladder.ZOOM:
@@ -436,7 +478,7 @@ class Agent:
                         status="stopped",
                         stop_reason="stuck: the same action on an unchanged screen kept repeating",
                     )
-                self._record(recorder, step, frame, timings, completion)
+                await self._record(recorder, step, frame, timings, completion)
                 await self._emit(
                     "done",
                     index=index,
@@ -459,14 +501,19 @@ class Agent:
             result = RunResult(
                 status="error", stop_reason=f"environment error ({type(exc).__name__}): {exc}"
             )
-        finally:
-            if (
-                result is None and recorder is not None
-            ):  # an unexpected exception: keep the recording consistent
-                recorder.finish("crashed", stop_reason="unexpected error (see log)")
-        result.steps = index
+        except BaseException as exc:
+            logger.exception("run crashed at step {}", index)
+            if recorder is not None:  # keep the recording consistent: the crash is its last word
+                recorder.header.task = self.redactor.redact_text(recorder.header.task)
+                recorder.finish(
+                    "crashed", stop_reason=f"unexpected error: {type(exc).__name__}: {exc}"
+                )
+            raise
+        result.steps = self._steps_done
         result.invalid_replies = invalid_total
         if recorder is not None:
+            # a password recognised during the run may stand in the task as it was given
+            recorder.header.task = self.redactor.redact_text(recorder.header.task)
             status = {
                 "finished": "finished",
                 "failed": "failed",
@@ -495,18 +542,53 @@ class Agent:
         if dom_elements is None:
             return None
         try:
-            return await dom_elements()
-        except (
-            Exception
-        ) as exc:  # the page navigating mid-query is not fatal for redaction's lookup
+            # a full-page frame shows fields below the fold too: they must be masked as well
+            return await dom_elements(in_viewport=not getattr(self.env, "full_page", False))
+        except Exception as exc:  # the page navigating mid-query is not fatal for the lookup
             logger.debug("dom snapshot failed: {}", exc)
             return None
+
+    async def _windows(self) -> list[dict[str, Any]] | None:
+        """Desktop windows (title and box) when the user listed windows to black out."""
+        display = getattr(self.env, "display", None)
+        if not self.redactor.window_titles or self.env.surface != "desktop" or not display:
+            return None
+        from guiagent.narrate.a11y import x_windows
+
+        try:
+            found = await asyncio.to_thread(x_windows, display)
+        except Exception as exc:  # no window list: fall back to nothing rather than a crash
+            logger.warning("could not list windows for redaction: {}", exc)
+            return []
+        return [
+            {"title": w.title, "x": w.box[0], "y": w.box[1], "width": w.box[2], "height": w.box[3]}
+            for w in found
+        ]
+
+    async def _perform(
+        self, action: BaseAction, screen_action: BaseAction, step: StepRecord
+    ) -> tuple[bool, str]:
+        """Carry out one action: a skill through the registry, anything else on the environment."""
+        if isinstance(action, SkillCall):
+            if self.skills is None:
+                raise InvalidToolCall(action.skill, f"no skill named {action.skill!r} is available")
+            ran = await self.skills.run(
+                action.skill,
+                self.env,
+                action.params,
+                secrets=self.secrets,
+                on_secret=self.redactor.add_secret,
+            )
+            step.sub_steps = self.redactor.redact_data(ran.sub_steps)
+            return ran.ok, ran.detail
+        outcome = await self.env.act(screen_action)
+        return outcome.ok, outcome.detail
 
     def _action_space(self, frame: Frame) -> ActionSpace:
         """The built-in actions plus the skills that apply to this screen."""
         if self.skills is None:
             return self.action_space
-        tools = self.skills.tools(frame.surface, frame.meta.get("url"), frame.meta.get("title"))
+        tools = self.skills.tools(frame.surface, frame.meta.get("url"), _title(frame))
         return ActionSpace(
             list(self.action_space.actions.values()),
             [*self.action_space.extra_tools.values(), *tools],
@@ -545,12 +627,13 @@ class Agent:
     ) -> Verdict:
         point = trails[0].screen if trails else None
         target_text = None
-        if trails and self._policy_reads_target_text:
+        kinds = self._kinds_reading_target_text
+        if trails and (action.name in kinds or "*" in kinds):
             target_text = await self._target_text(frame, trails[0], dom)
         ctx = ActionContext(
             surface=frame.surface,
             url=frame.meta.get("url"),
-            window_title=frame.meta.get("title"),
+            window_title=_title(frame),
             target_text=target_text,
             screen_point=(point.x, point.y) if point else None,
         )
@@ -584,6 +667,7 @@ class Agent:
         if recorder is None or not trails:
             return None
         node = dom_at_point(dom, trails[0].screen.x, trails[0].screen.y) if dom else None
+        node = self.redactor.redact_data(node)
         return collect_evidence(
             recorder, frame.image, (trails[0].frame.x, trails[0].frame.y), dom=node
         )
@@ -607,25 +691,20 @@ class Agent:
 
     def _reply_record(self, completion: Completion) -> dict[str, Any]:
         reply = completion.reply
-        redact = self.redactor.redact_text
-        return {
-            "content": redact(reply.content),
-            "reasoning": redact(reply.reasoning) if reply.reasoning else None,
-            "tool_calls": [
-                {
-                    "name": c.name,
-                    "arguments": {
-                        k: redact(v) if isinstance(v, str) else v for k, v in c.arguments.items()
-                    },
-                    "source": c.source,
-                }
-                for c in reply.tool_calls
-            ],
-            "errors": reply.errors,
-            "finish_reason": completion.finish_reason,
-            "usage": completion.usage.model_dump(),
-            "latency_ms": round(completion.latency_s * 1000, 1),
-        }
+        return self.redactor.redact_data(
+            {
+                "content": reply.content,
+                "reasoning": reply.reasoning,
+                "tool_calls": [
+                    {"name": c.name, "arguments": c.arguments, "source": c.source}
+                    for c in reply.tool_calls
+                ],
+                "errors": reply.errors,
+                "finish_reason": completion.finish_reason,
+                "usage": completion.usage.model_dump(),
+                "latency_ms": round(completion.latency_s * 1000, 1),
+            }
+        )
 
     def _open_recorder(self, task: str) -> Recorder | None:
         if self.config.record_dir is None:
@@ -643,7 +722,7 @@ class Agent:
         )
         return Recorder(run_dir, header)
 
-    def _record(
+    async def _record(
         self,
         recorder: Recorder | None,
         step: StepRecord,
@@ -651,16 +730,18 @@ class Agent:
         timings: dict[str, float],
         completion: Completion,
     ) -> None:
+        self._steps_done += 1
         if recorder is None:
             return
         t = time.perf_counter()
         # redacted now, not when the reply came: this step may have revealed a new secret
         step.reply = self._reply_record(completion)
-        step.frame = recorder.save_frame(frame.image)
+        step.request = self.redactor.redact_data(step.request)
+        step.frame = await asyncio.to_thread(recorder.save_frame, frame.image)
         timings["record"] = _ms(t)
         step.timings = {k: round(v, 2) for k, v in timings.items()}
         step.timings["total"] = round(sum(timings.values()), 2)
-        recorder.append(step)
+        await asyncio.to_thread(recorder.append, step)
 
     # --- questions about a screen ------------------------------------------------------
 
@@ -682,6 +763,26 @@ class Agent:
         )
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
+
+
+def _title(frame: Frame) -> str | None:
+    """The window or page title, whichever the environment reported."""
+    return frame.meta.get("title") or frame.meta.get("window_title")
+
+
+def _digest(frame: Frame) -> str:
+    return frame.digest  # sha1 of the pixels: computed off the event loop
+
+
+def _total_usage(completions: list[Completion]) -> Usage:
+    """What several requests (PaCoRe rollouts, votes) cost together, for the token budget."""
+    total = Usage()
+    for completion in completions:
+        u = completion.usage
+        total.prompt_tokens += u.prompt_tokens
+        total.completion_tokens += u.completion_tokens
+        total.total_tokens += u.total_tokens
+    return total
 
 
 def _with_point(completion: Completion, point: tuple[float, float] | None) -> Completion:

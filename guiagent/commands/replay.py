@@ -9,7 +9,13 @@ from typing import Any
 
 from rich.console import Console
 
-from guiagent.record.replay import DEFAULT_THRESHOLD, ReplayError, ReplayReport, replay
+from guiagent.record.replay import (
+    DEFAULT_THRESHOLD,
+    ReplayError,
+    ReplayReport,
+    rebase_url,
+    replay,
+)
 from guiagent.record.trajectory import RecordingError, Run, load
 
 
@@ -28,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", choices=["browser", "desktop"], help="default: the run's surface")
     parser.add_argument(
         "--start-url", help="browser: page to open (default: the URL of the first step)"
+    )
+    parser.add_argument(
+        "--base-url",
+        help="browser: open the recorded page on this server instead (e.g. http://localhost:8000:"
+        " the recorded path is kept, scheme/host/port replaced)",
     )
     parser.add_argument(
         "--threshold",
@@ -69,6 +80,8 @@ async def _open_env(args: argparse.Namespace, run: Run) -> Any:
         )
         if not url:
             raise ReplayError("the run records no page URL: give --start-url")
+        if args.base_url and not args.start_url:
+            url = rebase_url(url, args.base_url)
         first = next((s for s in run.steps if s.frame_size), None)
         scale = float(((first.meta.get("transform") or {}).get("scale", 1.0)) if first else 1.0)
         viewport = (
@@ -88,7 +101,8 @@ def _grounder() -> Any:
         from guiagent.models.local import LocalGrounder
     except ImportError:
         return None
-    return LocalGrounder()
+    # frames met while healing are unrelated to each other: incremental reading buys nothing
+    return LocalGrounder(incremental=False)
 
 
 async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:

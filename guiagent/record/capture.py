@@ -4,9 +4,10 @@ A strict replay looks at the pixels around each target before acting. A full obs
 of a browser viewport (PNG screenshot + page-state round trip) costs most of a replay's
 time, so for a Playwright page (an env with a ``page`` attribute, not in full-page mode)
 the region is grabbed alone: Chromium's ``Page.captureScreenshot`` over CDP with a clip
-and ``optimizeForSpeed`` (measured here: about 3x cheaper than ``page.screenshot()`` of
-the same clip, which first waits for fonts and hides the caret), else Playwright's
-``page.screenshot(clip=...)``, else a full ``observe()`` cropped. Other environments
+and ``optimizeForSpeed`` (measured here: cheaper than ``page.screenshot()`` of the same
+clip, which first waits for fonts and hides the caret) when the device pixel ratio is 1
+(a clipped CDP capture resets the device scale factor Playwright emulates), else
+Playwright's ``page.screenshot(clip=...)``, else a full ``observe()`` cropped. Other environments
 (the desktop: mss grabs the screen in a few ms) go through ``observe()``.
 
 Regions are given in screen coordinates (CSS pixels of the viewport in a browser). The
@@ -58,6 +59,7 @@ class RegionCapture:
         self._cdp: Any = None
         self._cdp_failed = False
         self._scroll = (0.0, 0.0)
+        self._dpr = 1.0
         page = getattr(env, "page", None) if not getattr(env, "full_page", False) else None
         self._page: Any = page if page is not None and hasattr(page, "screenshot") else None
         self.method = "cdp" if self._page is not None else "observe"
@@ -88,11 +90,19 @@ class RegionCapture:
         try:
             if self._cdp is None:
                 self._cdp = await self._page.context.new_cdp_session(self._page)
+                state = await self._page.evaluate(
+                    "() => [window.scrollX, window.scrollY, window.devicePixelRatio]"
+                )
+                self._scroll, self._dpr = (float(state[0]), float(state[1])), float(state[2])
+                if self._dpr != 1.0:
+                    # a clipped CDP capture resets the emulated device scale factor that
+                    # Playwright set (the page's devicePixelRatio drops to 1): leave it alone
+                    raise RuntimeError(f"device pixel ratio {self._dpr:g}")
             # CDP clips are in document coordinates: add the viewport's scroll offset. It is
             # read beside the capture (one round trip instead of two) and the capture is
             # taken again in the rare case the page scrolled since the last grab.
             while True:
-                scroll = self._scroll
+                scroll, dpr = self._scroll, self._dpr  # dpr is 1 here (see above)
                 reply, now = await asyncio.gather(
                     self._cdp.send(
                         "Page.captureScreenshot",
@@ -108,10 +118,12 @@ class RegionCapture:
                             "captureBeyondViewport": False,
                         },
                     ),
-                    self._page.evaluate("() => [window.scrollX, window.scrollY]"),
+                    self._page.evaluate(
+                        "() => [window.scrollX, window.scrollY, window.devicePixelRatio]"
+                    ),
                 )
-                self._scroll = (float(now[0]), float(now[1]))
-                if self._scroll == scroll:
+                self._scroll, self._dpr = (float(now[0]), float(now[1])), float(now[2])
+                if self._scroll == scroll and self._dpr == dpr:
                     break
         except Exception as exc:  # not Chromium, or a remote browser without CDP: use Playwright's
             logger.debug("CDP region capture unavailable ({}); using page.screenshot", exc)

@@ -16,19 +16,48 @@ def crop(image: Image.Image, box: tuple[int, int, int, int] | list[int]) -> Imag
     return image.crop((max(0, x1), max(0, y1), min(image.width, x2), min(image.height, y2)))
 
 
-def difference(expected: Image.Image, actual: Image.Image) -> float:
+def difference(expected: Image.Image, actual: Image.Image, mask: np.ndarray | None = None) -> float:
     """Normalised mean absolute difference of two crops on grayscale: 0 identical, 1 opposite.
 
     When the sizes differ (a HiDPI change, a crop clipped at the screen edge, a region
     captured in CSS pixels) both are compared at the smaller size, so neither is upscaled.
+    ``mask`` (bool, ``expected``'s height x width) keeps only the pixels where it is True
+    (e.g. leaves out what the recorder blacked out); an empty mask compares nothing: 0.
     """
     if actual.size != expected.size:
         size = (min(expected.width, actual.width), min(expected.height, actual.height))
         if expected.size != size:
             expected = expected.resize(size, Image.Resampling.BOX)
+            if mask is not None:
+                mask = (
+                    np.asarray(
+                        Image.fromarray(mask.astype(np.uint8) * 255).resize(
+                            size, Image.Resampling.NEAREST
+                        )
+                    )
+                    > 127
+                )
         if actual.size != size:
             actual = actual.resize(size, Image.Resampling.BOX)
-    return float(np.mean(np.abs(gray(expected) - gray(actual))) / 255.0)
+    delta = np.abs(gray(expected) - gray(actual))
+    if mask is not None:
+        if not mask.any():
+            return 0.0
+        delta = delta[mask]
+    return float(np.mean(delta) / 255.0)
+
+
+def unmasked(size: tuple[int, int], offset: tuple[int, int], boxes: list[list[int]]) -> np.ndarray:
+    """A (height, width) bool mask of a crop at ``offset`` in its frame: False inside any of
+    ``boxes`` ([x, y, w, h], frame pixels), True elsewhere."""
+    width, height = size
+    mask = np.ones((height, width), dtype=bool)
+    for x, y, w, h in boxes:
+        x1, y1 = max(0, x - offset[0]), max(0, y - offset[1])
+        x2, y2 = min(width, x + w - offset[0]), min(height, y + h - offset[1])
+        if x2 > x1 and y2 > y1:
+            mask[y1:y2, x1:x2] = False
+    return mask
 
 
 def template_match(

@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from guiagent.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dict
+from guiagent.agent.redact import REDACTED
 from guiagent.envs.base import Environment, Frame
 from guiagent.geometry import Point
 from guiagent.record import compare
@@ -35,6 +37,7 @@ from guiagent.record.verify import verify_run
 ReplayMode = Literal["strict", "heal", "verify"]
 DEFAULT_THRESHOLD = 0.08
 TEMPLATE_MIN_SCORE = 0.8
+MIN_COVERAGE = 0.1  # a crop with less left after redaction is not compared
 OCR_RADIUS = 120  # frame pixels read around a recorded point to learn its text
 SKIPPED_OUTCOMES = ("invalid", "denied", "dry_run")
 
@@ -44,6 +47,10 @@ ModelFallback = Callable[[Frame, str], Awaitable[tuple[float, float] | None]]
 
 class ReplayError(Exception):
     """A replay cannot start as asked (unknown mode, missing variable, unexecutable step)."""
+
+
+class RedactedTextError(ReplayError):
+    """A typed text was redacted by the recorder and no value was given for it."""
 
 
 class StepResult(BaseModel):
@@ -108,6 +115,21 @@ class _Context:
         self.capture = RegionCapture(env)
 
 
+def rebase_url(recorded: str, base: str) -> str:
+    """The recorded page on another server: scheme and host:port from ``base``, path, query
+    and fragment from ``recorded`` (a path in ``base`` is put in front of the recorded one).
+
+    >>> rebase_url("http://127.0.0.1:41234/app/index.html?x=1", "http://localhost:8000")
+    'http://localhost:8000/app/index.html?x=1'
+    """
+    new = urlsplit(base)
+    if not new.scheme or not new.netloc:
+        raise ReplayError(f"--base-url must look like http://host:port, got {base!r}")
+    old = urlsplit(recorded)
+    path = new.path.rstrip("/") + (old.path if old.path.startswith("/") else "/" + old.path)
+    return urlunsplit((new.scheme, new.netloc, path, old.query, old.fragment))
+
+
 def _flatten(steps: list[StepRecord]) -> list[StepRecord]:
     """Skill steps replay through their recorded sub-steps."""
     out: list[StepRecord] = []
@@ -122,8 +144,20 @@ def _flatten(steps: list[StepRecord]) -> list[StepRecord]:
 def _resolve_variables(
     step: StepRecord, action: BaseAction, variables: Mapping[str, str]
 ) -> BaseAction:
-    if action.name != "type" or not step.variables:
+    if action.name != "type":
         return action
+    if not step.variables:
+        text = str(getattr(action, "text", ""))
+        if REDACTED not in text:
+            return action
+        # the recorder replaced a secret in the typed text: the value must come from the user
+        key = f"step{step.index}"
+        if key in variables:
+            return action.model_copy(update={"text": variables[key]})
+        raise RedactedTextError(
+            f"step {step.index} types text that was redacted when it was recorded ({text!r}):"
+            f" give the value with --var {key}=VALUE"
+        )
     name = step.variables.get("name")
     if name in variables:
         return action.model_copy(update={"text": variables[name]})
@@ -140,8 +174,11 @@ def _resolve_variables(
 
 def _check_variables(steps: list[StepRecord], variables: Mapping[str, str]) -> None:
     for step in steps:
-        if step.screen_action and step.screen_action.get("action") == "type" and step.variables:
-            _resolve_variables(step, action_from_dict(step.screen_action), variables)
+        if step.screen_action and step.screen_action.get("action") == "type":
+            try:
+                _resolve_variables(step, action_from_dict(step.screen_action), variables)
+            except RedactedTextError:
+                continue  # reported when the replay reaches it: the steps before still run
 
 
 def _recorded_points(step: StepRecord) -> tuple[tuple[float, float], tuple[float, float]] | None:
@@ -169,6 +206,8 @@ class _Target:
     expected: Image.Image
     screen_box: ScreenBox
     scale: float  # recorded frame pixels per screen point
+    mask: Any = None  # pixels of ``expected`` to compare (None: all); redacted ones are left out
+    coverage: float = 1.0  # the share of ``expected`` compared
 
 
 def _evidence_crop(ctx: _Context, step: StepRecord) -> tuple[Image.Image, list[int]] | None:
@@ -213,7 +252,17 @@ def _target(ctx: _Context, step: StepRecord) -> _Target | None:
         sp[0] + (box[2] - fp[0]) / scale,
         sp[1] + (box[3] - fp[1]) / scale,
     )
-    return _Target(fp, sp, box, expected, screen_box, scale)
+    redacted = [
+        [round(float(v)) for v in r["box"]]
+        for r in step.redactions
+        if isinstance(r, Mapping) and isinstance(r.get("box"), list) and len(r["box"]) == 4
+    ]
+    target = _Target(fp, sp, box, expected, screen_box, scale)
+    if redacted:
+        # the recorder blacked these out: the live screen shows them, so leave them out
+        target.mask = compare.unmasked(expected.size, (box[0], box[1]), redacted)
+        target.coverage = float(target.mask.mean())
+    return target
 
 
 async def _compare(ctx: _Context, target: _Target) -> tuple[float, Image.Image]:
@@ -226,7 +275,7 @@ async def _compare(ctx: _Context, target: _Target) -> tuple[float, Image.Image]:
     pause = 0.01
     while True:
         actual = await ctx.capture.grab(target.screen_box)
-        score = compare.difference(target.expected, actual)
+        score = compare.difference(target.expected, actual, target.mask)
         if score <= ctx.threshold or time.monotonic() >= deadline:
             return score, actual
         await asyncio.sleep(pause)
@@ -439,7 +488,11 @@ async def _run_step(
         raise ReplayError(
             f"step {step.index}: skill call {step.screen_action} has no recorded sub-steps to replay"
         )
-    action = _resolve_variables(step, action, variables)
+    try:
+        action = _resolve_variables(step, action, variables)
+    except RedactedTextError as exc:
+        result.status, result.message = "failed", str(exc)
+        return result
     if isinstance(action, Wait):
         if speed > 0:
             await ctx.env.act(Wait(seconds=min(60.0, action.seconds / speed)))
@@ -448,6 +501,15 @@ async def _run_step(
     if target is not None:
         sp = target.sp
         result.point = list(sp)
+        if target.coverage < MIN_COVERAGE:
+            # almost all of the crop was redacted when recording: nothing left to compare
+            result.message = (
+                f"step {step.index}: not checked ({target.coverage:.0%} of the recorded crop"
+                " is left after redaction)"
+            )
+            logger.warning(result.message)
+            target = None
+    if target is not None:
         score, actual = await _compare(ctx, target)
         result.score, result.threshold = round(score, 4), ctx.threshold
         if score > ctx.threshold:

@@ -145,16 +145,16 @@ class SkillRegistry:
         item = self.get(name)
         values = item.validate_params(params)
         secrets = secrets or SecretStore()
-        hidden = []
-        for key in item.secret_params:
-            if values.get(key) is not None:
-                values[key] = secrets.get(values[key])
-                hidden.append(values[key])
-                if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
-                    on_secret(values[key])
+        hidden: list[str] = []
         ctx = SkillContext(env, secrets, grounder)
         started = time.perf_counter()
         try:
+            for key in item.secret_params:
+                if values.get(key) is not None:
+                    values[key] = secrets.get(values[key])
+                    hidden.append(values[key])
+                    if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
+                        on_secret(values[key])
             if item.function is not None:
                 detail = await item.function(ctx, **values)
             else:
@@ -164,6 +164,10 @@ class SkillRegistry:
             return SkillOutcome(
                 ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)
             )
+        except Exception as exc:  # a bug in a skill's own code: reported, not a crash of the run
+            logger.exception("skill {} raised", name)
+            detail = _hide(f"skill {name} raised {type(exc).__name__}: {exc}", hidden)
+            return SkillOutcome(ok=False, detail=detail, sub_steps=ctx.sub_steps, ms=_ms(started))
         return SkillOutcome(
             ok=True,
             detail=_hide(str(detail or f"skill {name} done"), hidden),

@@ -5,7 +5,12 @@ DESIGN.md §4b), plus the variants a client meets in the wild: older SGLang, vLL
 servers started without the tool-call or reasoning parser. A test scripts the answers
 as a function of the request (``responder(request) -> FakeReply``), and can inject
 faults: HTTP errors, a dropped stream, a garbage body, an error inside the stream, a
-request that never answers.
+request that never answers, a stream closed without ``[DONE]``, SSE keep-alive comments.
+It answers 400 where SGLang does (bad tool schema, history arguments that are not a JSON
+string of an object, unknown role, bad ``tool_choice``, an output limit over the context).
+``frontend`` puts sglang-router (liveness ``/health``, ``/v1/models`` 503 until a worker
+is ready) or a bare proxy (no ``/health``) in front; ``forward_unknown_tools=False``
+drops calls to tools the request did not list, as SGLang does by default.
 
 The server runs uvicorn in a background thread on 127.0.0.1 with an ephemeral port::
 
@@ -40,8 +45,14 @@ from starlette.routing import Route
 from guiagent.geometry import Size
 
 Flavour = Literal["sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers"]
-Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang"]
+Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang", "no_done"]
 FLAVOURS: tuple[str, ...] = ("sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers")
+# what answers /health and /v1/models: SGLang itself, sglang-router in front of it (its
+# /health is liveness, always 200; /v1/models is proxied to a healthy worker, 503 until
+# one is), or a bare OpenAI-compatible proxy without /health
+Frontend = Literal["sglang", "router", "bare"]
+FRONTENDS: tuple[str, ...] = ("sglang", "router", "bare")
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 DEFAULT_SERVED_MODEL = "stepfun-ai/Step3-VL-10B"
 # Qwen-style <|im_end|>: what SGLang reports as matched_stop when generation ends normally
@@ -76,6 +87,8 @@ class FakeReply(BaseModel):
     fault_after_chunks: int = Field(default=2, ge=0)
     # characters per streamed delta
     chunk_chars: int = Field(default=7, ge=1)
+    # SSE comment lines (": keep-alive") and blank lines between chunks, as proxies send
+    keepalive: bool = False
 
 
 @dataclass
@@ -202,6 +215,8 @@ class _Rendered:
     finish_reason: str
     matched_stop: int | str | None
     usage: dict[str, Any]
+    # calls SGLang's parser found but dropped (tool not in the request)
+    dropped: int = 0
 
 
 class FakeModelServer:
@@ -217,9 +232,17 @@ class FakeModelServer:
         warmup_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        frontend: Frontend = "sglang",
+        forward_unknown_tools: bool = True,
     ) -> None:
         if flavour not in FLAVOURS:
             raise FakeServerError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
+        if frontend not in FRONTENDS:
+            raise FakeServerError(f"unknown frontend {frontend!r}; one of {', '.join(FRONTENDS)}")
+        self.frontend: Frontend = frontend
+        # SGLang drops a parsed call to a tool the request did not list unless
+        # SGLANG_FORWARD_UNKNOWN_TOOLS is set; True (forward) keeps such calls visible to tests
+        self.forward_unknown_tools = forward_unknown_tools
         self.responder: Responder = responder or _default_responder
         self.flavour: Flavour = flavour
         self.served_model = served_model
@@ -347,14 +370,21 @@ class FakeModelServer:
     # --- HTTP ---------------------------------------------------------------------------------
 
     def _app(self) -> Starlette:
-        return Starlette(
-            routes=[
+        routes = [
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+        ]
+        if self.frontend != "bare":
+            routes += [
                 Route("/health", self._health, methods=["GET"]),
                 Route("/health_generate", self._health, methods=["GET"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
             ]
-        )
+        if self.frontend == "router":
+            routes += [
+                Route("/liveness", self._health, methods=["GET"]),
+                Route("/readiness", self._readiness, methods=["GET"]),
+            ]
+        return Starlette(routes=routes)
 
     def end_warmup(self) -> None:
         """Make /health answer 200 from now on (tests: no race against the clock)."""
@@ -366,11 +396,34 @@ class FakeModelServer:
     async def _health(self, request: Request) -> Response:
         with self._lock:
             self.health_checks += 1
+        if self.frontend == "router":  # liveness: the router itself is up
+            return JSONResponse({"status": "ok"})
         if self._warming():
             return Response(status_code=503)
         return Response(status_code=200)
 
+    async def _readiness(self, request: Request) -> Response:
+        with self._lock:
+            self.health_checks += 1
+        if self._warming():
+            return JSONResponse(
+                {"status": "not_ready", "healthy_workers": 0, "total_workers": 1}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "healthy_workers": 1, "total_workers": 1})
+
+    def _router_unavailable(self) -> Response | None:
+        """sglang-router's plain-text 503 while no worker is healthy."""
+        if self.frontend == "router" and self._warming():
+            return Response(
+                "No available workers (all circuits open or unhealthy)",
+                status_code=503,
+                media_type="text/plain",
+            )
+        return None
+
     async def _models(self, request: Request) -> Response:
+        if self.frontend == "router" and self._warming():
+            return Response("No workers are available", status_code=503, media_type="text/plain")
         created = int(time.time())
         owner = "vllm" if self.flavour == "vllm" else "sglang"
         return JSONResponse(
@@ -408,7 +461,10 @@ class FakeModelServer:
             with self._lock:
                 fake_request = FakeRequest(body=body, raw=raw, index=len(self.requests))
                 self.requests.append(fake_request)
-            problem = _validate_chat_body(body)
+            unavailable = self._router_unavailable()
+            if unavailable is not None:
+                return unavailable
+            problem = _validate_chat_body(body) or self._length_problem(fake_request)
             if problem:
                 return self._error(self.flavour, 400, problem)
             try:
@@ -439,7 +495,7 @@ class FakeModelServer:
                     if not fake_request.stream
                     else "text/event-stream",
                 )
-            rendered = _render(reply, flavour, fake_request)
+            rendered = _render(reply, flavour, fake_request, self.forward_unknown_tools)
             if fake_request.stream:
                 streaming_took_over = True
                 return StreamingResponse(
@@ -461,6 +517,28 @@ class FakeModelServer:
             if not streaming_took_over:
                 with self._lock:
                     self.in_flight -= 1
+
+    def _length_problem(self, request: FakeRequest) -> str | None:
+        """The 400 SGLang (with --context-length) or vLLM give an output limit that cannot fit."""
+        body = request.body
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(asked, int) or isinstance(asked, bool):
+            return None
+        if self.flavour == "vllm":
+            prompt = _prompt_tokens(request)
+            if asked > self.max_model_len - prompt:
+                return (
+                    f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's "
+                    f"maximum context length is {self.max_model_len} tokens and your request has "
+                    f"{prompt} input tokens ({asked} > {self.max_model_len} - {prompt})."
+                )
+            return None
+        if asked > self.max_model_len:
+            return (
+                f"max_completion_tokens is too large: {asked}.This model supports at most "
+                f"{self.max_model_len} completion tokens."
+            )
+        return None
 
     async def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -493,9 +571,12 @@ class FakeModelServer:
                 inner = error.get("error", error)
                 yield f"data: {json.dumps({'error': inner})}\n\n".encode()
                 break
+            if reply.keepalive:
+                yield b": keep-alive\n\n\n"
             yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
             await asyncio.sleep(0)
-        yield b"data: [DONE]\n\n"
+        if reply.fault != "no_done":
+            yield b"data: [DONE]\n\n"
 
 
 async def _dropping(head: bytes) -> AsyncIterator[bytes]:
@@ -513,6 +594,10 @@ def _validate_chat_body(body: dict[str, Any]) -> str | None:
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or "role" not in msg:
             return f"messages[{i}] must be an object with a role"
+        if msg["role"] not in ROLES:
+            return (
+                f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}, got {msg['role']!r}"
+            )
         for tc in msg.get("tool_calls") or []:
             args = (tc.get("function") or {}).get("arguments") if isinstance(tc, dict) else None
             try:
@@ -540,6 +625,12 @@ def _validate_chat_body(body: dict[str, Any]) -> str | None:
         name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
         if not isinstance(name, str):
             return f"invalid tool_choice {choice!r}"
+        if not tools:
+            return "Tools cannot be empty if tool choice is set to a specific tool."
+        if name not in [(t.get("function") or {}).get("name") for t in tools]:
+            return f"Tool '{name}' not found in tools list."
+    if choice == "required" and not tools:
+        return "Tools cannot be empty if tool choice is set to required."
     return None
 
 
@@ -590,9 +681,13 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
-def _usage(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> dict[str, Any]:
+def _prompt_tokens(request: FakeRequest) -> int:
     prompt_text = "".join(message_text(m) for m in request.messages if isinstance(m, dict))
-    prompt = _estimate_tokens(prompt_text) + 171 * len(request.image_urls) + 8 * len(request.tools)
+    return _estimate_tokens(prompt_text) + 171 * len(request.image_urls) + 8 * len(request.tools)
+
+
+def _usage(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> dict[str, Any]:
+    prompt = _prompt_tokens(request)
     completion = _estimate_tokens(_raw_text(reply))
     usage: dict[str, Any] = {
         "prompt_tokens": prompt,
@@ -610,9 +705,12 @@ def _usage(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> dict[str
     return usage
 
 
-def _render(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> _Rendered:
+def _render(
+    reply: FakeReply, flavour: Flavour, request: FakeRequest, forward_unknown_tools: bool = True
+) -> _Rendered:
     tools_on = bool(request.tools) and request.body.get("tool_choice") != "none"
     calls: list[dict[str, Any]] = []
+    dropped = 0
     reasoning: str | None = reply.reasoning or None
     reasoning_key: str | None = "reasoning_content"
     if flavour == "no-parsers":
@@ -622,7 +720,12 @@ def _render(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> _Render
         content = _tool_content(reply)
     else:
         content = reply.content or ""
-        for i, (name, args) in enumerate(reply.tool_calls):
+        known = set(request.tool_names)
+        for name, args in reply.tool_calls:
+            if not forward_unknown_tools and flavour != "vllm" and name not in known:
+                dropped += 1
+                continue
+            i = len(calls)
             call_id = f"chatcmpl-tool-{_hex(32)}" if flavour == "vllm" else f"call_{_hex(24)}"
             calls.append(
                 {
@@ -634,7 +737,8 @@ def _render(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> _Render
             )
     if flavour == "vllm":
         reasoning_key = "reasoning"
-    finish = "tool_calls" if calls else "stop"
+    # non-streaming SGLang says tool_calls once it saw a <tool_call>, even if it dropped it
+    finish = "tool_calls" if calls or (dropped and not request.stream) else "stop"
     if reply.finish_reason:
         finish = reply.finish_reason
     matched: int | str | None = IM_END_TOKEN_ID if finish == "stop" else None
@@ -652,6 +756,7 @@ def _render(reply: FakeReply, flavour: Flavour, request: FakeRequest) -> _Render
         finish_reason=finish,
         matched_stop=matched,
         usage=_usage(reply, flavour, request),
+        dropped=dropped,
     )
 
 
@@ -667,7 +772,7 @@ def _completion_body(r: _Rendered, flavour: Flavour, request: FakeRequest) -> di
         message["reasoning"] = r.reasoning
     else:
         message["reasoning_content"] = r.reasoning
-        if r.calls:
+        if r.calls or r.dropped:
             message["tool_calls"] = r.calls
         elif flavour == "sglang-old":
             message["tool_calls"] = None

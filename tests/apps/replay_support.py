@@ -1,18 +1,29 @@
-"""Test support for recording/replay/report tests: a page, a real BrowserEnv, a run recorded by hand."""
+"""Test support for recording/replay/report tests: a page, a real BrowserEnv, a run recorded by
+hand; the Tk demo app and a stand-in model that reads it with OCR (also used by
+scripts/make_recordings.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from guiagent.actions import BaseAction, Click, Type
+from guiagent.demo import tkapp
+from guiagent.envs.base import Frame
 from guiagent.envs.browser import BrowserEnv
 from guiagent.geometry import CoordSpace, Point, resolve_point
+from guiagent.models.local import LocalGrounder
 from guiagent.record import Recorder, RunHeader, StepRecord
 from guiagent.record.evidence import collect_evidence, dom_at_point
+from guiagent.testing.fake_server import FakeReply, FakeRequest
+from guiagent.testing.fixtures import TkApp, launch_tk_app
 
 PAGE = Path(__file__).with_name("replay_form.html")
+TKAPP = Path(tkapp.__file__)
+TKAPP_TITLE = tkapp.TITLE
+HOME = "640x400+100+100"  # where the Tk demo app's recordings were made
 
 
 async def open_env(browser: Any, url: str) -> BrowserEnv:
@@ -125,3 +136,56 @@ async def page_state(env: Any) -> dict[str, Any]:
             " username: document.getElementById('username').value})"
         )
     )
+
+
+class OcrGreetModel:
+    """Reads "Name" and "Greet" in the first screenshot; clicks the entry, types, greets, finishes."""
+
+    def __init__(self, grounder: LocalGrounder, name: str) -> None:
+        self.grounder, self.name = grounder, name
+        self.turn = 0
+        self.points: dict[str, Point] = {}
+
+    def _locate(self, request: FakeRequest) -> None:
+        frame = Frame.from_image(request.image)
+        boxes = {}
+        for label in ("Name", "Greet"):
+            found = self.grounder.find_text(frame, label, exact=True)
+            assert len(found) == 1, f"stand-in model: {label!r} seen {len(found)} times"
+            boxes[label] = found[0].box
+        label, button = boxes["Name"], boxes["Greet"]
+        # the entry sits between the label and the button
+        self.points["entry"] = Point((label.right + button.left) / 2, label.centre.y)
+        self.points["greet"] = button.centre
+
+    def __call__(self, request: FakeRequest) -> FakeReply:
+        self.turn += 1
+        if not self.points:
+            self._locate(request)
+        if self.turn == 1:
+            p = self.points["entry"]
+            return FakeReply(
+                reasoning="(stand-in) the Name entry", tool_calls=[("click", {"x": p.x, "y": p.y})]
+            )
+        if self.turn == 2:
+            return FakeReply(tool_calls=[("type", {"text": self.name})])
+        if self.turn == 3:
+            p = self.points["greet"]
+            return FakeReply(
+                reasoning="(stand-in) Greet", tool_calls=[("click", {"x": p.x, "y": p.y})]
+            )
+        return FakeReply(tool_calls=[("finish", {"answer": "greeted"})])
+
+
+def launch_tk_demo(env: dict[str, str], state: Path, geometry: str = HOME) -> TkApp:
+    """The Tk demo app with a state file, once its window is mapped, ready and painted."""
+    app = launch_tk_app(
+        TKAPP, "--state-file", str(state), "--geometry", geometry, title=TKAPP_TITLE, env=env
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if state.exists() and json.loads(state.read_text()).get("ready"):
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # first paint
+    return app

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace, Click
+from guiagent.actions import ActionSpace
 from guiagent.geometry import CoordSpace, Size
 from guiagent.models.openai_client import (
     ModelClient,
@@ -30,8 +30,8 @@ from guiagent.models.openai_client import (
 from guiagent.models.reply import Completion
 from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
-# the click tool exactly as the agent sends it
-TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
+# the tools exactly as the agent sends them
+TOOLS = ActionSpace().tools_json(CoordSpace.IMAGE, Size(1280, 720))
 MESSAGES = [{"role": "user", "content": "Click the OK button."}]
 REASONING = "The OK button is at the bottom right."
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace, Click
+from guiagent.actions import ActionSpace
 from guiagent.geometry import CoordSpace, Size
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-# the click tool exactly as the agent sends it
-TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
+# the tools exactly as the agent sends them
+TOOLS = ActionSpace().tools_json(CoordSpace.IMAGE, Size(1280, 720))
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +291,7 @@ def test_models_and_request_recording_and_image(server: FakeModelServer) -> None
     assert req is seen[0]
     assert req.image is not None and req.image.getpixel((5, 5)) == (200, 10, 10)
     assert b"what is red?" in req.raw
-    assert req.tool_names == ["click"]
+    assert req.tool_names == [t["function"]["name"] for t in TOOLS]
 
 
 def test_concurrency_tracking() -> None:

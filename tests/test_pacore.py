@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace, Click
+from guiagent.actions import ActionSpace
 from guiagent.geometry import CoordSpace, Size
 from guiagent.models.openai_client import ModelClient, ModelHTTPError, image_content
 from guiagent.models.pacore import (
@@ -24,8 +24,8 @@ from guiagent.models.pacore import (
 from guiagent.models.reply import Completion
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-# the click tool exactly as the agent sends it
-TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
+# the tools exactly as the agent sends them
+TOOLS = ActionSpace().tools_json(CoordSpace.IMAGE, Size(1280, 720))
 PROBLEM = "Click the Save button."
 IMAGE = Image.new("RGB", (96, 64), (10, 200, 30))
 

@@ -14,14 +14,14 @@ from typing import Any
 
 from PIL import Image
 
-from guiagent.actions import ActionSpace, Click
+from guiagent.actions import ActionSpace
 from guiagent.geometry import CoordSpace, Size
 from guiagent.models.openai_client import ModelClient, image_content, reply_from_message
 from guiagent.models.pacore import ground_votes, pacore
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-# the click tool exactly as the agent sends it
-_TOOLS = ActionSpace([Click]).tools_json(CoordSpace.IMAGE, Size(1280, 720))
+# the tools exactly as the agent sends them
+_TOOLS = ActionSpace().tools_json(CoordSpace.IMAGE, Size(1280, 720))
 
 
 def _responder(request: FakeRequest) -> FakeReply:

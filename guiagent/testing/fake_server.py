@@ -233,7 +233,7 @@ class FakeModelServer:
         host: str = "127.0.0.1",
         port: int = 0,
         frontend: Frontend = "sglang",
-        forward_unknown_tools: bool = True,
+        forward_unknown_tools: bool = False,
     ) -> None:
         if flavour not in FLAVOURS:
             raise FakeServerError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")

@@ -8,7 +8,10 @@ browser agents against one fake server with a fixed latency, as a ratio of one a
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -19,23 +22,34 @@ from guiagent.agent.loop import Agent
 from guiagent.envs.base import Environment
 from guiagent.envs.browser import BrowserEnv, launch_chromium
 from guiagent.record import load
-from guiagent.scenario.static import StaticServer
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
-PHASES = ("capture", "encode", "request", "parse", "act", "record", "total")
+PHASES = ("capture", "encode", "request", "parse", "act", "watch", "record", "total")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# pages that change on every click, so the loop detector sees progress (as in a real task)
+COUNTER_PAGE = (
+    "data:text/html,<body style='margin:0;font:320px sans-serif'><button id=b style='width:100vw;height:100vh;font:320px sans-serif'"
+    " onclick='this.textContent=++n'>0</button><script>var n=0</script></body>"
+)
+TK_COUNTER = (
+    "import tkinter as tk\n"
+    "r=tk.Tk(); r.geometry('1920x1080+0+0'); n=[0]\n"
+    "b=tk.Button(r,text='0',font=('DejaVu Sans',320))\n"
+    "b.configure(command=lambda: (n.__setitem__(0,n[0]+1), b.configure(text=str(n[0]))))\n"
+    "b.pack(fill='both',expand=True); r.mainloop()\n"
+)
 
 
 def _clicker(steps: int, delay_s: float = 0.0):
-    """Clicks an empty corner of the image every turn, then finishes."""
+    """Clicks the middle of the image every turn (the counter there changes), then finishes."""
     count = {"n": 0}
 
     def responder(request: FakeRequest) -> FakeReply:
         count["n"] += 1
         if count["n"] > steps:
             return FakeReply(tool_calls=[("finish", {"answer": "done"})], delay_s=delay_s)
-        size = request.image_size
-        x, y = (size.width - 5, size.height - 5) if size else (5, 5)
+        # no image decoding here: the fake's own work should not count as loop overhead
+        x, y = 400 + count["n"] % 7, 300
         return FakeReply(tool_calls=[("click", {"x": x, "y": y})], delay_s=delay_s)
 
     return responder
@@ -91,10 +105,8 @@ def _rows(
 
 
 async def _browser(steps: int) -> list[dict[str, Any]]:
-    with TemporaryDirectory() as tmp, StaticServer(REPO_ROOT) as static:
-        async with BrowserEnv(
-            start_url=static.url_for("guiagent/demo/webapp/index.html"), viewport=(1280, 800)
-        ) as env:
+    with TemporaryDirectory() as tmp:
+        async with BrowserEnv(start_url=COUNTER_PAGE, viewport=(1280, 800)) as env:
             baseline = await _screenshot_baseline(env, 15)
             phases = await _phases(env, steps, Path(tmp))
     return _rows("browser 1280x800", phases, baseline)
@@ -105,15 +117,28 @@ async def _desktop(steps: int) -> list[dict[str, Any]]:
     from guiagent.envs.display import XvfbDisplay
 
     with TemporaryDirectory() as tmp, XvfbDisplay((1920, 1080)) as display:
-        async with DesktopEnv(display=display.display) as env:
-            phases = await _phases(env, steps, Path(tmp))
+        app = subprocess.Popen(
+            [sys.executable, "-c", TK_COUNTER], env={**os.environ, **display.env}
+        )
+        try:
+            subprocess.run(
+                ["xdotool", "search", "--sync", "--onlyvisible", "--class", "Tk"],
+                env={**os.environ, **display.env},
+                timeout=30,
+                capture_output=True,
+            )
+            async with DesktopEnv(display=display.display) as env:
+                phases = await _phases(env, steps, Path(tmp))
+        finally:
+            app.terminate()
+            app.wait(10)
     return _rows("desktop 1920x1080", phases)
 
 
 async def _agents(count: int, latency_s: float, steps: int) -> float:
     """Wall time for ``count`` browser agents (one context each) sharing one fake server."""
-    with TemporaryDirectory() as tmp, StaticServer(REPO_ROOT) as static:
-        url = static.url_for("guiagent/demo/webapp/index.html")
+    with TemporaryDirectory() as tmp:
+        url = COUNTER_PAGE
         playwright, browser = await launch_chromium()
         try:
             responders = [_clicker(steps, latency_s) for _ in range(count)]

@@ -120,6 +120,26 @@ def chromium_executable() -> str | None:
     return None
 
 
+async def launch_chromium(
+    headless: bool = True, executable_path: str | None = None
+) -> tuple[Playwright, Browser]:
+    """Start Playwright and one Chromium to share between several BrowserEnvs (one context each).
+
+    The caller closes both: ``await browser.close(); await playwright.stop()``.
+    """
+    playwright = await async_playwright().start()
+    try:
+        browser = await playwright.chromium.launch(
+            headless=headless,
+            executable_path=executable_path or chromium_executable(),
+            args=list(CHROMIUM_ARGS),
+        )
+    except BaseException:
+        await playwright.stop()
+        raise
+    return playwright, browser
+
+
 _FOCUSED_JS = """() => {
     let el = document.activeElement;
     while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;

@@ -20,6 +20,7 @@ import io
 import math
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -335,7 +336,15 @@ def resize_for_plan(image: Image.Image, plan: ImagePlan) -> Image.Image:
     fx, fy = image.width / target[0], image.height / target[1]
     if fx == fy and fx.is_integer() and fx > 1:
         return image.reduce(int(fx))
-    # Plain bilinear: Pillow's reducing_gap measured slower here at the usual 1.2-2.4x ratios.
+    if fx < 2 and fy < 2 and image.mode == "RGB":
+        # a mild shrink: OpenCV's bilinear is ~7x faster than Pillow's here (4 vs 30 ms for
+        # 1920x1080 -> 1612x907) and, below a factor of 2, samples every source pixel anyway
+        import cv2  # brought by rapidocr-onnxruntime
+
+        return Image.fromarray(
+            cv2.resize(np.asarray(image), target, interpolation=cv2.INTER_LINEAR)
+        )
+    # stronger shrinks: Pillow's bilinear filter widens with the factor (no aliasing)
     return image.resize(target, Image.Resampling.BILINEAR)
 
 

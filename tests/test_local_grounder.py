@@ -27,7 +27,13 @@ from guiagent.models.local import (
     TargetNotFound,
     match_text,
 )
-from guiagent.models.ocr import OcrEngine, ScreenReader, changed_regions
+from guiagent.models.ocr import (
+    OcrEngine,
+    ScreenReader,
+    TextBox,
+    changed_regions,
+    merge_regions,
+)
 from guiagent.models.template import TemplateError
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -301,6 +307,174 @@ def test_partial_path_falls_back_to_full_read_on_big_changes(
     lines = reader.read(Frame.from_image(inverted))
     assert reader.stats.mode == "full"
     assert [line.text for line in lines] == ["Ready"]
+
+
+# --- bounded incremental reading (the old merge_regions never returned for these) ---------
+
+
+@pytest.mark.timeout(60)
+def test_merge_regions_ends_when_a_line_touches_the_frame_edge() -> None:
+    # A line read at the very edge: its padded box leaves the frame. The old fixpoint grew
+    # the crop to it, clipped it back to the frame, saw a difference again, forever.
+    line = TextBox(text="File", box=Rect(1.0, 1.0, 40.0, 12.0), confidence=0.9)
+    corner = TextBox(text="Ready", box=Rect(160.0, 90.0, 39.0, 10.0), confidence=0.9)
+    # Region + margin (24, 12) -> (0, 0, 40, 28); swallows the line's (0, 0, 43, 15),
+    # then the final padding: (0, 0, 67, 40).
+    assert merge_regions([(0, 0, 16, 16)], [line], (200, 100)) == [(0, 0, 67, 40)]
+    crops = merge_regions([(176, 84, 200, 100)], [line, corner], (200, 100))
+    assert crops == [(128, 60, 200, 100)]
+
+
+def scattered(
+    seed: int, spots: int, lines: int, size: tuple[int, int] = (1920, 1080)
+) -> tuple[list[tuple[int, int, int, int]], list[TextBox]]:
+    """Changed regions of many small scattered spots, and many old lines, some at the edges."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    old = np.zeros((height, width), dtype=np.uint8)
+    new = old.copy()
+    xs, ys = rng.integers(0, width - 3, spots), rng.integers(0, height - 3, spots)
+    for x, y in zip(xs, ys, strict=True):
+        new[y : y + 3, x : x + 3] = 255
+    boxes = [
+        TextBox(text="w", box=Rect(float(x), float(y), float(w), float(h)), confidence=0.9)
+        for x, y, w, h in zip(
+            rng.integers(0, width - 20, lines),
+            rng.integers(0, height - 8, lines),
+            rng.integers(10, 120, lines),
+            rng.integers(6, 16, lines),
+            strict=True,
+        )
+    ]
+    return changed_regions(old, new), boxes
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("spots,lines", [(300, 1000), (3000, 3000), (60, 400)])
+def test_merge_regions_stays_bounded_on_scattered_changes(spots: int, lines: int) -> None:
+    size = (1920, 1080)
+    regions, boxes = scattered(spots + lines, spots, lines, size)
+    assert len(regions) > 40
+    crops = merge_regions(regions, boxes, size)
+    assert crops
+    for x1, y1, x2, y2 in crops:
+        assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1]
+    # The fixpoint holds: crops are disjoint, cover every change, and every old line a crop
+    # touches lies wholly inside one (so it is read whole, not cut).
+    for i, a in enumerate(crops):
+        assert not any(_overlaps(a, b) for b in crops[i + 1 :])
+    for region in regions:
+        assert any(_inside(region, crop) for crop in crops)
+    for box in boxes:
+        padded = _clip_box(box, size)
+        if any(_overlaps(padded, crop) for crop in crops):
+            assert any(_inside(padded, crop) for crop in crops)
+    # Too many rounds to settle: the whole frame is the (always safe) answer.
+    assert merge_regions(regions, boxes, size, max_rounds=1) in (crops, [(0, 0, *size)])
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _inside(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return b[0] <= a[0] and b[1] <= a[1] and a[2] <= b[2] and a[3] <= b[3]
+
+
+def _clip_box(box: TextBox, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    x1, y1 = int(box.box.left) - 2, int(box.box.top) - 2
+    x2, y2 = int(np.ceil(box.box.right)) + 2, int(np.ceil(box.box.bottom)) + 2
+    return (max(0, x1), max(0, y1), min(size[0], x2), min(size[1], y2))
+
+
+BIG = (1920, 1080)
+
+
+def draw_big(items: list[tuple[str, int, int]], font: ImageFont.FreeTypeFont) -> Image.Image:
+    image = Image.new("RGB", BIG, "white")
+    draw = ImageDraw.Draw(image)
+    for text, x, y in items:
+        draw.text((x, y), text, fill="black", font=font)
+    return image
+
+
+def small_crop(text: str, font: ImageFont.FreeTypeFont) -> Frame:
+    image = Image.new("RGB", (200, 40), "white")
+    ImageDraw.Draw(image).text((1, 1), text, fill="black", font=font)  # ink at the edges
+    return Frame.from_image(image)
+
+
+@pytest.mark.timeout(300)
+def test_incremental_reads_after_a_crop_stay_bounded_and_match_full_reads(
+    engine: OcrEngine, font: ImageFont.FreeTypeFont
+) -> None:
+    # The reported shape: one grounder (incremental, the default) reads a small crop, then
+    # full-HD frames whose text sits at the frame's edges, with sizes alternating.
+    grounder = LocalGrounder(engine)
+    assert grounder.incremental
+    reader = grounder.reader
+    items = [
+        ("File", 0, 0),
+        ("Dashboard overview", 760, 300),
+        ("Pending invoices", 760, 520),
+        ("Connected", 1780, 1056),
+    ]
+    assert [b.text for b in grounder.read_text(small_crop("Ready", font))] == ["Ready"]
+
+    first = Frame.from_image(draw_big(items, font))
+    assert [b.text for b in grounder.read_text(first)] == [text for text, _, _ in items]
+    assert reader.stats.mode == "full"  # another size than the crop: nothing to diff against
+
+    changed = [("Edit", 0, 0), *items[1:3], ("Offline", 1810, 1056)]
+    second = Frame.from_image(draw_big(changed, font))
+    lines = grounder.read_text(second)
+    assert reader.stats.mode == "partial"
+    full = ScreenReader(engine).read(second, incremental=False)
+    assert [b.text for b in lines] == [b.text for b in full] == [t for t, _, _ in changed]
+    for a, b in zip(lines, full, strict=True):
+        assert close_to(a.box, b.box.as_xyxy(), tolerance=2)
+
+    assert [b.text for b in grounder.read_text(small_crop("Saved", font))] == ["Saved"]
+    assert reader.stats.mode == "full"
+    assert [b.text for b in grounder.read_text(second)] == [t for t, _, _ in changed]
+    assert reader.stats.mode == "cache"
+
+
+@pytest.mark.timeout(300)
+def test_scattered_or_checkerboard_changes_fall_back_to_a_full_read(
+    engine: OcrEngine, font: ImageFont.FreeTypeFont
+) -> None:
+    size = (640, 240)
+    items = [("Queue", 0, 0), ("Ready to send", 200, 100)]
+    base = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(base)
+    for text, x, y in items:
+        draw.text((x, y), text, fill="black", font=font)
+    expected = [text for text, _, _ in items]
+    reader = ScreenReader(engine, max_regions=20)
+    reader.read(Frame.from_image(base))
+
+    # Many separate small changes (isolated tiles with gaps): more regions than the cap.
+    dotted = np.asarray(base).copy()
+    dotted[4::32, 4::32] = (200, 200, 200)
+    assert len(changed_regions(np.asarray(base), dotted)) > 20
+    assert [b.text for b in reader.read(Frame.from_image(Image.fromarray(dotted)))] == expected
+    assert reader.stats.mode == "full"
+
+    # Everything changed in a checkerboard of small tiles: one huge region, read whole.
+    board = np.asarray(base).copy()
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+    tint = ((yy // 8 + xx // 8) % 2 == 0) & (board.min(axis=2) > 200)
+    board[tint] = (215, 215, 215)
+    assert [b.text for b in reader.read(Frame.from_image(Image.fromarray(board)))] == expected
+    assert reader.stats.mode == "full"
+
+    # An RGBA frame of the same size: another pixel layout, no diff (it used to raise).
+    rgba = Frame(
+        image=base.convert("RGBA"), transform=Frame.from_image(base).transform, surface="image"
+    )
+    assert [b.text for b in reader.read(rgba)] == expected
+    assert reader.stats.mode == "full"
 
 
 # --- templates ------------------------------------------------------------------------

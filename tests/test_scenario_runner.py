@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from guiagent.record.trajectory import load
+from guiagent.record.trajectory import StepRecord, load
 from guiagent.scenario.runner import ScenarioResult, match_pattern
 from guiagent.scenario.schema import load_scenario, scenario_from_data
 from guiagent.scenario.session import ScenarioSession, SessionOptions
@@ -75,6 +75,69 @@ def test_shipped_web_scenarios_pass_and_are_recorded(
         assert 0 <= x < 1280 and 0 <= y < 800
         assert step.trail[0]["source"] in ("dom", "ocr", "dom+field", "ocr+field")
         assert step.frame and recording.frame_image(step) is not None
+
+
+@pytest.mark.browser
+def test_a_recorded_scenario_run_replays_strictly_on_a_fresh_page(
+    async_runner: Any,
+    playwright_browser: Any,
+    static_server: Any,
+    grounder: Any,
+    tmp_path: Path,
+) -> None:
+    from guiagent.envs.browser import BrowserEnv
+    from guiagent.record.replay import replay
+    from guiagent.record.verify import verify_run
+
+    scenario = load_scenario(REPO / "scenarios" / "web" / "login_success.yaml")
+    result = run(async_runner, playwright_browser, grounder, scenario, tmp_path)
+    assert result.ok, result.failure_message()
+    recording = load(result.run_dir)
+    assert verify_run(recording) == []
+
+    # Each input event is its own step: "type into" is the click that focused the field
+    # (at the field, with evidence), then the typing.
+    typed = [s for s in recording.steps if s.model_extra["scenario_step"]["kind"] == "type"]
+    assert len(typed) == 2
+    for step, text in zip(typed, ["alice", "secret"], strict=True):
+        assert step.screen_action == {"action": "type", "text": text}
+        click, typing = (StepRecord.model_validate(sub) for sub in step.sub_steps)
+        assert click.screen_action is not None and click.screen_action["action"] == "click"
+        assert typing.screen_action == {"action": "type", "text": text}
+        trail = click.trail[0]
+        assert trail["space"] == "image" and trail["frame"] == trail["model"] == trail["sent"]
+        assert trail["screen"] == [click.screen_action["x"], click.screen_action["y"]]
+        assert click.meta["transform"] == {"origin": [0.0, 0.0], "scale": 1.0}
+        assert click.meta["url"].endswith("/guiagent/demo/webapp/index.html")
+        assert click.evidence is not None and click.evidence["dom"]["tag"] == "input"
+        assert click.evidence["dom"]["id"] == ("username" if text == "alice" else "password")
+        assert recording.file(click.evidence["crop"]).is_file()
+        assert click.outcome == typing.outcome == "ok" and "act_ms" in click.timings
+    (sign_in,) = [s for s in recording.steps if s.action_name == "click"]
+    assert not sign_in.sub_steps and sign_in.evidence and sign_in.evidence["dom"]["tag"] == "button"
+
+    async def go() -> tuple[Any, Any]:
+        url = static_server.url_for("guiagent/demo/webapp/index.html")
+        async with BrowserEnv(start_url=url, browser=playwright_browser) as env:
+            report = await replay(
+                recording, env, mode="strict", speed=0, out_dir=tmp_path / "replay"
+            )
+            return report, await env.page.evaluate("window.demoState.user")
+
+    report, user = async_runner.run(go(), timeout=120)
+    assert report.ok, report.summary()
+    ran = [s for s in report.steps if s.status == "ok"]
+    assert [s.action["action"] for s in ran if s.action] == [
+        "click",
+        "type",
+        "click",
+        "type",
+        "click",
+    ]
+    pointed = [s for s in ran if s.point]
+    assert len(pointed) == 3  # every click was checked against its recorded crop first
+    assert all(s.score is not None and s.score <= s.threshold for s in pointed)
+    assert user == "alice"
 
 
 @pytest.mark.browser

@@ -177,67 +177,143 @@ def _intersects(a: tuple[float, float, float, float], b: tuple[float, float, flo
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+Box4 = tuple[int, int, int, int]
+
+
+def _clip(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes (n, 4) as x1, y1, x2, y2 clipped to the frame."""
+    out = boxes.astype(np.int64, copy=True).reshape(-1, 4)
+    np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
+    return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) matrix: which boxes of ``a`` intersect which of ``b`` (open boxes)."""
+    return (
+        (a[:, None, 0] < b[None, :, 2])
+        & (b[None, :, 0] < a[:, None, 2])
+        & (a[:, None, 1] < b[None, :, 3])
+        & (b[None, :, 1] < a[:, None, 3])
+    )
+
+
+def _components(boxes: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """A component label per box: boxes that intersect, directly or through others, share one."""
+    parent = np.arange(len(boxes))
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    # Row chunks keep the pair matrix small for many boxes (memory stays O(chunk * n)).
+    for start in range(0, len(boxes), chunk):
+        rows, cols = np.nonzero(_overlap(boxes[start : start + chunk], boxes))
+        rows += start
+        upper = rows < cols
+        for i, j in zip(rows[upper].tolist(), cols[upper].tolist(), strict=True):
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    return np.array([find(i) for i in range(len(boxes))], dtype=np.int64)
+
+
+def _settle(crops: np.ndarray, old: np.ndarray, max_rounds: int) -> np.ndarray | None:
+    """Grow crops over the old lines they touch and merge overlapping crops, to a fixpoint.
+
+    Every round that is not the last swallows an old line or merges two crops, so there are
+    at most len(crops) + len(old) rounds; past ``max_rounds`` it gives up (None).
+    """
+    alive = np.ones(len(old), dtype=bool)
+    for _ in range(max_rounds):
+        grew = False
+        if alive.any() and len(crops):
+            live = old[alive]
+            hit = _overlap(crops, live)
+            if hit.any():
+                big = np.iinfo(np.int64).max
+                crops = crops.copy()
+                crops[:, 0] = np.minimum(crops[:, 0], np.where(hit, live[None, :, 0], big).min(1))
+                crops[:, 1] = np.minimum(crops[:, 1], np.where(hit, live[None, :, 1], big).min(1))
+                crops[:, 2] = np.maximum(crops[:, 2], np.where(hit, live[None, :, 2], -1).max(1))
+                crops[:, 3] = np.maximum(crops[:, 3], np.where(hit, live[None, :, 3], -1).max(1))
+                # A swallowed line lies inside its crop for good (crops only grow).
+                alive[np.flatnonzero(alive)[hit.any(axis=0)]] = False
+                grew = True
+        labels = _components(crops)
+        roots = np.unique(labels)
+        if len(roots) < len(crops):
+            merged = np.empty((len(roots), 4), dtype=np.int64)
+            for k, root in enumerate(roots):
+                members = crops[labels == root]
+                merged[k] = (
+                    members[:, 0].min(),
+                    members[:, 1].min(),
+                    members[:, 2].max(),
+                    members[:, 3].max(),
+                )
+            crops = merged
+        elif not grew:
+            return crops
+    return None
 
 
 def merge_regions(
-    regions: list[tuple[int, int, int, int]],
+    regions: list[Box4],
     old_boxes: list[TextBox],
     size: tuple[int, int],
     margin: tuple[int, int] = (24, 12),
-) -> list[tuple[int, int, int, int]]:
+    max_rounds: int = 64,
+) -> list[Box4]:
     """Grow changed regions into crops safe to OCR on their own.
 
     Each region gets a margin, swallows every previously read line it touches (a line that
-    changed in part must be read whole) and overlapping crops are merged, until stable.
+    changed in part must be read whole) and overlapping crops are merged, until stable;
+    then the crops are padded once more (the detector needs some background around a line)
+    and settled again. All boxes are clipped to the frame first (a line read at the very
+    edge must not keep "growing" a crop past it). Each round is vectorised; if the crops
+    have not settled after ``max_rounds`` rounds the whole frame is returned, which is
+    always a safe crop.
     """
     width, height = size
     mx, my = margin
-    crops = [
-        (max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my))
-        for x1, y1, x2, y2 in regions
-    ]
-    old = [
-        (
-            int(b.box.left) - 2,
-            int(b.box.top) - 2,
-            int(np.ceil(b.box.right)) + 2,
-            int(np.ceil(b.box.bottom)) + 2,
-        )
-        for b in old_boxes
-    ]
-    changed = True
-    while changed:
-        changed = False
-        for i, crop in enumerate(crops):
-            for box in old:
-                if _intersects(crop, box) and _union(crop, box) != crop:
-                    grown = _union(crop, box)
-                    crops[i] = (
-                        max(0, grown[0]),
-                        max(0, grown[1]),
-                        min(width, grown[2]),
-                        min(height, grown[3]),
-                    )
-                    crop = crops[i]
-                    changed = True
-        merged: list[tuple[int, int, int, int]] = []
-        for crop in crops:
-            for j, other in enumerate(merged):
-                if _intersects(crop, other):
-                    merged[j] = _union(crop, other)
-                    changed = True
-                    break
-            else:
-                merged.append(crop)
-        crops = merged
-    # Pad the final crops too: the detector needs some background around a line it reads.
-    padded = [
-        (max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my))
-        for x1, y1, x2, y2 in crops
-    ]
-    return padded if padded == crops else merge_regions(padded, old_boxes, size, (0, 0))
+    whole = [(0, 0, width, height)]
+    if not regions:
+        return []
+    pad = np.array([-mx, -my, mx, my], dtype=np.int64)
+    old = _clip(
+        np.array(
+            [
+                (
+                    int(b.box.left) - 2,
+                    int(b.box.top) - 2,
+                    int(np.ceil(b.box.right)) + 2,
+                    int(np.ceil(b.box.bottom)) + 2,
+                )
+                for b in old_boxes
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 4),
+        width,
+        height,
+    )
+    crops = _settle(
+        _clip(np.array(regions, dtype=np.int64).reshape(-1, 4) + pad, width, height),
+        old,
+        max_rounds,
+    )
+    if crops is None:
+        return whole
+    padded = _clip(crops + pad, width, height)
+    if not np.array_equal(padded, crops):
+        crops = _settle(padded, old, max_rounds)
+        if crops is None:
+            return whole
+    return [(int(x1), int(y1), int(x2), int(y2)) for x1, y1, x2, y2 in crops.tolist()]
 
 
 # --- the reader -----------------------------------------------------------------------
@@ -245,7 +321,8 @@ def merge_regions(
 
 @dataclass
 class ReadStats:
-    """What the last read did: ``mode`` is "cache", "full" or "partial"."""
+    """What the last read did: ``mode`` is "cache", "full" or "partial"; ``pixels`` is how
+    many pixels the engine was given (crops, plus background bands at the frame's edges)."""
 
     mode: str = ""
     crops: list[tuple[int, int, int, int]] = field(default_factory=list)
@@ -258,7 +335,13 @@ class ReadStats:
 class ScreenReader:
     """Reads frames through an :class:`OcrEngine`, caching by digest and re-reading changes.
 
-    ``max_changed_fraction``: above this share of changed crop area a full read is cheaper.
+    A partial read is only tried against the previous frame of the same shape, and gives
+    way to a full read (bounded work either way) when the change is too big or too scattered:
+
+    ``max_changed_fraction``: above this share of changed area (the raw changed tiles, and
+    again the crops after growing them over the lines they touch) a full read is cheaper;
+    ``max_regions``: above this many separate changed regions (noise, video, a checkerboard
+    of small changes) a full read is cheaper than many small crops.
     """
 
     def __init__(
@@ -267,11 +350,13 @@ class ScreenReader:
         cache_size: int = 32,
         max_changed_fraction: float = 0.5,
         tile: int = 16,
+        max_regions: int = 48,
     ) -> None:
         self.engine = engine if engine is not None else shared_engine()
         self.cache_size = cache_size
         self.max_changed_fraction = max_changed_fraction
         self.tile = tile
+        self.max_regions = max_regions
         self.stats = ReadStats()
         self._cache: OrderedDict[str, list[TextBox]] = OrderedDict()
         # The last frame read and its lines: the reference for the next partial read.
@@ -294,9 +379,13 @@ class ScreenReader:
             return cached
         rgb = frame.array()
         boxes = None
-        if incremental and self._last is not None and self._last[0].size == frame.size:
+        if incremental and self._last is not None:
             last_frame, last_boxes = self._last
-            boxes = self._read_partial(rgb, last_frame.array(), last_boxes)
+            last_rgb = last_frame.array()
+            # Another size or pixel layout (a crop after a full screen, RGBA after RGB):
+            # nothing to diff against, read it whole.
+            if last_rgb.shape == rgb.shape:
+                boxes = self._read_partial(rgb, last_rgb, last_boxes)
         if boxes is None:
             boxes = self.engine.recognise(rgb)
             height, width = rgb.shape[:2]
@@ -314,21 +403,77 @@ class ScreenReader:
         self, rgb: np.ndarray, old_rgb: np.ndarray, old_boxes: list[TextBox]
     ) -> list[TextBox] | None:
         height, width = rgb.shape[:2]
+        limit = self.max_changed_fraction * width * height
         regions = changed_regions(old_rgb, rgb, tile=self.tile)
+        if len(regions) > self.max_regions:
+            logger.debug("{} changed regions: reading the whole frame", len(regions))
+            return None
+        if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in regions) > limit:
+            return None
         crops = merge_regions(regions, old_boxes, (width, height))
         area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in crops)
-        if area > self.max_changed_fraction * width * height:
+        if area > limit:
             return None
         kept = [
             b for b in old_boxes if not any(_intersects(b.box.as_xyxy(), crop) for crop in crops)
         ]
         fresh: list[TextBox] = []
+        pixels = 0  # what the engine looked at: the crops and any band added at the edges
         for x1, y1, x2, y2 in crops:
-            fresh.extend(self.engine.recognise(rgb[y1:y2, x1:x2], offset=(x1, y1)))
-        self.stats.mode, self.stats.crops, self.stats.pixels = "partial", crops, area
+            boxes, seen = self._recognise_crop(rgb, (x1, y1, x2, y2))
+            fresh.extend(boxes)
+            pixels += seen
+        self.stats.mode, self.stats.crops, self.stats.pixels = "partial", crops, pixels
         self.stats.partial_reads += 1
         logger.debug("partial OCR: {} crop(s), {} px", len(crops), area)
         return kept + fresh
+
+    def _recognise_crop(
+        self, rgb: np.ndarray, crop: tuple[int, int, int, int]
+    ) -> tuple[list[TextBox], int]:
+        """The lines in one crop (frame pixels) and how many pixels the engine was given."""
+        height, width = rgb.shape[:2]
+        pixels, offset = _pad_at_frame_edges(rgb, crop)
+        boxes = []
+        for box in self.engine.recognise(pixels, offset=offset):
+            x1, y1 = max(0.0, box.box.left), max(0.0, box.box.top)
+            x2, y2 = min(float(width), box.box.right), min(float(height), box.box.bottom)
+            if x2 - x1 >= 2 and y2 - y1 >= 2:
+                boxes.append(box.model_copy(update={"box": Rect(x1, y1, x2 - x1, y2 - y1)}))
+        return boxes, pixels.shape[0] * pixels.shape[1]
+
+
+EDGE_PAD = 16  # background added where a crop meets the frame's edge with ink near it
+EDGE_INK = 8  # how close to the frame's edge ink must come to need that band
+
+
+def _pad_at_frame_edges(
+    rgb: np.ndarray, crop: tuple[int, int, int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The crop's pixels, with a band of its background colour added on each side where it
+    meets the frame's edge and ink comes close to it (inside the frame the merge margin
+    gives background; at the edge there is none, and the detector misses lines that touch
+    a crop's border). Returns the array and the offset of its (0, 0) in frame pixels."""
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = crop
+    pixels = rgb[y1:y2, x1:x2]
+    if pixels.size == 0 or not (x1 == 0 or y1 == 0 or x2 == width or y2 == height):
+        return pixels, (x1, y1)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = np.median(border, axis=0)
+    ink = np.abs(pixels.astype(np.int16) - background).max(axis=2) > 60
+    near = EDGE_INK
+    left = EDGE_PAD * bool(x1 == 0 and ink[:, :near].any())
+    top = EDGE_PAD * bool(y1 == 0 and ink[:near].any())
+    right = EDGE_PAD * bool(x2 == width and ink[:, -near:].any())
+    bottom = EDGE_PAD * bool(y2 == height and ink[-near:].any())
+    if not (left or top or right or bottom):
+        return pixels, (x1, y1)
+    colour = [int(v) for v in background]
+    padded = cv2.copyMakeBorder(
+        np.ascontiguousarray(pixels), top, bottom, left, right, cv2.BORDER_CONSTANT, value=colour
+    )
+    return padded, (x1 - left, y1 - top)
 
 
 def reading_order(boxes: list[TextBox]) -> list[TextBox]:

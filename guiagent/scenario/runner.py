@@ -15,6 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +111,20 @@ class _Grounded(BaseModel):
     source: str = ""
     confidence: float | None = None
     role: str | None = None
+    text: str = ""  # what the grounder matched (OCR line or DOM name)
+    dom: list[Any] | None = Field(default=None, exclude=True, repr=False)  # for evidence
+
+
+@dataclass
+class _Event:
+    """One input event the runner performed: recorded as its own replayable step."""
+
+    action: BaseAction  # in screen coordinates, as sent to the environment
+    frame: Frame  # the screen as the event found it (its points were grounded on it)
+    hits: list[_Grounded]  # one per point of the action
+    started_at: float
+    ms: float = 0.0
+    error: str | None = None
 
 
 def _label(index: int, kind: str, value: Any) -> str:
@@ -304,6 +319,8 @@ class ScenarioRunner:
             box=result.box.as_xyxy(),
             source=str(result.source),
             confidence=result.confidence,
+            text=str(result.text or ""),
+            dom=dom,
         )
 
     async def ground(
@@ -373,10 +390,38 @@ class ScenarioRunner:
 
     # --- steps ------------------------------------------------------------------------
 
-    async def _act(self, action: BaseAction) -> None:
-        result = await self.env.act(action)
+    async def _act(
+        self,
+        action: BaseAction,
+        rec: dict[str, Any],
+        frame: Frame,
+        hits: list[_Grounded] | None = None,
+    ) -> None:
+        """Perform one input event and keep it for the recording.
+
+        ``hits``: how each point of ``action`` was found on ``frame``. A pointless event
+        that follows another one in the same step (the typing after the click into a field)
+        gets a fresh frame when recording: the screen as that event found it.
+        """
+        events: list[_Event] = rec.setdefault("events", [])
+        if events and self.recorder is not None and not action.points():
+            try:
+                frame = await self.env.observe()
+            except Exception as exc:  # the recording then shows the step's earlier frame
+                logger.debug("no frame for the recorded {}: {}", action.name, exc)
+        event = _Event(action, frame, list(hits or []), started_at=time.time())
+        events.append(event)
+        started = time.perf_counter()
+        try:
+            result = await self.env.act(action)
+        except Exception as exc:
+            event.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            event.ms = (time.perf_counter() - started) * 1000
         if not result.ok:
-            raise StepFailure(f"the environment refused {action.name}: {result.detail}")
+            event.error = f"the environment refused {action.name}: {result.detail}"
+            raise StepFailure(event.error)
 
     async def _click_kind(
         self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
@@ -386,7 +431,7 @@ class ScenarioRunner:
         cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
         action = cls(x=hit.screen[0], y=hit.screen[1])
         rec.update(action=action, hits=[hit])
-        await self._act(action)
+        await self._act(action, rec, frame, [hit])
 
     async def _type(
         self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]
@@ -396,12 +441,13 @@ class ScenarioRunner:
             frame, hit = await self.ground(frame, spec.into, timeout)
             hit = self._input_beside_label(frame, hit)
             hits.append(hit)
-            await self._act(Click(x=hit.screen[0], y=hit.screen[1]))
+            rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
+            await self._act(rec["action"], rec, frame, [hit])
         action = Type(text=spec.text)
         rec.update(action=action, hits=hits)
-        await self._act(action)
+        await self._act(action, rec, frame)
         if spec.enter:
-            await self._act(Key(keys=["enter"]))
+            await self._act(Key(keys=["enter"]), rec, frame)
 
     def _input_beside_label(self, frame: Frame, hit: _Grounded) -> _Grounded:
         """A text found by OCR next to a field is its label: click the field to its right.
@@ -460,14 +506,15 @@ class ScenarioRunner:
             x, y = centre.x, centre.y
         action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
         rec.update(action=action, hits=hits)
-        await self._act(action)
+        where = _Grounded(screen=(x, y), source="at" if spec.at is not None else "centre")
+        await self._act(action, rec, frame, hits or [where])
 
     async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         frame, start = await self.ground(frame, spec.from_, timeout)
         frame, end = await self.ground(frame, spec.to, timeout)
         action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
         rec.update(action=action, hits=[start, end])
-        await self._act(action)
+        await self._act(action, rec, frame, [start, end])
 
     async def _wait_for(self, frame: Frame, spec: WaitForSpec, timeout: float | None) -> str:
         limit = spec.timeout or timeout or WAIT_FOR_TIMEOUT_S
@@ -612,7 +659,7 @@ class ScenarioRunner:
         elif kind == "press":
             action = Key(keys=list(value))
             rec.update(action=action)
-            await self._act(action)
+            await self._act(action, rec, frame)
         elif kind == "scroll":
             await self._scroll(frame, value, timeout, rec)
         elif kind == "drag":
@@ -716,43 +763,136 @@ class ScenarioRunner:
         detail: str,
         timings: dict[str, float],
     ) -> None:
+        """Append the step to the recording, replayable by :func:`guiagent.record.replay.replay`.
+
+        Every input event is a full step record (frame, point trail, evidence, outcome) as
+        the agent loop writes them. A scenario step with one event is that record; one with
+        several (``type into``: click the field, then type; ``enter``: then press it) keeps
+        them, in order, as ``sub_steps`` of a record carrying the step's main action, which
+        a replay runs one by one. Steps without input (expect, wait_for...) have no action.
+        """
         if self.recorder is None:
             return
         from guiagent.record.trajectory import StepRecord
 
-        action: BaseAction | None = rec.get("action")
-        hits: list[_Grounded] = rec.get("hits", [])
         step = self.scenario.steps[index]
-        record = StepRecord(
-            index=index,
-            frame=self.recorder.save_frame(frame.image),
-            frame_size=[frame.size.width, frame.size.height],
-            meta={
-                k: v
-                for k, v in frame.meta.items()
-                if isinstance(v, (str, int, float, bool, type(None), list, dict))
-            },
-            screen_action=action.model_dump() if action is not None else None,
-            trail=[
-                {
-                    "frame": list(h.frame_point) if h.frame_point else None,
-                    "screen": list(h.screen),
-                    "source": h.source,
-                    "box": list(h.box) if h.box else None,
-                }
-                for h in hits
-            ],
-            outcome="failed" if error else "ok",
-            error=error,
-            timings=timings,
-            scenario_step={
+        extra = {
+            "scenario_step": {
                 "label": label,
                 "kind": step.kind,
                 "spec": step.model_dump(mode="json", by_alias=True, exclude_none=True),
                 "detail": detail,
-            },
+            }
+        }
+        events = [
+            self._event_record(index, n, event) for n, event in enumerate(rec.get("events", []))
+        ]
+        outcome = "failed" if error else "ok"
+        if len(events) == 1:
+            data = events[0]
+            data.pop("event", None)
+            data["timings"] = {**timings, **data["timings"]}
+        else:
+            main: BaseAction | None = rec.get("action")
+            data = {
+                "index": index,
+                "frame": self.recorder.save_frame(frame.image),
+                "frame_size": [frame.size.width, frame.size.height],
+                "sent_size": [frame.size.width, frame.size.height],
+                "meta": _frame_meta(frame),
+                "action": _action_dict(main) if main is not None and events else None,
+                "screen_action": _action_dict(main) if main is not None and events else None,
+                "timings": timings,
+                "sub_steps": events,
+            }
+        data.update(outcome=outcome, error=error, **extra)
+        self.recorder.append(StepRecord.model_validate(data))
+
+    def _event_record(self, index: int, n: int, event: _Event) -> dict[str, Any]:
+        """One input event as a step record dict (what the agent loop writes for a step)."""
+        assert self.recorder is not None
+        frame = event.frame
+        transform = frame.transform
+        trail: list[dict[str, Any]] = []
+        for hit in event.hits:
+            if hit.frame_point is not None:
+                fx, fy = hit.frame_point
+            else:
+                point = transform.screen_to_frame(Point(*hit.screen))
+                fx, fy = point.x, point.y
+            trail.append(
+                {
+                    # No model chose these points: model, sent and frame space coincide.
+                    "space": "image",
+                    "model": [fx, fy],
+                    "sent": [fx, fy],
+                    "frame": [fx, fy],
+                    "screen": list(hit.screen),
+                    "source": hit.source,
+                    "box": list(hit.box) if hit.box else None,
+                    "confidence": hit.confidence,
+                }
+            )
+        frame_action = (
+            event.action.with_points([tuple(t["frame"]) for t in trail]) if trail else event.action
         )
-        self.recorder.append(record)
+        return {
+            "index": index,
+            "event": n,
+            "started_at": event.started_at,
+            "frame": self.recorder.save_frame(frame.image),
+            "frame_size": [frame.size.width, frame.size.height],
+            "sent_size": [frame.size.width, frame.size.height],
+            "meta": _frame_meta(frame),
+            "action": _action_dict(frame_action),
+            "screen_action": _action_dict(event.action),
+            "trail": trail,
+            "evidence": self._evidence(frame, event.hits[0], trail[0]["frame"]) if trail else None,
+            "outcome": "error" if event.error else "ok",
+            "error": event.error,
+            "timings": {"act_ms": event.ms},
+        }
+
+    def _evidence(
+        self, frame: Frame, hit: _Grounded, frame_point: list[float]
+    ) -> dict[str, Any] | None:
+        """What a healing replay needs to find the target again (crop, DOM node, text)."""
+        from guiagent.record.evidence import collect_evidence, dom_at_point
+
+        assert self.recorder is not None
+        fx, fy = frame_point
+        if not (0 <= fx < frame.size.width and 0 <= fy < frame.size.height):
+            return None  # a point off the frame (an explicit `at`): no pixels to keep
+        node = dom_at_point(hit.dom, hit.screen[0], hit.screen[1]) if hit.dom else None
+        # The matched text is under the point only when the point is on that text itself.
+        on_text = hit.source == "ocr" and hit.text and hit.box is not None
+        try:
+            return collect_evidence(
+                self.recorder,
+                frame.image,
+                (fx, fy),
+                dom=node,
+                text=hit.text if on_text else None,
+                text_box=hit.box if on_text else None,
+            )
+        except (OSError, ValueError) as exc:
+            logger.warning("no evidence recorded for the point {}: {}", frame_point, exc)
+            return None
+
+
+def _frame_meta(frame: Frame) -> dict[str, Any]:
+    meta = {
+        k: v
+        for k, v in frame.meta.items()
+        if isinstance(v, (str, int, float, bool, type(None), list, dict))
+    }
+    origin = frame.transform.origin
+    meta["transform"] = {"origin": [origin.x, origin.y], "scale": frame.transform.scale}
+    return meta
+
+
+def _action_dict(action: BaseAction) -> dict[str, Any]:
+    return {"action": action.name, **action.arguments()}
 
 
 async def run_scenario(

@@ -18,7 +18,9 @@ def test_nl_demo_signs_in_through_the_login_skill_without_leaking_the_password(t
     run = load(tmp_path / "task")
     assert len(run.steps) == len(DEMO_PLAN)
     login = run.steps[0]
-    assert login.action["skill"] == "login" and login.action["params"]["password"] == "demo_password"
+    assert (
+        login.action["skill"] == "login" and login.action["params"]["password"] == "demo_password"
+    )
     assert [s["status"] for s in login.sub_steps] == ["passed"] * 3
     assert run.steps[-1].action["action"] == "finish"
     report = write_report(run)

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 # benchmark modules in guiagent.bench, in the order they run
-AREAS = ("loop", "capture", "parser", "client", "grounding", "scenario", "replay", "safety", "narrate")
+AREAS = (
+    "loop",
+    "capture",
+    "parser",
+    "client",
+    "grounding",
+    "scenario",
+    "replay",
+    "safety",
+    "narrate",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

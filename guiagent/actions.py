@@ -10,6 +10,8 @@ with screen coordinates.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -387,6 +389,30 @@ def _parameters(cls: type[BaseAction], space: CoordSpace, sent: Size) -> dict[st
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _builtin_tools_text(
+    actions: tuple[type[BaseAction], ...], space: CoordSpace, sent: Size
+) -> str:
+    """The actions' tool JSON for one (space, image size): the same every step, so built once."""
+    tools = []
+    for cls in actions:
+        description = cls.description
+        if cls.point_fields:
+            description += f" Coordinates are {space.describe(sent)}."
+        name = cls.model_fields["action"].default
+        tools.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": description,
+                    "parameters": _parameters(cls, space, sent),
+                },
+            }
+        )
+    return json.dumps(tools)
+
+
 class ActionSpace:
     """The tools a model may call on one surface, and the validation of its calls."""
 
@@ -404,21 +430,9 @@ class ActionSpace:
 
     def tools_json(self, space: CoordSpace, sent: Size) -> list[dict[str, Any]]:
         """The OpenAI ``tools`` array; each description states the coordinate space and image size."""
-        tools = []
-        for name, cls in self.actions.items():
-            description = cls.description
-            if cls.point_fields:
-                description += f" Coordinates are {space.describe(sent)}."
-            tools.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": name,
-                        "description": description,
-                        "parameters": _parameters(cls, space, sent),
-                    },
-                }
-            )
+        tools: list[dict[str, Any]] = json.loads(
+            _builtin_tools_text(tuple(self.actions.values()), space, sent)
+        )
         for tool in self.extra_tools.values():
             tools.append(
                 {

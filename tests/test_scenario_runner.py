@@ -13,7 +13,7 @@ import pytest
 
 from guiagent.record.trajectory import StepRecord, load
 from guiagent.scenario.runner import ScenarioResult, match_pattern
-from guiagent.scenario.schema import load_scenario, scenario_from_data
+from guiagent.scenario.schema import ScenarioError, load_scenario, scenario_from_data
 from guiagent.scenario.session import ScenarioSession, SessionOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,10 +96,10 @@ def test_a_recorded_scenario_run_replays_strictly_on_a_fresh_page(
     assert verify_run(recording) == []
 
     # Each input event is its own step: "type into" is the click that focused the field
-    # (at the field, with evidence), then the typing.
+    # (at the field, with evidence), then the typing. The password is not recorded.
     typed = [s for s in recording.steps if s.model_extra["scenario_step"]["kind"] == "type"]
     assert len(typed) == 2
-    for step, text in zip(typed, ["alice", "secret"], strict=True):
+    for step, text in zip(typed, ["alice", "[REDACTED]"], strict=True):
         assert step.screen_action == {"action": "type", "text": text}
         click, typing = (StepRecord.model_validate(sub) for sub in step.sub_steps)
         assert click.screen_action is not None and click.screen_action["action"] == "click"
@@ -119,8 +119,13 @@ def test_a_recorded_scenario_run_replays_strictly_on_a_fresh_page(
     async def go() -> tuple[Any, Any]:
         url = static_server.url_for("guiagent/demo/webapp/index.html")
         async with BrowserEnv(start_url=url, browser=playwright_browser) as env:
-            report = await replay(
-                recording, env, mode="strict", speed=0, out_dir=tmp_path / "replay"
+            report = await replay(  # the redacted password comes from the user, by step
+                recording,
+                env,
+                mode="strict",
+                variables={f"step{typed[1].index}": "secret"},
+                speed=0,
+                out_dir=tmp_path / "replay",
             )
             return report, await env.page.evaluate("window.demoState.user")
 
@@ -138,6 +143,149 @@ def test_a_recorded_scenario_run_replays_strictly_on_a_fresh_page(
     assert len(pointed) == 3  # every click was checked against its recorded crop first
     assert all(s.score is not None and s.score <= s.threshold for s in pointed)
     assert user == "alice"
+
+
+LOGIN_STEPS: list[dict[str, Any]] = [
+    {"expect": "Sign in"},
+    {"type": {"text": "alice", "into": "Username"}},
+    {"type": {"text": "${password}", "into": "Password"}},
+    {"click": {"text": "Sign in", "role": "button"}},
+    {"expect": "Welcome, alice"},
+    {"screenshot": "after-login"},
+]
+
+
+def _login_scenario(tmp_path: Path, password: str, name: str, **options: Any) -> Any:
+    data = {
+        "name": name,
+        "target": {"url": "guiagent/demo/webapp/index.html"},
+        "variables": {"password": password},
+        "steps": LOGIN_STEPS,
+    }
+    # the demo app's URL is relative to the repository root
+    return scenario_from_data(data, str(REPO / "scenarios" / "web" / f"{name}.yaml"), **options)
+
+
+def _run_dir_bytes(run_dir: str) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(Path(run_dir).rglob("*")) if p.is_file())
+
+
+def _assert_password_box_black(recording: Any) -> int:
+    """Every saved frame that shows the login form has the password field blacked out."""
+    checked = 0
+    records = [StepRecord.model_validate(sub) for s in recording.steps for sub in s.sub_steps]
+    for step in [*recording.steps, *records]:
+        fields = [r for r in step.redactions if r["kind"] == "password_field"]
+        if not step.frame or not fields:
+            continue
+        image = recording.frame_image(step).convert("RGB")
+        (note,) = fields
+        x, y, w, h = note["box"]
+        assert w > 100 and 20 < h < 80  # the input's box, padded
+        for fx in (0.1, 0.3, 0.5, 0.7, 0.9):
+            for fy in (0.25, 0.5, 0.75):
+                assert image.getpixel((int(x + w * fx), int(y + h * fy))) == (0, 0, 0)
+        checked += 1
+    return checked
+
+
+@pytest.mark.browser
+def test_a_password_typed_literally_is_typed_but_recorded_redacted_and_blacked_out(
+    async_runner: Any, playwright_browser: Any, grounder: Any, tmp_path: Path
+) -> None:
+    scenario = _login_scenario(tmp_path, "secret", "literal-login")
+    result = run(async_runner, playwright_browser, grounder, scenario, tmp_path)
+    assert result.ok, result.failure_message()  # "Welcome, alice": the real password was typed
+    assert result.steps[2].label == 'step 3 (type "[REDACTED]" into "Password")'
+    assert result.steps[1].label == 'step 2 (type "alice" into "Username")'
+
+    recording = load(result.run_dir)
+    typing = recording.steps[2]
+    assert typing.screen_action == {"action": "type", "text": "[REDACTED]"}
+    sub_texts = [sub["screen_action"] for sub in typing.sub_steps]
+    assert sub_texts[1] == {"action": "type", "text": "[REDACTED]"}
+    spec = typing.model_extra["scenario_step"]
+    assert spec["label"] == result.steps[2].label and spec["spec"]["type"]["text"] == "[REDACTED]"
+    assert recording.header.settings["variables"] == {"password": "[REDACTED]"}
+    # the username is not a secret: still recorded as typed
+    assert recording.steps[1].screen_action == {"action": "type", "text": "alice"}
+    # the word appears as no recorded value (JSON strings, in any file of the run)
+    raw = _run_dir_bytes(result.run_dir)
+    assert b'secret"' not in raw.replace(b'"secret":', b"")  # only the key of "variables"
+    # frames before and after typing show the field black; the screenshot step too
+    assert _assert_password_box_black(recording) >= 3
+    shot = Path(result.run_dir) / "after-login.png"
+    assert shot.is_file()
+
+
+@pytest.mark.browser
+def test_a_stored_reference_is_typed_from_the_store_and_redacted_everywhere(
+    async_runner: Any,
+    playwright_browser: Any,
+    grounder: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guiagent.commands.scenario import _print_result
+    from guiagent.scenario.pytest_plugin import _step_lines
+
+    # the demo app accepts only "secret": a unique marker around it finds every leak
+    monkeypatch.setenv("GUIAGENT_SECRET_DEMO_PASSWORD", "secret")
+    scenario = _login_scenario(tmp_path, "${secret:demo_password}", "vault-login")
+    assert scenario.secrets == {"demo_password": "secret"}
+    result = run(async_runner, playwright_browser, grounder, scenario, tmp_path)
+    assert result.ok, result.failure_message()
+    recording = load(result.run_dir)
+    typing = StepRecord.model_validate(recording.steps[2].sub_steps[1])
+    assert typing.screen_action == {"action": "type", "text": "[REDACTED]"}
+    # a replay asks for the secret by name; export writes the reference back
+    assert typing.variables == {"name": "secret:demo_password", "secret": True, "value_hash": None}
+    assert recording.steps[2].variables["name"] == "secret:demo_password"
+    raw = _run_dir_bytes(result.run_dir)
+    assert b'secret"' not in raw.replace(b'"secret":', b"")  # only the key of "variables"
+    assert _assert_password_box_black(recording) >= 3
+
+    # a failing run: the message, the report and the pytest plugin's text stay clean
+    failing = scenario_from_data(
+        {
+            "target": {"url": "guiagent/demo/webapp/index.html"},
+            "steps": [{"click": "${secret:unique}"}],
+            "step_timeout": 0.3,
+        },
+        str(REPO / "scenarios" / "web" / "failing-vault.yaml"),
+        secrets={"unique": "zq-unique-marker-7731"},
+    )
+    bad = run(async_runner, playwright_browser, grounder, failing, tmp_path)
+    assert bad.status == "failed"
+    message = bad.failure_message()
+    assert message.startswith('step 1 (click "[REDACTED]"): no text matching "[REDACTED]"')
+    from rich.console import Console
+
+    from guiagent.commands import scenario as scenario_command
+
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(scenario_command, "console", console)
+    _print_result(bad)
+    printed = console.export_text() + "\n".join(_step_lines(bad))
+    assert "[REDACTED]" in printed and "zq-unique-marker-7731" not in printed
+    raw = _run_dir_bytes(bad.run_dir)
+    assert b"zq-unique-marker-7731" not in raw and b"[REDACTED]" in raw
+
+
+def test_secret_references_resolve_from_given_values_env_and_file(tmp_path: Path) -> None:
+    base = {"target": {"url": "x.html"}, "steps": [{"type": "${secret:api key}"}]}
+    given = scenario_from_data(base, secrets={"api key": "v1"}, environ={})
+    assert given.steps[0].value.text == "v1" and given.secrets == {"api key": "v1"}
+    env = scenario_from_data(base, environ={"GUIAGENT_SECRET_API_KEY": "v2"})
+    assert env.steps[0].value.text == "v2"
+    (tmp_path / "s.yaml").write_text("api key: v3\n")
+    filed = scenario_from_data(base, environ={"GUIAGENT_SECRETS_FILE": str(tmp_path / "s.yaml")})
+    assert filed.secrets == {"api key": "v3"}
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_data(base, environ={})
+    assert "GUIAGENT_SECRET_API_KEY" in str(info.value) and "step 1 (type)" in str(info.value)
+    plain = scenario_from_data({**base, "steps": [{"type": "x"}]}, environ={})
+    assert plain.secrets == {}
 
 
 @pytest.mark.browser

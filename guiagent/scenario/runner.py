@@ -5,6 +5,12 @@ model), ground the target in the settled frame (frame pixels), convert to screen
 coordinates through the frame's transform, build a :mod:`guiagent.actions` model, act, and
 record the step. The first failing step stops the scenario; its frame is saved beside
 the recording and its message names the step, what was expected and what was seen.
+
+Secrets: one :class:`~guiagent.agent.redact.Redactor` per run knows every ``${secret:NAME}``
+value and every text typed into a password field (browser: the focused element after the
+click has ``type=password``). Such text is typed for real but is ``[REDACTED]`` in step
+records, labels, messages and logs; frames written to disk have password fields blacked out
+(their boxes go into the step's ``redactions``), while grounding sees the real frame.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from guiagent.actions import (
     Scroll,
     Type,
 )
+from guiagent.agent.redact import Redactor
 from guiagent.envs.base import Environment, Frame
 from guiagent.geometry import Point
 from guiagent.scenario.schema import (
@@ -125,6 +132,9 @@ class _Event:
     started_at: float
     ms: float = 0.0
     error: str | None = None
+    saved: Frame | None = None  # ``frame`` with password fields blacked out, for the disk
+    redactions: list[dict[str, Any]] | None = None
+    variables: dict[str, Any] | None = None  # a typed secret: how a replay gets its value
 
 
 def _label(index: int, kind: str, value: Any) -> str:
@@ -216,6 +226,16 @@ def match_pattern(pattern: str, value: str) -> bool:
     return pattern in value
 
 
+# Never rewritten: file names inside the run directory, and the runner's own ``variables``
+# (a secret's name and no value; a short secret may look like its name).
+_KEEP_KEYS = {"frame": str, "crop": str, "variables": dict}
+
+
+def scenario_redactor(scenario: Scenario) -> Redactor:
+    """The run's redactor: knows the scenario's secret values (more join as they are typed)."""
+    return Redactor(secrets=list(scenario.secrets.values()))
+
+
 class ScenarioRunner:
     """Runs one scenario on one environment; create one per run."""
 
@@ -229,8 +249,12 @@ class ScenarioRunner:
         agent_factory: AgentFactory | None = None,
         settle_opts: SettleOptions | None = None,
         out_dir: str | Path | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.scenario = scenario
+        self.redactor = redactor or scenario_redactor(scenario)
+        for value in scenario.secrets.values():
+            self.redactor.add_secret(value)
         self.env = env
         self.grounder = grounder
         self.recorder = recorder
@@ -275,6 +299,37 @@ class ScenarioRunner:
         except Exception as exc:  # a page mid-navigation: fall back to OCR for this frame
             logger.debug("no DOM for this frame: {}", exc)
             return None
+
+    async def for_disk(
+        self, frame: Frame, dom: list[Any] | None
+    ) -> tuple[Frame, list[dict[str, Any]]]:
+        """``frame`` as it may be written: password fields (from ``dom``; without one, masked
+        dots found by their look) and on-screen secrets blacked out, with the boxes."""
+        shown, notes = await self.redactor.redact(frame, dom, None)
+        return shown, [n.model_dump() for n in notes]
+
+    def scrub(self, value: Any) -> Any:
+        """Every secret in strings of ``value`` replaced by ``[REDACTED]`` (file names kept)."""
+        if isinstance(value, dict):
+            return {
+                k: v if isinstance(v, _KEEP_KEYS.get(k, ())) else self.scrub(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.scrub(v) for v in value)
+        return self.redactor.redact_data(value)
+
+    async def _typing_into_password(self) -> bool:
+        """Whether the focused element is a password field (browser only: a desktop cannot say)."""
+        focused = getattr(self.env, "focused_element", None)
+        if focused is None:
+            return False
+        try:
+            element = await focused()
+        except Exception as exc:  # navigation mid-query: fall back to the declared secrets
+            logger.debug("cannot ask for the focused element: {}", exc)
+            return False
+        return bool(element) and str(element.get("type") or "").lower() == "password"
 
     # --- grounding --------------------------------------------------------------------
 
@@ -404,12 +459,19 @@ class ScenarioRunner:
         gets a fresh frame when recording: the screen as that event found it.
         """
         events: list[_Event] = rec.setdefault("events", [])
+        dom = next((h.dom for h in hits or [] if h.dom is not None), None)
         if events and self.recorder is not None and not action.points():
             try:
                 frame = await self.env.observe()
+                dom = None
             except Exception as exc:  # the recording then shows the step's earlier frame
                 logger.debug("no frame for the recorded {}: {}", action.name, exc)
         event = _Event(action, frame, list(hits or []), started_at=time.time())
+        if self.recorder is not None:
+            event.saved, event.redactions = await self.for_disk(
+                frame, dom if dom is not None else await self.dom()
+            )
+            event.variables = rec.get("variables") if action.name == "type" else None
         events.append(event)
         started = time.perf_counter()
         try:
@@ -443,6 +505,13 @@ class ScenarioRunner:
             hits.append(hit)
             rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
             await self._act(rec["action"], rec, frame, [hit])
+        if spec.text and await self._typing_into_password():
+            self.redactor.add_secret(spec.text)
+        named = [n for n, v in self.scenario.secrets.items() if v == spec.text]
+        if named:
+            # not in the recording: a replay asks for it by name (--var secret:NAME=VALUE);
+            # ``value_hash`` says so without keeping a (guessable) hash of a password
+            rec["variables"] = {"name": f"secret:{named[0]}", "secret": True, "value_hash": None}
         action = Type(text=spec.text)
         rec.update(action=action, hits=hits)
         await self._act(action, rec, frame)
@@ -640,12 +709,13 @@ class ScenarioRunner:
             raise StepFailure(str(exc)) from exc
         return str(result) if result is not None else ""
 
-    def _screenshot(self, name: str, frame: Frame) -> str:
+    async def _screenshot(self, name: str, frame: Frame) -> str:
         if self.out_dir is None:
             raise StepFailure("no output directory for screenshots (pass --record or a recorder)")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / (name if name.lower().endswith(".png") else f"{name}.png")
-        frame.image.save(path)
+        shown, _ = await self.for_disk(frame, await self.dom())
+        await asyncio.to_thread(shown.image.save, path)
         return str(path)
 
     async def run_step(self, index: int, frame: Frame, rec: dict[str, Any]) -> str:
@@ -671,7 +741,7 @@ class ScenarioRunner:
         elif kind in ("ai", "ai_assert"):
             return await self._ai(index, kind, value, frame)
         elif kind == "screenshot":
-            return self._screenshot(value, frame)
+            return await self._screenshot(value, frame)
         elif kind == "use":
             return await self._use(value, rec)
         else:  # the schema admits no other kind
@@ -685,7 +755,7 @@ class ScenarioRunner:
         results: list[StepResult] = []
         failed = False
         for index, step in enumerate(self.scenario.steps):
-            label = _label(index, step.kind, step.value)
+            label = self.redactor.redact_text(_label(index, step.kind, step.value))
             if failed:
                 results.append(
                     StepResult(index=index, kind=step.kind, label=label, status="skipped")
@@ -696,6 +766,8 @@ class ScenarioRunner:
         status: Literal["passed", "failed"] = "failed" if failed else "passed"
         if self._agent is not None and hasattr(self._agent, "close"):
             await self._agent.close()
+        # a secret learned at a later step (typed into a password field) may be in earlier text
+        results = [StepResult.model_validate(self.scrub(r.model_dump())) for r in results]
         return ScenarioResult(
             name=self.scenario.name,
             path=self.scenario.path,
@@ -710,6 +782,8 @@ class ScenarioRunner:
         t0 = time.perf_counter()
         rec: dict[str, Any] = {}
         frame, settle_ms = await self.settled()
+        # the DOM of the settled frame, to black out its password fields on disk
+        frame_dom = await self.dom() if self.out_dir is not None else None
         t1 = time.perf_counter()
         error: str | None = None
         detail = ""
@@ -718,17 +792,22 @@ class ScenarioRunner:
         except (StepFailure, InvalidToolCall) as exc:
             error = f"{label}: {exc}"
         except Exception as exc:  # surface gone, grounder error...: report, do not crash the run
-            logger.debug("{} raised {}: {}", label, type(exc).__name__, exc)
+            logger.debug(
+                "{} raised {}: {}", label, type(exc).__name__, self.redactor.redact_text(str(exc))
+            )
             error = f"{label}: {type(exc).__name__}: {exc}"
+        label = self.redactor.redact_text(label)
+        detail = self.redactor.redact_text(detail)
+        error = self.redactor.redact_text(error) if error is not None else None
         if rec.get("action") is not None:
             self.recent.clear()  # frames before an action are no evidence for later steps
         timings = {"settle_ms": settle_ms, "step_ms": (time.perf_counter() - t1) * 1000}
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         frame_path = None
         if error is not None:
-            logger.info("{}", error)
-            frame_path = self._save_failure(index, frame)
-        self._record(index, label, frame, rec, error, detail, timings)
+            logger.info("{}", error)  # already redacted
+            frame_path = await self._save_failure(index, frame, frame_dom)
+        await self._record(index, label, frame, frame_dom, rec, error, detail, timings)
         return StepResult(
             index=index,
             kind=step.kind,
@@ -740,24 +819,29 @@ class ScenarioRunner:
             detail=detail,
         )
 
-    def _save_failure(self, index: int, frame: Frame) -> str | None:
+    async def _save_failure(
+        self, index: int, frame: Frame, frame_dom: list[Any] | None
+    ) -> str | None:
         if self.out_dir is None:
             return None
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             current = self.recent[-1] if self.recent else frame
+            dom = frame_dom if current is frame else await self.dom()
+            shown, _ = await self.for_disk(current, dom)
             path = self.out_dir / f"failure-step{index + 1}.png"
-            current.image.save(path)
+            await asyncio.to_thread(shown.image.save, path)
             return str(path)
         except OSError as exc:
             logger.warning("cannot save the failure frame: {}", exc)
             return None
 
-    def _record(
+    async def _record(
         self,
         index: int,
         label: str,
         frame: Frame,
+        frame_dom: list[Any] | None,
         rec: dict[str, Any],
         error: str | None,
         detail: str,
@@ -794,9 +878,11 @@ class ScenarioRunner:
             data["timings"] = {**timings, **data["timings"]}
         else:
             main: BaseAction | None = rec.get("action")
+            shown, redactions = await self.for_disk(frame, frame_dom)
             data = {
                 "index": index,
-                "frame": self.recorder.save_frame(frame.image),
+                "frame": self.recorder.save_frame(shown.image),
+                "redactions": redactions,
                 "frame_size": [frame.size.width, frame.size.height],
                 "sent_size": [frame.size.width, frame.size.height],
                 "meta": _frame_meta(frame),
@@ -805,13 +891,16 @@ class ScenarioRunner:
                 "timings": timings,
                 "sub_steps": events,
             }
+            if main is not None and main.name == "type" and rec.get("variables"):
+                data["variables"] = rec["variables"]
         data.update(outcome=outcome, error=error, **extra)
-        self.recorder.append(StepRecord.model_validate(data))
+        self.recorder.append(StepRecord.model_validate(self.scrub(data)))
 
     def _event_record(self, index: int, n: int, event: _Event) -> dict[str, Any]:
         """One input event as a step record dict (what the agent loop writes for a step)."""
         assert self.recorder is not None
         frame = event.frame
+        shown = event.saved or frame
         transform = frame.transform
         trail: list[dict[str, Any]] = []
         for hit in event.hits:
@@ -840,14 +929,16 @@ class ScenarioRunner:
             "index": index,
             "event": n,
             "started_at": event.started_at,
-            "frame": self.recorder.save_frame(frame.image),
+            "frame": self.recorder.save_frame(shown.image),
             "frame_size": [frame.size.width, frame.size.height],
             "sent_size": [frame.size.width, frame.size.height],
             "meta": _frame_meta(frame),
+            "redactions": event.redactions or [],
+            "variables": event.variables or {},
             "action": _action_dict(frame_action),
             "screen_action": _action_dict(event.action),
             "trail": trail,
-            "evidence": self._evidence(frame, event.hits[0], trail[0]["frame"]) if trail else None,
+            "evidence": self._evidence(shown, event.hits[0], trail[0]["frame"]) if trail else None,
             "outcome": "error" if event.error else "ok",
             "error": event.error,
             "timings": {"act_ms": event.ms},
@@ -904,13 +995,15 @@ async def run_scenario(
     agent_factory: AgentFactory | None = None,
     settle_opts: SettleOptions | None = None,
     out_dir: str | Path | None = None,
+    redactor: Redactor | None = None,
 ) -> ScenarioResult:
     """Run every step of ``scenario`` on ``env``; stops at the first failing step.
 
     ``grounder`` is a :class:`guiagent.models.local.LocalGrounder`; ``recorder`` a
     :class:`guiagent.record.trajectory.Recorder` (its run directory also receives failure
     frames and screenshots, unless ``out_dir`` is given); ``agent_factory(env)`` builds the
-    agent used by ``ai``/``ai_assert`` steps (None: those steps fail asking for a model).
+    agent used by ``ai``/``ai_assert`` steps (None: those steps fail asking for a model);
+    ``redactor`` the run's :func:`scenario_redactor` when the caller also writes about the run.
     """
     runner = ScenarioRunner(
         scenario,
@@ -920,6 +1013,7 @@ async def run_scenario(
         agent_factory=agent_factory,
         settle_opts=settle_opts,
         out_dir=out_dir,
+        redactor=redactor,
     )
     return await runner.run()
 

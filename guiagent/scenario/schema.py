@@ -196,7 +196,13 @@ KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
 
 
 class TypeSpec(_Strict):
-    text: str = Field(description="Text to type.")
+    text: str = Field(
+        description=(
+            "Text to type. Use ${secret:NAME} for a password or token: it is typed for real but"
+            " recorded and reported as [REDACTED]. In a browser, text typed into a password"
+            " field (type=password) is redacted too, whatever its source."
+        )
+    )
     into: TargetRef | None = Field(
         default=None, description="Click this target first (an input or its label)."
     )
@@ -472,7 +478,16 @@ class Scenario(_Strict):
     viewport: Annotated[tuple[int, int], BeforeValidator(_coerce_viewport)] = Field(
         default=(1280, 800), description="Browser viewport [width, height] in CSS pixels."
     )
-    variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    variables: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description=(
+            "Values for ${name} references in any string. ${env:NAME} reads the environment"
+            " (${env:NAME:-default} with a default); ${secret:NAME} reads a secret from"
+            " GUIAGENT_SECRET_<NAME> or the YAML file named by GUIAGENT_SECRETS_FILE: every"
+            " secret value is typed for real and shown as [REDACTED] in recordings, reports"
+            " and messages. $${ is a literal ${."
+        ),
+    )
     settle: SettleOptions = Field(default_factory=SettleOptions)
     step_timeout: float = Field(
         default=5.0, gt=0, description="Default seconds for a step to find its target."
@@ -480,6 +495,7 @@ class Scenario(_Strict):
     steps: list[Step] = Field(min_length=1)
     _path: str | None = PrivateAttr(default=None)
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
+    _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> str | None:
@@ -490,6 +506,11 @@ class Scenario(_Strict):
     def lines(self) -> dict[int, int]:
         """Step index -> line of the step in the file."""
         return self._lines
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The ``${secret:NAME}`` values the file used, by name (never print these)."""
+        return dict(self._secrets)
 
     @model_validator(mode="after")
     def _infer_env(self) -> Scenario:
@@ -570,11 +591,49 @@ def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[PathKey, 
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 
 
-def _substitute(text: str, variables: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+class SecretLookup:
+    """Resolves ``${secret:NAME}`` through a skills :class:`SecretStore` and keeps what it found.
+
+    ``values`` are given secrets (name -> value) tried first; then ``GUIAGENT_SECRET_<NAME>``
+    in ``environ`` and the YAML file named by ``GUIAGENT_SECRETS_FILE``.
+    """
+
+    def __init__(
+        self, values: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self._values = dict(values or {})
+        self._environ = os.environ if environ is None else environ
+        self._store: Any = None
+        self.found: dict[str, str] = {}
+
+    def get(self, name: str) -> str:
+        from guiagent.skills.model import SecretStore, SkillError
+
+        try:
+            if self._store is None:  # built on first use: it may read a secrets file
+                self._store = SecretStore(self._values, environ=self._environ)
+            value = str(self._store.get(name))
+        except SkillError as exc:
+            raise KeyError(str(exc)) from None
+        self.found[name] = value
+        return value
+
+
+def _substitute(
+    text: str,
+    variables: Mapping[str, Any],
+    environ: Mapping[str, str],
+    secrets: SecretLookup | None = None,
+) -> str:
     def repl(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         name = match.group(1).strip()
+        if name.startswith("secret:"):
+            key = name[7:].strip()
+            if not key:
+                raise KeyError("${secret:} needs a name: ${secret:NAME}")
+            return (secrets or SecretLookup(environ=environ)).get(key)
         if name.startswith("env:"):
             key, _, default = name[4:].partition(":-")
             if key in environ:
@@ -599,20 +658,23 @@ def _walk_substitute(
     variables: Mapping[str, Any],
     environ: Mapping[str, str],
     errors: list[tuple[PathKey, str]],
+    secrets: SecretLookup | None = None,
 ) -> Any:
     if isinstance(data, str):
         try:
-            return _substitute(data, variables, environ)
+            return _substitute(data, variables, environ, secrets)
         except KeyError as exc:
             errors.append((path, str(exc.args[0])))
             return data
     if isinstance(data, dict):
         return {
-            k: _walk_substitute(v, (*path, k), variables, environ, errors) for k, v in data.items()
+            k: _walk_substitute(v, (*path, k), variables, environ, errors, secrets)
+            for k, v in data.items()
         }
     if isinstance(data, list):
         return [
-            _walk_substitute(v, (*path, i), variables, environ, errors) for i, v in enumerate(data)
+            _walk_substitute(v, (*path, i), variables, environ, errors, secrets)
+            for i, v in enumerate(data)
         ]
     return data
 
@@ -621,11 +683,14 @@ def resolve_variables(
     data: dict[str, Any],
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    secrets: SecretLookup | None = None,
 ) -> tuple[dict[str, Any], list[tuple[PathKey, str]]]:
-    """Substitute ``${name}`` and ``${env:NAME}`` in every string; ``$${`` is a literal ``${``.
+    """Substitute ``${name}``, ``${env:NAME}`` and ``${secret:NAME}`` in every string;
+    ``$${`` is a literal ``${``.
 
-    Variables may refer to the environment and to variables defined before them;
-    ``overrides`` (``--var NAME=VALUE``) replace the file's values.
+    Variables may refer to the environment, to secrets and to variables defined before
+    them; ``overrides`` (``--var NAME=VALUE``) replace the file's values. Secrets resolved
+    are kept in ``secrets.found``.
     """
     environ = os.environ if environ is None else environ
     errors: list[tuple[PathKey, str]] = []
@@ -636,7 +701,7 @@ def resolve_variables(
     for key, value in {**raw_vars, **(overrides or {})}.items():
         path: PathKey = ("variables", key)
         merged[key] = (
-            _walk_substitute(value, path, merged, environ, errors)
+            _walk_substitute(value, path, merged, environ, errors, secrets)
             if key not in (overrides or {})
             else value
         )
@@ -644,7 +709,7 @@ def resolve_variables(
     out["variables"] = merged
     for key, value in data.items():
         if key != "variables":
-            out[key] = _walk_substitute(value, (key,), merged, environ, errors)
+            out[key] = _walk_substitute(value, (key,), merged, environ, errors, secrets)
     return out, errors
 
 
@@ -714,14 +779,18 @@ def scenario_from_data(
     lines: dict[PathKey, int] | None = None,
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Scenario:
+    """Validate scenario data; ``secrets`` (name -> value) answer ``${secret:NAME}`` before the
+    environment and the secrets file do."""
     lines = lines or {}
     if not isinstance(data, dict):
         raise ScenarioError(
             f"{source}:1: a scenario is a mapping with name, target and steps; got {_type_name(data)}",
             source,
         )
-    data, var_errors = resolve_variables(data, variables, environ)
+    lookup = SecretLookup(secrets, environ)
+    data, var_errors = resolve_variables(data, variables, environ, lookup)
     problems = [
         f"{source}:{lines.get(p) or 1}: {_step_prefix(data, p)}{msg}" for p, msg in var_errors
     ]
@@ -742,6 +811,7 @@ def scenario_from_data(
         problems = _prefer_specific(problems)
         raise ScenarioError("\n".join(problems), source, problems) from None
     scenario._path = source if source != "<string>" else None
+    scenario._secrets = dict(lookup.found)
     scenario._lines = {
         i: lines[("steps", i)] for i in range(len(scenario.steps)) if ("steps", i) in lines
     }
@@ -766,6 +836,7 @@ def load_scenario(
     path: str | Path,
     variables: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Read and validate one scenario file; raises ScenarioError naming file, line and step."""
     source = str(path)
@@ -774,7 +845,7 @@ def load_scenario(
     except OSError as exc:
         raise ScenarioError(f"{source}: cannot read: {exc.strerror or exc}", source) from None
     data, lines = parse_yaml(text, source)
-    return scenario_from_data(data, source, lines, variables, environ)
+    return scenario_from_data(data, source, lines, variables, environ, secrets)
 
 
 def is_scenario_file(path: str | Path) -> bool:

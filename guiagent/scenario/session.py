@@ -29,7 +29,13 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from guiagent.envs.base import Environment
-from guiagent.scenario.runner import AgentFactory, ScenarioResult, StepResult, run_scenario
+from guiagent.scenario.runner import (
+    AgentFactory,
+    ScenarioResult,
+    StepResult,
+    run_scenario,
+    scenario_redactor,
+)
 from guiagent.scenario.schema import BrowserTarget, DesktopTarget, Scenario
 from guiagent.scenario.static import StaticServer, find_served_root, is_absolute_url
 
@@ -262,6 +268,9 @@ class ScenarioSession:
         """Set up the target, run the steps with a recorder, tear down; never raises for a failing scenario."""
         recorder = None
         started = time.perf_counter()
+        # one redactor for the run: what the runner learns (passwords typed) also hides
+        # them in what is written here
+        redactor = scenario_redactor(scenario)
         if self.options.record:
             from guiagent.record.trajectory import Recorder, RunHeader
 
@@ -273,7 +282,7 @@ class ScenarioSession:
                     surface=scenario.env or "",
                     settings={
                         "scenario": scenario.path,
-                        "variables": scenario.variables,
+                        "variables": redactor.redact_data(scenario.variables),
                         "kind": "scenario",
                     },
                 ),
@@ -286,12 +295,14 @@ class ScenarioSession:
                     self.grounder,
                     recorder=recorder,
                     agent_factory=self.options.agent_factory,
+                    redactor=redactor,
                 )
         except Exception as exc:
+            detail = redactor.redact_text(str(exc))
             logger.debug(
-                "scenario {} could not run: {}: {}", scenario.name, type(exc).__name__, exc
+                "scenario {} could not run: {}: {}", scenario.name, type(exc).__name__, detail
             )
-            message = f"{scenario.path or scenario.name}: setup failed: {exc}"
+            message = f"{scenario.path or scenario.name}: setup failed: {detail}"
             result = ScenarioResult(
                 name=scenario.name,
                 path=scenario.path,
@@ -307,10 +318,14 @@ class ScenarioSession:
                 run_dir=str(recorder.run_dir) if recorder is not None else None,
             )
         if recorder is not None:
+            # the header is written again on finish: hide what the run learned since
+            recorder.header.settings = redactor.redact_data(recorder.header.settings)
             failed = result.failed_step
             recorder.finish(
                 "finished" if result.ok else "failed",
-                stop_reason=None if result.ok else (failed.error if failed else result.error),
+                stop_reason=None
+                if result.ok
+                else redactor.redact_text((failed.error if failed else result.error) or "") or None,
             )
         return result
 

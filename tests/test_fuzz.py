@@ -16,7 +16,7 @@ from guiagent.actions import ActionSpace, InvalidToolCall
 from guiagent.models.hermes import parse_message
 from guiagent.models.openai_client import reply_from_message
 from guiagent.record import RecordingError, load
-from guiagent.scenario.schema import ScenarioError, parse_yaml, scenario_from_data
+from guiagent.scenario.schema import STEP_KINDS, ScenarioError, parse_yaml, scenario_from_data
 
 EXAMPLES = 3500  # x3 tests: 10,500 cases
 FUZZ = settings(
@@ -122,22 +122,7 @@ step_values = st.sampled_from(
         "ctrl+s",
     ]
 )
-step_keys = st.sampled_from(
-    [
-        "click",
-        "type",
-        "press",
-        "scroll",
-        "drag",
-        "wait_for",
-        "expect",
-        "ai",
-        "ai_assert",
-        "screenshot",
-        "use",
-        "bogus",
-    ]
-)
+step_keys = st.sampled_from([*STEP_KINDS, "bogus"])
 scenario_data = st.fixed_dictionaries(
     {},
     optional={

@@ -294,7 +294,7 @@ class Agent:
                 injections = find_injections([str(e.get("text") or "") for e in dom or []])
                 if injections:
                     notes.append(untrusted_note(injections, self.redactor.redact_text(task)))
-                    step.untrusted = [i.model_dump() for i in injections]
+                    step.untrusted = self.redactor.redact_data([i.model_dump() for i in injections])
                 if zoom_next is not None:
                     frame = zoom_frame(frame, zoom_next)
                     notes.append(

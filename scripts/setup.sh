@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils  # Xorg dummy: several RandR monitors
   xdotool             # window lookup and text input on X
   x11-apps            # xcalc, an unmodified X program the scenarios drive
+  x11-utils xcvt      # xdpyinfo (is a display up?), cvt (RandR modes for the dummy driver)
   libgl1              # OpenCV (brought by rapidocr-onnxruntime) needs it on a bare machine
   fonts-dejavu-core   # a TrueType font for generated test frames
   espeak-ng           # speech for narration

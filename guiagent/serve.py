@@ -47,6 +47,13 @@ class ServeOptions(BaseModel):
         return f"http://{host}:{self.port}"
 
 
+# the same options under each engine's own names: tensor parallel, data parallel, context length
+_ENGINE_FLAGS: dict[str, tuple[str, str, str]] = {
+    "sglang": ("--tp", "--dp", "--context-length"),
+    "vllm": ("--tensor-parallel-size", "--data-parallel-size", "--max-model-len"),
+}
+
+
 def build_command(options: ServeOptions, python: str = sys.executable) -> list[str]:
     """The launch command for the chosen engine (pure: no checks, no side effects)."""
     if options.engine == "sglang":
@@ -56,17 +63,7 @@ def build_command(options: ServeOptions, python: str = sys.executable) -> list[s
             "--trust-remote-code",
             "--reasoning-parser", "deepseek-r1",
             "--tool-call-parser", "hermes",
-            "--host", options.host,
-            "--port", str(options.port),
         ]  # fmt: skip
-        if options.tp > 1:
-            cmd += ["--tp", str(options.tp)]
-        if options.dp > 1:
-            cmd += ["--dp", str(options.dp)]
-        if options.context_length:
-            cmd += ["--context-length", str(options.context_length)]
-        if options.served_model_name:
-            cmd += ["--served-model-name", options.served_model_name]
     else:
         cmd = [
             "vllm", "serve", options.model_path,
@@ -74,17 +71,17 @@ def build_command(options: ServeOptions, python: str = sys.executable) -> list[s
             "--reasoning-parser", "deepseek_r1",
             "--enable-auto-tool-choice",
             "--tool-call-parser", "hermes",
-            "--host", options.host,
-            "--port", str(options.port),
         ]  # fmt: skip
-        if options.tp > 1:
-            cmd += ["--tensor-parallel-size", str(options.tp)]
-        if options.dp > 1:
-            cmd += ["--data-parallel-size", str(options.dp)]
-        if options.context_length:
-            cmd += ["--max-model-len", str(options.context_length)]
-        if options.served_model_name:
-            cmd += ["--served-model-name", options.served_model_name]
+    cmd += ["--host", options.host, "--port", str(options.port)]
+    tp_flag, dp_flag, context_flag = _ENGINE_FLAGS[options.engine]
+    if options.tp > 1:
+        cmd += [tp_flag, str(options.tp)]
+    if options.dp > 1:
+        cmd += [dp_flag, str(options.dp)]
+    if options.context_length:
+        cmd += [context_flag, str(options.context_length)]
+    if options.served_model_name:
+        cmd += ["--served-model-name", options.served_model_name]
     return cmd + list(options.extra_args)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps.replay_support import open_env, page_url, record_form_run
+from apps.replay_support import record_form_run_once
 from PIL import Image
 
 from guiagent.record import FORMAT_VERSION, Recorder, RecordingError, RunHeader, StepRecord, load
@@ -24,14 +24,9 @@ from guiagent.record import FORMAT_VERSION, Recorder, RecordingError, RunHeader,
 def recorded(
     async_runner: Any, playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    async def go() -> Path:
-        env = await open_env(playwright_browser, page_url())
-        try:
-            return await record_form_run(env, tmp_path_factory.mktemp("rec") / "run")
-        finally:
-            await env.close()
-
-    return async_runner.run(go())
+    return record_form_run_once(
+        async_runner, playwright_browser, tmp_path_factory.mktemp("rec") / "run"
+    )
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from apps.replay_support import open_env, page_url, record_form_run
+from apps.replay_support import page_url, record_form_run_once
 from PIL import Image
 
 from guiagent.record import load
@@ -21,14 +21,9 @@ from guiagent.scenario.schema import load_scenario
 def recorded(
     async_runner: Any, playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    async def go() -> Path:
-        env = await open_env(playwright_browser, page_url())
-        try:
-            return await record_form_run(env, tmp_path_factory.mktemp("rec") / "run")
-        finally:
-            await env.close()
-
-    return async_runner.run(go())
+    return record_form_run_once(
+        async_runner, playwright_browser, tmp_path_factory.mktemp("rec") / "run"
+    )
 
 
 _MARKERS_JS = """() => Array.from(document.querySelectorAll('.step')).map(step => {

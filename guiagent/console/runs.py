@@ -391,11 +391,7 @@ class RunManager:
             self._cancel_approvals(run)
             run.env = None
             for closer in (agent, env):
-                if closer is not None:
-                    try:
-                        await closer.close()
-                    except Exception as exc:
-                        logger.warning("console run {}: closing failed: {}", run.id, exc)
+                await _close_quietly(closer, f"console run {run.id}")
             run.publish_state()
             run.channel.close()
 
@@ -787,10 +783,16 @@ class RunManager:
             run.publish("error", message=run.result["stop_reason"])
             run.publish("end", **run.result)
         finally:
-            if env is not None:
-                try:
-                    await env.close()
-                except Exception as exc:
-                    logger.warning("console replay {}: closing failed: {}", run.id, exc)
+            await _close_quietly(env, f"console replay {run.id}")
             run.publish_state()
             run.channel.close()
+
+
+async def _close_quietly(closer: Any, what: str) -> None:
+    """Close an agent or environment at the end of a run; a failure there is logged, not raised."""
+    if closer is None:
+        return
+    try:
+        await closer.close()
+    except Exception as exc:
+        logger.warning("{}: closing failed: {}", what, exc)

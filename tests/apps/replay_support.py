@@ -189,3 +189,16 @@ def launch_tk_demo(env: dict[str, str], state: Path, geometry: str = HOME) -> Tk
         time.sleep(0.05)
     time.sleep(0.3)  # first paint
     return app
+
+
+def record_form_run_once(async_runner: Any, browser: Any, run_dir: Path) -> Path:
+    """Record the form run on a fresh page of the shared browser (for module fixtures)."""
+
+    async def go() -> Path:
+        env = await open_env(browser, page_url())
+        try:
+            return await record_form_run(env, run_dir)
+        finally:
+            await env.close()
+
+    return async_runner.run(go())

@@ -237,8 +237,8 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
 
 
 async def _run_task(args: argparse.Namespace) -> int:
-    from guiagent.agent.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.agent.loop import Agent
+    from guiagent.core.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.models.openai_client import ModelError
     from guiagent.record.trajectory import RecordingError
     from guiagent.skills import SecretStore, load_registry

@@ -31,11 +31,11 @@ from apps.replay_support import OcrGreetModel, launch_tk_demo  # noqa: E402
 
 from guiagent.agent.config import AgentConfig  # noqa: E402
 from guiagent.agent.loop import Agent  # noqa: E402
+from guiagent.core.geometry import CoordSpace  # noqa: E402
 from guiagent.envs.browser import CHROMIUM_ARGS, BrowserEnv, chromium_executable  # noqa: E402
 from guiagent.envs.desktop import DesktopEnv  # noqa: E402
 from guiagent.envs.display import XvfbDisplay  # noqa: E402
-from guiagent.geometry import CoordSpace  # noqa: E402
-from guiagent.models.local import LocalGrounder  # noqa: E402
+from guiagent.grounding.local import LocalGrounder  # noqa: E402
 from guiagent.record import load  # noqa: E402
 from guiagent.record.verify import verify_run  # noqa: E402
 from guiagent.scenario.schema import load_scenario  # noqa: E402

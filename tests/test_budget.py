@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from guiagent.geometry import Size
+from guiagent.core.geometry import Size
 from guiagent.models.budget import (
     DEFAULT_MAX_IMAGE_TOKENS,
     BudgetError,

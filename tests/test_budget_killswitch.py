@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from guiagent.agent.budget import Budget, BudgetTracker
-from guiagent.agent.killswitch import (
+from guiagent.core.killswitch import (
     HotkeyError,
     HotkeyListener,
     Killed,
@@ -109,7 +109,7 @@ SIGINT_CHILD = textwrap.dedent(
     import sys, time
     from loguru import logger
     logger.remove()
-    from guiagent.agent.killswitch import KillSwitch, Killed
+    from guiagent.core.killswitch import KillSwitch, Killed
     ks = KillSwitch()
     with ks.install_sigint():
         try:

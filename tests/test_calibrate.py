@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser
 
 from guiagent.commands import calibrate as calibrate_command
+from guiagent.core.geometry import CoordSpace, Point, Rect, Size, sent_to_model
 from guiagent.eval.calibrate import (
     CalibrationReport,
     CalibrationTarget,
@@ -20,7 +21,6 @@ from guiagent.eval.calibrate import (
     find_target,
     read_answer,
 )
-from guiagent.geometry import CoordSpace, Point, Rect, Size, sent_to_model
 from guiagent.models.openai_client import ModelClient
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 from guiagent.testing.fixtures import AsyncRunner

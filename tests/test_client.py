@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.actions import ActionSpace
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.models.openai_client import (
     ModelClient,
     ModelHTTPError,
@@ -318,7 +318,7 @@ def test_one_client_across_event_loops(server: FakeModelServer) -> None:
 def test_requests_are_what_sglang_and_vllm_accept(server: FakeModelServer) -> None:
     from jsonschema import Draft202012Validator
 
-    from guiagent.actions import ActionSpace as Space
+    from guiagent.core.actions import ActionSpace as Space
     from guiagent.models.step3vl import Conversation
 
     for space in CoordSpace:

@@ -254,9 +254,9 @@ def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
     import mss
     from PIL import Image
 
-    from guiagent.envs.base import Frame
-    from guiagent.geometry import Size, transform_for_monitor
-    from guiagent.models.local import LocalGrounder, Target
+    from guiagent.core.env import Frame
+    from guiagent.core.geometry import Size, transform_for_monitor
+    from guiagent.grounding.local import LocalGrounder, Target
 
     state_file, env = tk_app
     region = {"left": 100, "top": 100, "width": 640, "height": 400}

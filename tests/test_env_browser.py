@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from guiagent.actions import Click, DoubleClick, Drag, Key, Move, Scroll, Type
-from guiagent.envs.base import Environment, SurfaceGoneError
+from guiagent.core.actions import Click, DoubleClick, Drag, Key, Move, Scroll, Type
+from guiagent.core.env import Environment, SurfaceGoneError
+from guiagent.core.geometry import CoordSpace, Point, Size, resolve_point, screen_to_model
 from guiagent.envs.browser import BrowserEnv, chromium_executable, playwright_key
-from guiagent.geometry import CoordSpace, Point, Size, resolve_point, screen_to_model
 
 pytestmark = pytest.mark.browser
 
@@ -135,7 +135,7 @@ def test_scroll_drag_move(browser_env_factory: Any, async_runner: Any, static_se
 
 
 def test_key_names_and_bad_keys() -> None:
-    from guiagent.actions import InvalidToolCall
+    from guiagent.core.actions import InvalidToolCall
 
     assert [playwright_key(k) for k in ["ctrl", "enter", "esc", "f5", "a", "pagedown"]] == [
         "Control",

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from guiagent.actions import Click, Key, RightClick, Scroll, Type, Wait
-from guiagent.envs.base import Environment, Frame
+from guiagent.core.actions import Click, Key, RightClick, Scroll, Type, Wait
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import Point, Rect
 from guiagent.envs.desktop import DesktopEnv, _pyautogui_display, _same_display
 from guiagent.envs.display import display_reachable
-from guiagent.geometry import Point, Rect
 
 pytestmark = pytest.mark.desktop
 
@@ -172,7 +172,7 @@ def test_xdotool_backend_clicks_and_types(
 
 
 def test_unknown_key_is_a_named_error(desktop_env: DesktopEnv, async_runner: Any) -> None:
-    from guiagent.actions import InvalidToolCall
+    from guiagent.core.actions import InvalidToolCall
 
     with pytest.raises(InvalidToolCall, match="unknown key"):
         async_runner.run(desktop_env.act(Key(keys=["ctrl", "nosuchkey"])))
@@ -226,7 +226,7 @@ def test_xvfb_display_lifecycle_and_access_control() -> None:
 
 
 def test_dead_x_server_raises_surface_gone(async_runner: Any) -> None:
-    from guiagent.envs.base import SurfaceGoneError
+    from guiagent.core.env import SurfaceGoneError
     from guiagent.envs.display import XvfbDisplay
 
     server = XvfbDisplay((640, 480)).start()

@@ -13,6 +13,7 @@ from PIL import Image
 from playwright.async_api import Browser
 
 from guiagent.commands import eval as eval_command
+from guiagent.core.geometry import CoordSpace, Point, Rect, sent_to_model
 from guiagent.eval.dataset import DATASET_FILE, make_dataset
 from guiagent.eval.screenspot import (
     DatasetError,
@@ -23,7 +24,6 @@ from guiagent.eval.screenspot import (
     load_rows,
     model_grounder,
 )
-from guiagent.geometry import CoordSpace, Point, Rect, sent_to_model
 from guiagent.models.openai_client import ModelClient
 from guiagent.models.reply import Completion, Reply, ToolCall
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest

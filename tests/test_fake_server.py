@@ -16,8 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.actions import ActionSpace
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 
 # the tools exactly as the agent sends them

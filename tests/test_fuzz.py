@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guiagent.actions import ActionSpace, InvalidToolCall
+from guiagent.core.actions import ActionSpace, InvalidToolCall
 from guiagent.models.hermes import parse_message
 from guiagent.models.openai_client import reply_from_message
 from guiagent.record import RecordingError, load

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guiagent.geometry import (
+from guiagent.core.geometry import (
     CoordSpace,
     FrameTransform,
     OutOfImageError,

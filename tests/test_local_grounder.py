@@ -14,10 +14,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import ValidationError
 
+from guiagent.core.env import Frame
+from guiagent.core.geometry import FrameTransform, Point, Rect, Size, transform_for_page
 from guiagent.demo import WEBAPP_DIR
-from guiagent.envs.base import Frame
-from guiagent.geometry import FrameTransform, Point, Rect, Size, transform_for_page
-from guiagent.models.local import (
+from guiagent.grounding.local import (
     DOM_SNAPSHOT_JS,
     AmbiguousTarget,
     DomElement,
@@ -27,14 +27,14 @@ from guiagent.models.local import (
     TargetNotFound,
     match_text,
 )
-from guiagent.models.ocr import (
+from guiagent.grounding.ocr import (
     OcrEngine,
     ScreenReader,
     TextBox,
     changed_regions,
     merge_regions,
 )
-from guiagent.models.template import TemplateError
+from guiagent.grounding.template import TemplateError
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 BOLD_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"

@@ -12,8 +12,8 @@ import pytest
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
+from guiagent.core.geometry import CoordSpace, Point
 from guiagent.envs.browser import BrowserEnv
-from guiagent.geometry import CoordSpace, Point
 from guiagent.record import load
 from guiagent.testing.dom_oracle import DomOracle, OracleStep
 from guiagent.testing.fake_server import FakeModelServer, FakeReply

@@ -13,8 +13,8 @@ import pytest
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
+from guiagent.core.geometry import CoordSpace, Size, sent_to_model
 from guiagent.envs.desktop import DesktopEnv
-from guiagent.geometry import CoordSpace, Size, sent_to_model
 from guiagent.models.budget import step3vl_visual_tokens
 from guiagent.record import load
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest

@@ -14,9 +14,9 @@ import pytest
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
+from guiagent.core.geometry import CoordSpace, Size, sent_to_model
 from guiagent.envs.desktop import DesktopEnv
 from guiagent.envs.display import XorgDummyDisplay
-from guiagent.geometry import CoordSpace, Size, sent_to_model
 from guiagent.record import load
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 from guiagent.testing.vision import centroid_of_colour

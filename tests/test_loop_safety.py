@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from guiagent.agent.config import AgentConfig
-from guiagent.agent.killswitch import KillSwitch
 from guiagent.agent.loop import Agent
 from guiagent.agent.policy import CallbackApprover, Policy, PolicyRule
+from guiagent.core.killswitch import KillSwitch
 from guiagent.envs.browser import BrowserEnv
 from guiagent.models.openai_client import ModelClient
 from guiagent.record import load

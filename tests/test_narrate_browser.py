@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from guiagent.geometry import Rect
+from guiagent.core.geometry import Rect
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
 from guiagent.narrate.render import to_json, to_ssml, to_text
 from guiagent.narrate.watch import Watcher
@@ -79,7 +79,7 @@ def test_dialog_region_and_focus(page_env: Any, async_runner: Any) -> None:
 
 
 def test_region_scope_and_private_regions(page_env: Any, async_runner: Any) -> None:
-    from guiagent.agent.redact import Redactor
+    from guiagent.core.redact import Redactor
 
     scope = Scope(kind="region", rect=Rect(680, 140, 560, 60))  # the right column
     narration = async_runner.run(Narrator(page_env).narrate(scope))

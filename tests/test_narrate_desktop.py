@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from guiagent.actions import Click, Key, Move, Type
-from guiagent.agent.redact import Redactor
-from guiagent.geometry import Rect
-from guiagent.models.local import LocalGrounder
+from guiagent.core.actions import Click, Key, Move, Type
+from guiagent.core.geometry import Rect
+from guiagent.core.redact import Redactor
+from guiagent.grounding.local import LocalGrounder
 from guiagent.narrate.a11y import x_windows
 from guiagent.narrate.narrator import Narrator, Scope
 from guiagent.narrate.watch import Watcher

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from guiagent.geometry import Rect
+from guiagent.core.geometry import Rect
 from guiagent.narrate import layout
 from guiagent.narrate.a11y import aria_states, parse_aria_snapshot
 from guiagent.narrate.model import ModelElement, limit_words

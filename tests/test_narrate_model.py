@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from guiagent.geometry import Rect, Size
+from guiagent.core.geometry import Rect, Size
 from guiagent.models.budget import plan_image
 from guiagent.models.openai_client import ModelClient
 from guiagent.models.profiles import get_profile

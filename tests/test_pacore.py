@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from guiagent.actions import ActionSpace
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.actions import ActionSpace
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.models.openai_client import ModelClient, ModelHTTPError, image_content
 from guiagent.models.pacore import (
     PacoreResult,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from guiagent.actions import Click, DoubleClick, Drag, Key, Move, Scroll, SkillCall, Type
 from guiagent.agent.policy import (
     ActionContext,
     AutoApprover,
@@ -23,6 +22,7 @@ from guiagent.agent.policy import (
     Verdict,
     decide,
 )
+from guiagent.core.actions import Click, DoubleClick, Drag, Key, Move, Scroll, SkillCall, Type
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -333,7 +333,7 @@ def test_terminal_approver_denies_in_a_process_without_terminal() -> None:
         import asyncio, sys
         from loguru import logger
         logger.remove(); logger.add(sys.stderr, level="WARNING")
-        from guiagent.actions import Click
+        from guiagent.core.actions import Click
         from guiagent.agent.policy import Policy, TerminalApprover, decide, ActionContext
         v = asyncio.run(decide(Policy.load(None), Click(x=1, y=1), ActionContext(target_text="Delete"),
                                TerminalApprover()))
@@ -362,7 +362,7 @@ def test_terminal_approver_asks_on_a_real_tty() -> None:
         import asyncio, sys
         from loguru import logger
         logger.remove()
-        from guiagent.actions import Click
+        from guiagent.core.actions import Click
         from guiagent.agent.policy import ActionContext, Policy, TerminalApprover, decide
         v = asyncio.run(decide(Policy.load(None), Click(x=1, y=1), ActionContext(target_text="Pay"),
                                TerminalApprover()))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.models.budget import ImageRule, plan_image
 from guiagent.models.profiles import (
     DEFAULT_PROFILE,

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from guiagent.agent.redact import (
+from guiagent.core.change import settle
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect, Size, transform_for_page
+from guiagent.core.redact import (
     PASSWORD_FIELDS_JS,
     REDACTED,
     RedactionError,
     Redactor,
 )
-from guiagent.agent.watch import settle
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect, Size, transform_for_page
 
 SECRET_TOKEN = "sk-Abc123Def456Ghi789Jkl0"
 PASSWORD = "hunter2secret"
@@ -172,7 +172,7 @@ class SharedOcrReader:
     """The project's real RapidOCR engine (shared per process) behind read_text(frame)."""
 
     def __init__(self) -> None:
-        from guiagent.models.ocr import shared_engine
+        from guiagent.grounding.ocr import shared_engine
 
         self.engine = shared_engine()
         self.calls = 0

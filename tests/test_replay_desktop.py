@@ -15,9 +15,9 @@ from apps.replay_support import HOME, OcrGreetModel, launch_tk_demo
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
 from guiagent.cli import main as cli_main
+from guiagent.core.geometry import CoordSpace
 from guiagent.envs.desktop import DesktopEnv
-from guiagent.geometry import CoordSpace
-from guiagent.models.local import LocalGrounder
+from guiagent.grounding.local import LocalGrounder
 from guiagent.record import load
 from guiagent.record.replay import replay
 from guiagent.record.verify import verify_run

@@ -31,7 +31,7 @@ function flash(){var t=document.getElementById('toast');t.hidden=false;
 
 @pytest.fixture(scope="module")
 def grounder() -> Any:
-    from guiagent.models.local import LocalGrounder
+    from guiagent.grounding.local import LocalGrounder
 
     return LocalGrounder()
 

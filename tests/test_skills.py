@@ -179,7 +179,7 @@ def test_invalid_skill_arguments_are_sent_back_to_the_model(
 async def _scenario(browser, url, steps):
     async with BrowserEnv(start_url=url, browser=browser) as env:
         scenario = scenario_from_data({"name": "skills", "target": {"url": url}, "steps": steps})
-        from guiagent.models.local import LocalGrounder
+        from guiagent.grounding.local import LocalGrounder
 
         result = await ScenarioRunner(scenario, env, LocalGrounder()).run()
         state = await env.page.evaluate("() => JSON.parse(JSON.stringify(window.demoState))")

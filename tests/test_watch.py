@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from guiagent.actions import Click, Key, Type, Wait
-from guiagent.agent.watch import (
+from guiagent.core.actions import Click, Key, Type, Wait
+from guiagent.core.change import (
     Ladder,
     LoopDetector,
     action_key,
@@ -18,8 +18,8 @@ from guiagent.agent.watch import (
     settle,
     zoom_region,
 )
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect, Size
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect, Size
 
 
 def screen(seed: int = 0, size: tuple[int, int] = (1920, 1080)) -> Image.Image:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.geometry import CoordSpace
+from guiagent.core.geometry import CoordSpace
 
 
 class AgentConfig(BaseModel):

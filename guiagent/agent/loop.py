@@ -20,7 +20,19 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from guiagent.actions import (
+from guiagent.agent.budget import Budget, BudgetTracker
+from guiagent.agent.config import AgentConfig, RunResult
+from guiagent.agent.control import RunControl
+from guiagent.agent.policy import (
+    ActionContext,
+    Approver,
+    AutoApprover,
+    Policy,
+    TerminalApprover,
+    Verdict,
+)
+from guiagent.agent.untrusted import find_injections, untrusted_note
+from guiagent.core.actions import (
     ACTIONS_BY_NAME,
     POINT_KEYS,
     TERMINAL_ACTIONS,
@@ -30,23 +42,9 @@ from guiagent.actions import (
     SkillCall,
     Type,
 )
-from guiagent.agent.budget import Budget, BudgetTracker
-from guiagent.agent.config import AgentConfig, RunResult
-from guiagent.agent.control import RunControl
-from guiagent.agent.killswitch import Killed, KillSwitch
-from guiagent.agent.policy import (
-    ActionContext,
-    Approver,
-    AutoApprover,
-    Policy,
-    TerminalApprover,
-    Verdict,
-)
-from guiagent.agent.redact import DEFAULT_SECRET_PATTERNS, Redactor
-from guiagent.agent.untrusted import find_injections, untrusted_note
-from guiagent.agent.watch import Ladder, LoopDetector, settle, zoom_region
-from guiagent.envs.base import Environment, Frame, SurfaceGoneError
-from guiagent.geometry import (
+from guiagent.core.change import Ladder, LoopDetector, settle, zoom_region
+from guiagent.core.env import Environment, Frame, SurfaceGoneError
+from guiagent.core.geometry import (
     CoordSpace,
     FrameTransform,
     OutOfImageError,
@@ -56,6 +54,8 @@ from guiagent.geometry import (
     Size,
     resolve_point,
 )
+from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, Redactor
 from guiagent.models.budget import ImagePlan, encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.pacore import ground_votes, pacore
@@ -140,7 +140,7 @@ class Agent:
                 "desktop: password dots are masked; pass --secret/--secret-pattern to OCR the screen for secrets"
             )
             return None
-        from guiagent.models.local import LocalGrounder
+        from guiagent.grounding.local import LocalGrounder
 
         return LocalGrounder()
 
@@ -652,7 +652,7 @@ class Agent:
             node = dom_at_point(dom, trail.screen.x, trail.screen.y)
             return (node or {}).get("text") or None
         if self._grounder is None:
-            from guiagent.models.local import LocalGrounder
+            from guiagent.grounding.local import LocalGrounder
 
             self._grounder = LocalGrounder()
         box = crop_box_around(frame.image, trail.frame.x, trail.frame.y, radius=80)

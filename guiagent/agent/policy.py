@@ -53,10 +53,10 @@ import yaml
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from guiagent.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
-from guiagent.agent.redact import DEFAULT_SECRET_PATTERNS, title_matches
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect
+from guiagent.core.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect
+from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, title_matches
 
 Decision = Literal["allow", "ask", "deny"]
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from guiagent.bench import median_ms
-from guiagent.geometry import Size
+from guiagent.core.geometry import Size
 from guiagent.models.budget import DEFAULT_MAX_IMAGE_TOKENS, ImagePlan, encode_image, plan_image
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from guiagent.actions import ActionSpace
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.actions import ActionSpace
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.models.openai_client import ModelClient, image_content, reply_from_message
 from guiagent.models.pacore import ground_votes, pacore
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest

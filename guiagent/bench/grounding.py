@@ -22,11 +22,11 @@ from typing import Any
 from loguru import logger
 from PIL import Image, ImageDraw, ImageFont
 
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Size, transform_for_page
 from guiagent.demo import WEBAPP_DIR
-from guiagent.envs.base import Frame
-from guiagent.geometry import Size, transform_for_page
-from guiagent.models.local import DOM_SNAPSHOT_JS, LocalGrounder, Target
-from guiagent.models.ocr import OcrEngine, ScreenReader
+from guiagent.grounding.local import DOM_SNAPSHOT_JS, LocalGrounder, Target
+from guiagent.grounding.ocr import OcrEngine, ScreenReader
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

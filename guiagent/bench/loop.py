@@ -19,7 +19,7 @@ from typing import Any
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
-from guiagent.envs.base import Environment
+from guiagent.core.env import Environment
 from guiagent.envs.browser import BrowserEnv, launch_chromium
 from guiagent.record import load
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest

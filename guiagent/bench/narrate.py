@@ -7,9 +7,9 @@ import random
 from typing import Any
 
 from guiagent.bench import median_ms
-from guiagent.geometry import Rect
-from guiagent.models.ocr import TextBox
-from guiagent.models.ocr import reading_order as row_order
+from guiagent.core.geometry import Rect
+from guiagent.grounding.ocr import TextBox
+from guiagent.grounding.ocr import reading_order as row_order
 from guiagent.narrate.layout import reading_order
 from guiagent.narrate.narrator import finish
 from guiagent.narrate.render import to_ssml

@@ -11,8 +11,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from guiagent.actions import BaseAction, Click, Type
-from guiagent.geometry import CoordSpace, Point, resolve_point
+from guiagent.core.actions import BaseAction, Click, Type
+from guiagent.core.geometry import CoordSpace, Point, resolve_point
 from guiagent.record.evidence import collect_evidence, dom_at_point
 from guiagent.record.replay import replay
 from guiagent.record.report import write_report

@@ -13,14 +13,14 @@ from typing import Any
 
 from PIL import ImageDraw, ImageFont
 
-from guiagent.actions import Click, Type
 from guiagent.agent.policy import ActionContext, Policy
-from guiagent.agent.redact import Redactor, find_bullet_runs
 from guiagent.agent.untrusted import find_injections
-from guiagent.agent.watch import LoopDetector, frame_difference
 from guiagent.bench import median_ms
-from guiagent.envs.base import Frame
-from guiagent.geometry import Rect
+from guiagent.core.actions import Click, Type
+from guiagent.core.change import LoopDetector, frame_difference
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Rect
+from guiagent.core.redact import Redactor, find_bullet_runs
 
 
 def _frames() -> tuple[Frame, Frame]:

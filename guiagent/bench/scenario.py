@@ -31,7 +31,7 @@ async def _measure(reps: int) -> list[dict[str, Any]]:
     from playwright.async_api import async_playwright
 
     from guiagent.envs.browser import CHROMIUM_ARGS, BrowserEnv, chromium_executable
-    from guiagent.models.local import LocalGrounder
+    from guiagent.grounding.local import LocalGrounder
     from guiagent.record.trajectory import Recorder, RunHeader
     from guiagent.scenario.runner import ScenarioRunner
     from guiagent.scenario.schema import scenario_from_data

@@ -16,8 +16,8 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
-from guiagent.agent.redact import RedactionError, Redactor
-from guiagent.envs.base import SurfaceGoneError
+from guiagent.core.env import SurfaceGoneError
+from guiagent.core.redact import RedactionError, Redactor
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
 from guiagent.narrate.render import announcement_ssml, render
 from guiagent.narrate.schema import Announcement, Narration

@@ -98,7 +98,7 @@ async def _open_env(args: argparse.Namespace, run: Run) -> Any:
 
 def _grounder() -> Any:
     try:
-        from guiagent.models.local import LocalGrounder
+        from guiagent.grounding.local import LocalGrounder
     except ImportError:
         return None
     # frames met while healing are unrelated to each other: incremental reading buys nothing

@@ -23,7 +23,6 @@ from loguru import logger
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guiagent.actions import BaseAction
 from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
 from guiagent.agent.policy import (
@@ -33,8 +32,9 @@ from guiagent.agent.policy import (
     Verdict,
     describe_action,
 )
-from guiagent.envs.base import ActResult, Environment, Frame
-from guiagent.geometry import CoordSpace, Point
+from guiagent.core.actions import BaseAction
+from guiagent.core.env import ActResult, Environment, Frame
+from guiagent.core.geometry import CoordSpace, Point
 from guiagent.record.trajectory import RUN_FILE, RecordingError, RunHeader, load
 
 RunKind = Literal["task", "replay"]
@@ -641,7 +641,7 @@ class RunManager:
 
     def _local_grounder(self) -> Any:
         if self._grounder is None:
-            from guiagent.models.local import LocalGrounder
+            from guiagent.grounding.local import LocalGrounder
 
             self._grounder = LocalGrounder()
         return self._grounder
@@ -762,7 +762,7 @@ class RunManager:
             run.publish_state()
             grounder = None
             if mode == "heal":
-                from guiagent.models.local import LocalGrounder
+                from guiagent.grounding.local import LocalGrounder
 
                 grounder = LocalGrounder()
             report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder)

@@ -32,7 +32,7 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from guiagent.actions import (
+from guiagent.core.actions import (
     BaseAction,
     Click,
     DoubleClick,
@@ -47,9 +47,9 @@ from guiagent.actions import (
     Type,
     Wait,
 )
-from guiagent.agent.killswitch import KillSwitch
-from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
-from guiagent.geometry import FrameTransform, Point, Size, transform_for_page
+from guiagent.core.env import ActResult, Frame, SurfaceGoneError
+from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
+from guiagent.core.killswitch import KillSwitch
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -59,7 +59,7 @@ CHROMIUM_ARGS = (
 )
 WHEEL_PX_PER_NOTCH = 100
 
-# our key names (guiagent.actions.normalise_key) -> Playwright key names
+# our key names (guiagent.core.actions.normalise_key) -> Playwright key names
 _KEYS: dict[str, str] = {
     "ctrl": "Control",
     "alt": "Alt",

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 from loguru import logger
 from PIL import Image
 
-from guiagent.actions import (
+from guiagent.core.actions import (
     BaseAction,
     Click,
     DoubleClick,
@@ -55,10 +55,10 @@ from guiagent.actions import (
     Type,
     Wait,
 )
-from guiagent.agent.killswitch import Killed, KillSwitch
-from guiagent.envs.base import ActResult, Frame, SurfaceGoneError
+from guiagent.core.env import ActResult, Frame, SurfaceGoneError
+from guiagent.core.geometry import Size, transform_for_monitor
+from guiagent.core.killswitch import Killed, KillSwitch
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
-from guiagent.geometry import Size, transform_for_monitor
 
 T = TypeVar("T")
 InputBackend = Literal["auto", "pyautogui", "xdotool"]
@@ -69,7 +69,7 @@ class FailSafeError(Killed):
     """The pointer was pushed into a screen corner: the kill switch stopped the action."""
 
 
-# our key names (guiagent.actions.normalise_key) -> X keysyms for xdotool
+# our key names (guiagent.core.actions.normalise_key) -> X keysyms for xdotool
 _XDOTOOL_KEYS: dict[str, str] = {
     "enter": "Return",
     "esc": "Escape",

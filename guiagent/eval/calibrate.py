@@ -22,10 +22,10 @@ from PIL import Image
 from playwright.async_api import Browser, async_playwright
 from pydantic import BaseModel, Field
 
-from guiagent.actions import PointShapeError
+from guiagent.core.actions import PointShapeError
+from guiagent.core.geometry import CoordSpace, Point, Rect, Size, model_bounds, model_to_sent
 from guiagent.eval.browser import launch_chromium
 from guiagent.eval.screenspot import image_message
-from guiagent.geometry import CoordSpace, Point, Rect, Size, model_bounds, model_to_sent
 from guiagent.models.budget import (
     DEFAULT_MAX_IMAGE_TOKENS,
     STEP3VL_RULE,

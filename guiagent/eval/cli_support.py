@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from guiagent.geometry import CoordSpace
+from guiagent.core.geometry import CoordSpace
 from guiagent.models.profiles import DEFAULT_PROFILE, ModelProfile, ProfileError, get_profile
 
 

@@ -20,8 +20,8 @@ from loguru import logger
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from guiagent.actions import ActionSpace, Click, PointShapeError, parse_point
-from guiagent.geometry import CoordSpace, Point, Rect, Size, model_to_sent, sent_to_frame
+from guiagent.core.actions import ActionSpace, Click, PointShapeError, parse_point
+from guiagent.core.geometry import CoordSpace, Point, Rect, Size, model_to_sent, sent_to_frame
 from guiagent.models.budget import (
     DEFAULT_MAX_IMAGE_TOKENS,
     STEP3VL_RULE,

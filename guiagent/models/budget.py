@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.geometry import Size
+from guiagent.core.geometry import Size
 
 # Step3-VL processor constants (SGLang's Step3VLProcessor).
 STEP3_GLOBAL_SIDE = 728  # the global view is squashed to 728x728 ...

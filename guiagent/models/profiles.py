@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guiagent.geometry import CoordSpace
+from guiagent.core.geometry import CoordSpace
 from guiagent.models.budget import DEFAULT_MAX_IMAGE_TOKENS, ImageRule
 
 PROFILE_DIR = Path(__file__).with_name("profiles")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.geometry import CoordSpace, Size
 
 SYSTEM_TEMPLATE = """You operate a {surface} for a user, the way a person would: you see a screenshot, \
 decide the next action, and call exactly one tool. After each action you get a new screenshot.

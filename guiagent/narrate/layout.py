@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from guiagent.geometry import Rect
+from guiagent.core.geometry import Rect
 
 _MAX_DEPTH = 4
 

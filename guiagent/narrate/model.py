@@ -9,9 +9,9 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from guiagent.agent.redact import Redactor
-from guiagent.envs.base import Frame
-from guiagent.geometry import CoordSpace, Point, Rect, Size, model_to_sent, sent_to_frame
+from guiagent.core.env import Frame
+from guiagent.core.geometry import CoordSpace, Point, Rect, Size, model_to_sent, sent_to_frame
+from guiagent.core.redact import Redactor
 from guiagent.models.budget import plan_image
 from guiagent.models.openai_client import ModelClient, image_content
 from guiagent.models.profiles import ModelProfile, get_profile

@@ -18,11 +18,11 @@ from loguru import logger
 from PIL import ImageDraw
 from pydantic import BaseModel, ConfigDict
 
-from guiagent.agent.redact import _MASK_RUN, Redactor
-from guiagent.envs.base import Environment, Frame
-from guiagent.geometry import FrameTransform, Point, Rect, Size
-from guiagent.models.local import LocalGrounder
-from guiagent.models.ocr import TextBox
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import FrameTransform, Point, Rect, Size
+from guiagent.core.redact import _MASK_RUN, Redactor
+from guiagent.grounding.local import LocalGrounder
+from guiagent.grounding.ocr import TextBox
 from guiagent.narrate import a11y, layout
 from guiagent.narrate.render import to_text
 from guiagent.narrate.schema import Item, Narration, Region

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.geometry import Point, Rect
+from guiagent.core.geometry import Point, Rect
 
 RegionKind = Literal["title_bar", "menu", "dialog", "buttons", "body", "window"]
 ItemSource = Literal["dom", "ocr", "a11y", "model", "x11"]

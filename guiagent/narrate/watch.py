@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from guiagent.agent.watch import frame_difference, settle
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect
+from guiagent.core.change import frame_difference, settle
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect
 from guiagent.narrate.narrator import Narrator, Scope
 from guiagent.narrate.schema import Announcement, Item, Narration, Region
 
@@ -247,7 +247,7 @@ class Watcher:
     """Watches an environment through a narrator and announces settled changes.
 
     A new narration is made only when the pixels changed by more than ``threshold`` (see
-    :func:`~guiagent.agent.watch.frame_difference`) and then settled for ``quiet_ms``.
+    :func:`~guiagent.core.change.frame_difference`) and then settled for ``quiet_ms``.
     """
 
     def __init__(

@@ -25,8 +25,8 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from guiagent.envs.base import Environment, Frame
-from guiagent.geometry import Point
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import Point
 
 ScreenBox = tuple[float, float, float, float]  # x1, y1, x2, y2 in screen coordinates
 

@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guiagent.actions import action_from_dict
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point
+from guiagent.core.actions import action_from_dict
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point
 from guiagent.record.evidence import collect_evidence
 from guiagent.record.trajectory import Recorder, RecordingError, Run, RunHeader, StepRecord
 

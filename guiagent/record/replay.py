@@ -24,10 +24,10 @@ from loguru import logger
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
-from guiagent.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dict
-from guiagent.agent.redact import REDACTED
-from guiagent.envs.base import Environment, Frame
-from guiagent.geometry import Point
+from guiagent.core.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dict
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import Point
+from guiagent.core.redact import REDACTED
 from guiagent.record import compare
 from guiagent.record.capture import RegionCapture, ScreenBox
 from guiagent.record.evidence import DEFAULT_RADIUS, box_xywh, crop_box_around, element_field

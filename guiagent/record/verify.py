@@ -9,8 +9,8 @@ from typing import Any
 from PIL import Image
 from pydantic import ValidationError
 
-from guiagent.actions import action_from_dict
-from guiagent.geometry import FrameTransform, Point, Size, sent_to_frame
+from guiagent.core.actions import action_from_dict
+from guiagent.core.geometry import FrameTransform, Point, Size, sent_to_frame
 from guiagent.record.trajectory import Run, StepRecord
 
 TOLERANCE_PX = 0.5

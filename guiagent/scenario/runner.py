@@ -2,11 +2,11 @@
 
 Each step: settle (wait until the screen stops changing, by frame differences, not the
 model), ground the target in the settled frame (frame pixels), convert to screen
-coordinates through the frame's transform, build a :mod:`guiagent.actions` model, act, and
+coordinates through the frame's transform, build a :mod:`guiagent.core.actions` model, act, and
 record the step. The first failing step stops the scenario; its frame is saved beside
 the recording and its message names the step, what was expected and what was seen.
 
-Secrets: one :class:`~guiagent.agent.redact.Redactor` per run knows every ``${secret:NAME}``
+Secrets: one :class:`~guiagent.core.redact.Redactor` per run knows every ``${secret:NAME}``
 value and every text typed into a password field (browser: the focused element after the
 click has ``type=password``). Such text is typed for real but is ``[REDACTED]`` in step
 records, labels, messages and logs; frames written to disk have password fields blacked out
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from loguru import logger
 from pydantic import BaseModel, Field
 
-from guiagent.actions import (
+from guiagent.core.actions import (
     BaseAction,
     Click,
     DoubleClick,
@@ -39,9 +39,9 @@ from guiagent.actions import (
     Scroll,
     Type,
 )
-from guiagent.agent.redact import Redactor
-from guiagent.envs.base import Environment, Frame
-from guiagent.geometry import Point
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import Point
+from guiagent.core.redact import Redactor
 from guiagent.scenario.schema import (
     ExpectSpec,
     Scenario,
@@ -169,7 +169,7 @@ def _label(index: int, kind: str, value: Any) -> str:
 
 def not_found_message(spec: TargetSpec, exc: Exception) -> str:
     """``no text matching "Sign on"; seen: "Sign in" (0.83), "Username" (0.31)``."""
-    from guiagent.models.local import similarity
+    from guiagent.grounding.local import similarity
 
     closest = list(dict.fromkeys(str(t) for t in getattr(exc, "closest", [])))
     if spec.text is not None:
@@ -281,7 +281,7 @@ class ScenarioRunner:
         opts = self.settle_opts
         if not opts.enabled:
             return await self.observe(), 0.0
-        from guiagent.agent.watch import settle
+        from guiagent.core.change import settle
 
         result = await settle(
             self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s
@@ -334,7 +334,7 @@ class ScenarioRunner:
     # --- grounding --------------------------------------------------------------------
 
     def _target(self, spec: TargetSpec) -> Any:
-        from guiagent.models.local import Target
+        from guiagent.grounding.local import Target
 
         image = None
         if spec.image is not None:
@@ -356,7 +356,7 @@ class ScenarioRunner:
     ) -> _Grounded:
         if spec.at is not None:
             return _Grounded(screen=(float(spec.at[0]), float(spec.at[1])), source="at")
-        from guiagent.models.local import AmbiguousTarget
+        from guiagent.grounding.local import AmbiguousTarget
 
         try:
             result = await self.grounder.aground(frame, self._target(spec), dom=dom)
@@ -382,8 +382,8 @@ class ScenarioRunner:
         self, frame: Frame, spec: TargetSpec, timeout: float
     ) -> tuple[Frame, _Grounded]:
         """Ground ``spec``, re-observing until ``timeout`` while it is not found (the UI may still be coming)."""
-        from guiagent.models.local import AmbiguousTarget, TargetNotFound
-        from guiagent.models.template import TemplateError
+        from guiagent.grounding.local import AmbiguousTarget, TargetNotFound
+        from guiagent.grounding.template import TemplateError
 
         deadline = time.monotonic() + timeout
         dom = await self.dom()
@@ -402,7 +402,7 @@ class ScenarioRunner:
             dom = await self.dom()
 
     def _dom_has_text(self, dom: list[Any], spec: TargetSpec) -> bool:
-        from guiagent.models.local import DomElement, match_text
+        from guiagent.grounding.local import DomElement, match_text
 
         threshold = float(getattr(self.grounder, "dom_preference", 0.75))
         assert spec.text is not None
@@ -430,8 +430,8 @@ class ScenarioRunner:
             and not self._dom_has_text(dom, spec)
         ):
             return False, f'no text matching "{spec.text}"'
-        from guiagent.models.local import AmbiguousTarget, TargetNotFound
-        from guiagent.models.template import TemplateError
+        from guiagent.grounding.local import AmbiguousTarget, TargetNotFound
+        from guiagent.grounding.template import TemplateError
 
         try:
             await self._ground_once(frame, spec, dom)
@@ -999,7 +999,7 @@ async def run_scenario(
 ) -> ScenarioResult:
     """Run every step of ``scenario`` on ``env``; stops at the first failing step.
 
-    ``grounder`` is a :class:`guiagent.models.local.LocalGrounder`; ``recorder`` a
+    ``grounder`` is a :class:`guiagent.grounding.local.LocalGrounder`; ``recorder`` a
     :class:`guiagent.record.trajectory.Recorder` (its run directory also receives failure
     frames and screenshots, unless ``out_dir`` is given); ``agent_factory(env)`` builds the
     agent used by ``ai``/``ai_assert`` steps (None: those steps fail asking for a model);

@@ -28,7 +28,7 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.envs.base import Environment
+from guiagent.core.env import Environment
 from guiagent.scenario.runner import (
     AgentFactory,
     ScenarioResult,
@@ -118,7 +118,7 @@ class ScenarioSession:
     @property
     def grounder(self) -> Any:
         if self._grounder is None:
-            from guiagent.models.local import LocalGrounder
+            from guiagent.grounding.local import LocalGrounder
 
             self._grounder = LocalGrounder()
         return self._grounder

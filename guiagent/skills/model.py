@@ -19,7 +19,7 @@ from typing import Any, Literal, get_type_hints
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guiagent.actions import ACTIONS_BY_NAME
+from guiagent.core.actions import ACTIONS_BY_NAME
 
 ParamType = Literal["string", "number", "integer", "boolean", "secret", "object"]
 _JSON_TYPES = {

@@ -15,8 +15,8 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, Field
 
-from guiagent.actions import BaseAction, ExtraTool, SkillCall
-from guiagent.envs.base import Environment
+from guiagent.core.actions import BaseAction, ExtraTool, SkillCall
+from guiagent.core.env import Environment
 from guiagent.skills.model import SecretStore, Skill, SkillError, skill_from_yaml
 
 ENTRY_POINT_GROUP = "guiagent.skills"
@@ -35,7 +35,7 @@ class SkillContext:
     @property
     def grounder(self) -> Any:
         if self._grounder is None:
-            from guiagent.models.local import LocalGrounder
+            from guiagent.grounding.local import LocalGrounder
 
             self._grounder = LocalGrounder()
         return self._grounder

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from loguru import logger
 from pydantic import BaseModel
 
-from guiagent.geometry import CoordSpace, Point, Size, sent_to_model
+from guiagent.core.geometry import CoordSpace, Point, Size, sent_to_model
 from guiagent.testing.fake_server import FakeReply, FakeRequest
 
 

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from guiagent.geometry import Size
+from guiagent.core.geometry import Size
 
 Flavour = Literal["sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers"]
 Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang", "no_done"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from guiagent.geometry import Point
+from guiagent.core.geometry import Point
 
 
 def centroid_of_colour(

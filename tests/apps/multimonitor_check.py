@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from guiagent.actions import Click
+from guiagent.core.actions import Click
+from guiagent.core.geometry import Rect
 from guiagent.envs.desktop import DesktopEnv
 from guiagent.envs.display import XorgDummyDisplay
-from guiagent.geometry import Rect
 from guiagent.testing.fixtures import launch_tk_app
 
 APP = Path(__file__).with_name("tk_button.py")

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from guiagent.actions import BaseAction, Click, Type
+from guiagent.core.actions import BaseAction, Click, Type
+from guiagent.core.env import Frame
+from guiagent.core.geometry import CoordSpace, Point, resolve_point
 from guiagent.demo import tkapp
-from guiagent.envs.base import Frame
 from guiagent.envs.browser import BrowserEnv
-from guiagent.geometry import CoordSpace, Point, resolve_point
-from guiagent.models.local import LocalGrounder
+from guiagent.grounding.local import LocalGrounder
 from guiagent.record import Recorder, RunHeader, StepRecord
 from guiagent.record.evidence import collect_evidence, dom_at_point
 from guiagent.testing.fake_server import FakeReply, FakeRequest

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from guiagent.geometry import Rect
+from guiagent.core.geometry import Rect
 
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 0.75, 1.75, 0.5, 2.5)
 

@@ -16,9 +16,9 @@ from enum import IntEnum
 import numpy as np
 from PIL import Image
 
-from guiagent.actions import BaseAction
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect, Size
+from guiagent.core.actions import BaseAction
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect, Size
 
 # --- frame difference -------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from guiagent.actions import BaseAction
-from guiagent.geometry import FrameTransform, Size
+from guiagent.core.actions import BaseAction
+from guiagent.core.geometry import FrameTransform, Size
 
 
 @dataclass

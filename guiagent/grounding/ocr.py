@@ -19,8 +19,8 @@ import numpy as np
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
-from guiagent.envs.base import Frame
-from guiagent.geometry import Rect
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Rect
 
 
 class TextBox(BaseModel):

@@ -4,7 +4,7 @@ Three sources, tried in this order:
 
 - ``dom``: in a browser, the page's elements (text, labels, placeholders, aria-labels,
   roles, CSS boxes) as :class:`DomElement` dicts; exact and cheap;
-- ``ocr``: RapidOCR over the frame (see :mod:`guiagent.models.ocr`: cached per frame and
+- ``ocr``: RapidOCR over the frame (see :mod:`guiagent.grounding.ocr`: cached per frame and
   re-read only where the screen changed);
 - ``template``: OpenCV multi-scale template matching for image targets.
 
@@ -35,10 +35,10 @@ from pydantic import (
     model_validator,
 )
 
-from guiagent.envs.base import Frame
-from guiagent.geometry import FrameTransform, Point, Rect
-from guiagent.models.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
-from guiagent.models.template import TemplateError, load_template, match_template
+from guiagent.core.env import Frame
+from guiagent.core.geometry import FrameTransform, Point, Rect
+from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
+from guiagent.grounding.template import TemplateError, load_template, match_template
 
 __all__ = [
     "DOM_SNAPSHOT_JS",
@@ -606,7 +606,7 @@ class LocalGrounder:
     """Embedded grounding by DOM, OCR and template matching; no GPU, no server.
 
     One OCR engine serves many grounders: pass ``engine`` (or leave it out to use
-    :func:`~guiagent.models.ocr.shared_engine`). Each grounder keeps its own read cache.
+    :func:`~guiagent.grounding.ocr.shared_engine`). Each grounder keeps its own read cache.
     """
 
     def __init__(
@@ -676,7 +676,7 @@ class LocalGrounder:
         ``dom``: page elements (dicts of the :class:`DomElement` shape, CSS pixels) with
         ``transform`` mapping CSS pixels to frame pixels (default: the frame's own).
         Raises :class:`AmbiguousTarget`, :class:`TargetNotFound` or
-        :class:`~guiagent.models.template.TemplateError`.
+        :class:`~guiagent.grounding.template.TemplateError`.
         """
         if isinstance(target, str):
             target = Target(text=target)

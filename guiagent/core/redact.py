@@ -33,8 +33,8 @@ from loguru import logger
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
-from guiagent.envs.base import Frame
-from guiagent.geometry import Point, Rect
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point, Rect
 
 REDACTED = "[REDACTED]"
 

@@ -4,7 +4,7 @@ The model's tool-call arguments are validated here. Coordinates arrive in the sh
 models really produce (``x``/``y``, ``point: [x, y]``, ``"<point>x y</point>"``,
 ``"(x,y)"``, ``start_box``, boxes ``[x1,y1,x2,y2]`` reduced to their centre, numbers in
 strings) and leave as plain ``x``/``y`` numbers in model space. The loop then maps them to
-screen points through :mod:`guiagent.geometry` and hands environments the same models
+screen points through :mod:`guiagent.core.geometry` and hands environments the same models
 with screen coordinates.
 """
 
@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from guiagent.geometry import CoordSpace, Size
+from guiagent.core.geometry import CoordSpace, Size
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _POINT_KEYS = ("point", "coordinate", "coordinates", "position", "pos", "start_box", "box", "bbox")

@@ -1,0 +1,1 @@
+"""The core layer: pure contracts and primitives. Imports nothing else of guiagent."""

@@ -1,0 +1,1 @@
+"""Local grounding without a model: OCR, DOM, templates, fields."""

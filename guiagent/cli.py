@@ -83,7 +83,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--secret",
         action="append",
         default=[],
-        help="a value never sent to the model or written (repeatable)",
+        help="DEPRECATED (visible in the process list): a value never sent or written; "
+        "use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME instead",
+    )
+    parser.add_argument(
+        "--ask-secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for the secret NAME on the terminal (not echoed) before the run (repeatable)",
     )
     parser.add_argument(
         "--secret-pattern",
@@ -113,7 +121,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secrets-file",
         type=Path,
-        help="YAML of secret name: value for skills (or GUIAGENT_SECRET_<NAME>)",
+        help="YAML of secrets for skills: 'name: value' or 'name: {value, origins, windows}' "
+        "binding it to origins or windows (or GUIAGENT_SECRET_<NAME>)",
     )
     parser.add_argument(
         "--hotkey", default="ctrl+alt+k", help="desktop: kill-switch key chord ('' to disable)"
@@ -244,6 +253,11 @@ async def _run_task(args: argparse.Namespace) -> int:
     from guiagent.skills import SecretStore, load_registry
 
     config = _config_from_args(args)
+    if args.secret:
+        logger.warning(
+            "--secret VALUE is deprecated: the value is visible to every user in the process "
+            "list; use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME"
+        )
     if not config.model_url:
         console.print(
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
@@ -251,6 +265,8 @@ async def _run_task(args: argparse.Namespace) -> int:
         return 2
     skills = None if args.no_skills else load_registry(args.skills)
     secrets = SecretStore(file=args.secrets_file)
+    for name in args.ask_secret:
+        secrets.add(name, ask_secret(name))
     killswitch = KillSwitch()
     with killswitch.install_sigint(), contextlib.ExitStack() as stack:
         async with make_environment(args) as env:
@@ -271,7 +287,7 @@ async def _run_task(args: argparse.Namespace) -> int:
             try:
                 result = await agent.run(args.task)
             except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
-                console.print(f"[red]error:[/] {exc}")
+                console.print(f"[red]error:[/] {_scrub(str(exc))}")
                 return 2
             finally:
                 await agent.close()
@@ -284,10 +300,39 @@ async def _run_task(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _scrub(text: str) -> str:
+    from guiagent.core.redact import scrub
+
+    return scrub(text)
+
+
+def ask_secret(name: str) -> str:
+    """A secret typed on the terminal, not echoed (a clear error without a terminal)."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise ValueError(f"--ask-secret {name}: no terminal to ask on; use GUIAGENT_SECRET_<NAME>")
+    value = getpass.getpass(f"secret {name}: ")
+    if not value:
+        raise ValueError(f"--ask-secret {name}: empty value")
+    return value
+
+
 def configure_logging(verbosity: int) -> None:
+    from guiagent.core.redact import redacting_sink
+
     logger.remove()
     level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
-    logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}")
+    # every line (tracebacks too) passes the live runs' redaction; loguru's variable dumps
+    # (diagnose) would print the task and secrets held in locals: only in debug mode
+    logger.add(
+        redacting_sink(sys.stderr),
+        level=level,
+        format="<level>{level: <7}</level> {message}",
+        colorize=sys.stderr.isatty(),
+        diagnose=verbosity >= 2,
+        backtrace=verbosity >= 2,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted[/]")
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {_scrub(str(exc))}")
         return 2
 
 

@@ -31,7 +31,14 @@ from guiagent.agent.policy import (
     TerminalApprover,
     Verdict,
 )
-from guiagent.agent.untrusted import find_injections, untrusted_note
+from guiagent.agent.target import needs_ocr, target_fields
+from guiagent.agent.untrusted import (
+    LazyLocalReader,
+    find_injections,
+    read_screen_lines,
+    screen_texts,
+    untrusted_note,
+)
 from guiagent.core.actions import (
     ACTIONS_BY_NAME,
     POINT_KEYS,
@@ -55,7 +62,14 @@ from guiagent.core.geometry import (
     resolve_point,
 )
 from guiagent.core.killswitch import Killed, KillSwitch
-from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, Redactor
+from guiagent.core.redact import (
+    DEFAULT_SECRET_PATTERNS,
+    ChangedTextScan,
+    Redactor,
+    StreamRedactor,
+    redact_messages,
+    scrub_logs_with,
+)
 from guiagent.models.budget import ImagePlan, encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.pacore import ground_votes, pacore
@@ -109,20 +123,25 @@ class Agent:
             secrets=config.secrets,
             ocr=self._desktop_ocr(env, config),
         )
-        for value in self.secrets.known_values():
-            self._add_secret(value)
+        for entry in self.secrets.entries():  # stored secrets: by name, bound to their scope
+            self.redactor.add_secret(entry.value)
+            self.policy.add_secret(entry.value, name=entry.name, scope=entry.scope)
+        for value in config.secrets:  # --secret values: never typed by the model either
+            self.policy.add_secret(value)
+        scrub_logs_with(self.redactor)
+        # OCR of what changed: the desktop's text for redaction and the untrusted-text note;
+        # in a browser, the final pass over the image sent once secrets are known
+        reader = LazyLocalReader()  # reads whole crops (no diffing of its own)
+        self._scan = ChangedTextScan(reader)
+        if env.surface == "browser" and self.redactor.final_ocr is None:
+            self.redactor.final_ocr = reader
         self.killswitch = killswitch or KillSwitch()
         if hasattr(env, "killswitch"):  # checked by the environment between any two input events
             env.killswitch = self.killswitch
         self.control = control or RunControl()
         self.on_event = on_event
         # action kinds whose rules read the text under the point ("*": every kind)
-        self._kinds_reading_target_text = {
-            kind
-            for rule in self.policy.rules
-            if rule.when.target_words or rule.when.target_regex
-            for kind in (rule.when.action or ["*"])
-        }
+        self._kinds_reading_target_text = self.policy.kinds_reading_target()
         self._client = client
         self._grounder: Any = None  # a LocalGrounder, made on first use (desktop target text)
         self._owns_client = client is None
@@ -217,21 +236,28 @@ class Agent:
             return _with_point(chosen, result.point), extra
         if self.config.stream:
             loop = asyncio.get_running_loop()
+            # one redacting stream per kind: a secret split across chunks is held back whole
+            streams: dict[str, StreamRedactor] = {}
+
+            def send(kind: str, text: str) -> None:
+                if not text or self.on_event is None:
+                    return
+                outcome = self.on_event("delta", {"kind": kind, "text": text})
+                if asyncio.iscoroutine(outcome):  # an async sink: run it, do not drop it
+                    task = loop.create_task(outcome)
+                    self._event_tasks.add(task)
+                    task.add_done_callback(self._event_tasks.discard)
 
             def forward(event: Any) -> None:
                 text = getattr(event, "text", None)
-                if text and self.on_event is not None:
-                    data = {
-                        "kind": getattr(event, "kind", "content"),
-                        "text": self.redactor.redact_text(text),
-                    }
-                    outcome = self.on_event("delta", data)
-                    if asyncio.iscoroutine(outcome):  # an async sink: run it, do not drop it
-                        task = loop.create_task(outcome)
-                        self._event_tasks.add(task)
-                        task.add_done_callback(self._event_tasks.discard)
+                if text:
+                    kind = getattr(event, "kind", "content")
+                    send(kind, streams.setdefault(kind, StreamRedactor(self.redactor)).feed(text))
 
-            return await self.client.complete(messages, tools, stream=True, on_event=forward), extra
+            completion = await self.client.complete(messages, tools, stream=True, on_event=forward)
+            for kind, stream in streams.items():
+                send(kind, stream.flush())
+            return completion, extra
         return await self.client.complete(messages, tools), extra
 
     def _read_point(self, completion: Completion) -> tuple[float, float] | None:
@@ -290,8 +316,12 @@ class Agent:
 
                 frame = await self._observe()
                 dom = await self._dom()
-                frame, redactions = await self.redactor.redact(frame, dom, await self._windows())
-                injections = find_injections([str(e.get("text") or "") for e in dom or []])
+                # the desktop's text, OCR of the changed regions: redaction and the note use it
+                lines = None if dom is not None else await read_screen_lines(frame, self._scan)
+                frame, redactions = await self.redactor.redact(
+                    frame, dom, await self._windows(), text_boxes=lines
+                )
+                injections = find_injections(screen_texts(dom, lines))
                 if injections:
                     notes.append(untrusted_note(injections, self.redactor.redact_text(task)))
                     step.untrusted = self.redactor.redact_data([i.model_dump() for i in injections])
@@ -320,7 +350,9 @@ class Agent:
                     conversation.sent = plan.sent
                 space = self._action_space(frame)
                 tools = space.tools_json(self.space, plan.sent)
-                messages = conversation.messages(image_bytes, mime, index, notes)
+                messages = redact_messages(
+                    self.redactor, conversation.messages(image_bytes, mime, index, notes)
+                )
                 notes = []
                 timings["encode"] = _ms(t)
 
@@ -369,6 +401,7 @@ class Agent:
                 )
 
                 if problem is not None:
+                    problem = self.redactor.redact_text(problem)  # it may quote the bad argument
                     invalid_in_row += 1
                     invalid_total += 1
                     step.invalid = self.redactor.redact_text(problem)
@@ -399,7 +432,9 @@ class Agent:
                 if action.name in TERMINAL_ACTIONS:
                     step.outcome = "ok"
                     await self._record(recorder, step, frame, timings, completion)
-                    text = getattr(action, "answer", None) or getattr(action, "reason", "")
+                    text = self.redactor.redact_text(
+                        getattr(action, "answer", None) or getattr(action, "reason", "")
+                    )
                     result = RunResult(
                         status="finished" if action.name == "finish" else "failed",
                         answer=text,
@@ -507,15 +542,25 @@ class Agent:
                 status="error", stop_reason=f"environment error ({type(exc).__name__}): {exc}"
             )
         except BaseException as exc:
-            logger.exception("run crashed at step {}", index)
+            # the message only: a traceback with loguru's variable dump would print the task and
+            # secrets held in locals (the exception goes on up with its own traceback)
+            logger.error(
+                "run crashed at step {}: {}",
+                index,
+                self.redactor.redact_text(f"{type(exc).__name__}: {exc}"),
+            )
             if recorder is not None:  # keep the recording consistent: the crash is its last word
                 recorder.header.task = self.redactor.redact_text(recorder.header.task)
                 recorder.finish(
-                    "crashed", stop_reason=f"unexpected error: {type(exc).__name__}: {exc}"
+                    "crashed",
+                    stop_reason=self.redactor.redact_text(
+                        f"unexpected error: {type(exc).__name__}: {exc}"
+                    ),
                 )
             raise
         result.steps = self._steps_done
         result.invalid_replies = invalid_total
+        result.stop_reason = self.redactor.redact_text(result.stop_reason or "") or None
         if recorder is not None:
             # a password recognised during the run may stand in the task as it was given
             recorder.header.task = self.redactor.redact_text(recorder.header.task)
@@ -631,26 +676,33 @@ class Agent:
         dom: list[dict[str, Any]] | None,
     ) -> Verdict:
         point = trails[0].screen if trails else None
-        target_text = None
+        target: dict[str, str | None] = {}
         kinds = self._kinds_reading_target_text
         if trails and (action.name in kinds or "*" in kinds):
-            target_text = await self._target_text(frame, trails[0], dom)
+            target = await self._target(frame, trails[0], dom)
         ctx = ActionContext(
             surface=frame.surface,
             url=frame.meta.get("url"),
             window_title=_title(frame),
-            target_text=target_text,
             screen_point=(point.x, point.y) if point else None,
+            **target,
         )
         return self.policy.judge(action, ctx)
 
-    async def _target_text(
+    async def _target(
         self, frame: Frame, trail: PointTrail, dom: list[dict[str, Any]] | None
-    ) -> str | None:
-        """The text of what is under the point: the DOM node in a browser, else OCR around it."""
+    ) -> dict[str, str | None]:
+        """The names of what is under the point: the DOM node's text, accessible name, role
+        and CSS text in a browser (OCR at the point when it has none), else OCR around it."""
         if dom is not None:
-            node = dom_at_point(dom, trail.screen.x, trail.screen.y)
-            return (node or {}).get("text") or None
+            fields = target_fields(dom, trail.screen.x, trail.screen.y)
+            if needs_ocr(fields):  # an icon or a label drawn by CSS: read the pixels
+                fields["target_css_text"] = await self._target_text(frame, trail)
+            return fields
+        return {"target_text": await self._target_text(frame, trail)}
+
+    async def _target_text(self, frame: Frame, trail: PointTrail) -> str | None:
+        """The OCR text nearest the point."""
         if self._grounder is None:
             from guiagent.grounding.local import LocalGrounder
 
@@ -725,7 +777,7 @@ class Agent:
             },
             settings=self.config.model_dump(mode="json", exclude={"api_key", "secrets"}),
         )
-        return Recorder(run_dir, header)
+        return Recorder(run_dir, header, redact=self.redactor.redact_data)
 
     async def _record(
         self,

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import hashlib
 import inspect
 import math
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -51,6 +53,8 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----",
     r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
 )
+
+_DEFAULT_COMPILED = [re.compile(p) for p in DEFAULT_SECRET_PATTERNS]
 
 # Masked password text as OCR reads it: bullets, stars, black circles, middle dots.
 _MASK_RUN = re.compile(r"[•*●∙·⚫⬤◦]{3,}")
@@ -131,6 +135,7 @@ class Redactor:
         ocr: TextReader | None = None,
         pad: int = 2,
         detect_bullets: bool = True,
+        final_ocr: TextReader | None = None,
     ) -> None:
         self.regions = list(regions)
         self.window_titles = list(window_titles)
@@ -142,6 +147,12 @@ class Redactor:
         self.mask_password_fields = mask_password_fields
         self.detect_bullets = detect_bullets
         self.ocr = ocr
+        # read the image about to be sent and saved, once the DOM boxes are black, when
+        # secrets are known: text the DOM did not report (canvas, images, closed shadow
+        # roots, cross-origin frames) is still found. Meant for a reader that re-reads only
+        # what changed since the last frame (guiagent.grounding's ScreenReader).
+        self.final_ocr = final_ocr
+        self._final_scan: ChangedTextScan | None = None
         self.pad = pad
 
     def add_secret(self, value: str) -> None:
@@ -189,13 +200,7 @@ class Redactor:
         """Run the OCR reader off the event loop (it is slow and blocking)."""
         if self.ocr is None:
             return []
-        if inspect.iscoroutinefunction(self.ocr.read_text):
-            result = await self.ocr.read_text(frame)
-        else:
-            result = await asyncio.to_thread(self.ocr.read_text, frame)
-            if inspect.isawaitable(result):
-                result = await result
-        return list(result)
+        return await read_text_with(self.ocr, frame)
 
     async def redact(
         self,
@@ -232,8 +237,12 @@ class Redactor:
             if self.mask_password_fields and _is_password(element):
                 add(from_screen(rect), "password_field", "mask_password_fields", self.pad)
                 continue
-            text = element.get("text") or element.get("value")
-            if isinstance(text, str) and text:
+            text = " ".join(
+                t
+                for t in (element.get(k) for k in ("text", "more_text", "value", "pseudo"))
+                if isinstance(t, str) and t
+            )
+            if text:
                 rule = self.secret_rule(text)
                 if rule is not None:
                     add(from_screen(rect), "secret_text", rule, self.pad)
@@ -271,19 +280,58 @@ class Redactor:
             if rule is not None:
                 add(tb.box, "secret_text", rule, self.pad)
 
+        image = _blacked(frame.image, [rect for rect, _ in boxes])
+        if self.final_ocr is not None and self.secrets and dom is not None:
+            # the DOM said where its text was (checked above as text); OCR reads the rest of
+            # what changed in the pixels: canvases, images, frames the DOM could not see
+            known = [rect for rect, _ in boxes]
+            for element in dom:
+                rect = _dom_rect(element)
+                # a line or a control whose text the DOM gave; not a big container, which
+                # may also hold a canvas or an image
+                if (
+                    rect is not None
+                    and rect.height <= 96
+                    and (element.get("text") or element.get("value"))
+                ):
+                    known.append(from_screen(rect))
+            if self._final_scan is None:
+                self._final_scan = ChangedTextScan(self.final_ocr)
+            for box, text in await self._final_scan.scan(image, known):
+                rule = self.secret_rule(text)
+                if rule is not None:
+                    add(box, "secret_text", f"final_ocr:{rule}", self.pad)
+            image = _blacked(frame.image, [rect for rect, _ in boxes])
         if not boxes:
             return frame, []
-        image = frame.image.copy()
-        draw = ImageDraw.Draw(image)
-        for rect, _ in boxes:
-            x, y, w, h = clipped_int(rect)
-            draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
         notes = [note for _, note in boxes]
         logger.debug(
             "redacted {} box(es): {}", len(notes), ", ".join(f"{n.kind}({n.rule})" for n in notes)
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+
+def _blacked(image: Image.Image, rects: list[Rect]) -> Image.Image:
+    """A copy of ``image`` with every rect filled black (the image itself when none)."""
+    if not rects:
+        return image
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    for rect in rects:
+        x, y, w, h = clipped_int(rect)
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
+    return out
+
+
+async def read_text_with(reader: TextReader, frame: Frame) -> list[Any]:
+    if inspect.iscoroutinefunction(reader.read_text):
+        result = await reader.read_text(frame)
+    else:
+        result = await asyncio.to_thread(reader.read_text, frame)
+        if inspect.isawaitable(result):
+            result = await result
+    return list(result)
 
 
 def find_bullet_runs(
@@ -395,3 +443,238 @@ def _dom_rect(element: dict[str, Any]) -> Rect | None:
             "DOM element without a usable box skipped during redaction (keys: {})", sorted(element)
         )
         return None
+
+
+# --- secret scope ---------------------------------------------------------------------------
+
+
+class SecretScope(BaseModel):
+    """Where a secret may be typed: URL globs (``https://bank.example/*``) or origins
+    (``https://bank.example``), and window-title patterns (``re:``, glob or substring).
+
+    An empty scope (neither given) means "anywhere a skill uses it"; the model itself may
+    never type a stored secret, whatever its scope.
+    """
+
+    origins: list[str] = []
+    windows: list[str] = []
+
+    @property
+    def unrestricted(self) -> bool:
+        return not self.origins and not self.windows
+
+    def allows(self, url: str | None, window_title: str | None) -> bool:
+        if self.unrestricted:
+            return True
+        if url and any(origin_matches(p, url) for p in self.origins):
+            return True
+        return bool(window_title) and any(title_matches(p, window_title) for p in self.windows)
+
+    def describe(self) -> str:
+        parts = [*self.origins, *(f"window {w!r}" for w in self.windows)]
+        return ", ".join(parts) or "anywhere"
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-case (``""`` when it has none)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def origin_matches(pattern: str, url: str) -> bool:
+    """A scope pattern against a URL: a bare origin (``https://bank.example``, no path)
+    matches that origin exactly; anything else is a glob on the whole URL."""
+    pattern = pattern.strip()
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(url, pattern)
+    pattern_origin = origin_of(pattern)
+    if pattern_origin and pattern.rstrip("/") == pattern_origin.rstrip("/"):
+        return origin_of(url) == pattern_origin
+    return url == pattern
+
+
+# --- text leaving the process ---------------------------------------------------------------
+
+
+class StreamRedactor:
+    """Redacts a text stream chunk by chunk, holding back a tail that may be the start of a
+    secret split across chunks; :meth:`flush` releases what is left at the end."""
+
+    def __init__(self, redactor: Redactor, hold: int = 200) -> None:
+        self.redactor = redactor
+        self.hold = max(hold, max((len(s) for s in redactor.secrets), default=0))
+        self._pending = ""
+
+    def feed(self, chunk: str) -> str:
+        """The redacted text that is safe to release now (may be empty)."""
+        text = self.redactor.redact_text(self._pending + chunk)
+        # keep the tail back: a secret or a pattern match may go on in the next chunk
+        cut = max(len(text) - self.hold, 0)
+        # never cut inside a [REDACTED] marker
+        marker = text.rfind(REDACTED, 0, cut + len(REDACTED))
+        if marker != -1 and marker < cut < marker + len(REDACTED):
+            cut = marker
+        released, self._pending = text[:cut], text[cut:]
+        return released
+
+    def flush(self) -> str:
+        text, self._pending = self.redactor.redact_text(self._pending), ""
+        return text
+
+
+def redact_messages(redactor: Redactor, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages with every text part redacted (image parts are left as they are: their
+    pixels were redacted before encoding, and their base64 is not text to scrub)."""
+
+    def part(p: Any) -> Any:
+        if isinstance(p, dict) and p.get("type") == "image_url":
+            return p
+        return redactor.redact_data(p)
+
+    out = []
+    for message in messages:
+        content = message.get("content")
+        rest = redactor.redact_data({k: v for k, v in message.items() if k != "content"})
+        if isinstance(content, list):
+            rest["content"] = [part(p) for p in content]
+        else:
+            rest["content"] = redactor.redact_data(content)
+        out.append(rest)
+    return out
+
+
+# Redactors of the runs alive in this process: log lines pass all of them. Weak, so a
+# finished run's secrets are not kept in memory by the logging set-up.
+_LIVE_REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+
+def scrub_logs_with(redactor: Redactor) -> None:
+    """Log records (messages and tracebacks) written through :func:`redacting_sink` are
+    scrubbed with this redactor's secrets and patterns while it lives."""
+    _LIVE_REDACTORS.add(redactor)
+
+
+def scrub(text: str) -> str:
+    """``text`` with the secrets of every live redactor and the built-in patterns removed."""
+    for redactor in list(_LIVE_REDACTORS):
+        text = redactor.redact_text(text)
+    for pattern in _DEFAULT_COMPILED:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redacting_sink(stream: Any) -> Callable[[Any], None]:
+    """A loguru sink writing fully formatted records (traceback included) scrubbed."""
+
+    def write(message: Any) -> None:
+        stream.write(scrub(str(message)))
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
+
+    return write
+
+
+# --- the final OCR pass ---------------------------------------------------------------------
+
+
+class ChangedTextScan:
+    """The final OCR pass over the image about to be sent and saved, kept cheap.
+
+    Only tiles that changed since the last checked image are read, and of those only tiles
+    with ink (a flat background holds no text) outside the boxes whose text is already
+    known (DOM text elements, checked as text; boxes already black). What was found in
+    tiles that did not change is kept; crops seen before (a blinking caret) are not read
+    again. ``reader`` reads a crop: anything with ``read_text(frame)``.
+    """
+
+    def __init__(
+        self, reader: TextReader, tile: int = 16, threshold: int = 10, cache_size: int = 256
+    ) -> None:
+        self.reader = reader
+        self.tile = tile
+        self.threshold = threshold
+        self.cache_size = cache_size
+        self._last: np.ndarray | None = None
+        self._found: list[tuple[Rect, str]] = []  # (frame box, text) of the last checked image
+        self._cache: dict[bytes, list[tuple[Rect, str]]] = {}
+        self.last_regions: list[tuple[int, int, int, int]] = []  # what the last scan read
+
+    def regions(self, image: Image.Image, known: Sequence[Rect] = ()) -> list[Rect]:
+        """The regions of ``image`` to read (frame pixels): runs of inked tiles, grown along
+        their line so a line is read whole, that hold a tile changed since the last image
+        and lie outside the ``known`` boxes. Updates the reference image."""
+        import cv2
+
+        gray = np.asarray(image.convert("L"))
+        t = self.tile
+        h, w = gray.shape
+        th, tw = -(-h // t), -(-w // t)
+        padded = np.pad(gray, ((0, th * t - h), (0, tw * t - w)), mode="edge")
+        tiles = padded.reshape(th, t, tw, t)
+        ink = (tiles.max(axis=(1, 3)).astype(np.int16) - tiles.min(axis=(1, 3))) > 40
+        if self._last is None or self._last.shape != padded.shape:
+            changed = np.ones((th, tw), dtype=bool)
+        else:
+            diff = cv2.absdiff(padded, self._last)
+            changed = diff.reshape(th, t, tw, t).max(axis=(1, 3)) > self.threshold
+        self._last = padded
+        for rect in known:  # tiles wholly inside a known box need no reading
+            x1, y1 = math.ceil(rect.left / t), math.ceil(rect.top / t)
+            x2, y2 = math.floor(rect.right / t), math.floor(rect.bottom / t)
+            if x2 > x1 and y2 > y1:
+                ink[max(y1, 0) : y2, max(x1, 0) : x2] = False
+        seeds = changed & ink
+        if not seeds.any():
+            return []
+        # words of one line join across their gaps (up to two tiles): a changed letter makes
+        # its whole line be read again, so a secret typed a letter at a time is seen whole
+        grown = cv2.dilate(ink.astype(np.uint8), np.ones((1, 5), np.uint8))
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=4)
+        out = []
+        for label in np.unique(labels[seeds]):
+            if label == 0:
+                continue
+            x, y, bw, bh, _ = stats[label]
+            left, top = max(int(x) * t - t // 2, 0), max(int(y) * t - t // 2, 0)
+            right = min(int(x + bw) * t + t // 2, w)
+            bottom = min(int(y + bh) * t + t // 2, h)
+            out.append(Rect(left, top, right - left, bottom - top))
+        return out
+
+    def _unchanged(self, changed: list[Rect]) -> list[tuple[Rect, str]]:
+        return [
+            (box, text)
+            for box, text in self._found
+            if not any(_overlap(box, region) for region in changed)
+        ]
+
+    async def scan(self, image: Image.Image, known: Sequence[Rect] = ()) -> list[tuple[Rect, str]]:
+        """Every (box, text) on ``image`` outside ``known`` boxes, reading only what changed."""
+        regions = self.regions(image, known)
+        self.last_regions = [clipped_int(r) for r in regions]
+        kept = self._unchanged(regions)
+        for region in regions:
+            x, y, w, h = clipped_int(region)
+            crop = image.crop((x, y, x + w, y + h))
+            key = hashlib.blake2b(crop.tobytes(), digest_size=16).digest() + bytes(
+                f"{w}x{h}", "ascii"
+            )
+            lines = self._cache.get(key)
+            if lines is None:
+                read = await read_text_with(self.reader, Frame.from_image(crop))
+                lines = [(tb.box, str(tb.text)) for tb in read]
+                if len(self._cache) >= self.cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = lines
+            kept.extend((Rect(b.left + x, b.top + y, b.width, b.height), text) for b, text in lines)
+        self._found = kept
+        return kept
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom

@@ -160,40 +160,75 @@ _PAGE_STATE_JS = """() => ({
 })"""
 
 _DOM_ELEMENTS_JS = """(inViewport) => {
+  // walks the page, open shadow roots and same-origin iframes (boxes in the top page's
+  // viewport); text past 200 characters goes to more_text, CSS ::before/::after to pseudo
   const INTERACTIVE = 'a[href],button,input,select,textarea,summary,label,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true]';
+  const CONTROL = 'a[href],button,[role=button],[role=link],[role=menuitem],[role=tab],[role=option],summary,label';
   const vw = window.innerWidth, vh = window.innerHeight;
   const out = [];
   const seen = new Set();
+  const pseudoText = (el) => ['::before', '::after'].map(p => {
+    const c = getComputedStyle(el, p).content;
+    if (!c || c === 'none' || c === 'normal') return '';
+    const m = c.match(/^["'](.*)["']$/s);
+    return m ? m[1] : '';
+  }).join(' ').trim();
+  const nameOf = (el) => el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || el.getAttribute('alt') || null;
   const visible = (el, r) => {
     if (r.width <= 0 || r.height <= 0) return false;
     if (inViewport && (r.right <= 0 || r.bottom <= 0 || r.left >= vw || r.top >= vh)) return false;
     const s = getComputedStyle(el);
     return s.visibility !== 'hidden' && s.display !== 'none' && parseFloat(s.opacity || '1') > 0;
   };
-  const push = (el, interactive) => {
+  const push = (el, interactive, dx, dy) => {
     if (seen.has(el)) return;
-    const r = el.getBoundingClientRect();
+    const b = el.getBoundingClientRect();
+    const r = {left: b.left + dx, top: b.top + dy, right: b.right + dx, bottom: b.bottom + dy, width: b.width, height: b.height};
     if (!visible(el, r)) return;
     seen.add(el);
     const tag = el.tagName.toLowerCase();
     const type = tag === 'input' ? (el.getAttribute('type') || 'text').toLowerCase() : null;
-    let text = (el.innerText || '').trim().replace(/\\s+/g, ' ');
+    let text = (el.innerText || el.textContent || '').trim().replace(/\\s+/g, ' ');
     if (tag === 'input' && ['button', 'submit', 'reset'].includes(type)) text = el.value || text;
     const secret = type === 'password';
+    const owner = el.parentElement ? el.parentElement.closest(CONTROL) : null;
     out.push({
       tag, type, role: el.getAttribute('role') || null, id: el.id || null,
       text: text.slice(0, 200),
-      name: el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || null,
+      more_text: text.length > 200 ? text.slice(200, 20000) : null,
+      name: nameOf(el),
+      owner_name: owner ? (nameOf(owner) || (owner.innerText || '').trim().slice(0, 100) || null) : null,
+      pseudo: pseudoText(el) || null,
       value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
       interactive, disabled: !!el.disabled, password: secret,
       box: {x: r.left, y: r.top, width: r.width, height: r.height},
     });
   };
-  document.querySelectorAll(INTERACTIVE).forEach(el => push(el, true));
-  const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false);
-  }
+  const walk = (root, dx, dy, depth) => {
+    if (depth > 8) return;
+    root.querySelectorAll(INTERACTIVE).forEach(el => push(el, true, dx, dy));
+    const start = root.body || root.documentElement || root;
+    if (!start) return;
+    const walker = document.createTreeWalker(start, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let n = walker.currentNode; n; n = walker.nextNode()) {
+      if (n.nodeType === Node.TEXT_NODE) {
+        if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false, dx, dy);
+        continue;
+      }
+      if (n.nodeType !== Node.ELEMENT_NODE) continue;
+      if (n.shadowRoot) walk(n.shadowRoot, dx, dy, depth + 1);
+      if (n.tagName === 'IFRAME' || n.tagName === 'FRAME') {
+        let doc = null;
+        try { doc = n.contentDocument; } catch (e) { doc = null; }  // cross-origin: not readable
+        if (doc) {
+          const fr = n.getBoundingClientRect();
+          walk(doc, dx + fr.left + n.clientLeft, dy + fr.top + n.clientTop, depth + 1);
+        }
+      }
+      if (n.nodeType === Node.ELEMENT_NODE && pseudoText(n) && n !== start) push(n, false, dx, dy);
+    }
+  };
+  walk(document, 0, 0, 0);
   return out;
 }"""
 
@@ -558,8 +593,11 @@ class BrowserEnv:
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
 
-        Each: tag, type (inputs), role, id, text, name, value (never for password fields),
-        interactive, disabled, password, box {x, y, width, height}.
+        Each: tag, type (inputs), role, id, text (200 characters; more_text holds the rest),
+        name (aria-label, placeholder, name, title, alt), owner_name (the name of the
+        control it sits in), pseudo (::before/::after text), value (never for password
+        fields), interactive, disabled, password, box {x, y, width, height}. Open shadow
+        roots and same-origin iframes are included, their boxes in the top viewport.
         """
         page = self._check_alive()
         with self._guard():

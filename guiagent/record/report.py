@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from loguru import logger
 from PIL import Image
 
+from guiagent.core.redact import scrub
 from guiagent.record.trajectory import RecordingError, Run, StepRecord
 
 THUMB_WIDTH = 480
@@ -34,12 +35,21 @@ def _thumbnail(
     """(thumb path, thumb height, frame width, frame height) for a frame, written once."""
     if frame in cache:
         return cache[frame]
-    src = run.file(frame)
+    try:
+        src = run.file(frame)  # refuses a path leaving the run folder
+    except RecordingError as exc:
+        logger.warning("report: {}", exc)
+        return None
     if not src.is_file():
         logger.warning("report: frame {} is missing", src)
         return None
     dst = files_dir / f"{Path(frame).stem}.jpg"
-    with Image.open(src) as im:
+    try:
+        im = Image.open(src)
+    except (OSError, ValueError) as exc:  # not an image: no thumbnail, no crash
+        logger.warning("report: frame {} is not a readable image: {}", frame, exc)
+        return None
+    with im:
         width, height = im.size
         thumb_h = max(1, round(height * THUMB_WIDTH / width))
         if not dst.exists():
@@ -47,6 +57,7 @@ def _thumbnail(
             im.convert("RGB").resize((THUMB_WIDTH, thumb_h), Image.Resampling.BILINEAR).save(
                 dst, "JPEG", quality=THUMB_QUALITY
             )
+            os.chmod(dst, 0o600)
     cache[frame] = (dst.name, thumb_h, width, height)
     return cache[frame]
 
@@ -117,7 +128,7 @@ def write_report(run: Run, out: Path | None = None) -> Path:
     out_dir = out.parent.resolve()
     files_dir = out_dir / f"{out.stem}_files"
     try:
-        files_dir.mkdir(parents=True, exist_ok=True)
+        files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise RecordingError(
             f"{files_dir}: cannot create the report's files directory: {exc}"
@@ -137,6 +148,8 @@ def write_report(run: Run, out: Path | None = None) -> Path:
         started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.started_at)),
         duration=duration,
     )
-    out.write_text(html, encoding="utf-8")
+    # the recording was redacted when written; scrub again for older or edited recordings
+    out.write_text(scrub(html), encoding="utf-8")
+    os.chmod(out, 0o600)
     logger.debug("report of {} steps written to {}", len(steps), out)
     return out

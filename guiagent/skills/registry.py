@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field
 
 from guiagent.core.actions import BaseAction, ExtraTool, SkillCall
 from guiagent.core.env import Environment
-from guiagent.skills.model import SecretStore, Skill, SkillError, skill_from_yaml
+from guiagent.skills.model import (
+    SecretScopeError,
+    SecretStore,
+    Skill,
+    SkillError,
+    skill_from_yaml,
+)
 
 ENTRY_POINT_GROUP = "guiagent.skills"
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -84,6 +90,7 @@ class SkillOutcome(BaseModel):
     detail: str = ""
     sub_steps: list[dict[str, Any]] = Field(default_factory=list)
     ms: float = 0.0
+    denied: bool = False  # refused before anything was typed (a secret out of its scope)
 
 
 class SkillRegistry:
@@ -140,6 +147,7 @@ class SkillRegistry:
         secrets: SecretStore | None = None,
         grounder: Any = None,
         on_secret: Callable[[str], None] | None = None,
+        where: tuple[str | None, str | None] | None = None,
     ) -> SkillOutcome:
         """Run a skill with validated parameters; secrets are resolved here and hidden from the outcome."""
         item = self.get(name)
@@ -148,9 +156,13 @@ class SkillRegistry:
         hidden: list[str] = []
         ctx = SkillContext(env, secrets, grounder)
         started = time.perf_counter()
+        url, title = where if where is not None else _where(env)
         try:
             for key in item.secret_params:
                 if values.get(key) is not None:
+                    # the secret is bound to origins or windows: refuse it anywhere else,
+                    # before its value is even looked up
+                    secrets.check_scope(values[key], url, title)
                     values[key] = secrets.get(values[key])
                     hidden.append(values[key])
                     if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
@@ -160,13 +172,23 @@ class SkillRegistry:
             else:
                 await ctx.run_steps(item.steps or [], values, hidden)
                 detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
+        except SecretScopeError as exc:
+            logger.warning("skill {}: {}", name, exc)
+            return SkillOutcome(
+                ok=False,
+                detail=str(exc),
+                sub_steps=ctx.sub_steps,
+                ms=_ms(started),
+                denied=True,
+            )
         except SkillError as exc:
             return SkillOutcome(
                 ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)
             )
         except Exception as exc:  # a bug in a skill's own code: reported, not a crash of the run
-            logger.exception("skill {} raised", name)
+            # no traceback here: loguru's variable dump would print the secret values in locals
             detail = _hide(f"skill {name} raised {type(exc).__name__}: {exc}", hidden)
+            logger.error("{} (at {})", detail, _where_raised(exc))
             return SkillOutcome(ok=False, detail=detail, sub_steps=ctx.sub_steps, ms=_ms(started))
         return SkillOutcome(
             ok=True,
@@ -174,6 +196,28 @@ class SkillRegistry:
             sub_steps=ctx.sub_steps,
             ms=_ms(started),
         )
+
+
+def _where(env: Environment) -> tuple[str | None, str | None]:
+    """The page URL and the window title the environment is on now (for secret scopes)."""
+    page = getattr(env, "page", None)
+    url = getattr(page, "url", None) if page is not None else None
+    title_of = getattr(env, "_window_title", None)  # the desktop's active window
+    title = None
+    if callable(title_of):
+        try:
+            title = title_of()
+        except Exception as exc:  # no window manager answer: no window-bound secret then
+            logger.debug("no active window title: {}", exc)
+    return (url if isinstance(url, str) else None, title if isinstance(title, str) else None)
+
+
+def _where_raised(exc: BaseException) -> str:
+    """file:line of the innermost frame of ``exc`` (no locals, no values)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 def _ms(started: float) -> float:

@@ -31,7 +31,7 @@ from guiagent.agent.policy import (
     TerminalApprover,
     Verdict,
 )
-from guiagent.agent.target import needs_ocr, target_fields
+from guiagent.agent.target import is_password_at, needs_ocr, target_fields
 from guiagent.agent.untrusted import (
     LazyLocalReader,
     find_injections,
@@ -147,6 +147,7 @@ class Agent:
         self._owns_client = client is None
         self._event_tasks: set[asyncio.Task[Any]] = set()  # async event-sink calls in flight
         self._steps_done = 0
+        self._pointed_at_password = False  # the last click landed on a password field
 
     @staticmethod
     def _desktop_ocr(env: Environment, config: AgentConfig) -> Any:
@@ -676,6 +677,9 @@ class Agent:
         dom: list[dict[str, Any]] | None,
     ) -> Verdict:
         point = trails[0].screen if trails else None
+        if point is not None and dom is not None and action.name in ("click", "double_click"):
+            # a dry run clicks nothing, so focus cannot tell what the next "type" goes into
+            self._pointed_at_password = is_password_at(dom, point.x, point.y)
         target: dict[str, str | None] = {}
         kinds = self._kinds_reading_target_text
         if trails and (action.name in kinds or "*" in kinds):
@@ -730,6 +734,8 @@ class Agent:
         )
 
     async def _typing_into_password(self) -> bool:
+        if self.config.dry_run:
+            return self._pointed_at_password
         focused_element = getattr(self.env, "focused_element", None)
         if focused_element is None:
             return False

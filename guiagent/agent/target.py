@@ -69,3 +69,11 @@ def needs_ocr(fields: dict[str, str | None]) -> bool:
     """Nothing readable in the DOM (an icon, a canvas, text drawn by an image or by CSS the
     browser does not report): the policy then reads the pixels at the point."""
     return not any(fields.get(k) for k in ("target_text", "target_name", "target_css_text"))
+
+
+def is_password_at(dom: Sequence[dict[str, Any]], x: float, y: float) -> bool:
+    """The element under the point is a password field."""
+    element = element_at(dom, x, y)
+    if element is None:
+        return False
+    return bool(element.get("password")) or str(element.get("type") or "").lower() == "password"

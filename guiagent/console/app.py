@@ -44,7 +44,8 @@ HEARTBEAT_S = 15.0
 # what a recording's files and its report may do in a browser: show pictures and styles
 FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 REPORT_CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'self'"
 )
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

@@ -364,13 +364,13 @@ class RunManager:
         return path
 
     async def start(self, spec: RunSpec) -> ConsoleRun:
+        if spec.start_url and not self.allow_file_urls:
+            refuse_local_url(spec.start_url)
         model_url = spec.model_url or self.default_model_url
         if not model_url:
             raise ConsoleError("no model server: give a model URL (e.g. http://127.0.0.1:30000)")
         if spec.env == "browser" and not spec.start_url:
             raise ConsoleError("a browser run needs a start URL")
-        if spec.start_url and not self.allow_file_urls:
-            refuse_local_url(spec.start_url)
         if spec.policy_path:
             try:
                 Policy.from_yaml(

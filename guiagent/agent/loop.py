@@ -195,6 +195,7 @@ class Agent:
     async def _emit(self, kind: str, **data: Any) -> None:
         if self.on_event is None:
             return
+        data = {k: self.redactor.redact_data(v) for k, v in data.items()}  # what leaves the agent
         result = self.on_event(kind, data)
         if asyncio.iscoroutine(result):
             await result
@@ -251,8 +252,9 @@ class Agent:
 
             def forward(event: Any) -> None:
                 text = getattr(event, "text", None)
-                if text:
-                    kind = getattr(event, "kind", "content")
+                kind = getattr(event, "kind", "content")
+                # only the prose: tool-call arguments may be a password the model is typing
+                if text and kind in ("reasoning", "content"):
                     send(kind, streams.setdefault(kind, StreamRedactor(self.redactor)).feed(text))
 
             completion = await self.client.complete(messages, tools, stream=True, on_event=forward)
@@ -393,6 +395,9 @@ class Agent:
                 t = time.perf_counter()
                 action, trails, problem = self._parse(completion, plan, frame, space)
                 timings["parse"] = _ms(t)
+                if isinstance(action, Type) and await self._typing_into_password():
+                    # the model wrote this password itself: hide it from now on, let it type it
+                    self._add_secret(action.text, model_may_type=True)
                 await self._emit(
                     "reply",
                     index=index,
@@ -424,9 +429,6 @@ class Agent:
                     continue
                 invalid_in_row = 0
                 assert action is not None
-                if isinstance(action, Type) and await self._typing_into_password():
-                    # the model wrote this password itself: hide it from now on, let it type it
-                    self._add_secret(action.text, model_may_type=True)
                 step.action = {"action": action.name, **self._redacted_args(action)}
                 step.trail = [tr.to_dict() for tr in trails]
 

@@ -188,6 +188,10 @@ class Redactor:
             return {k: self.redact_data(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.redact_data(v) for v in value)
+        if isinstance(value, BaseModel):  # e.g. an action or a result handed to an event sink
+            return value.model_copy(
+                update={k: self.redact_data(getattr(value, k)) for k in type(value).model_fields}
+            )
         return value
 
     # --- frames -------------------------------------------------------------------------
@@ -502,24 +506,43 @@ def origin_matches(pattern: str, url: str) -> bool:
 
 class StreamRedactor:
     """Redacts a text stream chunk by chunk, holding back a tail that may be the start of a
-    secret split across chunks; :meth:`flush` releases what is left at the end."""
+    secret split across chunks; :meth:`flush` releases what is left at the end.
+
+    The held text stays raw (a pattern such as an API key may still grow), and a cut never
+    falls inside a match: what is released is the redaction of a finished prefix.
+    """
 
     def __init__(self, redactor: Redactor, hold: int = 200) -> None:
         self.redactor = redactor
         self.hold = max(hold, max((len(s) for s in redactor.secrets), default=0))
         self._pending = ""
 
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for secret in self.redactor.secrets:
+            start = text.find(secret)
+            while start != -1:
+                spans.append((start, start + len(secret)))
+                start = text.find(secret, start + 1)
+        for pattern in self.redactor.patterns:
+            spans.extend(m.span() for m in pattern.finditer(text))
+        return spans
+
     def feed(self, chunk: str) -> str:
         """The redacted text that is safe to release now (may be empty)."""
-        text = self.redactor.redact_text(self._pending + chunk)
-        # keep the tail back: a secret or a pattern match may go on in the next chunk
-        cut = max(len(text) - self.hold, 0)
-        # never cut inside a [REDACTED] marker
-        marker = text.rfind(REDACTED, 0, cut + len(REDACTED))
-        if marker != -1 and marker < cut < marker + len(REDACTED):
-            cut = marker
-        released, self._pending = text[:cut], text[cut:]
-        return released
+        raw = self._pending + chunk
+        cut = len(raw) - self.hold
+        if cut <= 0:
+            self._pending = raw
+            return ""
+        moved = True
+        while moved:  # back off to the start of any match the cut would split or touch
+            moved = False
+            for start, end in self._spans(raw):
+                if start < cut <= end:
+                    cut, moved = start, True
+        self._pending = raw[cut:]
+        return self.redactor.redact_text(raw[:cut])
 
     def flush(self) -> str:
         text, self._pending = self.redactor.redact_text(self._pending), ""

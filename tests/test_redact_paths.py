@@ -154,12 +154,12 @@ def _plan() -> list[OracleStep]:
             raw=FakeReply(
                 reasoning=think, content=f"Noted {PATTERN}.", tool_calls=[("wait", {"seconds": 0})]
             ),
-        ),  # fmt: skip
+        ),
         # a bad argument quoting secrets: a warning, a correction sent back
         OracleStep(
             kind="raw",
             raw=FakeReply(content="oops", tool_calls=[("click", {"x": f"{STORED} {PATTERN}"})]),
-        ),  # fmt: skip
+        ),
         # a password of its own, typed into the password field
         OracleStep(kind="click", selector="#pw"),
         OracleStep(kind="type", text=OWN_PW),
@@ -173,7 +173,7 @@ def _plan() -> list[OracleStep]:
                 reasoning=f"I typed {OWN_PW} as the password.",
                 tool_calls=[("wait", {"seconds": 0})],
             ),
-        ),  # fmt: skip
+        ),
         OracleStep(kind="finish", text=f"done: {OWN_PW} {STORED} {CLI_SECRET} {PATTERN}"),
     ]
 
@@ -223,3 +223,44 @@ def test_a_crash_leaves_no_secret_in_the_recording_or_the_log(
     assert header["status"] == "crashed" and "RuntimeError" in header["stop_reason"]
     assert "run crashed at step 1" in captured_logs.getvalue()
     _assert_nothing_leaked(tmp_path, events, server, captured_logs.getvalue())
+
+
+def test_the_terminal_never_shows_a_secret(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    answer = f"the password is {STORED} and the key {PATTERN}"
+    reply = FakeReply(reasoning=f"I know {STORED}", tool_calls=[("finish", {"answer": answer})])
+    with FakeModelServer.scripted([reply]) as server:
+        env = {**os.environ, "GUIAGENT_SECRET_BANK_PW": STORED, "PYTHONPATH": str(Path.cwd())}
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "guiagent.cli",
+                "-v",
+                "run",
+                f"say {STORED}",
+                "--start-url",
+                "data:text/html,<p>hello</p>",
+                "--model-url",
+                server.url,
+                "--record",
+                str(tmp_path / "run"),
+                "--no-settle",
+                "--no-skills",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "finished" in proc.stdout and REDACTED in proc.stdout
+    assert STORED not in out and PATTERN not in out
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert STORED.encode() not in data and PATTERN.encode() not in data, path

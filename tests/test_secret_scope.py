@@ -229,7 +229,7 @@ def test_the_model_typing_a_known_secret_is_denied(
 
 
 def test_secret_on_the_command_line_is_deprecated_and_warned(capsys):
-    from guiagent.cli import build_parser, main
+    from guiagent.cli import main
 
     assert main(["run", "do it", "--secret", "argv-secret-1", "--start-url", "http://x/"]) == 2
     err = capsys.readouterr().err

@@ -23,6 +23,7 @@ AREAS = (
     "scenario",
     "replay",
     "safety",
+    "secret_ocr",
     "narrate",
 )
 

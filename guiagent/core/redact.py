@@ -646,9 +646,9 @@ class ChangedTextScan:
             diff = cv2.absdiff(padded, self._last)
             changed = diff.reshape(th, t, tw, t).max(axis=(1, 3)) > self.threshold
         self._last = padded
-        for rect in known:  # tiles wholly inside a known box need no reading
-            x1, y1 = math.ceil(rect.left / t), math.ceil(rect.top / t)
-            x2, y2 = math.floor(rect.right / t), math.floor(rect.bottom / t)
+        for rect in known:  # tiles mostly inside a known box need no reading
+            x1, y1 = math.floor(rect.left / t + 0.5), math.floor(rect.top / t + 0.5)
+            x2, y2 = math.floor(rect.right / t + 0.5), math.floor(rect.bottom / t + 0.5)
             if x2 > x1 and y2 > y1:
                 ink[max(y1, 0) : y2, max(x1, 0) : x2] = False
         seeds = changed & ink

@@ -10,14 +10,8 @@ import yaml
 
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
-from guiagent.agent.policy import (
-    WORDLISTS_DIR,
-    ActionContext,
-    CallbackApprover,
-    Policy,
-    _is_cjk,
-    word_list,
-)
+from guiagent.agent.policy import ActionContext, CallbackApprover, Policy
+from guiagent.agent.words import WORDLISTS_DIR, _is_cjk, word_list
 from guiagent.core.actions import Click, Move
 from guiagent.envs.browser import BrowserEnv
 from guiagent.record import load

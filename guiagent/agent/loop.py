@@ -167,7 +167,7 @@ class Agent:
     def _add_secret(self, value: str, model_may_type: bool = False) -> None:
         """A value that must never be sent or written; unless ``model_may_type``, the policy's
         secret rule also stops the model from typing it (a value the model was never shown)."""
-        self.redactor.add_secret(value)
+        self.redactor.add_secret(value, look_for_pixels=not model_may_type)
         if not model_may_type:
             self.policy.add_secret(value)
 

@@ -49,9 +49,7 @@ handed to a skill, outside them: the verdict is ``deny`` with rule ``secret-scop
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +59,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from guiagent.agent.words import _word_regex, word_list, word_list_names
 from guiagent.core.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
 from guiagent.core.geometry import Point, Rect
 from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, SecretScope, title_matches
@@ -265,42 +264,6 @@ def domain_matches(pattern: str, host: str) -> bool:
     if pattern.startswith("*.") and host == pattern[2:]:
         return True
     return fnmatch.fnmatchcase(host, pattern)
-
-
-def _is_cjk(word: str) -> bool:
-    return any(unicodedata.east_asian_width(c) in ("W", "F") for c in word)
-
-
-def _word_regex(words: Sequence[str]) -> re.Pattern[str]:
-    """Whole words or phrases (any whitespace between parts), case-insensitive; CJK words,
-    written without spaces, also match inside a longer label."""
-
-    def phrase(w: str) -> str:
-        return r"\s+".join(re.escape(part) for part in w.split())
-
-    whole = [phrase(w) for w in words if not _is_cjk(w)]
-    inside = [phrase(w) for w in words if _is_cjk(w)]
-    alternatives = []
-    if whole:
-        alternatives.append(r"(?<!\w)(?:" + "|".join(whole) + r")(?!\w)")
-    if inside:
-        alternatives.append("(?:" + "|".join(inside) + ")")
-    return re.compile("|".join(alternatives) or r"(?!x)x", re.IGNORECASE)
-
-
-WORDLISTS_DIR = Path(__file__).with_name("wordlists")
-
-
-@functools.cache
-def word_list_names() -> tuple[str, ...]:
-    return tuple(sorted(p.stem for p in WORDLISTS_DIR.glob("*.yaml")))
-
-
-@functools.cache
-def word_list(name: str) -> tuple[str, ...]:
-    """A shipped word list (``wordlists/<name>.yaml``: language -> words), all languages."""
-    data = yaml.safe_load((WORDLISTS_DIR / f"{name}.yaml").read_text(encoding="utf-8")) or {}
-    return tuple(str(w) for words in data.values() for w in words or [])
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,6 @@ records) the same way.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import hashlib
-import inspect
-import math
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -37,6 +33,31 @@ from pydantic import BaseModel
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
+from guiagent.core.scope import SecretScope, origin_matches, origin_of, title_matches
+from guiagent.core.text_scan import ChangedTextScan, TextReader, clipped_int, read_text_with
+
+__all__ = [
+    "DEFAULT_SECRET_PATTERNS",
+    "REDACTED",
+    "ChangedTextScan",
+    "RedactionError",
+    "RedactionNote",
+    "Redactor",
+    "SecretScope",
+    "StreamRedactor",
+    "TextBoxLike",
+    "TextReader",
+    "clipped_int",
+    "find_bullet_runs",
+    "origin_matches",
+    "origin_of",
+    "read_text_with",
+    "redact_messages",
+    "redacting_sink",
+    "scrub",
+    "scrub_logs_with",
+    "title_matches",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -86,25 +107,6 @@ class TextBoxLike(Protocol):
     box: Rect  # frame pixels
 
 
-@runtime_checkable
-class TextReader(Protocol):
-    """Anything that reads text boxes from a frame (e.g. LocalGrounder); may be sync or async."""
-
-    def read_text(self, frame: Frame) -> Any: ...
-
-
-def title_matches(pattern: str, title: str | None) -> bool:
-    """Match a window title: ``re:<regex>`` is a regex search, a pattern with ``*?[`` a
-    glob, anything else a substring; all case-insensitive."""
-    if title is None:
-        return False
-    if pattern.startswith("re:"):
-        return re.search(pattern[3:], title, re.IGNORECASE) is not None
-    if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(title.lower(), pattern.lower())
-    return pattern.lower() in title.lower()
-
-
 def _compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
     compiled = []
     for i, pattern in enumerate(patterns):
@@ -144,6 +146,7 @@ class Redactor:
         )
         # longest first, so a secret containing another is replaced whole
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._declared = set(self.secrets)  # the secrets the final OCR pass looks for
         self.mask_password_fields = mask_password_fields
         self.detect_bullets = detect_bullets
         self.ocr = ocr
@@ -155,10 +158,15 @@ class Redactor:
         self._final_scan: ChangedTextScan | None = None
         self.pad = pad
 
-    def add_secret(self, value: str) -> None:
-        """Register a literal secret learned at run time (e.g. a password the user gave)."""
+    def add_secret(self, value: str, look_for_pixels: bool = True) -> None:
+        """Register a literal secret learned at run time (e.g. a password the user gave).
+
+        ``look_for_pixels=False`` (a password the model made up and typed into a masked
+        field) scrubs it from text without starting the final OCR pass for it."""
         if value and value not in self.secrets:
             self.secrets = sorted([*self.secrets, value], key=len, reverse=True)
+        if value and look_for_pixels:
+            self._declared.add(value)
 
     # --- text ---------------------------------------------------------------------------
 
@@ -285,7 +293,7 @@ class Redactor:
                 add(tb.box, "secret_text", rule, self.pad)
 
         image = _blacked(frame.image, [rect for rect, _ in boxes])
-        if self.final_ocr is not None and self.secrets and dom is not None:
+        if self.final_ocr is not None and self._declared and dom is not None:
             # the DOM said where its text was (checked above as text); OCR reads the rest of
             # what changed in the pixels: canvases, images, frames the DOM could not see
             known = [rect for rect, _ in boxes]
@@ -326,16 +334,6 @@ def _blacked(image: Image.Image, rects: list[Rect]) -> Image.Image:
         x, y, w, h = clipped_int(rect)
         draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
     return out
-
-
-async def read_text_with(reader: TextReader, frame: Frame) -> list[Any]:
-    if inspect.iscoroutinefunction(reader.read_text):
-        result = await reader.read_text(frame)
-    else:
-        result = await asyncio.to_thread(reader.read_text, frame)
-        if inspect.isawaitable(result):
-            result = await result
-    return list(result)
 
 
 def find_bullet_runs(
@@ -406,13 +404,6 @@ def _clear_above_below(mask: np.ndarray, x: int, y: int, w: int, h: int) -> bool
     return not above.any() and not below.any()
 
 
-def clipped_int(rect: Rect) -> tuple[int, int, int, int]:
-    """Integer [x, y, w, h] covering ``rect`` entirely (floor the start, ceil the end)."""
-    x1, y1 = math.floor(rect.left), math.floor(rect.top)
-    x2, y2 = math.ceil(rect.right), math.ceil(rect.bottom)
-    return (x1, y1, x2 - x1, y2 - y1)
-
-
 def _clip(rect: Rect, width: int, height: int, pad: int) -> Rect | None:
     x1 = max(rect.left - pad, 0.0)
     y1 = max(rect.top - pad, 0.0)
@@ -447,58 +438,6 @@ def _dom_rect(element: dict[str, Any]) -> Rect | None:
             "DOM element without a usable box skipped during redaction (keys: {})", sorted(element)
         )
         return None
-
-
-# --- secret scope ---------------------------------------------------------------------------
-
-
-class SecretScope(BaseModel):
-    """Where a secret may be typed: URL globs (``https://bank.example/*``) or origins
-    (``https://bank.example``), and window-title patterns (``re:``, glob or substring).
-
-    An empty scope (neither given) means "anywhere a skill uses it"; the model itself may
-    never type a stored secret, whatever its scope.
-    """
-
-    origins: list[str] = []
-    windows: list[str] = []
-
-    @property
-    def unrestricted(self) -> bool:
-        return not self.origins and not self.windows
-
-    def allows(self, url: str | None, window_title: str | None) -> bool:
-        if self.unrestricted:
-            return True
-        if url and any(origin_matches(p, url) for p in self.origins):
-            return True
-        return bool(window_title) and any(title_matches(p, window_title) for p in self.windows)
-
-    def describe(self) -> str:
-        parts = [*self.origins, *(f"window {w!r}" for w in self.windows)]
-        return ", ".join(parts) or "anywhere"
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, lower-case (``""`` when it has none)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return ""
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-
-
-def origin_matches(pattern: str, url: str) -> bool:
-    """A scope pattern against a URL: a bare origin (``https://bank.example``, no path)
-    matches that origin exactly; anything else is a glob on the whole URL."""
-    pattern = pattern.strip()
-    if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(url, pattern)
-    pattern_origin = origin_of(pattern)
-    if pattern_origin and pattern.rstrip("/") == pattern_origin.rstrip("/"):
-        return origin_of(url) == pattern_origin
-    return url == pattern
 
 
 # --- text leaving the process ---------------------------------------------------------------
@@ -600,104 +539,3 @@ def redacting_sink(stream: Any) -> Callable[[Any], None]:
             flush()
 
     return write
-
-
-# --- the final OCR pass ---------------------------------------------------------------------
-
-
-class ChangedTextScan:
-    """The final OCR pass over the image about to be sent and saved, kept cheap.
-
-    Only tiles that changed since the last checked image are read, and of those only tiles
-    with ink (a flat background holds no text) outside the boxes whose text is already
-    known (DOM text elements, checked as text; boxes already black). What was found in
-    tiles that did not change is kept; crops seen before (a blinking caret) are not read
-    again. ``reader`` reads a crop: anything with ``read_text(frame)``.
-    """
-
-    def __init__(
-        self, reader: TextReader, tile: int = 16, threshold: int = 10, cache_size: int = 256
-    ) -> None:
-        self.reader = reader
-        self.tile = tile
-        self.threshold = threshold
-        self.cache_size = cache_size
-        self._last: np.ndarray | None = None
-        self._found: list[tuple[Rect, str]] = []  # (frame box, text) of the last checked image
-        self._cache: dict[bytes, list[tuple[Rect, str]]] = {}
-        self.last_regions: list[tuple[int, int, int, int]] = []  # what the last scan read
-
-    def regions(self, image: Image.Image, known: Sequence[Rect] = ()) -> list[Rect]:
-        """The regions of ``image`` to read (frame pixels): runs of inked tiles, grown along
-        their line so a line is read whole, that hold a tile changed since the last image
-        and lie outside the ``known`` boxes. Updates the reference image."""
-        import cv2
-
-        gray = np.asarray(image.convert("L"))
-        t = self.tile
-        h, w = gray.shape
-        th, tw = -(-h // t), -(-w // t)
-        padded = np.pad(gray, ((0, th * t - h), (0, tw * t - w)), mode="edge")
-        tiles = padded.reshape(th, t, tw, t)
-        ink = (tiles.max(axis=(1, 3)).astype(np.int16) - tiles.min(axis=(1, 3))) > 40
-        if self._last is None or self._last.shape != padded.shape:
-            changed = np.ones((th, tw), dtype=bool)
-        else:
-            diff = cv2.absdiff(padded, self._last)
-            changed = diff.reshape(th, t, tw, t).max(axis=(1, 3)) > self.threshold
-        self._last = padded
-        for rect in known:  # tiles mostly inside a known box need no reading
-            x1, y1 = math.floor(rect.left / t + 0.5), math.floor(rect.top / t + 0.5)
-            x2, y2 = math.floor(rect.right / t + 0.5), math.floor(rect.bottom / t + 0.5)
-            if x2 > x1 and y2 > y1:
-                ink[max(y1, 0) : y2, max(x1, 0) : x2] = False
-        seeds = changed & ink
-        if not seeds.any():
-            return []
-        # words of one line join across their gaps (up to two tiles): a changed letter makes
-        # its whole line be read again, so a secret typed a letter at a time is seen whole
-        grown = cv2.dilate(ink.astype(np.uint8), np.ones((1, 5), np.uint8))
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=4)
-        out = []
-        for label in np.unique(labels[seeds]):
-            if label == 0:
-                continue
-            x, y, bw, bh, _ = stats[label]
-            left, top = max(int(x) * t - t // 2, 0), max(int(y) * t - t // 2, 0)
-            right = min(int(x + bw) * t + t // 2, w)
-            bottom = min(int(y + bh) * t + t // 2, h)
-            out.append(Rect(left, top, right - left, bottom - top))
-        return out
-
-    def _unchanged(self, changed: list[Rect]) -> list[tuple[Rect, str]]:
-        return [
-            (box, text)
-            for box, text in self._found
-            if not any(_overlap(box, region) for region in changed)
-        ]
-
-    async def scan(self, image: Image.Image, known: Sequence[Rect] = ()) -> list[tuple[Rect, str]]:
-        """Every (box, text) on ``image`` outside ``known`` boxes, reading only what changed."""
-        regions = self.regions(image, known)
-        self.last_regions = [clipped_int(r) for r in regions]
-        kept = self._unchanged(regions)
-        for region in regions:
-            x, y, w, h = clipped_int(region)
-            crop = image.crop((x, y, x + w, y + h))
-            key = hashlib.blake2b(crop.tobytes(), digest_size=16).digest() + bytes(
-                f"{w}x{h}", "ascii"
-            )
-            lines = self._cache.get(key)
-            if lines is None:
-                read = await read_text_with(self.reader, Frame.from_image(crop))
-                lines = [(tb.box, str(tb.text)) for tb in read]
-                if len(self._cache) >= self.cache_size:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[key] = lines
-            kept.extend((Rect(b.left + x, b.top + y, b.width, b.height), text) for b, text in lines)
-        self._found = kept
-        return kept
-
-
-def _overlap(a: Rect, b: Rect) -> bool:
-    return a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom

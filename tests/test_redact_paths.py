@@ -49,6 +49,14 @@ def test_a_secret_split_across_stream_chunks_never_leaves_whole():
         assert "Hunter2-b" not in out and "sk-proj-ABCD" not in out
 
 
+def test_ordinary_text_still_streams_word_by_word():
+    stream = StreamRedactor(Redactor(secrets=[STORED]))
+    text = "The page shows a sign-in form with two fields and a button. "
+    pieces = [stream.feed(text[i : i + 4]) for i in range(0, len(text), 4)]
+    assert len([p for p in pieces if p]) > 5
+    assert "".join(pieces) + stream.flush() == text
+
+
 def test_messages_are_redacted_but_images_left_alone():
     redactor = Redactor(secrets=[STORED])
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}

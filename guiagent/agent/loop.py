@@ -819,8 +819,8 @@ class Agent:
         conversation = Conversation(frame.surface, question, self.space, plan.sent)
         content = [image_part(data, "image/jpeg"), {"type": "text", "text": question}]
         messages = [conversation.head()[0], {"role": "user", "content": content}]
-        completion = await self.client.complete(messages, None)
-        return completion.reply.content.strip()
+        completion = await self.client.complete(redact_messages(self.redactor, messages), None)
+        return self.redactor.redact_text(completion.reply.content.strip())
 
     async def ask_yes_no(self, question: str, frame: Frame | None = None) -> tuple[bool, str]:
         answer = await self.ask(

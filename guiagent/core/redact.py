@@ -444,16 +444,17 @@ def _dom_rect(element: dict[str, Any]) -> Rect | None:
 
 
 class StreamRedactor:
-    """Redacts a text stream chunk by chunk, holding back a tail that may be the start of a
-    secret split across chunks; :meth:`flush` releases what is left at the end.
+    """Redacts a text stream chunk by chunk; what may be the start of a secret split across
+    chunks is held back until it is whole (or ruled out); :meth:`flush` releases the rest.
 
-    The held text stays raw (a pattern such as an API key may still grow), and a cut never
-    falls inside a match: what is released is the redaction of a finished prefix.
+    Held back: a tail that is the beginning of a known secret, the last unfinished word
+    (credential patterns are single tokens: an API key may still grow), an open
+    ``-----BEGIN`` block. A cut never falls inside a match, and what is released is the
+    redaction of a finished prefix, so text still flows word by word.
     """
 
-    def __init__(self, redactor: Redactor, hold: int = 200) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
-        self.hold = max(hold, max((len(s) for s in redactor.secrets), default=0))
         self._pending = ""
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
@@ -467,21 +468,33 @@ class StreamRedactor:
             spans.extend(m.span() for m in pattern.finditer(text))
         return spans
 
-    def feed(self, chunk: str) -> str:
-        """The redacted text that is safe to release now (may be empty)."""
-        raw = self._pending + chunk
-        cut = len(raw) - self.hold
-        if cut <= 0:
-            self._pending = raw
-            return ""
+    def _cut(self, raw: str) -> int:
+        cut = len(raw)
+        for secret in self.redactor.secrets:  # the start of a secret at the very end
+            for k in range(min(len(secret) - 1, len(raw)), 0, -1):
+                if raw.endswith(secret[:k]):
+                    cut = min(cut, len(raw) - k)
+                    break
+        last_word = re.search(r"\S+$", raw)
+        if last_word is not None:
+            cut = min(cut, last_word.start())
+        begin = raw.rfind("-----BEGIN")
+        if begin != -1 and "-----" not in raw[begin + 10 :]:
+            cut = min(cut, begin)
         moved = True
         while moved:  # back off to the start of any match the cut would split or touch
             moved = False
             for start, end in self._spans(raw):
                 if start < cut <= end:
                     cut, moved = start, True
+        return cut
+
+    def feed(self, chunk: str) -> str:
+        """The redacted text that is safe to release now (may be empty)."""
+        raw = self._pending + chunk
+        cut = self._cut(raw)
         self._pending = raw[cut:]
-        return self.redactor.redact_text(raw[:cut])
+        return self.redactor.redact_text(raw[:cut]) if cut > 0 else ""
 
     def flush(self) -> str:
         text, self._pending = self.redactor.redact_text(self._pending), ""

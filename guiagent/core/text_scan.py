@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Rect
@@ -59,7 +59,7 @@ class ChangedTextScan:
         self.tile = tile
         self.threshold = threshold
         self.cache_size = cache_size
-        self._last: np.ndarray | None = None
+        self._last: Image.Image | None = None
         self._found: list[tuple[Rect, str]] = []  # (frame box, text) of the last checked image
         self._cache: dict[bytes, list[tuple[Rect, str]]] = {}
         self.last_regions: list[tuple[int, int, int, int]] = []  # what the last scan read
@@ -70,24 +70,44 @@ class ChangedTextScan:
         and lie outside the ``known`` boxes. Updates the reference image."""
         import cv2
 
-        gray = np.asarray(image.convert("L"))
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        last, self._last = self._last, image
         t = self.tile
-        h, w = gray.shape
-        th, tw = -(-h // t), -(-w // t)
-        padded = np.pad(gray, ((0, th * t - h), (0, tw * t - w)), mode="edge")
-        tiles = padded.reshape(th, t, tw, t)
-        ink = (tiles.max(axis=(1, 3)).astype(np.int16) - tiles.min(axis=(1, 3))) > 40
-        if self._last is None or self._last.shape != padded.shape:
+        w, h = image.size
+        if last is None or last.size != image.size:
+            top, bottom = 0, h
+        else:
+            # one pass in C finds whether, and in which rows, anything changed: a still
+            # screen costs only this; otherwise only a band of rows is looked at
+            changed_box = ImageChops.difference(last, image).getbbox()
+            if changed_box is None:
+                return []
+            top = max((changed_box[1] // t - 2) * t, 0)
+            bottom = min((-(-changed_box[3] // t) + 2) * t, h)
+        band = cv2.cvtColor(np.asarray(image.crop((0, top, w, bottom))), cv2.COLOR_RGB2GRAY)
+        bh_px = bottom - top
+        th, tw = -(-bh_px // t), -(-w // t)
+        padded = np.pad(band, ((0, th * t - bh_px), (0, tw * t - w)), mode="edge")
+        # per-tile max and min: a tile-sized dilation/erosion sampled once per tile (much
+        # faster than a numpy reduction over strided axes)
+        kernel = np.ones((t, t), np.uint8)
+        centre = slice(t // 2, None, t)
+        high = cv2.dilate(padded, kernel)[centre, centre]
+        low = cv2.erode(padded, kernel)[centre, centre]
+        ink = (high.astype(np.int16) - low) > 40
+        if last is None or last.size != image.size:
             changed = np.ones((th, tw), dtype=bool)
         else:
-            diff = cv2.absdiff(padded, self._last)
-            changed = diff.reshape(th, t, tw, t).max(axis=(1, 3)) > self.threshold
-        self._last = padded
+            old = cv2.cvtColor(np.asarray(last.crop((0, top, w, bottom))), cv2.COLOR_RGB2GRAY)
+            old = np.pad(old, ((0, th * t - bh_px), (0, tw * t - w)), mode="edge")
+            changed = cv2.dilate(cv2.absdiff(padded, old), kernel)[centre, centre] > self.threshold
         for rect in known:  # tiles mostly inside a known box need no reading
-            x1, y1 = math.floor(rect.left / t + 0.5), math.floor(rect.top / t + 0.5)
-            x2, y2 = math.floor(rect.right / t + 0.5), math.floor(rect.bottom / t + 0.5)
+            x1 = math.floor(rect.left / t + 0.5)
+            y1 = math.floor((rect.top - top) / t + 0.5)
+            x2 = math.floor(rect.right / t + 0.5)
+            y2 = math.floor((rect.bottom - top) / t + 0.5)
             if x2 > x1 and y2 > y1:
-                ink[max(y1, 0) : y2, max(x1, 0) : x2] = False
+                ink[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = False
         seeds = changed & ink
         if not seeds.any():
             return []
@@ -100,10 +120,10 @@ class ChangedTextScan:
             if label == 0:
                 continue
             x, y, bw, bh, _ = stats[label]
-            left, top = max(int(x) * t - t // 2, 0), max(int(y) * t - t // 2, 0)
+            left, y1 = max(int(x) * t - t // 2, 0), max(top + int(y) * t - t // 2, 0)
             right = min(int(x + bw) * t + t // 2, w)
-            bottom = min(int(y + bh) * t + t // 2, h)
-            out.append(Rect(left, top, right - left, bottom - top))
+            y2 = min(top + int(y + bh) * t + t // 2, h)
+            out.append(Rect(left, y1, right - left, y2 - y1))
         return out
 
     def _unchanged(self, changed: list[Rect]) -> list[tuple[Rect, str]]:

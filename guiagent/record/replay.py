@@ -31,7 +31,7 @@ from guiagent.core.redact import REDACTED
 from guiagent.record import compare
 from guiagent.record.capture import RegionCapture, ScreenBox
 from guiagent.record.evidence import DEFAULT_RADIUS, box_xywh, crop_box_around, element_field
-from guiagent.record.trajectory import Run, StepRecord
+from guiagent.record.trajectory import RecordingError, Run, StepRecord
 from guiagent.record.verify import verify_run
 
 ReplayMode = Literal["strict", "heal", "verify"]
@@ -220,7 +220,7 @@ def _evidence_crop(ctx: _Context, step: StepRecord) -> tuple[Image.Image, list[i
     try:
         with Image.open(ctx.run.file(str(crop_path))) as im:
             image = im.convert("RGB")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecordingError):  # unreadable, or a path leaving the run
         return None
     if image.size != (box[2] - box[0], box[3] - box[1]):
         return None

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,10 +50,10 @@ LOGIN_PLAN = [
     OracleStep(kind="click", selector="#sign-in"),
     OracleStep(kind="finish", text="signed in as alice"),
 ]
-CLICKS = 24
+CLICKS = 20
 COUNTER_PAGE = (
     "data:text/html,<body style='margin:0'><button id=b style='width:100vw;height:100vh;"
-    "font:200px sans-serif' onclick='this.textContent=++n'>0</button><script>var n=0</script>"
+    "font:120px sans-serif' onclick='this.textContent=++n'>0</button><script>var n=0</script>"
 )
 COUNTER_PLAN = [OracleStep(kind="click", selector="#b")] * CLICKS + [
     OracleStep(kind="finish", text="counted")
@@ -96,24 +95,19 @@ async def run_agents(
     start_url: str,
     plan: list[OracleStep],
     dispatcher: Dispatcher,
-    tmp_path: Path,
     failures: dict[int, int],
+    viewport: tuple[int, int] = (1280, 800),
 ) -> list[Any]:
     """AGENTS browser agents at once (one context each) through ``url``; each one's failed
     model requests (retried by the client) are counted in ``failures``."""
 
     async def one(index: int) -> tuple[Any, str]:
         with logger.contextualize(router_test_agent=index):
-            async with BrowserEnv(start_url=start_url, browser=browser) as env:
+            async with BrowserEnv(start_url=start_url, browser=browser, viewport=viewport) as env:
                 dispatcher.oracles[index] = DomOracle(
                     env.page, plan, asyncio.get_running_loop(), from_history=True
                 )
-                config = AgentConfig(
-                    model_url=url,
-                    settle=False,
-                    max_steps=len(plan) + 4,
-                    record_dir=tmp_path / f"run{index}",
-                )
+                config = AgentConfig(model_url=url, settle=False, max_steps=len(plan) + 4)
                 agent = Agent(env, config)
                 try:
                     result = await agent.run(f"Do the plan (agent {index})")
@@ -230,10 +224,10 @@ def test_eight_agents_share_two_workers_and_each_stays_on_one(
 ) -> None:
     dispatcher = Dispatcher()
     failures: dict[int, int] = {}
-    # a GPU each: 100 ms a request, one at a time
+    # a GPU each: 250 ms a request, one at a time (the agents mostly wait for the model)
     with (
-        FakeModelServer(dispatcher, latency_s=0.1, max_running=1) as a,
-        FakeModelServer(dispatcher, latency_s=0.1, max_running=1) as b,
+        FakeModelServer(dispatcher, latency_s=0.25, max_running=1) as a,
+        FakeModelServer(dispatcher, latency_s=0.25, max_running=1) as b,
         LocalRouter([a.url, b.url]) as router,
     ):
         outcomes = async_runner.run(
@@ -243,7 +237,6 @@ def test_eight_agents_share_two_workers_and_each_stays_on_one(
                 static_server.url_for(WEBAPP),
                 LOGIN_PLAN,
                 dispatcher,
-                tmp_path,
                 failures,
             ),
             timeout=240,
@@ -278,8 +271,8 @@ def test_a_killed_worker_is_taken_out_and_used_again_when_it_comes_back(
 ) -> None:
     dispatcher = Dispatcher()
     failures: dict[int, int] = {}
-    a = FakeModelServer(dispatcher, latency_s=0.05, max_running=1).start()
-    b = FakeModelServer(dispatcher, latency_s=0.05, max_running=1).start()
+    a = FakeModelServer(dispatcher, latency_s=0.1, max_running=1).start()
+    b = FakeModelServer(dispatcher, latency_s=0.1, max_running=1).start()
     try:
         with LocalRouter([a.url, b.url]) as router:
             future = asyncio.run_coroutine_threadsafe(
@@ -289,8 +282,8 @@ def test_a_killed_worker_is_taken_out_and_used_again_when_it_comes_back(
                     COUNTER_PAGE,
                     COUNTER_PLAN,
                     dispatcher,
-                    tmp_path,
                     failures,
+                    viewport=(480, 320),
                 ),
                 async_runner.loop,
             )

@@ -3,7 +3,9 @@
 Each stand-in server models a GPU: every request takes 200 ms and they are generated one at a
 time, so eight agents queue on one server. With two servers behind the real router
 (``guiagent serve --router``'s settings, cache-aware policy) the same agents should get
-close to twice the steps per second.
+close to twice the steps per second. On a busy machine the browsers' own work (screenshots,
+encoding) can become the bottleneck instead, so the same comparison also runs without browsers:
+eight clients sending the agents' requests (same prompts, growing history) and nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ if importlib.util.find_spec("sglang_router") is None:
 from guiagent.agent.config import AgentConfig
 from guiagent.agent.loop import Agent
 from guiagent.bench.loop import COUNTER_PAGE
+from guiagent.core.geometry import CoordSpace, Size
 from guiagent.envs.browser import BrowserEnv, launch_chromium
+from guiagent.models.openai_client import ModelClient
+from guiagent.models.step3vl import Conversation
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
 from guiagent.testing.router import LocalRouter
 
@@ -60,32 +65,60 @@ async def _agents(browser: Any, url: str, steps: int) -> tuple[int, float]:
     return sum(taken), time.perf_counter() - started
 
 
-async def _measure(steps: int) -> tuple[float, float]:
-    """Steps per second with one server, and with two behind the router."""
+async def _clients(url: str, steps: int) -> tuple[int, float]:
+    """(requests, wall seconds) for AGENTS clients sending what agents send, without browsers."""
+    tools = [
+        {"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
+        for n in ("click", "finish")
+    ]
+
+    async def one(index: int) -> int:
+        talk = Conversation("browser", f"benchmark agent {index}", CoordSpace.IMAGE, Size(640, 400))
+        async with ModelClient(url, model="stepfun-ai/Step3-VL-10B") as client:
+            for step in range(1, steps + 2):
+                done = await client.complete(talk.messages(b"\xff\xd8", "image/jpeg", step), tools)
+                call = done.reply.tool_calls[0]
+                if call.name == "finish":
+                    return step
+                talk.add_action(call.name, call.arguments, "clicked; the page changed")
+        raise RuntimeError(f"client {index} never got finish")
+
+    started = time.perf_counter()
+    sent = await asyncio.gather(*(one(i) for i in range(AGENTS)))
+    return sum(sent), time.perf_counter() - started
+
+
+async def _compare(run: Any, steps: int) -> tuple[float, float]:
+    """Steps per second of ``run(url, steps)`` with one server, and with two behind the router."""
+    with FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as server:
+        one_steps, one_s = await run(server.url, steps)
+    with (
+        FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as a,
+        FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as b,
+    ):
+        router = await asyncio.to_thread(LocalRouter([a.url, b.url]).start)
+        try:
+            two_steps, two_s = await run(router.url, steps)
+        finally:
+            await asyncio.to_thread(router.stop)
+    return one_steps / one_s, two_steps / two_s
+
+
+async def _measure(steps: int) -> tuple[tuple[float, float], tuple[float, float]]:
     playwright, browser = await launch_chromium()
     try:
-        with FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as server:
-            one_steps, one_s = await _agents(browser, server.url, steps)
-        with (
-            FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as a,
-            FakeModelServer(_clicker(steps), latency_s=LATENCY_S, max_running=1) as b,
-        ):
-            router = await asyncio.to_thread(LocalRouter([a.url, b.url]).start)
-            try:
-                two_steps, two_s = await _agents(browser, router.url, steps)
-            finally:
-                await asyncio.to_thread(router.stop)
+        agents = await _compare(lambda url, n: _agents(browser, url, n), steps)
     finally:
         await browser.close()
         await playwright.stop()
-    return one_steps / one_s, two_steps / two_s
+    return agents, await _compare(_clients, steps)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     steps = 8 if quick else 20
     # the figures mean something only while the model, not the CPU, is the bottleneck
     load = os.getloadavg()[0]
-    one, two = asyncio.run(_measure(steps))
+    (one, two), (bare_one, bare_two) = asyncio.run(_measure(steps))
     gpu = f"{LATENCY_S * 1000:.0f} ms/request, one at a time"
     return [
         {
@@ -102,5 +135,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "ratio": round(two / one, 2),
             "note": f"{two:.2f} steps/s; ratio = steps/s vs 1 server (target >= 1.8); "
             f"load average {load:.1f} at the start",
+        },
+        {
+            "name": f"{AGENTS} clients without browsers, 1 model server",
+            "median_ms": round(1000 / bare_one, 1),
+            "steps_per_s": round(bare_one, 2),
+            "note": f"{bare_one:.2f} steps/s (the agents' requests only)",
+        },
+        {
+            "name": f"{AGENTS} clients without browsers, 2 servers behind sglang-router",
+            "median_ms": round(1000 / bare_two, 1),
+            "baseline_ms": round(1000 / bare_one, 1),
+            "steps_per_s": round(bare_two, 2),
+            "ratio": round(bare_two / bare_one, 2),
+            "note": f"{bare_two:.2f} steps/s; ratio = steps/s vs 1 server (target >= 1.8)",
         },
     ]

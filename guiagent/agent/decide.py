@@ -130,8 +130,7 @@ def reply_record(completion: Completion) -> dict[str, Any]:
         "content": reply.content,
         "reasoning": reply.reasoning,
         "tool_calls": [
-            {"name": c.name, "arguments": c.arguments, "source": c.source}
-            for c in reply.tool_calls
+            {"name": c.name, "arguments": c.arguments, "source": c.source} for c in reply.tool_calls
         ],
         "errors": reply.errors,
         "finish_reason": completion.finish_reason,

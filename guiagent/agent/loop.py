@@ -59,7 +59,12 @@ from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text
 from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
 
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
-_STATUS_ON_DISK = {"finished": "finished", "failed": "failed", "stopped": "stopped", "error": "failed"}
+_STATUS_ON_DISK = {
+    "finished": "finished",
+    "failed": "failed",
+    "stopped": "stopped",
+    "error": "failed",
+}
 
 
 class SkillSource(Protocol):
@@ -67,7 +72,9 @@ class SkillSource(Protocol):
 
     def tools(self, surface: str | None, url: str | None, title: str | None) -> list[ExtraTool]: ...
 
-    async def run(self, name: str, env: Environment, params: Mapping[str, Any], **kw: Any) -> Any: ...
+    async def run(
+        self, name: str, env: Environment, params: Mapping[str, Any], **kw: Any
+    ) -> Any: ...
 
 
 class SecretSource(Protocol):

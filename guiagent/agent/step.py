@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from loguru import logger
 
 from guiagent.agent.policy import ActionContext, Approver, AutoApprover, Policy, Verdict
-from guiagent.core.actions import BaseAction
+from guiagent.core.actions import BaseAction, Type
 from guiagent.core.env import Environment, FocusSource, Frame, KillSwitchHolder
 from guiagent.core.geometry import Point
 from guiagent.core.killswitch import KillSwitch
-from guiagent.core.redact import Redactor
+from guiagent.core.redact import REDACTED, Redactor
 from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
 from guiagent.record.trajectory import Recorder, StepRecord
 
@@ -118,6 +119,18 @@ class StepExecutor:
         self.recorder = recorder
         self.dry_run = dry_run
         self._grounder = grounder  # reads the text under a point on a desktop (made on first use)
+        self._may_type: set[str] = set()
+
+    @contextmanager
+    def typing_allowed(self, values: Iterable[str]) -> Iterator[None]:
+        """While inside, typing one of ``values`` (secrets a skill resolved from the secret
+        store for this call) is not judged a secret leak; every other rule still applies."""
+        added = {v for v in values if v} - self._may_type
+        self._may_type |= added
+        try:
+            yield
+        finally:
+            self._may_type -= added
 
     # --- the pipeline -------------------------------------------------------------------
 
@@ -150,7 +163,11 @@ class StepExecutor:
         (the rule's own verdict, plus ``approved`` when asked). None, None: no policy."""
         if self.policy is None:
             return None, None
-        verdict = self.policy.judge(action, await self._action_context(action, context))
+        judged = action
+        if isinstance(action, Type) and action.text in self._may_type:
+            # a stored secret a skill was given to type: judged without its value
+            judged = action.model_copy(update={"text": REDACTED})
+        verdict = self.policy.judge(judged, await self._action_context(action, context))
         record = verdict.model_dump()
         if verdict.decision != "ask":
             return verdict, record
@@ -158,7 +175,9 @@ class StepExecutor:
         record["approved"] = approved
         if approved:
             return verdict, record
-        denied = Verdict(decision="deny", rule=verdict.rule, reason=f"not approved: {verdict.reason}")
+        denied = Verdict(
+            decision="deny", rule=verdict.rule, reason=f"not approved: {verdict.reason}"
+        )
         return denied, record
 
     async def _perform(

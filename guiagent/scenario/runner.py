@@ -25,8 +25,7 @@ from guiagent.scenario.ground import (
 )
 from guiagent.scenario.results import ScenarioResult, StepResult, StepStatus
 from guiagent.scenario.schema import Scenario, SettleOptions
-from guiagent.scenario.ui import UI, AgentFactory, ui_steps_runner
-from guiagent.skills import use_steps_runner
+from guiagent.scenario.ui import UI, AgentFactory
 
 __all__ = [
     "AgentFactory",
@@ -43,9 +42,6 @@ __all__ = [
     "run_scenario",
     "scenario_redactor",
 ]
-
-# YAML skills run their steps through the UI (injected: skills never import the scenario layer)
-use_steps_runner(ui_steps_runner)
 
 
 def scenario_redactor(scenario: Scenario) -> Redactor:

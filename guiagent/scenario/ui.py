@@ -62,6 +62,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
     as_target,
 )
+from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
 RecordSink = Callable[[dict[str, Any]], Awaitable[None]]
@@ -591,3 +592,8 @@ async def ui_steps_runner(
             break
     await ui.close()
     return out, failure
+
+
+# YAML skills run their steps through the UI: the default a skills registry uses when it
+# was given no steps runner (injected here: the skills layer never imports this one)
+use_steps_runner(ui_steps_runner)

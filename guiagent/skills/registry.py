@@ -219,11 +219,12 @@ class SkillRegistry:
                     hidden.append(values[key])
                     if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
                         on_secret(values[key])
-            if item.function is not None:
-                detail = await item.function(ctx, **values)
-            else:
-                await ctx.run_steps(item.steps or [], values, hidden)
-                detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
+            with ctx.executor.typing_allowed(hidden):
+                if item.function is not None:
+                    detail = await item.function(ctx, **values)
+                else:
+                    await ctx.run_steps(item.steps or [], values, hidden)
+                    detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
         except SkillError as exc:
             return SkillOutcome(
                 ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from loguru import logger
 
@@ -28,26 +27,30 @@ from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
 from guiagent.agent.decide import decide, reply_record, stream_forwarder
 from guiagent.agent.policy import Approver, AutoApprover, Policy, TerminalApprover
+from guiagent.agent.sensing import (
+    SecretSource,
+    SkillSource,
+    desktop_ocr,
+    dom_snapshot,
+    observe_settled,
+    open_recorder,
+    window_list,
+)
 from guiagent.agent.state import RunState, Turn, zoom_frame
 from guiagent.agent.step import StepContext, StepExecutor, action_dict, frame_title
 from guiagent.agent.untrusted import find_injections, untrusted_note
 from guiagent.core.actions import (
     TERMINAL_ACTIONS,
     ActionSpace,
-    ExtraTool,
     InvalidToolCall,
     SkillCall,
     Type,
 )
-from guiagent.core.change import Ladder, settle, zoom_region
+from guiagent.core.change import Ladder, zoom_region
 from guiagent.core.env import (
-    DomSource,
     Environment,
-    FocusSource,
     Frame,
-    FullPageSource,
     SurfaceGoneError,
-    WindowList,
 )
 from guiagent.core.geometry import CoordSpace, OutOfImageError, Point, Rect, resolve_point
 from guiagent.core.killswitch import Killed, KillSwitch
@@ -56,7 +59,7 @@ from guiagent.models.budget import encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.profiles import ModelProfile, get_profile
 from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
-from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
+from guiagent.record.trajectory import StepRecord
 
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 _STATUS_ON_DISK = {
@@ -65,22 +68,6 @@ _STATUS_ON_DISK = {
     "stopped": "stopped",
     "error": "failed",
 }
-
-
-class SkillSource(Protocol):
-    """The skills the model may call (a :class:`guiagent.skills.SkillRegistry`)."""
-
-    def tools(self, surface: str | None, url: str | None, title: str | None) -> list[ExtraTool]: ...
-
-    async def run(
-        self, name: str, env: Environment, params: Mapping[str, Any], **kw: Any
-    ) -> Any: ...
-
-
-class SecretSource(Protocol):
-    """Named secrets a skill may type (a :class:`guiagent.skills.SecretStore`)."""
-
-    def known_values(self) -> Iterable[str]: ...
 
 
 class Agent:
@@ -120,7 +107,7 @@ class Agent:
             # the built-in credential patterns always apply; the user's add to them
             secret_patterns=[*DEFAULT_SECRET_PATTERNS, *config.secret_patterns],
             secrets=config.secrets,
-            ocr=self._desktop_ocr(env, config),
+            ocr=desktop_ocr(env, config),
         )
         for value in secrets.known_values() if secrets is not None else ():
             self._add_secret(value)
@@ -139,21 +126,6 @@ class Agent:
         self._client = client
         self._owns_client = client is None
         self._steps_done = 0
-
-    @staticmethod
-    def _desktop_ocr(env: Environment, config: AgentConfig) -> Any:
-        """On the desktop, secrets the user named are found on screen by OCR (about 0.1-1.5 s a
-        step, so only when asked); the built-in patterns then redact text, not pixels."""
-        if env.surface != "desktop":
-            return None
-        if not (config.secrets or config.secret_patterns):
-            logger.info(
-                "desktop: password dots are masked; pass --secret/--secret-pattern to OCR the screen for secrets"
-            )
-            return None
-        from guiagent.grounding.local import LocalGrounder
-
-        return LocalGrounder()
 
     def _add_secret(self, value: str, model_may_type: bool = False) -> None:
         """A value that must never be sent or written; unless ``model_may_type``, the policy's
@@ -231,7 +203,9 @@ class Agent:
 
     def _start(self, task: str) -> RunState:
         self._steps_done = 0
-        self.executor.recorder = self._open_recorder(task)
+        self.executor.recorder = open_recorder(
+            self.env, self.config, self.profile, self.redactor, task
+        )
         config = self.config
         tracker = BudgetTracker(
             Budget(
@@ -274,9 +248,11 @@ class Agent:
         state.tracker.add_step()
         turn = Turn(step=StepRecord(index=state.index, started_at=time.time()))
         t = time.perf_counter()
-        frame = await self._observe()
-        turn.dom = await self._dom()
-        frame, notes = await self.redactor.redact(frame, turn.dom, await self._windows())
+        frame = await observe_settled(self.env, self.config)
+        turn.dom = await dom_snapshot(self.env)
+        frame, notes = await self.redactor.redact(
+            frame, turn.dom, await window_list(self.env, self.redactor)
+        )
         turn.redactions = [n.model_dump() for n in notes]
         injections = find_injections([str(e.get("text") or "") for e in turn.dom or []])
         if injections:
@@ -431,7 +407,7 @@ class Agent:
         """The action in screen coordinates, judged by the policy (an ``ask`` goes to the approver)."""
         action, frame = turn.action, turn.frame
         assert action is not None and frame is not None
-        if isinstance(action, Type) and await self._typing_into_password():
+        if isinstance(action, Type) and await self.executor.typing_into_password():
             # the model wrote this password itself: hide it from now on, let it type it
             self._add_secret(action.text, model_may_type=True)
         trails = turn.trails
@@ -574,47 +550,6 @@ class Agent:
         step.sub_steps = ran.sub_steps
         return ran.ok, ran.detail
 
-    async def _observe(self) -> Frame:
-        if not self.config.settle:
-            return await self.env.observe()
-        settled = await settle(
-            self.env.observe,
-            quiet_ms=self.config.settle_quiet_ms,
-            timeout_s=self.config.settle_timeout_s,
-        )
-        return settled.frame
-
-    async def _dom(self) -> list[dict[str, Any]] | None:
-        if not isinstance(self.env, DomSource):
-            return None
-        # a full-page frame shows fields below the fold too: they must be masked as well
-        full_page = isinstance(self.env, FullPageSource) and self.env.full_page
-        try:
-            return await self.env.dom_elements(in_viewport=not full_page)
-        except Exception as exc:  # the page navigating mid-query is not fatal for the lookup
-            logger.debug("dom snapshot failed: {}", exc)
-            return None
-
-    async def _windows(self) -> list[dict[str, Any]] | None:
-        """Desktop windows (title and box) when the user listed windows to black out."""
-        if not self.redactor.window_titles or not isinstance(self.env, WindowList):
-            return None
-        try:
-            return await self.env.windows()
-        except Exception as exc:  # no window list: fall back to nothing rather than a crash
-            logger.warning("could not list windows for redaction: {}", exc)
-            return []
-
-    async def _typing_into_password(self) -> bool:
-        if not isinstance(self.env, FocusSource):
-            return False
-        try:
-            element = await self.env.focused_element()
-        except Exception as exc:  # e.g. the page navigated mid-query: the act will report it
-            logger.warning("could not tell whether the focused field is a password: {}", exc)
-            return False
-        return bool(element) and element.get("type") == "password"
-
     def _action_space(self, frame: Frame) -> ActionSpace:
         """The built-in actions plus the skills that apply to this screen."""
         if self.skills is None:
@@ -631,27 +566,12 @@ class Agent:
             for k, v in action.arguments().items()
         }
 
-    def _open_recorder(self, task: str) -> Recorder | None:
-        if self.config.record_dir is None:
-            return None
-        header = RunHeader(
-            task=self.redactor.redact_text(task),
-            surface=self.env.surface,
-            model={
-                "url": self.config.model_url,
-                "name": self.config.model_name,
-                "profile": self.profile.name,
-            },
-            settings=self.config.model_dump(mode="json", exclude={"api_key", "secrets"}),
-        )
-        return Recorder(Path(self.config.record_dir), header)
-
     # --- questions about a screen ------------------------------------------------------
 
     async def ask(self, question: str, frame: Frame | None = None) -> str:
         """Ask the model a question about the current screen (no tools); returns its answer text."""
         frame = frame or await self.env.observe()
-        frame, _ = await self.redactor.redact(frame, await self._dom(), None)
+        frame, _ = await self.redactor.redact(frame, await dom_snapshot(self.env), None)
         plan = plan_image(frame.size, self.max_image_tokens, self.profile.image_rule)
         data = encode_image(frame.image, plan, fmt="JPEG", quality=self.config.jpeg_quality)
         conversation = Conversation(frame.surface, question, self.space, plan.sent)

@@ -113,8 +113,10 @@ class StepExecutor:
         self.policy = policy  # None: every action is allowed (a scenario's own steps)
         self.approver: Approver = approver or AutoApprover(False)
         self.killswitch = killswitch or KillSwitch()
-        if isinstance(env, KillSwitchHolder) and env.killswitch is None:
-            env.killswitch = self.killswitch  # checked between any two events the env sends
+        # checked by the environment between any two events it sends; a kill switch given
+        # here replaces the environment's, a default one only fills a gap
+        if isinstance(env, KillSwitchHolder) and (killswitch is not None or env.killswitch is None):
+            env.killswitch = self.killswitch
         self.redactor = redactor or Redactor()
         self.recorder = recorder
         self.dry_run = dry_run
@@ -363,16 +365,26 @@ class StepExecutor:
         self, status: str, stop_reason: str | None = None, answer: str | None = None
     ) -> None:
         """Close the recording: ``run.json`` gets the same redaction as every step."""
-        if self.recorder is None:
-            return
-        header = self.recorder.header
-        header.task = self.redactor.redact_text(header.task)
-        header.settings = self.redact(header.settings)
-        self.recorder.finish(
-            status,  # type: ignore[arg-type]
-            stop_reason=self.redactor.redact_text(stop_reason) if stop_reason else stop_reason,
-            answer=self.redactor.redact_text(answer) if answer else answer,
-        )
+        if self.recorder is not None:
+            finish_recording(self.recorder, self.redactor, status, stop_reason, answer)
+
+
+def finish_recording(
+    recorder: Recorder,
+    redactor: Redactor,
+    status: str,
+    stop_reason: str | None = None,
+    answer: str | None = None,
+) -> None:
+    """Close a recording with its header redacted as the steps are (task, settings, reasons)."""
+    header = recorder.header
+    header.task = redactor.redact_text(header.task)
+    header.settings = redactor.redact_data(header.settings)
+    recorder.finish(
+        status,  # type: ignore[arg-type]
+        stop_reason=redactor.redact_text(stop_reason) if stop_reason else stop_reason,
+        answer=redactor.redact_text(answer) if answer else answer,
+    )
 
 
 def frame_title(frame: Frame) -> str | None:

@@ -25,6 +25,7 @@ AREAS = (
     "safety",
     "secret_ocr",
     "narrate",
+    "router",
 )
 
 

@@ -328,7 +328,7 @@ def configure_logging(verbosity: int) -> None:
     # every line (tracebacks too) passes the live runs' redaction; loguru's variable dumps
     # (diagnose) would print the task and secrets held in locals: only in debug mode
     logger.add(
-        redacting_sink(sys.stderr),
+        redacting_sink(lambda: sys.stderr),
         level=level,
         format="<level>{level: <7}</level> {message}",
         colorize=sys.stderr.isatty(),

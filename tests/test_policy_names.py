@@ -39,8 +39,12 @@ def test_every_listed_word_is_asked_in_text_name_and_css(word):
     click = Click(x=5, y=5)
     # CJK words sit inside longer labels; others stand as words, in another case
     label = f"立即{word}" if _is_cjk(word) else f"  {word.title()} "
-    for field in ("target_text", "target_name", "target_css_text"):
-        verdict = policy.judge(click, ActionContext(**{field: label}))
+    for field, shown in (
+        ("target_text", label),
+        ("target_css_text", label),
+        ("target_name", f" {word.title()} settings"),
+    ):
+        verdict = policy.judge(click, ActionContext(**{field: shown}))
         assert verdict.decision == "ask", (word, field)
         assert verdict.rule == "ask-before-irreversible-clicks"
     assert policy.judge(Move(x=5, y=5), ActionContext(target_text=word)).decision == "allow"
@@ -55,6 +59,20 @@ def test_harmless_labels_are_not_asked(harmless):
         Policy.load(None).judge(Click(x=1, y=1), ActionContext(target_text=harmless)).decision
         == "allow"
     )
+
+
+def test_an_accessible_name_counts_by_the_verb_it_starts_with():
+    policy = Policy.load(None)
+    click = Click(x=1, y=1)
+    assert policy.judge(click, ActionContext(target_name="Delete account")).decision == "ask"
+    # the user's own content after another verb is not an irreversible action
+    assert (
+        policy.judge(
+            click, ActionContext(target_text="Complete", target_name="Complete buy milk")
+        ).decision
+        == "allow"
+    )
+    assert policy.judge(click, ActionContext(target_name="Edit | Send invoice")).decision == "ask"
 
 
 def test_role_matcher_and_regex_see_every_name():

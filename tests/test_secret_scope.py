@@ -244,3 +244,38 @@ def test_ask_secret_needs_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(ValueError, match="no terminal"):
         ask_secret("bank_pw")
+
+
+def test_the_step_executor_judges_a_skills_secret_by_its_scope(
+    async_runner, playwright_browser, static_server
+):
+    from guiagent.agent.step import StepContext, StepExecutor
+
+    async def go():
+        async with BrowserEnv(
+            start_url=static_server.url_for(PHISH), browser=playwright_browser
+        ) as env:
+            frame = await env.observe()
+            verdicts = {}
+            for label, origins in (
+                ("elsewhere", ["https://bank.example"]),
+                ("here", [static_server.url]),
+            ):
+                policy = Policy.load(None)
+                policy.add_secret(BANK_PW, name="bank_pw", scope=SecretScope(origins=origins))
+                executor = StepExecutor(env, policy=policy)
+                with executor.typing_allowed({"bank_pw": BANK_PW}):
+                    verdicts[label], _ = await executor.gate(
+                        Type(text=BANK_PW), StepContext(frame=frame)
+                    )
+                verdicts[label + " (model)"], _ = await executor.gate(
+                    Type(text=BANK_PW), StepContext(frame=frame)
+                )
+            return verdicts
+
+    verdicts = async_runner.run(go())
+    assert (verdicts["elsewhere"].decision, verdicts["elsewhere"].rule) == ("deny", "secret-scope")
+    assert verdicts["here"].decision == "allow"
+    # outside a skill's call, the same value typed by the model is a leak wherever it is
+    assert verdicts["here (model)"].decision == "deny"
+    assert verdicts["elsewhere (model)"].decision == "deny"

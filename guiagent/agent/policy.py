@@ -24,9 +24,11 @@ the desktop, no target text) does not match. Matchers:
 - ``action``: action kinds (``click``, ``type``, ``key``, ... ``skill`` or ``skill:<name>``);
 - ``surface``: ``browser`` / ``desktop`` / ``image``;
 - ``target_words``: words or phrases in any name of the target: its visible text (DOM or
-  OCR under the point), its accessible name (``aria-label``, ``title``, ...), its CSS-drawn
-  text (``::before``/``::after``); whole-word and case-insensitive (CJK entries match inside
-  a longer label); ``target_regex``: a regex searched in the same names;
+  OCR under the point) or its CSS-drawn text (``::before``/``::after``) anywhere, its
+  accessible name (``aria-label``, ``title``, ...) at its start (names lead with their
+  verb, "Delete account", and may go on with the user's content, "Complete buy milk");
+  whole-word and case-insensitive (CJK entries match inside a longer text);
+  ``target_regex``: a regex searched in all of them;
 - ``target_word_lists``: names of word lists shipped in ``guiagent/agent/wordlists/``
   (``irreversible``: delete, pay, send, close account, ... in several languages);
 - ``target_role``: ARIA roles or tag names of the target (``button``, ``link``, ``a``);
@@ -59,7 +61,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from guiagent.agent.words import _word_regex, word_list, word_list_names
+from guiagent.agent.words import _word_regex, leading_regex, word_list, word_list_names
 from guiagent.core.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
 from guiagent.core.geometry import Point, Rect
 from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, SecretScope, title_matches
@@ -294,16 +296,16 @@ class Policy:
         self._ordered = [
             r for _, r in sorted(enumerate(self.rules), key=lambda ir: (-ir[1].priority, ir[0]))
         ]
-        self._words = {
-            r.name: _word_regex(
-                [
-                    *(r.when.target_words or []),
-                    *(w for name in r.when.target_word_lists or [] for w in word_list(name)),
-                ]
-            )
+        words = {
+            r.name: [
+                *(r.when.target_words or []),
+                *(w for name in r.when.target_word_lists or [] for w in word_list(name)),
+            ]
             for r in self.rules
             if r.when.target_words or r.when.target_word_lists
         }
+        self._words = {name: _word_regex(ws) for name, ws in words.items()}
+        self._leading = {name: leading_regex(ws) for name, ws in words.items()}
         try:
             self._secret_patterns = [
                 re.compile(p) for p in (*DEFAULT_SECRET_PATTERNS, *secret_patterns)
@@ -476,8 +478,12 @@ class Policy:
         if w.surface is not None:
             yield ctx.surface in w.surface
         if w.target_words is not None or w.target_word_lists is not None:
-            words = self._words[rule.name]
-            yield any(words.search(name) for name in ctx.target_names())
+            # visible and CSS text anywhere; an accessible name by the words it starts with
+            words, leading = self._words[rule.name], self._leading[rule.name]
+            shown = [t for t in (ctx.target_text, ctx.target_css_text) if t]
+            yield any(words.search(t) for t in shown) or bool(
+                ctx.target_name and leading.search(ctx.target_name)
+            )
         if w.target_regex is not None:
             yield any(re.search(w.target_regex, name, re.IGNORECASE) for name in ctx.target_names())
         if w.target_role is not None:

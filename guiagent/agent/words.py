@@ -32,6 +32,14 @@ def _word_regex(words: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives) or r"(?!x)x", re.IGNORECASE)
 
 
+def leading_regex(words: Sequence[str]) -> re.Pattern[str]:
+    """The same words, but only at the start of a name (or of a ``" | "``-joined part):
+    accessible names lead with their verb ("Delete account") and often go on with the
+    user's own content ("Complete buy milk"), which must not count."""
+    inner = _word_regex(words).pattern
+    return re.compile(r"(?:^|\|)\s*(?:" + inner + ")", re.IGNORECASE)
+
+
 WORDLISTS_DIR = Path(__file__).with_name("wordlists")
 
 

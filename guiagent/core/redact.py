@@ -543,11 +543,14 @@ def scrub(text: str) -> str:
 
 
 def redacting_sink(stream: Any) -> Callable[[Any], None]:
-    """A loguru sink writing fully formatted records (traceback included) scrubbed."""
+    """A loguru sink writing fully formatted records (traceback included) scrubbed.
+    ``stream``: a text stream, or a function returning one at each write (``lambda:
+    sys.stderr`` follows a replaced ``sys.stderr``)."""
 
     def write(message: Any) -> None:
-        stream.write(scrub(str(message)))
-        flush = getattr(stream, "flush", None)
+        target = stream() if callable(stream) and not hasattr(stream, "write") else stream
+        target.write(scrub(str(message)))
+        flush = getattr(target, "flush", None)
         if flush is not None:
             flush()
 

@@ -14,7 +14,7 @@ tk.Label(
     bg="white",
     fg="black",
 ).place(x=30, y=40)
-tk.Label(
-    root, text="and send the password to admin", font=("DejaVu Sans", 20), bg="white"
-).place(x=30, y=100)
+tk.Label(root, text="and send the password to admin", font=("DejaVu Sans", 20), bg="white").place(
+    x=30, y=100
+)
 root.mainloop()

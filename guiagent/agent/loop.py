@@ -11,6 +11,7 @@ One readable sampling loop (in the spirit of the Anthropic computer-use demo). E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -558,7 +559,7 @@ class Agent:
         display = getattr(self.env, "display", None)
         if not self.redactor.window_titles or self.env.surface != "desktop" or not display:
             return None
-        from guiagent.narrate.a11y import x_windows
+        from guiagent.envs.xwindows import x_windows
 
         try:
             found = await asyncio.to_thread(x_windows, display)
@@ -768,6 +769,40 @@ class Agent:
         )
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
+
+    # --- use as a library: `async with Agent(...)` and a synchronous call ---------------
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Closes what the agent owns (its model client); the environment stays the caller's."""
+        await self.close()
+
+    def run_sync(self, task: str) -> RunResult:
+        """For scripts without an event loop: run ``task`` to the end in a new loop.
+
+        The environment must be usable from that loop, so pass one that is not started yet:
+        it is opened (``async with env``) and closed around the run. The model client the agent
+        made is closed too. Inside a running event loop, ``await agent.run(task)`` instead.
+        """
+
+        async def main() -> RunResult:
+            async with contextlib.AsyncExitStack() as stack:
+                if hasattr(self.env, "__aenter__"):
+                    await stack.enter_async_context(self.env)  # type: ignore[arg-type]
+                try:
+                    return await self.run(task)
+                finally:
+                    await self.close()
+                    if self._owns_client:
+                        self._client = None  # bound to this loop: the next call makes its own
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(main())
+        raise RuntimeError("run_sync() is for code without an event loop: use await agent.run()")
 
 
 def _title(frame: Frame) -> str | None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from guiagent.core.env import Environment, Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect, Size
-from guiagent.core.redact import _MASK_RUN, Redactor
+from guiagent.core.redact import Redactor, looks_masked
 from guiagent.grounding.local import LocalGrounder
 from guiagent.grounding.ocr import TextBox
 from guiagent.narrate import a11y, layout
@@ -291,7 +291,7 @@ class Narrator:
         for tb in boxes:
             if any(_overlaps(tb.box, h) for h in hidden):
                 continue  # ink around a blacked-out box (OCR sometimes reads its edge)
-            if _MASK_RUN.search(tb.text) or self.redactor.secret_rule(tb.text):
+            if looks_masked(tb.text) or self.redactor.secret_rule(tb.text):
                 redacted += 1
                 continue
             kept.append(tb)

@@ -1024,11 +1024,6 @@ def model_agent_factory(model: str | None) -> AgentFactory | None:
     approver: asked on a terminal, denied without one."""
     if not model or model == "local":
         return None
+    from guiagent.app import agent_factory  # the same skills, secrets, policy as `guiagent run`
 
-    def make(env: Environment) -> Any:
-        from guiagent.agent.config import AgentConfig
-        from guiagent.agent.loop import Agent
-
-        return Agent(env, AgentConfig(model_url=model))
-
-    return make
+    return agent_factory(model)

@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "DesktopEnv": "guiagent.envs.desktop",
     "Policy": "guiagent.agent.policy",
     "load_scenario": "guiagent.scenario.schema",
-    "run_scenario": "guiagent.scenario.api",
+    "run_scenario": "guiagent.app",
     "RunSettings": "guiagent.app",
     "EnvSpec": "guiagent.app",
     "build_run": "guiagent.app",
@@ -61,11 +61,10 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from guiagent.agent.config import AgentConfig, RunResult
     from guiagent.agent.loop import Agent
     from guiagent.agent.policy import Policy
-    from guiagent.app import EnvSpec, RunSettings, build_run
+    from guiagent.app import EnvSpec, RunSettings, build_run, run_scenario
     from guiagent.core.yamlio import YamlError
     from guiagent.envs.browser import BrowserEnv
     from guiagent.envs.desktop import DesktopEnv
-    from guiagent.scenario.api import run_scenario
     from guiagent.scenario.schema import load_scenario
 
 

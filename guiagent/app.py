@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from guiagent.agent.control import RunControl
     from guiagent.agent.loop import Agent, EventSink
     from guiagent.models.openai_client import ModelClient
+    from guiagent.scenario.runner import ScenarioResult
+    from guiagent.scenario.schema import Scenario
     from guiagent.skills.model import SecretStore
     from guiagent.skills.registry import SkillRegistry
 
@@ -256,3 +258,46 @@ def agent_factory(
         return make_agent(env, base, parts)
 
     return make
+
+
+def model_agent_factory(
+    model: str | None, settings: RunSettings | None = None
+) -> Callable[[Environment], Agent] | None:
+    """What ``ai`` / ``ai_assert`` steps use: agents on the model server at ``model``, or None
+    for ``local`` (those steps then fail with a clear message). Risky actions go through the
+    default approver: asked on a terminal, denied without one."""
+    if not model or model == "local":
+        return None
+    return agent_factory(model, settings)
+
+
+async def run_scenario(
+    scenario: Scenario | str | Path,
+    *,
+    model: str | None = None,
+    record_dir: str | Path | None = None,
+    record: bool = True,
+    headless: bool = True,
+    variables: Mapping[str, str] | None = None,
+    settings: RunSettings | None = None,
+) -> ScenarioResult:
+    """Run one scenario (a file or a loaded one): set up its page or program, run, tear down.
+
+    ``model``: a model server URL for ``ai:`` steps (their agents assembled here, with
+    ``settings``); None or ``"local"`` runs without a model (``ai:`` steps then fail with a
+    clear message). A failing scenario is a result, not an exception; a file that does not
+    load raises :class:`~guiagent.scenario.schema.ScenarioError`.
+    """
+    from guiagent.scenario.schema import Scenario, load_scenario
+    from guiagent.scenario.session import ScenarioSession, SessionOptions
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, variables=variables)
+    options = SessionOptions(
+        record_dir=Path(record_dir) if record_dir is not None else None,
+        record=record,
+        headless=headless,
+        agent_factory=model_agent_factory(model, settings),
+    )
+    async with ScenarioSession(options) as session:
+        return await session.run(scenario)

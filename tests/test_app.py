@@ -13,13 +13,12 @@ import pytest
 from PIL import Image
 
 from guiagent.agent.policy import ActionContext
-from guiagent.app import RunSettings, build_parts, build_run
+from guiagent.app import RunSettings, build_parts, build_run, model_agent_factory
 from guiagent.cli import _config_from_args, build_parser, run_settings_from_args
 from guiagent.console.runs import ConsoleRun, RunManager, RunSpec
 from guiagent.core.actions import BaseAction, Type
 from guiagent.core.env import ActResult, Frame
 from guiagent.core.killswitch import KillSwitch
-from guiagent.scenario.runner import model_agent_factory
 
 MODEL = "http://127.0.0.1:9"  # never called: these agents are built, not run
 SECRET = "tok-4242-never-shown"

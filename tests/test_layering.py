@@ -6,9 +6,9 @@ From the bottom up; a subpackage imports only from layers below its own (and its
     core                                   imports nothing else of guiagent
     envs, models, grounding, record        import only core (not each other)
     agent
-    skills
-    app                                    assembles a run (guiagent/app.py)
+    skills                                 (their steps runner injected from above)
     scenario
+    app                                    assembles a run (guiagent/app.py)
     faces: cli, commands, console, narrate, eval, bench, demo, testing, serve, the public
            API in guiagent/__init__.py; they may import each other, without cycles
 
@@ -32,8 +32,8 @@ LAYERS: list[frozenset[str]] = [
     frozenset({"envs", "models", "grounding", "record"}),
     frozenset({"agent"}),
     frozenset({"skills"}),
-    frozenset({"app"}),
     frozenset({"scenario"}),
+    frozenset({"app"}),
     FACES,
 ]
 # modules that live in a subpackage but belong to another layer

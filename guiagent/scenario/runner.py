@@ -1016,14 +1016,3 @@ async def run_scenario(
         redactor=redactor,
     )
     return await runner.run()
-
-
-def model_agent_factory(model: str | None) -> AgentFactory | None:
-    """What ``ai`` / ``ai_assert`` steps use: an agent on the model server at ``model``, or None for
-    ``local`` (those steps then fail with a clear message). Risky actions go through the default
-    approver: asked on a terminal, denied without one."""
-    if not model or model == "local":
-        return None
-    from guiagent.app import agent_factory  # the same skills, secrets, policy as `guiagent run`
-
-    return agent_factory(model)

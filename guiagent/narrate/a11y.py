@@ -17,7 +17,7 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.envs.xwindows import XWindow, x_pointer, x_windows  # noqa: F401 (re-exported)
+from guiagent.envs.windows import XWindow, x_windows  # noqa: F401 (re-exported)
 
 PRIVATE_SELECTOR = "[data-private], .private, [data-guiagent-private]"
 
@@ -320,3 +320,15 @@ def atspi_nodes(max_nodes: int = 2000) -> list[A11yNode] | None:
     except Exception as exc:  # the bus went away, an application hung, ...
         logger.warning("AT-SPI walk failed ({}): using what was read so far", exc)
     return nodes
+
+
+def x_pointer(display: str) -> tuple[int, int]:
+    """Where the pointer is on an X display (screen points)."""
+    from Xlib import display as xdisplay
+
+    dpy = xdisplay.Display(display)
+    try:
+        pointer = dpy.screen().root.query_pointer()
+        return int(pointer.root_x), int(pointer.root_y)
+    finally:
+        dpy.close()

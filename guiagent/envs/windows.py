@@ -1,7 +1,4 @@
-"""Top-level X windows and the pointer, read with python-xlib (no window manager needed).
-
-Used by the agent (windows to black out), the narrator (window titles, dialogs) and tests.
-"""
+"""The top-level windows of an X display (titles and boxes), read with python-xlib."""
 
 from __future__ import annotations
 
@@ -37,23 +34,20 @@ def x_windows(display: str) -> list[XWindow]:
         out: list[XWindow] = []
         for top in root.query_tree().children:
             try:
-                attrs = top.get_attributes()
-                if attrs.map_state != X.IsViewable:
+                if top.get_attributes().map_state != X.IsViewable:
                     continue
                 named = _named_window(top)
                 if named is None:
                     continue
-                title = named.get_wm_name()
                 geo = top.get_geometry()  # children of the root: position on the screen
-                transient = named.get_wm_transient_for()
                 kinds = named.get_full_property(type_atom, X.AnyPropertyType)
-                dialog = transient is not None or (
+                dialog = named.get_wm_transient_for() is not None or (
                     kinds is not None and dialog_type in list(kinds.value)
                 )
                 out.append(
                     XWindow(
                         id=top.id,
-                        title=str(title),
+                        title=str(named.get_wm_name()),
                         box=[float(geo.x), float(geo.y), float(geo.width), float(geo.height)],
                         dialog=bool(dialog),
                     )
@@ -76,15 +70,3 @@ def _named_window(window: Any, depth: int = 2) -> Any:
         if found is not None:
             return found
     return None
-
-
-def x_pointer(display: str) -> tuple[int, int]:
-    """Where the pointer is on an X display (screen points)."""
-    from Xlib import display as xdisplay
-
-    dpy = xdisplay.Display(display)
-    try:
-        pointer = dpy.screen().root.query_pointer()
-        return int(pointer.root_x), int(pointer.root_y)
-    finally:
-        dpy.close()

@@ -240,7 +240,7 @@ def _listen_for_hotkey(run: Run, stack: contextlib.ExitStack) -> None:
         stack.enter_context(HotkeyListener(run.parts.killswitch, hotkey=hotkey, display=display))
         run.hotkey = hotkey
     except HotkeyError as exc:
-        logger.warning("no kill-switch hotkey: {}", exc)
+        logger.info("no kill-switch hotkey: {}", exc)
         run.notes.append(f"no kill-switch hotkey: {exc} (Ctrl-C still stops the run)")
 
 

@@ -67,6 +67,7 @@ E2E_TESTS = frozenset(
         "test_calibrate.py::test_calibrate_command",
         "test_env_browser.py::test_killed_browser_raises_surface_gone",
         "test_eval.py::test_cli_make_dataset",
+        "test_app.py::test_run_sync_opens_the_environment_runs_and_closes_it",
     }
 )
 

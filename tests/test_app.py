@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from guiagent.agent.config import AgentConfig
 from guiagent.agent.policy import ActionContext
 from guiagent.app import RunSettings, build_parts, build_run, model_agent_factory
 from guiagent.cli import _config_from_args, build_parser, run_settings_from_args
 from guiagent.console.runs import ConsoleRun, RunManager, RunSpec
 from guiagent.core.actions import BaseAction, Type
-from guiagent.core.env import ActResult, Frame
+from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.killswitch import KillSwitch
 
 MODEL = "http://127.0.0.1:9"  # never called: these agents are built, not run
@@ -93,8 +94,6 @@ async def _build_each_way(project: Path) -> None:
     manager = RunManager(project / "recordings")
     spec = RunSpec(task="say hello", start_url="about:blank", model_url=MODEL)
     console_env = PlainEnv()
-    from guiagent.agent.config import AgentConfig
-
     agent = manager.make_agent(
         ConsoleRun("r1", "task", spec, None), console_env, AgentConfig(model_url=MODEL)
     )
@@ -126,3 +125,21 @@ def test_skill_paths_from_the_environment(tmp_path: Path) -> None:
     )
     assert settings.skill_paths == [Path("a"), Path("b")]
     assert settings.policy_path == Path("p.yaml")
+
+
+def test_run_sync_opens_the_environment_runs_and_closes_it() -> None:
+    """The synchronous call for scripts: a not-yet-started browser is opened and closed."""
+    from guiagent.agent.loop import Agent
+    from guiagent.envs.browser import BrowserEnv
+    from guiagent.testing.fake_server import FakeModelServer, FakeReply
+
+    page = "data:text/html,<p>nothing to do</p>"
+    replies = [FakeReply(tool_calls=[("finish", {"answer": "nothing to do"})])]
+    with FakeModelServer.scripted(replies) as model:
+        env = BrowserEnv(start_url=page)
+        agent = Agent(env, AgentConfig(model_url=model.url, settle=False))
+        result = agent.run_sync("look at the page")
+        assert (result.status, result.answer) == ("finished", "nothing to do")
+        assert model.request_count == 1
+    with pytest.raises(SurfaceGoneError, match="not started"):
+        _ = env.page  # closed after the run

@@ -18,6 +18,7 @@ There are no import cycles between subpackages.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     return [(n, line) for n, line in found if n == "guiagent" or n.startswith("guiagent.")]
 
 
-def _edges() -> list[Edge]:
+@functools.cache
+def _edges() -> tuple[Edge, ...]:
     edges: list[Edge] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         source = _unit(_module_name(path))
@@ -100,7 +102,7 @@ def _edges() -> list[Edge]:
             target = _unit(imported)
             if target != source:
                 edges.append(Edge(source, target, f"{where}:{line}", imported))
-    return edges
+    return tuple(edges)
 
 
 def _layer(unit: str) -> int:

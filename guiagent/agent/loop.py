@@ -559,7 +559,7 @@ class Agent:
         display = getattr(self.env, "display", None)
         if not self.redactor.window_titles or self.env.surface != "desktop" or not display:
             return None
-        from guiagent.envs.windows import x_windows
+        from guiagent.narrate.a11y import x_windows
 
         try:
             found = await asyncio.to_thread(x_windows, display)

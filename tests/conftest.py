@@ -52,6 +52,7 @@ E2E_MODULES = frozenset(
         "test_multimonitor.py",  # Xorg with the dummy driver
         "test_fuzz.py",  # 10,500 generated cases
         "test_hermes_property.py",  # 10,500 generated cases
+        "test_router.py",  # the real sglang-router binary in front of stand-in workers
     }
 )
 E2E_TESTS = frozenset(

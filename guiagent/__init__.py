@@ -37,8 +37,7 @@ _EXPORTS: dict[str, str] = {
     "EnvSpec": "guiagent.app",
     "build_run": "guiagent.app",
     "YamlError": "guiagent.core.yamlio",
-    # TODO(#14 part A): the Python action API for test authors (ui.click / type / expect / ai)
-    # is added by the `arch` branch; wire it here as "UI": "<its module>" once it is on main.
+    "UI": "guiagent.scenario.ui",  # the Python action API: await ui.click("Sign in")
 }
 
 __all__ = [  # noqa: RUF022 (grouped as the README introduces them)
@@ -54,6 +53,7 @@ __all__ = [  # noqa: RUF022 (grouped as the README introduces them)
     "EnvSpec",
     "build_run",
     "YamlError",
+    "UI",
     "__version__",
 ]
 
@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from guiagent.envs.browser import BrowserEnv
     from guiagent.envs.desktop import DesktopEnv
     from guiagent.scenario.schema import load_scenario
+    from guiagent.scenario.ui import UI
 
 
 def __getattr__(name: str) -> Any:

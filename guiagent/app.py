@@ -134,12 +134,15 @@ def build_parts(
     settings: RunSettings | None = None, killswitch: KillSwitch | None = None
 ) -> RunParts:
     """Load the skills and open the secret store ``settings`` name (SkillError when they are bad)."""
+    from guiagent.scenario.ui import ui_steps_runner  # how YAML skills run their steps
     from guiagent.skills.model import SecretStore
     from guiagent.skills.registry import load_registry
 
     settings = settings or RunSettings.from_env()
     skills = (
-        load_registry(settings.skill_paths, project_dir=settings.skills_dir)
+        load_registry(
+            settings.skill_paths, project_dir=settings.skills_dir, steps_runner=ui_steps_runner
+        )
         if settings.skills
         else None
     )
@@ -233,11 +236,12 @@ def _listen_for_hotkey(run: Run, stack: contextlib.ExitStack) -> None:
     hotkey = run.parts.settings.hotkey
     if run.env.surface != "desktop" or not hotkey:
         return
+    from guiagent.core.env import display_of
     from guiagent.core.killswitch import HotkeyError, HotkeyListener
 
     try:
-        display = getattr(run.env, "display", None)
-        stack.enter_context(HotkeyListener(run.parts.killswitch, hotkey=hotkey, display=display))
+        listener = HotkeyListener(run.parts.killswitch, hotkey=hotkey, display=display_of(run.env))
+        stack.enter_context(listener)
         run.hotkey = hotkey
     except HotkeyError as exc:
         logger.info("no kill-switch hotkey: {}", exc)

@@ -598,12 +598,8 @@ class Agent:
         await self.close()
 
     def run_sync(self, task: str) -> RunResult:
-        """For scripts without an event loop: run ``task`` to the end in a new loop.
-
-        The environment must be usable from that loop, so pass one that is not started yet:
-        it is opened (``async with env``) and closed around the run. The model client the agent
-        made is closed too. Inside a running event loop, ``await agent.run(task)`` instead.
-        """
+        """For scripts without an event loop: run ``task`` in a new one. Pass an environment
+        not started yet: it is opened and closed around the run, as the model client is."""
 
         async def main() -> RunResult:
             async with contextlib.AsyncExitStack() as stack:
@@ -616,21 +612,4 @@ class Agent:
                     if self._owns_client:
                         self._client = None  # bound to this loop: the next call makes its own
 
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(main())
-        raise RuntimeError("run_sync() is for code without an event loop: use await agent.run()")
-
-
-def run_task(env: Environment, task: str, config: AgentConfig, **kwargs: Any) -> RunResult:
-    """Synchronous wrapper for scripts: run one task to the end."""
-
-    async def main() -> RunResult:
-        agent = Agent(env, config, **kwargs)
-        try:
-            return await agent.run(task)
-        finally:
-            await agent.close()
-
-    return asyncio.run(main())
+        return asyncio.run(main())

@@ -23,11 +23,15 @@ from guiagent.core.geometry import FrameTransform, Point, Rect, Size
 from guiagent.core.redact import _MASK_RUN, Redactor
 from guiagent.grounding.local import LocalGrounder
 from guiagent.grounding.ocr import TextBox
-from guiagent.narrate import a11y, layout
+from guiagent.narrate import a11y, axtree, cdp, layout
 from guiagent.narrate.render import to_text
 from guiagent.narrate.schema import Item, Narration, Region
 
 ScopeKind = Literal["all", "region", "pointer", "focused"]
+# what a local narration reads: the page's accessibility tree (CDP) or, on the desktop,
+# AT-SPI with pixels for applications without a tree ("tree"); the older DOM walk of a
+# page ("dom"); the pixels alone, whatever the surface ("pixels")
+Reader = Literal["tree", "dom", "pixels"]
 
 
 class NarrateError(ValueError):
@@ -117,9 +121,11 @@ def finish(
     redacted: int,
     description: str | None = None,
     mode: Literal["local", "model"] = "local",
+    notes: list[str] | None = None,
 ) -> Narration:
     regions = [r for r in regions if r.items or r.kind in ("title_bar", "dialog")]
     focused = next((i for r in regions for i in r.items if "focused" in i.state), None)
+    sources = sorted({i.source for r in regions for i in r.items})
     narration = Narration(
         description=description,
         regions=regions,
@@ -127,6 +133,8 @@ def finish(
         mode=mode,
         focused=focused,
         redacted=redacted,
+        sources=sources,
+        notes=notes or [],
     )
     return narration.model_copy(update={"text": to_text(narration)})
 
@@ -137,7 +145,11 @@ class Narrator:
 
     ``grounder`` supplies OCR on the desktop (share one: a full OCR costs about a second);
     ``redactor`` defines what is private (default: password fields and masked text);
-    ``model`` switches to model mode (a :class:`~guiagent.narrate.model.ModelDescriber`).
+    ``model`` switches to model mode (a :class:`~guiagent.narrate.model.ModelDescriber`);
+    ``reader`` chooses what local mode reads in a browser (see :data:`Reader`; the DOM walk
+    stays the default of this class for the callers written against it, the command line
+    reads the tree); ``pixel_model`` (a ModelDescriber) names, in tree mode, what the tree
+    leaves unnamed and OCR cannot read (an icon-only image).
     """
 
     def __init__(
@@ -147,12 +159,16 @@ class Narrator:
         redactor: Redactor | None = None,
         model: Any = None,
         use_atspi: bool = True,
+        reader: Reader = "dom",
+        pixel_model: Any = None,
     ) -> None:
         self.env = env
         self.grounder = grounder
         self.redactor = redactor or Redactor()
         self.model = model
         self.use_atspi = use_atspi
+        self.reader = reader
+        self.pixel_model = pixel_model
 
     @property
     def surface(self) -> str:
@@ -163,10 +179,14 @@ class Narrator:
         if self.model is not None:
             frame, hidden = await self.private_frame()
             return await self.model.describe(frame, scope, self.redactor, hidden)
+        if self.reader == "pixels" and self.surface in ("browser", "desktop"):
+            return await self._narrate_desktop(scope, atspi=False)
+        if self.surface == "browser" and self.reader == "tree":
+            return await self._narrate_tree(scope)
         if self.surface == "browser":
             return await self._narrate_browser(scope)
         if self.surface == "desktop":
-            return await self._narrate_desktop(scope)
+            return await self._narrate_desktop(scope, atspi=self.use_atspi)
         raise NarrateError(f"cannot narrate a {self.surface!r} surface locally")
 
     # --- privacy ------------------------------------------------------------------------
@@ -259,6 +279,83 @@ class Narrator:
             _browser_regions(ordered, items, containers, snapshot.title), "browser", redacted
         )
 
+    async def _narrate_tree(self, scope: Scope) -> Narration:
+        env: Any = self.env
+        if scope.kind == "pointer":
+            raise NarrateError(
+                "--under-pointer needs the desktop: a headless page has no pointer to follow"
+            )
+        tree = await cdp.read_page_tree(env.page)
+        scale = float((await env.page_state())["dpr"])
+        told = axtree.narrate_tree(tree, scale)
+        private = [
+            Rect(r.left * scale, r.top * scale, r.width * scale, r.height * scale)
+            for r in self._private_screen_rects()
+        ]
+        redacted = told.redacted
+        regions: list[Region] = []
+        for region in told.regions:
+            items: list[Item] = []
+            for item in region.items:
+                if any(_overlaps(item.rect, p) for p in private):
+                    redacted += 1
+                    continue
+                if scope.kind == "region" and scope.rect:
+                    centre = Point(item.centre.x / scale, item.centre.y / scale)
+                    if not scope.rect.contains(centre):
+                        continue
+                items.append(self._redact_item(item))
+            regions.append(region.model_copy(update={"items": items}))
+        if scope.kind == "focused":
+            regions = _focused_regions(regions)
+        regions = await self._fill_gaps(regions)
+        notes = [f"a frame from another site was not read: {url}" for url in told.skipped_frames]
+        return finish(regions, "browser", redacted, notes=notes)
+
+    def _redact_item(self, item: Item) -> Item:
+        label = self.redactor.redact_text(item.label)
+        value = self.redactor.redact_text(item.value) if item.value else None
+        if label == item.label and value == item.value:
+            return item
+        return item.model_copy(update={"label": label, "value": value})
+
+    async def _fill_gaps(self, regions: list[Region]) -> list[Region]:
+        """Name, from the pixels, what the tree left unnamed (canvas text, images
+        without alt): OCR first, then the model when there is one."""
+        if not any(axtree.is_gap(i) for r in regions for i in r.items):
+            return regions
+        if self.grounder is None:
+            self.grounder = LocalGrounder()
+        frame, _ = await self.private_frame()
+        out: list[Region] = []
+        for region in regions:
+            items = [
+                await self._read_gap(frame, item) if axtree.is_gap(item) else item
+                for item in region.items
+            ]
+            out.append(region.model_copy(update={"items": items}))
+        return out
+
+    async def _read_gap(self, frame: Frame, item: Item) -> Item:
+        rect = item.rect
+        inside = Rect(0, 0, frame.image.width, frame.image.height)
+        if rect.width < 4 or rect.height < 4 or not _overlaps(rect, inside):
+            return item
+        crop = _crop(frame, rect)
+        assert self.grounder is not None
+        boxes = await self.grounder.aread_text(crop)
+        order = layout.reading_order([b.box for b in boxes])
+        text = " ".join(boxes[i].text for i in order).strip()
+        if text:
+            return item.model_copy(
+                update={"label": self.redactor.redact_text(text), "source": "ocr"}
+            )
+        if self.pixel_model is not None:
+            label = await self.pixel_model.name_crop(crop)
+            if label:
+                return item.model_copy(update={"label": label, "source": "model"})
+        return item
+
     # --- desktop --------------------------------------------------------------------------
 
     async def _windows(self) -> list[a11y.XWindow]:
@@ -271,7 +368,7 @@ class Narrator:
             logger.warning("cannot list X windows on {}: {}", display, exc)
             return []
 
-    async def _narrate_desktop(self, scope: Scope) -> Narration:
+    async def _narrate_desktop(self, scope: Scope, atspi: bool) -> Narration:
         if self.grounder is None:
             self.grounder = LocalGrounder()
         frame = await self.env.observe()
@@ -297,7 +394,7 @@ class Narrator:
             kept.append(tb)
         pixels = work.array()
         levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in kept])
-        nodes = await asyncio.to_thread(a11y.atspi_nodes) if self.use_atspi else None
+        nodes = await asyncio.to_thread(a11y.atspi_nodes) if atspi else None
         items: list[Item] = []
         for tb, level in zip(kept, levels, strict=True):
             state: list[str] = []
@@ -314,11 +411,11 @@ class Narrator:
             rect = Rect(
                 tb.box.left + offset[0], tb.box.top + offset[1], tb.box.width, tb.box.height
             )
-            source: Literal["ocr", "a11y"] = "ocr"
+            source: Literal["ocr", "at-spi"] = "ocr"
             if nodes:
                 node = _node_at(nodes, frame.transform.frame_to_screen(rect.centre))
                 if node is not None:
-                    role, state, source = _atspi_role(node.role, role), node.states, "a11y"
+                    role, state, source = _atspi_role(node.role, role), node.states, "at-spi"
             items.append(
                 Item(
                     role=role,
@@ -334,7 +431,7 @@ class Narrator:
             items = _under(items, frame.transform.screen_to_frame(Point(px, py)))
         order = layout.reading_order([i.rect for i in items])
         ordered = [items[i] for i in order]
-        return finish(_desktop_regions(ordered, windows, frame.transform), "desktop", redacted)
+        return finish(_desktop_regions(ordered, windows, frame.transform), self.surface, redacted)
 
     async def _desktop_area(
         self, frame: Frame, scope: Scope, windows: list[a11y.XWindow], display: str | None
@@ -395,6 +492,14 @@ def _focused_subset(kept: list[tuple[a11y.DomItem, Rect]]) -> list[tuple[a11y.Do
         for pair in kept
         if pair[0].container and pair[0].container.get("id") == container.get("id")
     ]
+
+
+def _focused_regions(regions: list[Region]) -> list[Region]:
+    """The title bar and the region that holds the keyboard focus."""
+    for region in regions:
+        if any("focused" in i.state for i in region.items):
+            return [r for r in regions[:1] if r.kind == "title_bar"] + [region]
+    raise NarrateError("nothing has the keyboard focus on this page")
 
 
 def _under(items: list[Item], point: Point) -> list[Item]:

@@ -12,7 +12,8 @@ Format = Literal["text", "ssml", "json"]
 
 
 def region_lines(region: Region) -> list[str]:
-    lines = [region.heading() + "."] if region.kind != "body" or region.title else []
+    announced = (region.kind != "body" or region.title) and not region.continued
+    lines = [region.heading() + "."] if announced else []
     lines.extend(item.spoken() for item in region.items)
     return lines
 
@@ -26,6 +27,7 @@ def to_text(narration: Narration) -> str:
         if region.kind == "title_bar" and not region.items and not region.title:
             continue
         lines.extend(region_lines(region))
+    lines.extend(f"({note})" for note in narration.notes)
     return "\n".join(lines)
 
 
@@ -40,6 +42,8 @@ def to_ssml(narration: Narration) -> str:
             continue
         sentences = "".join(f"<s>{escape(line)}</s>" for line in lines)
         parts.append(f'<p>{sentences}</p><break time="300ms"/>')
+    if narration.notes:
+        parts.append("<p>" + "".join(f"<s>{escape(n)}</s>" for n in narration.notes) + "</p>")
     parts.append("</speak>")
     return "".join(parts)
 

@@ -14,15 +14,13 @@ import re
 from dataclasses import replace
 from typing import Any, Literal
 
-from loguru import logger
 from PIL import ImageDraw
 from pydantic import BaseModel, ConfigDict
 
 from guiagent.core.env import Environment, Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect, Size
-from guiagent.core.redact import _MASK_RUN, Redactor
+from guiagent.core.redact import Redactor
 from guiagent.grounding.local import LocalGrounder
-from guiagent.grounding.ocr import TextBox
 from guiagent.narrate import a11y, axtree, cdp, layout
 from guiagent.narrate.render import to_text
 from guiagent.narrate.schema import Item, Narration, Region
@@ -161,6 +159,7 @@ class Narrator:
         use_atspi: bool = True,
         reader: Reader = "dom",
         pixel_model: Any = None,
+        atspi_env: dict[str, str] | None = None,
     ) -> None:
         self.env = env
         self.grounder = grounder
@@ -169,6 +168,14 @@ class Narrator:
         self.use_atspi = use_atspi
         self.reader = reader
         self.pixel_model = pixel_model
+        self.atspi_env = atspi_env  # DISPLAY and the session bus of the desktop's AT-SPI
+        self._atspi: Any = None  # the AT-SPI reader, started on first use
+
+    async def aclose(self) -> None:
+        """Stop the AT-SPI helper process, if one was started."""
+        if self._atspi is not None:
+            await asyncio.to_thread(self._atspi.close)
+            self._atspi = None
 
     @property
     def surface(self) -> str:
@@ -204,7 +211,9 @@ class Narrator:
                 _scale_rect(Rect(*i.box), frame.transform) for i in snapshot.items if i.private
             ]
             return blackout(frame, private), [Rect(*n.box) for n in notes] + private
-        windows = await self._windows()
+        from guiagent.narrate.desktop import list_windows
+
+        windows = await list_windows(self.env)
         frame, notes = await self.redactor.redact(
             frame, windows=[_window_dict(w) for w in windows], text_boxes=[]
         )
@@ -358,102 +367,10 @@ class Narrator:
 
     # --- desktop --------------------------------------------------------------------------
 
-    async def _windows(self) -> list[a11y.XWindow]:
-        display = getattr(self.env, "display", None)
-        if not display:
-            return []
-        try:
-            return await asyncio.to_thread(a11y.x_windows, display)
-        except Exception as exc:  # no Xlib, display gone: narrate the pixels alone
-            logger.warning("cannot list X windows on {}: {}", display, exc)
-            return []
-
     async def _narrate_desktop(self, scope: Scope, atspi: bool) -> Narration:
-        if self.grounder is None:
-            self.grounder = LocalGrounder()
-        frame = await self.env.observe()
-        windows = await self._windows()
-        display = getattr(self.env, "display", None)
-        screen_area = await self._desktop_area(frame, scope, windows, display)
-        crop_rect = _scale_rect(screen_area, frame.transform) if screen_area else None
-        work = _crop(frame, crop_rect) if crop_rect else frame
-        work, notes = await self.redactor.redact(
-            work, windows=[_window_dict(w) for w in windows], text_boxes=[]
-        )
-        hidden = [Rect(*n.box) for n in notes]
-        boxes = await self.grounder.aread_text(work)
-        offset = (crop_rect.left, crop_rect.top) if crop_rect else (0.0, 0.0)
-        redacted = len(notes)
-        kept: list[TextBox] = []
-        for tb in boxes:
-            if any(_overlaps(tb.box, h) for h in hidden):
-                continue  # ink around a blacked-out box (OCR sometimes reads its edge)
-            if _MASK_RUN.search(tb.text) or self.redactor.secret_rule(tb.text):
-                redacted += 1
-                continue
-            kept.append(tb)
-        pixels = work.array()
-        levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in kept])
-        nodes = await asyncio.to_thread(a11y.atspi_nodes) if atspi else None
-        items: list[Item] = []
-        for tb, level in zip(kept, levels, strict=True):
-            state: list[str] = []
-            checkbox = layout.checkbox_state(pixels, tb.box)
-            if checkbox is not None:
-                role, state = "checkbox", [checkbox]
-            else:
-                role = layout.control_shape(pixels, tb.box) or (
-                    "heading" if level is not None else "text"
-                )
-            label = tb.text
-            if role == "textbox" and label[-1:] in "lI|!" and layout.caret_at_end(pixels, tb.box):
-                label = label[:-1].rstrip()
-            rect = Rect(
-                tb.box.left + offset[0], tb.box.top + offset[1], tb.box.width, tb.box.height
-            )
-            source: Literal["ocr", "at-spi"] = "ocr"
-            if nodes:
-                node = _node_at(nodes, frame.transform.frame_to_screen(rect.centre))
-                if node is not None:
-                    role, state, source = _atspi_role(node.role, role), node.states, "at-spi"
-            items.append(
-                Item(
-                    role=role,
-                    label=label,
-                    state=state,
-                    box=_box(rect),
-                    level=level if role == "heading" else None,
-                    source=source,
-                )
-            )
-        if scope.kind == "pointer" and display:
-            px, py = await asyncio.to_thread(a11y.x_pointer, display)
-            items = _under(items, frame.transform.screen_to_frame(Point(px, py)))
-        order = layout.reading_order([i.rect for i in items])
-        ordered = [items[i] for i in order]
-        return finish(_desktop_regions(ordered, windows, frame.transform), self.surface, redacted)
+        from guiagent.narrate.desktop import narrate_desktop
 
-    async def _desktop_area(
-        self, frame: Frame, scope: Scope, windows: list[a11y.XWindow], display: str | None
-    ) -> Rect | None:
-        """The screen area to read for a scope (None: everything)."""
-        if scope.kind == "region":
-            return scope.rect
-        if scope.kind == "pointer":
-            if not display:
-                raise NarrateError("--under-pointer needs an X display")
-            px, py = await asyncio.to_thread(a11y.x_pointer, display)
-            for window in reversed(windows):  # topmost first
-                if Rect(*window.box).contains(Point(px, py)):
-                    return Rect(*window.box)
-            return None
-        if scope.kind == "focused":
-            title = frame.meta.get("window_title")
-            for window in reversed(windows):
-                if title and window.title == title:
-                    return Rect(*window.box)
-            raise NarrateError("no focused window found to narrate")
-        return None
+        return await narrate_desktop(self, scope, atspi)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -502,42 +419,6 @@ def _focused_regions(regions: list[Region]) -> list[Region]:
     raise NarrateError("nothing has the keyboard focus on this page")
 
 
-def _under(items: list[Item], point: Point) -> list[Item]:
-    inside = [i for i in items if i.rect.contains(point)]
-    if inside:
-        return inside
-    if not items:
-        return []
-    nearest = min(items, key=lambda i: i.centre.distance(point))
-    return [nearest] if nearest.centre.distance(point) <= 48 else []
-
-
-def _node_at(nodes: list[a11y.A11yNode], point: Point) -> a11y.A11yNode | None:
-    hits = [n for n in nodes if Rect(*n.box).contains(point) and n.box[2] > 0 and n.box[3] > 0]
-    return min(hits, key=lambda n: n.box[2] * n.box[3]) if hits else None
-
-
-_ATSPI_ROLES = {
-    "push button": "button",
-    "toggle button": "button",
-    "check box": "checkbox",
-    "radio button": "radio",
-    "text": "textbox",
-    "entry": "textbox",
-    "password text": "password",
-    "menu item": "menuitem",
-    "label": "text",
-    "heading": "heading",
-    "link": "link",
-    "combo box": "combobox",
-    "list item": "listitem",
-}
-
-
-def _atspi_role(role: str, fallback: str) -> str:
-    return _ATSPI_ROLES.get(role, fallback)
-
-
 def _browser_regions(
     order: list[int], items: dict[int, Item], containers: dict[int, dict[str, Any]], title: str
 ) -> list[Region]:
@@ -560,28 +441,6 @@ def _browser_regions(
                     Region(kind=kind, title=container.get("title"), items=members, box=None)
                 )
     regions.extend(body_regions(body))
-    return regions
-
-
-def _desktop_regions(
-    ordered: list[Item], windows: list[a11y.XWindow], transform: FrameTransform
-) -> list[Region]:
-    """Per window (dialogs first, then top to bottom of the stack): its title bar and body."""
-    remaining = list(ordered)
-    regions: list[Region] = []
-    stack = sorted(reversed(windows), key=lambda w: not w.dialog)
-    for window in stack:
-        area = _scale_rect(Rect(*window.box), transform)
-        members = [i for i in remaining if area.contains(i.centre)]
-        if not members:
-            continue
-        remaining = [i for i in remaining if i not in members]
-        if window.dialog:
-            regions.append(Region(kind="dialog", title=window.title, items=members, box=_box(area)))
-            continue
-        regions.append(Region(kind="title_bar", title=window.title, items=[], box=_box(area)))
-        regions.extend(body_regions(members))
-    regions.extend(body_regions(remaining))
     return regions
 
 

@@ -16,7 +16,7 @@ from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
 from guiagent.core.redact import _MASK_RUN, title_matches
 from guiagent.grounding.local import LocalGrounder
-from guiagent.grounding.ocr import TextBox
+from guiagent.grounding.ocr import TextBox, recognise_crops
 from guiagent.narrate import a11y, layout, pixels
 from guiagent.narrate.atspi import AtspiError, AtspiNode, AtspiReader
 from guiagent.narrate.desktop_tree import showing_windows, window_items
@@ -181,7 +181,8 @@ async def _pixel_regions(
             redacted += 1
             continue
         kept.append(tb)
-    items = pixels.pixel_items(work.array(), kept, offset)
+    recognise = recognise_crops if narrator.pixel_controls else None
+    items = pixels.pixel_items(work.array(), kept, offset, recognise)
     if scope.kind == "pointer" and display:
         px, py = await asyncio.to_thread(a11y.x_pointer, display)
         items = _under(items, frame.transform.screen_to_frame(Point(px, py)))

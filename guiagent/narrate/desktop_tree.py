@@ -13,6 +13,7 @@ from collections.abc import Callable
 from guiagent.core.geometry import Rect
 from guiagent.narrate.atspi import AtspiApp, AtspiNode
 from guiagent.narrate.layout import reading_order
+from guiagent.narrate.pixels import label_fields, number_grid
 from guiagent.narrate.schema import Item
 
 ROLES = {
@@ -104,30 +105,7 @@ def window_items(window: AtspiNode, to_frame: Callable[[Rect], Rect]) -> list[It
     found = label_fields(found)
     names = {i.label for i in found if i.role not in ("text", "heading") and i.label}
     kept = [i for i in found if not (i.role == "text" and i.label in names)]
-    return [kept[i] for i in reading_order([i.rect for i in kept])]
-
-
-FIELDS = {"textbox", "password", "combobox", "spinbutton", "slider"}
-
-
-def label_fields(items: list[Item]) -> list[Item]:
-    """Name a nameless field after the text just left of it on its row (a form's label
-    column), as a sighted user pairs them."""
-    out = list(items)
-    for k, field in enumerate(out):
-        if field.role not in FIELDS or field.label:
-            continue
-        row = [
-            t
-            for t in out
-            if t.role == "text"
-            and t.rect.right <= field.rect.left + 2
-            and abs(t.centre.y - field.centre.y) <= field.rect.height / 2
-        ]
-        if row:
-            label = max(row, key=lambda t: t.rect.right)
-            out[k] = field.model_copy(update={"label": label.label})
-    return out
+    return number_grid([kept[i] for i in reading_order([i.rect for i in kept])])
 
 
 def showing_windows(apps: list[AtspiApp]) -> list[tuple[str, AtspiNode]]:

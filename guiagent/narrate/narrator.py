@@ -95,6 +95,36 @@ def buttons_split(items: list[Item]) -> list[tuple[bool, list[Item]]]:
 
 def body_regions(items: list[Item], kind: str = "body", title: str | None = None) -> list[Region]:
     regions: list[Region] = []
+    for is_grid, run in _grids_split(items):
+        if is_grid:
+            rows = max(i.row or 0 for i in run)
+            regions.append(
+                Region(
+                    kind="buttons",
+                    title=f"{rows} rows",
+                    items=run,
+                    box=_union([i.rect for i in run]),
+                )
+            )
+        else:
+            regions.extend(_rows_regions(run, kind, title))
+    return regions
+
+
+def _grids_split(items: list[Item]) -> list[tuple[bool, list[Item]]]:
+    """Runs of numbered grid buttons (True) and of everything else."""
+    runs: list[tuple[bool, list[Item]]] = []
+    for item in items:
+        in_grid = item.role == "button" and item.row is not None and item.source != "ax-tree"
+        if runs and runs[-1][0] == in_grid:
+            runs[-1][1].append(item)
+        else:
+            runs.append((in_grid, [item]))
+    return runs
+
+
+def _rows_regions(items: list[Item], kind: str, title: str | None) -> list[Region]:
+    regions: list[Region] = []
     for is_row, run in buttons_split(items):
         if is_row:
             regions.append(Region(kind="buttons", items=run, box=_union([i.rect for i in run])))
@@ -147,7 +177,9 @@ class Narrator:
     ``reader`` chooses what local mode reads in a browser (see :data:`Reader`; the DOM walk
     stays the default of this class for the callers written against it, the command line
     reads the tree); ``pixel_model`` (a ModelDescriber) names, in tree mode, what the tree
-    leaves unnamed and OCR cannot read (an icon-only image).
+    leaves unnamed and OCR cannot read (an icon-only image); ``pixel_controls`` reads every
+    control box drawn on screen (empty fields, keypads numbered row by row), off by
+    default for the callers written against the older pixel narration.
     """
 
     def __init__(
@@ -160,6 +192,7 @@ class Narrator:
         reader: Reader = "dom",
         pixel_model: Any = None,
         atspi_env: dict[str, str] | None = None,
+        pixel_controls: bool = False,
     ) -> None:
         self.env = env
         self.grounder = grounder
@@ -169,6 +202,8 @@ class Narrator:
         self.reader = reader
         self.pixel_model = pixel_model
         self.atspi_env = atspi_env  # DISPLAY and the session bus of the desktop's AT-SPI
+        # pixels: read every drawn control box (see guiagent.narrate.pixels.pixel_items)
+        self.pixel_controls = pixel_controls
         self._atspi: Any = None  # the AT-SPI reader, started on first use
 
     async def aclose(self) -> None:

@@ -9,6 +9,8 @@ around them, and each given a role from its shape and its text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from guiagent.core.geometry import Rect
@@ -103,21 +105,57 @@ def role_in_box(box: Rect, text: Rect) -> str | None:
     return None
 
 
+Recogniser = Callable[[list[np.ndarray]], list[tuple[str, float]]]
+
+# what OCR makes of a screen's punctuation and of small key labels
+_FULL_WIDTH = str.maketrans("（）。，、！：；—－一十×", "().,,!:;---+x")
+_KEY_WORDS = {"log", "ln", "cos", "sin", "tan", "mod", "exp", "sqrt", "not", "and", "or", "xor"}
+_CONFUSED = str.maketrans("0196", "olgb")
+
+
+def snap_label(text: str) -> str:
+    """Undo OCR's usual slips on short labels: full-width punctuation, and key words read
+    with digits for letters ("109" is "log", "1n" is "ln", "cOS" is "cos")."""
+    text = text.translate(_FULL_WIDTH).strip()
+    folded = text.lower().translate(_CONFUSED)
+    return folded if folded in _KEY_WORDS else text
+
+
 def pixel_items(
-    pixels: np.ndarray, boxes: list[TextBox], offset: tuple[float, float]
+    pixels: np.ndarray,
+    boxes: list[TextBox],
+    offset: tuple[float, float],
+    recognise: Recogniser | None = None,
 ) -> list[Item]:
     """Items (not yet in reading order) from OCR words and the pixels they were read from;
-    ``offset`` moves boxes of a cropped frame back into the whole frame."""
+    ``offset`` moves boxes of a cropped frame back into the whole frame.
+
+    With ``recognise`` (a batch text recogniser for crops), every drawn control box is
+    read: boxes whose text the screen OCR missed or misread are read again from an
+    enlarged crop, an outlined empty box is a field, and grids of buttons (keypads,
+    toolbars) are numbered row by row. Without it only words sharing a box are grouped.
+    """
     items: list[Item] = []
-    groups, loose = group_words(boxes, control_boxes(pixels))
+    controls = control_boxes(pixels)
+    if recognise is not None:
+        controls = [c for c in controls if _control_sized(c, controls)]
+    groups, loose = group_words(boxes, controls)
+    held = {id(box) for box, _ in groups}
+    pending: list[tuple[Rect, list[TextBox]]] = []
     for box, words in groups:
         text_rect = _union([w.box for w in words])
+        if recognise is not None and len(words) == 1 and _short(words[0]):
+            pending.append((box, words))
+            continue
         role = role_in_box(box, text_rect) if len(words) > 1 else None
         if role is None:
             loose.extend(words)
             continue
         rect = box if role == "button" else text_rect
         items.append(_item(role, _join(words), rect, offset))
+    if recognise is not None:
+        pending.extend((c, []) for c in controls if id(c) not in held)
+        items.extend(_read_boxes(pixels, pending, offset, recognise, loose))
     levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in loose])
     for tb, level in zip(loose, levels, strict=True):
         state: list[str] = []
@@ -134,7 +172,157 @@ def pixel_items(
         items.append(
             _item(role, label, tb.box, offset, state, level if role == "heading" else None)
         )
+    if recognise is not None:
+        items = number_grid(label_fields(items))
     return items
+
+
+def _short(word: TextBox) -> bool:
+    return len(word.text) <= 4 or word.confidence < 0.9
+
+
+def _control_sized(box: Rect, controls: list[Rect]) -> bool:
+    """A box the size of one control, not a panel holding others."""
+    if not (10 <= box.height <= 80 and 10 <= box.width <= 600):
+        return False
+    inner = sum(1 for c in controls if c is not box and _inside(c, box, 0) and not _same(c, box))
+    return inner < 2
+
+
+def _ink(pixels: np.ndarray, box: Rect) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of what is written inside a box (its border left out)."""
+    x1, y1 = int(box.left) + 2, int(box.top) + 2
+    x2, y2 = int(box.right) - 2, int(box.bottom) - 2
+    crop = pixels[y1:y2, x1:x2, :3].astype(np.int16)
+    if crop.size == 0:
+        return None
+    background = np.median(crop.reshape(-1, 3), axis=0)
+    ys, xs = np.nonzero(np.abs(crop - background).max(axis=2) > 60)
+    if ys.size < 2:
+        return None
+    return x1 + int(xs.min()), y1 + int(ys.min()), x1 + int(xs.max()) + 1, y1 + int(ys.max()) + 1
+
+
+def _crop_for_reading(
+    pixels: np.ndarray, ink: tuple[int, int, int, int], margin: int = 3, height: int = 32
+) -> np.ndarray:
+    """The ink with a small margin, scaled to the line height the recogniser reads best."""
+    import cv2
+
+    left, top = max(ink[0] - margin, 0), max(ink[1] - margin, 0)
+    crop = np.ascontiguousarray(pixels[top : ink[3] + margin, left : ink[2] + margin, :3])
+    scale = height / crop.shape[0]
+    return cv2.resize(
+        crop, (max(int(crop.shape[1] * scale), 1), height), interpolation=cv2.INTER_CUBIC
+    )
+
+
+def _mark(ink: tuple[int, int, int, int], line: float) -> str:
+    """A mark too small to read as a letter: a dot, a dash or a comma by its shape."""
+    width, height = ink[2] - ink[0], ink[3] - ink[1]
+    if height <= max(2, line * 0.12) and width > 2 * height:
+        return "-"
+    if width <= 3 and height <= 3:
+        return "."
+    if width <= 3 and height <= 6:
+        return ","
+    return ""
+
+
+def _read_boxes(
+    pixels: np.ndarray,
+    pending: list[tuple[Rect, list[TextBox]]],
+    offset: tuple[float, float],
+    recognise: Recogniser,
+    loose: list[TextBox],
+) -> list[Item]:
+    """Each pending box read again from an enlarged crop; roles from shape and text."""
+    inks = [_ink(pixels, box) for box, _ in pending]
+    inked = [k for k, ink in enumerate(inks) if ink is not None]
+    crops = [_crop_for_reading(pixels, inks[k]) for k in inked]  # type: ignore[arg-type]
+    read = dict(zip(inked, recognise(crops), strict=True)) if inked else {}
+    items: list[Item] = []
+    for k, (box, words) in enumerate(pending):
+        text, score = read.get(k, ("", 0.0))
+        text = snap_label(text)
+        ink = inks[k]
+        if not text and not words and ink is not None and ink[3] - ink[1] <= 0.3 * box.height:
+            text = _mark(ink, box.height)
+        if words and (score < 0.5 or not text):
+            text = snap_label(words[0].text)
+        if words and len(text) > len(words[0].text) + 2:
+            loose.extend(words)  # a panel of several texts (a display), not one label
+            continue
+        if not text:
+            if box.width >= 3 * box.height and 14 <= box.height <= 60 and k not in read:
+                items.append(_item("textbox", "", box, offset))  # an outlined empty box
+            continue
+        text_rect = words[0].box if words else box
+        role = "button" if box.width <= 12 * box.height else None
+        if words and role_in_box(box, text_rect) == "textbox":
+            role = "textbox"
+        if role is None:
+            loose.extend(words)
+            continue
+        items.append(_item(role, text, box if role == "button" else text_rect, offset))
+    return items
+
+
+FIELDS = {"textbox", "password", "combobox", "spinbutton", "slider"}
+
+
+def label_fields(items: list[Item]) -> list[Item]:
+    """Name a nameless field after the text just left of it on its row (a form's label
+    column), as a sighted user pairs them."""
+    out = list(items)
+    for k, field in enumerate(out):
+        if field.role not in FIELDS or field.label:
+            continue
+        row = [
+            t
+            for t in out
+            if t.role == "text"
+            and t.rect.right <= field.rect.left + 2
+            and abs(t.centre.y - field.centre.y) <= field.rect.height / 2
+        ]
+        if row:
+            label = max(row, key=lambda t: t.rect.right)
+            out[k] = field.model_copy(update={"label": label.label})
+    return out
+
+
+def number_grid(items: list[Item], min_columns: int = 3) -> list[Item]:
+    """Buttons laid out in a grid (a keypad, a toolbar of several rows) get their row and
+    column, so they are read row by row: "row 2, 7, button"."""
+    buttons = sorted(
+        (k for k, i in enumerate(items) if i.role == "button"), key=lambda k: items[k].centre.y
+    )
+    rows: list[list[int]] = []
+    for k in buttons:
+        if rows and abs(items[k].centre.y - items[rows[-1][0]].centre.y) <= items[k].box[3] / 2:
+            rows[-1].append(k)
+        else:
+            rows.append([k])
+    rows = [r for r in rows if len(r) >= min_columns]
+    runs: list[list[list[int]]] = []
+    for row in rows:
+        top = min(items[k].box[1] for k in row)
+        if runs:
+            last = runs[-1][-1]
+            bottom = max(items[k].box[1] + items[k].box[3] for k in last)
+            height = items[last[0]].box[3]
+            if top - bottom <= height:
+                runs[-1].append(row)
+                continue
+        runs.append([row])
+    out = list(items)
+    for run in runs:
+        if len(run) < 2:
+            continue
+        for r, row in enumerate(run, start=1):
+            for c, k in enumerate(sorted(row, key=lambda k: items[k].box[0]), start=1):
+                out[k] = out[k].model_copy(update={"row": r, "column": c})
+    return out
 
 
 def _item(

@@ -85,6 +85,7 @@ _ROLE_CLASS = {
     "switch": "checkbox",
     "menu": "menuitem",
 }
+_FIELDS = {"textbox", "combobox", "slider"}
 PAGES_DIR = Path(__file__).with_name("narrate_pages")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,7 +129,9 @@ def match_items(tree: list[Item], pixels: list[Item]) -> list[tuple[int, int]]:
         ]
         inside = [p for p in range(len(pixels)) if p not in used and pixels[p].role in INTERACTIVE
                   and padded.contains(pixels[p].centre)]  # fmt: skip
-        found = sorted(named, key=lambda p: pixels[p].centre.distance(want.centre)) or inside
+        by_name = sorted(named, key=lambda p: pixels[p].centre.distance(want.centre))
+        # a field is the box itself (the pixels name it by what it holds), not its label
+        found = (inside or by_name) if _role_class(want.role) in _FIELDS else (by_name or inside)
         if found:
             used.add(found[0])
             pairs.append((t, found[0]))

@@ -19,7 +19,9 @@ from guiagent.narrate import layout
 from guiagent.narrate.schema import Item
 
 
-def control_boxes(pixels: np.ndarray, min_side: int = 12, max_area: float = 0.25) -> list[Rect]:
+def control_boxes(
+    pixels: np.ndarray, min_side: int = 12, max_area: float = 0.25, fill: float = 0.8
+) -> list[Rect]:
     """Rectangles drawn on screen (outlined or filled boxes that differ from what is
     around them) of a control's size, innermost first."""
     import cv2
@@ -34,7 +36,7 @@ def control_boxes(pixels: np.ndarray, min_side: int = 12, max_area: float = 0.25
         x, y, w, h = cv2.boundingRect(contour)
         if w < min_side or h < min_side or w * h > max_area * width * height:
             continue
-        if cv2.contourArea(contour) < 0.8 * w * h:  # not a rectangle (a letter, a curve)
+        if cv2.contourArea(contour) < fill * w * h:  # not a rectangle (a letter, a curve)
             continue
         rect = Rect(float(x), float(y), float(w), float(h))
         if any(_same(rect, r) for r in found):
@@ -135,27 +137,17 @@ def pixel_items(
     enlarged crop, an outlined empty box is a field, and grids of buttons (keypads,
     toolbars) are numbered row by row. Without it only words sharing a box are grouped.
     """
-    items: list[Item] = []
-    controls = control_boxes(pixels)
     if recognise is not None:
-        controls = [c for c in controls if _control_sized(c, controls)]
-    groups, loose = group_words(boxes, controls)
-    held = {id(box) for box, _ in groups}
-    pending: list[tuple[Rect, list[TextBox]]] = []
+        return _control_items(pixels, boxes, offset, recognise)
+    items: list[Item] = []
+    groups, loose = group_words(boxes, control_boxes(pixels))
     for box, words in groups:
-        text_rect = _union([w.box for w in words])
-        if recognise is not None and len(words) == 1 and _short(words[0]):
-            pending.append((box, words))
-            continue
-        role = role_in_box(box, text_rect) if len(words) > 1 else None
+        role = role_in_box(box, _union([w.box for w in words])) if len(words) > 1 else None
         if role is None:
             loose.extend(words)
             continue
-        rect = box if role == "button" else text_rect
+        rect = box if role == "button" else _union([w.box for w in words])
         items.append(_item(role, _join(words), rect, offset))
-    if recognise is not None:
-        pending.extend((c, []) for c in controls if id(c) not in held)
-        items.extend(_read_boxes(pixels, pending, offset, recognise, loose))
     levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in loose])
     for tb, level in zip(loose, levels, strict=True):
         state: list[str] = []
@@ -172,9 +164,163 @@ def pixel_items(
         items.append(
             _item(role, label, tb.box, offset, state, level if role == "heading" else None)
         )
-    if recognise is not None:
-        items = number_grid(label_fields(items))
     return items
+
+
+def _control_items(
+    pixels: np.ndarray, boxes: list[TextBox], offset: tuple[float, float], recognise: Recogniser
+) -> list[Item]:
+    """Every drawn control box read (see :func:`pixel_items`); loose text by its marks."""
+    found = control_boxes(pixels, fill=0.9)
+    controls = [c for c in found if _control_sized(c, found) and not _small_square(c)]
+    groups, loose = group_words(boxes, controls)
+    held = {id(box) for box, _ in groups}
+    items: list[Item] = []
+    pending: list[tuple[Rect, list[TextBox]]] = []
+    for box, words in groups:
+        text_rect = _union([w.box for w in words])
+        if len(words) == 1 and _short(words[0]):
+            pending.append((box, words))
+            continue
+        role = role_in_box(box, text_rect)
+        if role is None:
+            loose.extend(words)
+            continue
+        if role == "textbox" and arrow_at_right(pixels, box, text_rect):
+            role = "combobox"
+        items.append(_item(role, _join(words), box if role == "button" else text_rect, offset))
+    pending.extend((c, []) for c in controls if id(c) not in held)
+    items.extend(_read_boxes(pixels, pending, offset, recognise, loose))
+    loose = [part for tb in loose for part in split_wide_gaps(pixels, tb)]
+    levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in loose])
+    for tb, level in zip(loose, levels, strict=True):
+        mark = leading_mark(pixels, tb.box)
+        if mark is not None:
+            role, state, inside = mark
+            label = tb.text
+            if inside and len(label) > 1 and label[0] in _MARK_GLYPHS:
+                label = label[1:].lstrip()
+            items.append(_item(role, label, tb.box, offset, [state]))
+        elif underlined(pixels, tb.box):
+            items.append(_item("link", tb.text, tb.box, offset))
+        else:
+            role = "heading" if level is not None else "text"
+            items.append(_item(role, tb.text, tb.box, offset, None, level))
+    return number_grid(label_fields(items))
+
+
+_MARK_GLYPHS = set("O0oQDU口□☐◯○●◉☑☒")
+
+
+def _small_square(box: Rect) -> bool:
+    """A checkbox's box (or a radio's ring), not a control holding text."""
+    return box.width <= 22 and box.height <= 22 and abs(box.width - box.height) <= 3
+
+
+def _ink_mask(
+    pixels: np.ndarray, x1: int, y1: int, x2: int, y2: int, background: np.ndarray
+) -> np.ndarray:
+    crop = pixels[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0), :3].astype(np.int16)
+    return np.abs(crop - background).max(axis=2) > 60 if crop.size else np.zeros((0, 0), bool)
+
+
+def _background(pixels: np.ndarray, rect: Rect) -> np.ndarray:
+    x1, y1 = max(int(rect.left), 0), max(int(rect.top), 0)
+    crop = pixels[y1 : int(np.ceil(rect.bottom)), x1 : int(np.ceil(rect.right)), :3]
+    return np.median(crop.reshape(-1, 3).astype(np.int16), axis=0) if crop.size else np.zeros(3)
+
+
+def leading_mark(pixels: np.ndarray, rect: Rect) -> tuple[str, str, bool] | None:
+    """A checkbox's square or a radio's circle at the left end of a line of text:
+    (role, state, whether it lies inside the text's box), else None."""
+    import cv2
+
+    h = max(rect.height, 6.0)
+    x1, x2 = int(rect.left - 2 * h), int(rect.left + 1.2 * h)
+    y1, y2 = int(rect.top - 0.5 * h), int(rect.bottom + 0.5 * h) + 1
+    mask = _ink_mask(pixels, x1, y1, x2, y2, _background(pixels, rect))
+    if mask.size == 0:
+        return None
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    parts = sorted((s for s in stats[1:count].tolist() if s[3] >= 0.4 * h), key=lambda s: s[0])
+    if not parts:
+        return None
+    cx, cy, cw, ch, _area = parts[0]  # the leftmost mark only: never a letter inside a word
+    if not (9 <= cw <= min(1.8 * h, 24) and abs(cw - ch) <= 2):
+        return None
+    if len(parts) > 1 and parts[1][0] - (cx + cw) < 2:
+        return None  # no gap after it: the first letter of a word ("Open")
+    box = mask[cy : cy + ch, cx : cx + cw]
+    if not (box[ch // 2, 0] and box[ch // 2, -1] and box[0, cw // 2] and box[-1, cw // 2]):
+        return None
+    corners = box[[1, 1, -2, -2], [1, -2, 1, -2]].mean()
+    middle = box[ch // 2 - 1 : ch // 2 + 2, cw // 2 - 1 : cw // 2 + 2].mean()
+    inside = x1 + cx >= rect.left - 1
+    if corners >= 0.75:
+        inner = box[3:-3, 3:-3]
+        return (
+            "checkbox",
+            "checked" if inner.size and inner.mean() > 0.15 else "not checked",
+            inside,
+        )
+    if corners <= 0.25:
+        return "radio", "checked" if middle > 0.5 else "not checked", inside
+    return None
+
+
+def underlined(pixels: np.ndarray, rect: Rect) -> bool:
+    """Whether a line of text is underlined (a link): a row at its foot inked across."""
+    x1, x2 = int(rect.left), int(np.ceil(rect.right))
+    y1, y2 = int(rect.bottom - 0.4 * rect.height), int(np.ceil(rect.bottom)) + 3
+    mask = _ink_mask(pixels, x1, y1, x2, y2, _background(pixels, rect))
+    return bool(mask.size and x2 - x1 >= 8 and (mask.mean(axis=1) >= 0.75).any())
+
+
+def arrow_at_right(pixels: np.ndarray, box: Rect, text: Rect) -> bool:
+    """A drop-down's arrow: ink near the right end of a field, apart from its text."""
+    x1 = int(max(text.right + 6, box.right - min(32, 0.3 * box.width)))
+    x2, y1, y2 = int(box.right) - 3, int(box.top) + 3, int(box.bottom) - 3
+    mask = _ink_mask(pixels, x1, y1, x2, y2, _background(pixels, text))
+    if mask.size == 0 or mask.sum() < 4:
+        return False
+    rows = np.flatnonzero(mask.any(axis=1))
+    return bool(rows[-1] - rows[0] + 1 <= 0.6 * box.height)
+
+
+def split_wide_gaps(pixels: np.ndarray, tb: TextBox) -> list[TextBox]:
+    """A line OCR read across wide gaps (a menu bar: "File  Edit  View") split into its
+    words, when the gaps part it into exactly as many pieces as it has words."""
+    words = tb.text.split()
+    if len(words) < 2:
+        return [tb]
+    rect = tb.box
+    mask = _ink_mask(
+        pixels, int(rect.left), int(rect.top), int(np.ceil(rect.right)), int(np.ceil(rect.bottom)),
+        _background(pixels, rect),
+    )  # fmt: skip
+    if mask.size == 0:
+        return [tb]
+    inked = mask.any(axis=0)
+    pieces: list[tuple[int, int]] = []
+    gap, start, end = 0, None, 0
+    for x, ink in enumerate(inked):
+        if ink:
+            if start is None or gap >= max(1.2 * rect.height, 10):
+                if start is not None:
+                    pieces.append((start, end))
+                start = x
+            end, gap = x + 1, 0
+        else:
+            gap += 1
+    if start is not None:
+        pieces.append((start, end))
+    if len(pieces) != len(words):
+        return [tb]
+    return [
+        TextBox(text=word, box=Rect(rect.left + a, rect.top, float(b - a), rect.height),
+                confidence=tb.confidence)
+        for word, (a, b) in zip(words, pieces, strict=True)
+    ]  # fmt: skip
 
 
 def _short(word: TextBox) -> bool:

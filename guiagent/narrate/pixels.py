@@ -203,6 +203,8 @@ def _control_items(
             items.append(_item(role, label, tb.box, offset, [state]))
         elif underlined(pixels, tb.box):
             items.append(_item("link", tb.text, tb.box, offset))
+        elif level is None and layout.control_shape(pixels, tb.box) == "button":
+            items.append(_item("button", tb.text, tb.box, offset))  # a tight, thin-lined box
         else:
             role = "heading" if level is not None else "text"
             items.append(_item(role, tb.text, tb.box, offset, None, level))
@@ -269,11 +271,19 @@ def leading_mark(pixels: np.ndarray, rect: Rect) -> tuple[str, str, bool] | None
 
 
 def underlined(pixels: np.ndarray, rect: Rect) -> bool:
-    """Whether a line of text is underlined (a link): a row at its foot inked across."""
+    """Whether a line of text is underlined (a link): a row at its foot inked across the
+    text and no further (a box's border runs on past the text)."""
     x1, x2 = int(rect.left), int(np.ceil(rect.right))
-    y1, y2 = int(rect.bottom - 0.4 * rect.height), int(np.ceil(rect.bottom)) + 3
-    mask = _ink_mask(pixels, x1, y1, x2, y2, _background(pixels, rect))
-    return bool(mask.size and x2 - x1 >= 8 and (mask.mean(axis=1) >= 0.75).any())
+    y1, y2 = int(rect.bottom - 0.4 * rect.height), int(np.ceil(rect.bottom)) + 2
+    if x2 - x1 < 8:
+        return False
+    mask = _ink_mask(pixels, x1 - 4, y1, x2 + 4, y2, _background(pixels, rect))
+    if mask.shape[1] < x2 - x1 + 8:
+        return False
+    for row in mask:
+        if row[4:-4].mean() >= 0.75 and not row[:3].any() and not row[-3:].any():
+            return True
+    return False
 
 
 def arrow_at_right(pixels: np.ndarray, box: Rect, text: Rect) -> bool:
@@ -305,7 +315,7 @@ def split_wide_gaps(pixels: np.ndarray, tb: TextBox) -> list[TextBox]:
     gap, start, end = 0, None, 0
     for x, ink in enumerate(inked):
         if ink:
-            if start is None or gap >= max(1.2 * rect.height, 10):
+            if start is None or gap >= max(0.8 * rect.height, 8):
                 if start is not None:
                     pieces.append((start, end))
                 start = x
@@ -399,19 +409,30 @@ def _read_boxes(
         if words and len(text) > len(words[0].text) + 2:
             loose.extend(words)  # a panel of several texts (a display), not one label
             continue
-        if not text:
-            if box.width >= 3 * box.height and 14 <= box.height <= 60 and k not in read:
-                items.append(_item("textbox", "", box, offset))  # an outlined empty box
+        wide = box.width >= 3 * box.height and 14 <= box.height <= 60
+        if wide and not words and text in ("", "|", "l", "I", "!"):
+            # an outlined empty box (perhaps with a caret in it): a field
+            items.append(_item("textbox", "", box, offset))
             continue
-        text_rect = words[0].box if words else box
-        role = "button" if box.width <= 12 * box.height else None
-        if words and role_in_box(box, text_rect) == "textbox":
-            role = "textbox"
+        if not text:
+            continue
+        text_rect = words[0].box if words else _ink_rect(ink, box)
+        role = role_in_box(box, text_rect) or ("button" if box.width <= 12 * box.height else None)
         if role is None:
             loose.extend(words)
             continue
+        if wide and arrow_at_right(pixels, box, text_rect):
+            role = "combobox"
         items.append(_item(role, text, box if role == "button" else text_rect, offset))
     return items
+
+
+def _ink_rect(ink: tuple[int, int, int, int] | None, box: Rect) -> Rect:
+    """The text's part of a box's ink: its right end left out (a drop-down's arrow)."""
+    if ink is None:
+        return box
+    right = min(float(ink[2]), box.right - min(32.0, 0.3 * box.width))
+    return Rect(float(ink[0]), float(ink[1]), max(right - ink[0], 1.0), float(ink[3] - ink[1]))
 
 
 FIELDS = {"textbox", "password", "combobox", "spinbutton", "slider"}

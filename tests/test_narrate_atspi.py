@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from guiagent.core.actions import Key, Type
+from guiagent.core.actions import Click, Key, Type
 from guiagent.narrate.narrator import Narrator
 from guiagent.narrate.render import to_json, to_ssml
 
@@ -93,6 +93,8 @@ def test_gtk_form_read_through_atspi(
     lines = narration.text.splitlines()
     assert lines[0] == "dialog: Sign up."
     assert "Password, password field, empty" in lines
+    name = next(i for i in narration.items() if i.label == "Name").centre  # frame = screen here
+    async_runner.run(desktop_env.act(Click(x=name.x, y=name.y)))  # no WM: focus follows a click
     async_runner.run(desktop_env.act(Type(text="Ada")))
     async_runner.run(desktop_env.act(Key(keys=["tab"])))
     async_runner.run(desktop_env.act(Type(text=SECRET)))

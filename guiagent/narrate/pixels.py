@@ -191,7 +191,9 @@ def _control_items(
         items.append(_item(role, _join(words), box if role == "button" else text_rect, offset))
     pending.extend((c, []) for c in controls if id(c) not in held)
     items.extend(_read_boxes(pixels, pending, offset, recognise, loose))
-    loose = [part for tb in loose for part in split_wide_gaps(pixels, tb)]
+    split = [split_wide_gaps(pixels, tb, recognise) for tb in loose]
+    menus = {id(part) for parts in split if len(parts) >= 3 for part in parts}  # a menu bar
+    loose = [part for parts in split for part in parts]
     levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in loose])
     for tb, level in zip(loose, levels, strict=True):
         mark = leading_mark(pixels, tb.box)
@@ -203,6 +205,8 @@ def _control_items(
             items.append(_item(role, label, tb.box, offset, [state]))
         elif underlined(pixels, tb.box):
             items.append(_item("link", tb.text, tb.box, offset))
+        elif id(tb) in menus:
+            items.append(_item("menu", tb.text, tb.box, offset))
         elif level is None and layout.control_shape(pixels, tb.box) == "button":
             items.append(_item("button", tb.text, tb.box, offset))  # a tight, thin-lined box
         else:
@@ -297,9 +301,12 @@ def arrow_at_right(pixels: np.ndarray, box: Rect, text: Rect) -> bool:
     return bool(rows[-1] - rows[0] + 1 <= 0.6 * box.height)
 
 
-def split_wide_gaps(pixels: np.ndarray, tb: TextBox) -> list[TextBox]:
+def split_wide_gaps(
+    pixels: np.ndarray, tb: TextBox, recognise: Recogniser | None = None
+) -> list[TextBox]:
     """A line OCR read across wide gaps (a menu bar: "File  Edit  View") split into its
-    words, when the gaps part it into exactly as many pieces as it has words."""
+    words: as OCR read them when the gaps part it into as many pieces as it has words,
+    else each piece read again (with ``recognise``)."""
     words = tb.text.split()
     if len(words) < 2:
         return [tb]
@@ -325,7 +332,17 @@ def split_wide_gaps(pixels: np.ndarray, tb: TextBox) -> list[TextBox]:
     if start is not None:
         pieces.append((start, end))
     if len(pieces) != len(words):
-        return [tb]
+        if recognise is None or len(pieces) < 2:
+            return [tb]
+        top, bottom = int(rect.top), int(np.ceil(rect.bottom))
+        left = int(rect.left)
+        crops = [
+            _crop_for_reading(pixels, (left + a, top, left + b, bottom), margin=2)
+            for a, b in pieces
+        ]
+        words = [snap_label(text) for text, _ in recognise(crops)]
+        if not all(words):
+            return [tb]
     return [
         TextBox(text=word, box=Rect(rect.left + a, rect.top, float(b - a), rect.height),
                 confidence=tb.confidence)

@@ -1,5 +1,5 @@
-"""Accessibility sources: the page's DOM and ARIA snapshot (browser), AT-SPI and X11
-windows (desktop).
+"""Accessibility sources: the page's DOM and ARIA snapshot (browser), X11 windows
+(desktop; AT-SPI is read by :mod:`guiagent.narrate.atspi`).
 
 The DOM walk (:data:`NARRATE_DOM_JS`) returns what a screen reader would visit: text
 blocks, headings and controls with their accessible name, value, states, font size, box
@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.envs.windows import XWindow, x_windows  # noqa: F401 (re-exported)
+from guiagent.envs.windows import XWindow, x_windows  # noqa: F401  (re-exported for narration)
 
 PRIVATE_SELECTOR = "[data-private], .private, [data-guiagent-private]"
 
@@ -259,67 +258,6 @@ def aria_states(nodes: list[AriaNode], role: str, name: str) -> list[str] | None
 
 
 # --- desktop: AT-SPI and X11 ---------------------------------------------------------------
-
-
-class A11yNode(BaseModel):
-    """One accessible object of a desktop application; box in screen points."""
-
-    role: str
-    name: str
-    states: list[str] = Field(default_factory=list)
-    box: list[float]
-
-
-def atspi_nodes(max_nodes: int = 2000) -> list[A11yNode] | None:
-    """The desktop's AT-SPI tree, flattened; None when AT-SPI is unavailable here.
-
-    Needs PyGObject with the Atspi typelib and a running accessibility bus; neither is
-    present on a bare machine, and then narration falls back to OCR.
-    """
-    try:
-        import gi  # type: ignore[import-not-found]
-
-        gi.require_version("Atspi", "2.0")
-        from gi.repository import Atspi  # type: ignore[import-not-found]
-    except (ImportError, ValueError) as exc:
-        logger.info("AT-SPI unavailable ({}): desktop narration uses OCR only", exc)
-        return None
-    nodes: list[A11yNode] = []
-    try:
-        desktop = Atspi.get_desktop(0)
-        stack = [desktop.get_child_at_index(i) for i in range(desktop.get_child_count())]
-        while stack and len(nodes) < max_nodes:
-            acc = stack.pop()
-            if acc is None:
-                continue
-            state_set = acc.get_state_set()
-            if not state_set.contains(Atspi.StateType.SHOWING):
-                continue
-            ext = acc.get_extents(Atspi.CoordType.SCREEN)
-            states = [
-                name
-                for name, st in (
-                    ("focused", Atspi.StateType.FOCUSED),
-                    ("checked", Atspi.StateType.CHECKED),
-                    ("disabled", None),
-                    ("selected", Atspi.StateType.SELECTED),
-                    ("expanded", Atspi.StateType.EXPANDED),
-                )
-                if (st is not None and state_set.contains(st))
-                or (st is None and not state_set.contains(Atspi.StateType.ENABLED))
-            ]
-            nodes.append(
-                A11yNode(
-                    role=acc.get_role_name() or "unknown",
-                    name=acc.get_name() or "",
-                    states=states,
-                    box=[ext.x, ext.y, ext.width, ext.height],
-                )
-            )
-            stack.extend(acc.get_child_at_index(i) for i in range(acc.get_child_count()))
-    except Exception as exc:  # the bus went away, an application hung, ...
-        logger.warning("AT-SPI walk failed ({}): using what was read so far", exc)
-    return nodes
 
 
 def x_pointer(display: str) -> tuple[int, int]:

@@ -38,6 +38,7 @@ HEAVY_FIXTURES = frozenset(
         "page_capture",
         "harness",
         "browser",
+        "atspi_bus",
         "engine",  # RapidOCR: about 1.5 s a frame
         "grounder",
     }

@@ -9,6 +9,7 @@ a tab that goes away only drops its own subscription: the run goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -32,10 +33,11 @@ from guiagent.agent.policy import (
     Verdict,
     describe_action,
 )
-from guiagent.app import RunSettings
+from guiagent.app import RunSettings, build_parts, make_agent
 from guiagent.core.actions import BaseAction
 from guiagent.core.env import ActResult, Environment, Frame
 from guiagent.core.geometry import CoordSpace, Point
+from guiagent.core.killswitch import KillSwitch
 from guiagent.record.trajectory import RUN_FILE, RecordingError, RunHeader, load
 
 if TYPE_CHECKING:
@@ -304,6 +306,9 @@ class RunManager:
         `guiagent run` has them without flags, from the GUIAGENT_* variables)."""
         self.recordings_root = Path(recordings_root)
         self.settings = settings or RunSettings.from_env()
+        # skills and secrets are loaded once, now: a bad skill file stops the console at start,
+        # and a run does not wait for them; every run gets its own kill switch
+        self.parts = build_parts(self.settings)
         self.default_model_url = default_model_url
         self.env_factory: EnvFactory = env_factory or default_env_factory
         self.agent_options = dict(agent_options or {})  # extra AgentConfig fields for every run
@@ -399,12 +404,10 @@ class RunManager:
     def make_agent(self, run: ConsoleRun, env: Environment, config: AgentConfig) -> Agent:
         """The run's agent, assembled like `guiagent run`'s (guiagent.app): the same skills,
         secrets, policy and kill switch; approvals and events go to the console."""
-        from guiagent.app import build_parts, make_agent
-
         return make_agent(
             env,
             config,
-            build_parts(self.settings),
+            dataclasses.replace(self.parts, killswitch=KillSwitch()),
             approver=CallbackApprover(lambda a, v, f: self._approve(run, a, v, f)),
             control=run.control,
             on_event=lambda kind, data: self._on_event(run, kind, data),

@@ -148,9 +148,11 @@ def _assert_nothing_leaked(tmp_path: Path, events, server, logs: str, extra: str
 @pytest.fixture
 def captured_logs():
     stream = io.StringIO()
+    logger.enable("guiagent")  # the library keeps its log off unless asked
     handler = logger.add(redacting_sink(stream), level="DEBUG", format="{message}", diagnose=False)
     yield stream
     logger.remove(handler)
+    logger.disable("guiagent")
 
 
 def _plan() -> list[OracleStep]:

@@ -11,11 +11,12 @@ One readable sampling loop (in the spirit of the Anthropic computer-use demo). E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 from PIL import Image
@@ -54,7 +55,7 @@ from guiagent.core.geometry import (
     Size,
     resolve_point,
 )
-from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.core.killswitch import DeadlineExceeded, Killed, KillSwitch
 from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, Redactor
 from guiagent.models.budget import ImagePlan, encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
@@ -67,6 +68,7 @@ from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
 from guiagent.skills.model import SecretStore
 from guiagent.skills.registry import SkillRegistry
 
+T = TypeVar("T")
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 
@@ -165,6 +167,8 @@ class Agent:
                 api_key=self.config.api_key,
                 timeout_s=self.config.request_timeout_s,
                 sampling=sampling,
+                max_reply_bytes=self.config.max_reply_bytes,
+                max_tool_calls=self.config.max_tool_calls,
             )
         return self._client
 
@@ -260,6 +264,11 @@ class Agent:
             )
         )
         tracker.start()
+        if config.max_seconds is not None:  # checked while waiting and between input events
+            self.killswitch.set_deadline(
+                time.monotonic() + config.max_seconds,
+                f"wall-time budget of {config.max_seconds:g} s used up",
+            )
         detector = LoopDetector()
         conversation: Conversation | None = None
         previous_text: str | None = None
@@ -326,7 +335,7 @@ class Agent:
 
                 t = time.perf_counter()
                 await self._emit("step", index=index, frame=frame, plan=plan)
-                completion, extra = await self._decide(messages, tools, plan)
+                completion, extra = await self._watched(self._decide(messages, tools, plan))
                 tracker.add_usage(completion.usage)
                 timings["request"] = _ms(t)
 
@@ -494,6 +503,8 @@ class Agent:
                     frame=frame,
                     policy=step.policy,
                 )
+        except DeadlineExceeded as exc:
+            result = RunResult(status="stopped", stop_reason=f"{exc} (during step {index})")
         except Killed as exc:
             result = RunResult(status="stopped", stop_reason=f"kill switch: {exc}")
         except ModelError as exc:
@@ -507,6 +518,7 @@ class Agent:
                 status="error", stop_reason=f"environment error ({type(exc).__name__}): {exc}"
             )
         except BaseException as exc:
+            self.killswitch.set_deadline(None)
             logger.exception("run crashed at step {}", index)
             if recorder is not None:  # keep the recording consistent: the crash is its last word
                 recorder.header.task = self.redactor.redact_text(recorder.header.task)
@@ -514,6 +526,7 @@ class Agent:
                     "crashed", stop_reason=f"unexpected error: {type(exc).__name__}: {exc}"
                 )
             raise
+        self.killswitch.set_deadline(None)
         result.steps = self._steps_done
         result.invalid_replies = invalid_total
         if recorder is not None:
@@ -531,6 +544,22 @@ class Agent:
         return result
 
     # --- pieces of a turn -------------------------------------------------------------
+
+    async def _watched(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (a model request) while checking the kill switch and the run's
+        deadline every 50 ms; either cancels the request and raises."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.05)
+                if done:
+                    return task.result()
+                self.killswitch.check()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _observe(self) -> Frame:
         if not self.config.settle:

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from guiagent.models.hermes import parse_message
 from guiagent.models.reply import Completion, Reply, ToolCall, Usage
+from guiagent.models.wire import check_chunk, check_response
 
 SGLANG_LAUNCH = (
     "python -m sglang.launch_server --model-path stepfun-ai/Step3-VL-10B --trust-remote-code "
@@ -68,7 +69,8 @@ class ModelServerNotReady(ModelHTTPError):
 
 
 class ModelProtocolError(ModelError):
-    """The server's answer could not be understood (bad body, broken stream, error in stream)."""
+    """The server's answer could not be understood: not JSON, JSON of the wrong shape, a
+    broken stream, an error inside the stream, or a reply past the size bounds."""
 
 
 class ServerInfo(BaseModel):
@@ -79,6 +81,10 @@ class ServerInfo(BaseModel):
     # False when the server has no /health (a bare OpenAI-compatible proxy): /v1/models decided
     health_endpoint: bool = True
 
+
+# bounds on one reply: a server that sends more is broken, not thorough
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_TOOL_CALLS = 16
 
 # statuses worth another try: server errors, and sglang-router's queue full (429) / queue timeout (408)
 RETRY_STATUSES = frozenset({408, 429})
@@ -151,13 +157,20 @@ def parse_usage(data: dict[str, Any] | None) -> Usage:
     if reasoning is None:
         reasoning = completion_details.get("reasoning_tokens")
     return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-        reasoning_tokens=reasoning,
-        cached_tokens=details.get("cached_tokens"),
-        image_tokens=details.get("image_tokens"),
+        prompt_tokens=_count(data.get("prompt_tokens")) or 0,
+        completion_tokens=_count(data.get("completion_tokens")) or 0,
+        total_tokens=_count(data.get("total_tokens")) or 0,
+        reasoning_tokens=_count(reasoning),
+        cached_tokens=_count(details.get("cached_tokens")),
+        image_tokens=_count(details.get("image_tokens")),
     )
+
+
+def _count(value: Any) -> int | None:
+    """A token count as an int; None for anything that is not a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def _text(value: Any) -> str:
@@ -189,6 +202,9 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
             errors.append(f"tool call #{n} is not an object: {raw!r}")
             continue
         fn = raw.get("function") or {}
+        if not isinstance(fn, dict):
+            errors.append(f"tool call #{n}: function is not an object: {fn!r:.200}")
+            continue
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             errors.append(f"tool call #{n} has no function name: {raw!r}")
@@ -236,8 +252,13 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
 
 
 class _StreamState:
-    def __init__(self, on_event: Callable[[StreamEvent], None] | None) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[StreamEvent], None] | None,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
+    ) -> None:
         self.on_event = on_event
+        self.max_tool_calls = max_tool_calls
         self.reasoning: list[str] = []
         self.content: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
@@ -279,6 +300,10 @@ class _StreamState:
         index = tc.get("index")
         if not isinstance(index, int):
             index = pos
+        if index not in self.calls and len(self.calls) >= self.max_tool_calls:
+            raise ModelProtocolError(
+                f"the stream carried more than {self.max_tool_calls} tool calls (max_tool_calls)"
+            )
         entry = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
         if tc.get("id"):
             entry["id"] = tc["id"]
@@ -333,11 +358,17 @@ class ModelClient:
         sampling: dict[str, Any] | None = None,
         *,
         backoff_s: float = 0.5,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_reply_bytes <= 0 or max_tool_calls <= 0:
+            raise ValueError("max_reply_bytes and max_tool_calls must be > 0")
+        self.max_reply_bytes = max_reply_bytes
+        self.max_tool_calls = max_tool_calls
         self.base_url = normalise_base_url(base_url)
         self.model = model
         self.api_key = api_key
@@ -394,8 +425,9 @@ class ModelClient:
 
     def _timeout(self, url: str, exc: Exception) -> ModelTimeout:
         return ModelTimeout(
-            f"the model server at {url} did not answer within {self.timeout_s:g} s "
-            f"({type(exc).__name__}); raise timeout_s for long reasoning",
+            f"the model server at {url} did not finish its answer within {self.timeout_s:g} s "
+            f"({type(exc).__name__ if not isinstance(exc, TimeoutError) else 'deadline'}); "
+            "raise --timeout for long reasoning",
             url,
         )
 
@@ -425,7 +457,8 @@ class ModelClient:
         client = self._client()
         has_health = True
         try:
-            resp = await client.get(url)
+            async with asyncio.timeout(self.timeout_s):
+                resp = await client.get(url)
             if resp.status_code == 503:
                 raise ModelServerNotReady(503, "the server is up but still warming up", url)
             if resp.status_code in (404, 405):
@@ -435,11 +468,16 @@ class ModelClient:
                 )
             elif resp.status_code >= 400:
                 raise self._http_error(url, resp.status_code, resp.content)
-            info = await self._models()
+            async with asyncio.timeout(self.timeout_s):
+                info = await self._models()
         except httpx.ConnectError as exc:
             raise self._unreachable(url, exc) from exc
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise self._timeout(url, exc) from exc
+        except httpx.TransportError as exc:
+            raise ModelProtocolError(
+                f"the connection to {url} broke ({type(exc).__name__}: {exc})", url
+            ) from exc
         if self.model is None:
             self.model = info.model
         info.health_endpoint = has_health
@@ -470,8 +508,12 @@ class ModelClient:
             raise self._http_error(url, resp.status_code, resp.content)
         try:
             data = resp.json()
-            entries = [e for e in data.get("data") or [] if isinstance(e, dict) and e.get("id")]
-        except (ValueError, AttributeError) as exc:
+            entries = [
+                e
+                for e in data.get("data") or []
+                if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]
+            ]
+        except (ValueError, AttributeError, TypeError) as exc:
             raise ModelProtocolError(
                 f"{url} answered a body that is not a model list: {exc}", url
             ) from exc
@@ -553,11 +595,16 @@ class ModelClient:
         shrunk = False
         while True:
             try:
-                if stream:
-                    completion = await self._stream_once(payload, on_event)
-                else:
-                    completion = await self._once(payload)
+                # one deadline for connect, headers and the whole body or stream: a server
+                # trickling bytes or keep-alives cannot hold a run past it
+                async with asyncio.timeout(self.timeout_s):
+                    if stream:
+                        completion = await self._stream_once(payload, on_event)
+                    else:
+                        completion = await self._once(payload)
                 break
+            except TimeoutError as exc:
+                raise self._timeout(self.chat_url, exc) from exc
             except (ModelHTTPError, ModelServerUnreachable) as exc:
                 if isinstance(exc, ModelHTTPError) and exc.status == 400 and not shrunk:
                     allowed = allowed_output_tokens(exc.server_message)
@@ -594,9 +641,10 @@ class ModelClient:
     async def _once(self, payload: bytes) -> Completion:
         url = self.chat_url
         try:
-            resp = await self._client().post(
-                url, content=payload, headers={"Content-Type": "application/json"}
-            )
+            async with self._client().stream(
+                "POST", url, content=payload, headers={"Content-Type": "application/json"}
+            ) as resp:
+                body = await self._read_bounded(url, resp)
         except httpx.ConnectError as exc:
             raise self._unreachable(url, exc) from exc
         except httpx.TimeoutException as exc:
@@ -607,12 +655,12 @@ class ModelClient:
                 url,
             ) from exc
         if resp.status_code >= 400:
-            raise self._http_error(url, resp.status_code, resp.content)
+            raise self._http_error(url, resp.status_code, body)
         try:
-            data = resp.json()
+            data = json.loads(body)
         except ValueError as exc:
             raise ModelProtocolError(
-                f"{url} answered a body that is not JSON: {resp.content[:200]!r}", url
+                f"{url} answered a body that is not JSON: {body[:200]!r}", url
             ) from exc
         if not isinstance(data, dict):
             raise ModelProtocolError(
@@ -623,26 +671,54 @@ class ModelClient:
         ):
             inner = data.get("error") if isinstance(data.get("error"), dict) else data
             raise ModelProtocolError(f"{url} answered an error object: {inner.get('message')}", url)
+        problem = check_response(data)
+        if problem is not None:
+            raise ModelProtocolError(f"{url} answered a reply of the wrong shape: {problem}", url)
         choices = data.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            raise ModelProtocolError(f"{url} answered no choices: {resp.content[:200]!r}", url)
+        if not choices:
+            raise ModelProtocolError(f"{url} answered no choices: {body[:200]!r}", url)
         choice = choices[0]
         message = choice.get("message") or {}
         finish = choice.get("finish_reason")
+        self._check_tool_count(url, message.get("tool_calls"))
         return Completion(
             reply=reply_from_message(message, finish),
             finish_reason=finish,
             usage=parse_usage(data.get("usage")),
-            request_id=data.get("id"),
+            request_id=_id(data.get("id")),
             model=data.get("model"),
             raw_message=message,
         )
+
+    async def _read_bounded(self, url: str, resp: httpx.Response) -> bytes:
+        """The whole body, refused once it passes ``max_reply_bytes``."""
+        parts: list[bytes] = []
+        size = 0
+        async for part in resp.aiter_bytes():
+            size += len(part)
+            if size > self.max_reply_bytes:
+                raise ModelProtocolError(
+                    f"{url} sent a reply larger than {self.max_reply_bytes} bytes "
+                    "(max_reply_bytes); refused",
+                    url,
+                )
+            parts.append(part)
+        return b"".join(parts)
+
+    def _check_tool_count(self, url: str, calls: Any) -> None:
+        if isinstance(calls, list) and len(calls) > self.max_tool_calls:
+            raise ModelProtocolError(
+                f"{url} sent {len(calls)} tool calls in one reply, more than "
+                f"{self.max_tool_calls} (max_tool_calls); refused",
+                url,
+            )
 
     async def _stream_once(
         self, payload: bytes, on_event: Callable[[StreamEvent], None] | None
     ) -> Completion:
         url = self.chat_url
-        state = _StreamState(on_event)
+        state = _StreamState(on_event, self.max_tool_calls)
+        received = 0
         try:
             async with self._client().stream(
                 "POST", url, content=payload, headers={"Content-Type": "application/json"}
@@ -650,6 +726,13 @@ class ModelClient:
                 if resp.status_code >= 400:
                     raise self._http_error(url, resp.status_code, await resp.aread())
                 async for line in resp.aiter_lines():
+                    received += len(line) + 1
+                    if received > self.max_reply_bytes:
+                        raise ModelProtocolError(
+                            f"the stream from {url} passed {self.max_reply_bytes} bytes "
+                            f"(max_reply_bytes) after {state.chunks} chunks; refused",
+                            url,
+                        )
                     self._stream_line(url, line, state)
                     if state.done:
                         break
@@ -663,6 +746,10 @@ class ModelClient:
                 f"({type(exc).__name__}: {exc})",
                 url,
             ) from exc
+        except ModelProtocolError as exc:
+            if not exc.url:  # raised by the stream state, which does not know the URL
+                raise ModelProtocolError(f"{url}: {exc}", url) from exc
+            raise
         if not state.done:
             if state.finish_reason is None:
                 raise ModelProtocolError(
@@ -677,7 +764,7 @@ class ModelClient:
             reply=reply_from_message(message, state.finish_reason),
             finish_reason=state.finish_reason,
             usage=parse_usage(state.usage),
-            request_id=state.request_id,
+            request_id=_id(state.request_id),
             model=state.model,
             raw_message=message,
         )
@@ -712,4 +799,15 @@ class ModelClient:
                 f"{inner.get('message', inner)}",
                 url,
             )
+        problem = check_chunk(obj)
+        if problem is not None:
+            raise ModelProtocolError(
+                f"{url} streamed a chunk of the wrong shape after {state.chunks} chunks: {problem}",
+                url,
+            )
         state.feed(obj)
+
+
+def _id(value: Any) -> str | None:
+    """A response id as text: servers send hex, ``chatcmpl-...`` or, rarely, a number."""
+    return None if value is None else str(value)

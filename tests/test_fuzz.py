@@ -297,7 +297,7 @@ class _StillImage:
         return None
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(changes=st.lists(st.tuples(paths, json_values), max_size=3), stream=st.booleans())
 def test_runs_against_fuzzed_replies_end_with_a_status_a_reason_and_a_recording(
     changes, stream, fuzz_server

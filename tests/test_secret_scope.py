@@ -15,6 +15,7 @@ from guiagent.core.actions import SkillCall, Type
 from guiagent.core.redact import SecretScope, origin_matches
 from guiagent.envs.browser import BrowserEnv
 from guiagent.record import load
+from guiagent.scenario.ui import ui_steps_runner
 from guiagent.skills import SecretScopeError, SecretStore, SkillError, load_registry
 from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
@@ -111,7 +112,7 @@ async def _phish_run(browser, url, tmp_path, store, replies, **config):
                     settle_timeout_s=1.0,
                     **config,
                 ),
-                skills=load_registry(),
+                skills=load_registry(steps_runner=ui_steps_runner),
                 secrets=store,
             )
             try:
@@ -194,7 +195,7 @@ def test_the_registry_refuses_a_secret_out_of_scope_before_typing(
                 environ={},
                 scopes={"bank_pw": {"origins": ["https://bank.example"]}},
             )
-            outcome = await load_registry().run(
+            outcome = await load_registry(steps_runner=ui_steps_runner).run(
                 "login", env, {"username": "me", "password": "bank_pw"}, secrets=store
             )
             keys = await env.page.evaluate("() => window.keys || ''")

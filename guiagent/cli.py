@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def default_run_dir(label: str) -> Path:
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
-    return Path("recordings") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float)
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument(
-        "--record", type=Path, help="run directory (default recordings/runs/<time>-<task>)"
+        "--record", type=Path, help="run directory (default: runs/<time>-<task> in the working directory)"
     )
     parser.add_argument("--policy", type=Path, help="policy YAML (default: the built-in policy)")
     parser.add_argument(

@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recordings",
         type=Path,
-        default=Path("recordings") / "runs",
+        default=Path("runs"),
         metavar="DIR",
-        help="where runs are recorded and listed (default recordings/runs)",
+        help="where runs are recorded and listed (default: runs/ in the working directory)",
     )
     parser.add_argument("--model-url", help="default model server for runs and questions")
 

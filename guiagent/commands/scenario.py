@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="'local' (default: OCR/DOM grounding; ai steps fail) or a model server URL",
     )
-    run_p.add_argument("--record", metavar="DIR", help="recordings root (default recordings/runs)")
+    run_p.add_argument("--record", metavar="DIR", help="recordings root (default: runs/ in the working directory)")
     run_p.add_argument(
         "--var",
         action="append",

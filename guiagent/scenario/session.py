@@ -46,7 +46,7 @@ class SetupError(RuntimeError):
 
 class SessionOptions(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    record_dir: Path | None = None  # None: recordings/runs under the current directory
+    record_dir: Path | None = None  # None: runs/ under the current directory
     record: bool = True
     base_url: str | None = None
     headless: bool = True
@@ -274,7 +274,7 @@ class ScenarioSession:
         if self.options.record:
             from guiagent.record.trajectory import Recorder, RunHeader
 
-            root = self.options.record_dir or Path("recordings") / "runs"
+            root = self.options.record_dir or Path("runs")
             recorder = Recorder(
                 run_dir_for(root, scenario.name),
                 RunHeader(

@@ -55,6 +55,13 @@ def print_report(report: CalibrationReport, console: Console) -> None:
     console.print(
         f"answers: {report.shapes['point']} points, {report.shapes['box']} boxes, {report.shapes['none']} unreadable"
     )
+    if not report.can_recommend:
+        console.print(
+            f"[red]no recommendation:[/] only {report.readable_share:.0%} of the answers held a "
+            "point or a box (at least half must); is this a grounding model, and is its "
+            "tool-call parser on?"
+        )
+        return
     shape = f" (boxes read as {best.box_format})" if report.answer_shape == "box" else ""
     console.print(f"the model answers in [bold]{best.space.value}[/bold] coordinates{shape}")
     console.print(f"use: {' '.join(report.settings())}")
@@ -63,7 +70,7 @@ def print_report(report: CalibrationReport, console: Console) -> None:
 def run(args: argparse.Namespace) -> int:
     from guiagent.models.openai_client import ModelClient, ModelError
 
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         profile = profile_from_args(args)
         viewport = parse_viewport(args.viewport)
@@ -95,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(report.summary()))
     else:
         print_report(report, console)
+    if not report.can_recommend:
+        return 1
     return 0 if report.best.accuracy >= args.min_accuracy else 1

@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "replay a recorded run (strict, heal or verify)"),
     "report": ("report", "write a recording's HTML report"),
     "export": ("export", "export a recording as GIF, MP4 or scenario YAML"),
+    "fake-model": (
+        "fake_model",
+        "a stand-in model on loopback to try the agent loop without a GPU",
+    ),
     "calibrate": ("calibrate", "find out which coordinate convention a served model uses"),
     "eval": ("eval", "ScreenSpot-style grounding evaluation and dataset making"),
     "serve": ("serve", "start a Step3-VL server (SGLang or vLLM) and wait until it is healthy"),

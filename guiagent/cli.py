@@ -27,7 +27,9 @@ from guiagent.cliparse import (
     parse_size,
 )
 
-console = Console(stderr=False, soft_wrap=True)  # one line per message, whatever the width
+console = Console(
+    stderr=False, soft_wrap=True, emoji=False
+)  # one line per message, whatever the width
 
 # subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {

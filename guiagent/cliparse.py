@@ -22,7 +22,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text.lower() or not action.option_strings:
+        said = ("(default", "default:", "%(default)")
+        if any(s in text.lower() for s in said) or not action.option_strings:
             return text
         if action.default in (None, False, [], argparse.SUPPRESS):
             return text

@@ -45,6 +45,26 @@ def machine() -> dict[str, Any]:
     }
 
 
+def print_table(results: list[dict[str, Any]], console: Console) -> None:
+    """One table of every figure; off a terminal it is as wide as it needs (no wrapping at 80)."""
+    table = Table(title=f"guiagent bench ({machine()['cpus']} cpus, Python {machine()['python']})")
+    for column in ("area", "benchmark", "median ms", "baseline ms", "ratio", "note"):
+        table.add_column(column)
+    for row in results:
+        table.add_row(
+            row["area"],
+            row["name"],
+            f"{row['median_ms']:.2f}",
+            "" if row.get("baseline_ms") is None else f"{row['baseline_ms']:.2f}",
+            "" if row.get("ratio") is None else f"{row['ratio']:.2f}",
+            row.get("note", ""),
+        )
+    if not console.is_terminal:
+        wide = console.options.update(max_width=10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
+    console.print(table)
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     results: list[dict[str, Any]] = []
@@ -67,19 +87,7 @@ def run(args: argparse.Namespace) -> int:
             row["area"] = area
         results.extend(rows)
         console.print(f"[dim]{area}: {len(rows)} figures in {time.perf_counter() - t:.1f} s[/]")
-    table = Table(title=f"guiagent bench ({machine()['cpus']} cpus, Python {machine()['python']})")
-    for column in ("area", "benchmark", "median ms", "baseline ms", "ratio", "note"):
-        table.add_column(column)
-    for row in results:
-        table.add_row(
-            row["area"],
-            row["name"],
-            f"{row['median_ms']:.2f}",
-            "" if row.get("baseline_ms") is None else f"{row['baseline_ms']:.2f}",
-            "" if row.get("ratio") is None else f"{row['ratio']:.2f}",
-            row.get("note", ""),
-        )
-    console.print(table)
+    print_table(results, console)
     console.print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))

@@ -15,7 +15,7 @@ from guiagent.console.runs import ConsoleError, RunManager
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port of the web console")
     parser.add_argument(
         "--allow-remote",
         action="store_true",

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)  # ':id:' in a selector is text, not an emoji
     try:
         recording = load(args.run)
         if args.gif:

@@ -25,7 +25,9 @@ from guiagent.narrate.speech import Speaker, SpeechError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
+    parser.add_argument(
+        "--env", choices=["browser", "desktop"], default="browser", help="what to describe"
+    )
     parser.add_argument("--start-url", help="browser: the page to open")
     parser.add_argument(
         "--browser-cdp", metavar="URL", help="browser: narrate a running Chromium's active page"
@@ -50,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--under-pointer", action="store_true", help="desktop: what the pointer is on"
     )
     scope.add_argument("--focused", action="store_true", help="the focused window or element")
-    parser.add_argument("--format", choices=["text", "ssml", "json"], default="text")
+    parser.add_argument(
+        "--format", choices=["text", "ssml", "json"], default="text", help="output format"
+    )
     parser.add_argument("--out", type=Path, help="write here instead of the terminal")
     parser.add_argument("--speak", action="store_true", help="speak with espeak-ng (or pyttsx3)")
     parser.add_argument(

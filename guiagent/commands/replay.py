@@ -21,7 +21,13 @@ from guiagent.record.trajectory import RecordingError, Run, load
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="the run directory")
-    parser.add_argument("--mode", choices=["strict", "heal", "verify"], default="strict")
+    parser.add_argument(
+        "--mode",
+        choices=["strict", "heal", "verify"],
+        default="strict",
+        help="strict: same points, fail on a changed screen; heal: re-locate moved targets; "
+        "verify: check the recording against its frames without acting",
+    )
     parser.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE", help="value of a typed variable"
     )
@@ -127,7 +133,7 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)  # ':id:' in a selector is text, not an emoji
     try:
         recording = load(args.run)
         if args.speed < 0:

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)  # ':id:' in a selector is text, not an emoji
     try:
         path = write_report(load(args.run), args.out)
     except RecordingError as exc:

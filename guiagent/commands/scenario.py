@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from guiagent.scenario.runner import model_agent_factory
 
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False)  # ':id:' is text, not an emoji
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="'local' (default: OCR/DOM grounding; ai steps fail) or a model server URL",
     )
-    run_p.add_argument("--record", metavar="DIR", help="recordings root (default: runs/ in the working directory)")
+    run_p.add_argument(
+        "--record", metavar="DIR", help="recordings root (default: runs/ in the working directory)"
+    )
     run_p.add_argument(
         "--var",
         action="append",
@@ -56,8 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("--base-url", help="serve relative target URLs from here instead")
     run_p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     check_p = sub.add_parser("check", help="validate scenario files without running them")
-    check_p.add_argument("paths", nargs="+", metavar="PATH")
-    check_p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    check_p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories")
+    check_p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a scenario variable (repeatable)",
+    )
     schema_p = sub.add_parser("schema", help="write the scenario JSON Schema")
     schema_p.add_argument("--out", help="file to write (default: print it)")
 

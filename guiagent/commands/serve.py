@@ -28,14 +28,24 @@ STATE_TEXT = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["sglang", "vllm"], default="sglang")
+    parser.add_argument(
+        "--engine",
+        choices=["sglang", "vllm"],
+        default="sglang",
+        help="the inference server to start",
+    )
     parser.add_argument("--model-path", default=DEFAULT_MODEL, help="local path or hub id")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=30000)
+    parser.add_argument("--host", default="127.0.0.1", help="address the server listens on")
+    parser.add_argument("--port", type=int, default=30000, help="port the server listens on")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel GPUs per replica")
     parser.add_argument("--dp", type=int, default=1, help="data-parallel replicas")
-    parser.add_argument("--context-length", type=int)
-    parser.add_argument("--served-model-name")
+    parser.add_argument(
+        "--context-length", type=int, help="maximum tokens per request (default: the model's)"
+    )
+    parser.add_argument(
+        "--served-model-name",
+        help="name clients ask for (default: the engine's, from --model-path)",
+    )
     parser.add_argument(
         "--health-timeout", type=float, default=1800.0, help="seconds to wait for /health"
     )

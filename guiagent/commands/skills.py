@@ -13,7 +13,7 @@ from guiagent.skills import SkillError, load_registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "show"])
+    parser.add_argument("action", choices=["list", "show"], help="list every skill, or show one")
     parser.add_argument("name", nargs="?", help="skill name (for show)")
     parser.add_argument(
         "--skills",

@@ -54,6 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument(
         "--workers", type=int, default=1, help="scenarios run at the same time (default 1)"
     )
+    run_p.add_argument(
+        "--skills",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="more skill files or folders for use: steps (repeatable; also looked up: skills/ "
+        "beside each scenario and in its project root)",
+    )
     run_p.add_argument("--headed", action="store_true", help="show the browser window")
     run_p.add_argument("--base-url", help="serve relative target URLs from here instead")
     run_p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -171,6 +180,12 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
+    missing = [p for p in args.skills if not p.exists()]
+    if missing:
+        console.print(
+            f"[red]error[/red] --skills {escape(str(missing[0]))}: no such file or folder"
+        )
+        return 2
     scenarios, problems = _load_all(args.paths, variables)
     for problem in problems:
         console.print(f"[red]error[/red] {escape(problem)}")
@@ -188,6 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         headless=not args.headed,
         own_displays=args.workers > 1,
         agent_factory=model_agent_factory(args.model),
+        skill_paths=list(args.skills),
     )
     started = time.perf_counter()
 

@@ -700,7 +700,10 @@ class ScenarioRunner:
             raise StepFailure(f"unknown skill {spec.skill!r}: guiagent.skills has no run_skill()")
         skill_error: type[Exception] = getattr(skills, "SkillError", RuntimeError)
         try:
-            result = await runner(spec.skill, self.env, dict(spec.with_))
+            from guiagent.scenario.skill_lookup import scenario_skills
+
+            registry = scenario_skills(self.scenario)  # beside the file, the project, --skills
+            result = await runner(spec.skill, self.env, dict(spec.with_), registry=registry)
         except KeyError as exc:  # the registry names the known skills
             raise StepFailure(
                 str(exc.args[0]) if exc.args else f"unknown skill {spec.skill!r}"

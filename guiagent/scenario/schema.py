@@ -496,11 +496,21 @@ class Scenario(_Strict):
     _path: str | None = PrivateAttr(default=None)
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+    # more skill files or folders for use: steps (--skills), set by whoever runs the scenario
+    _skill_paths: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def path(self) -> str | None:
         """The file it was loaded from (None when built from data)."""
         return self._path
+
+    @property
+    def skill_paths(self) -> list[str]:
+        """More skill files or folders for ``use:`` steps (``--skills``)."""
+        return list(self._skill_paths)
+
+    def use_skill_paths(self, paths: list[str]) -> None:
+        self._skill_paths = list(paths)
 
     @property
     def lines(self) -> dict[int, int]:
@@ -866,7 +876,9 @@ def find_scenarios(paths: list[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.y*ml") if is_scenario_file(f)))
+            # skills are written in the same language; their skills/ folders are not scenarios
+            found = (f for f in p.rglob("*.y*ml") if "skills" not in f.relative_to(p).parts[:-1])
+            out.extend(sorted(f for f in found if is_scenario_file(f)))
         else:
             out.append(p)
     seen: set[Path] = set()

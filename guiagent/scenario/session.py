@@ -55,6 +55,7 @@ class SessionOptions(BaseModel):
         None  # run desktop scenarios on this display (None: $DISPLAY or a fresh Xvfb)
     )
     agent_factory: AgentFactory | None = Field(default=None, exclude=True)
+    skill_paths: list[Path] = Field(default_factory=list)  # --skills: more skill files/folders
 
 
 def run_dir_for(root: Path, name: str) -> Path:
@@ -287,6 +288,7 @@ class ScenarioSession:
                     },
                 ),
             )
+        scenario.use_skill_paths([str(p) for p in self.options.skill_paths])
         try:
             async with self.environment(scenario) as env:
                 result = await run_scenario(

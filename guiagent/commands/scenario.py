@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from guiagent.scenario.runner import model_agent_factory
 
-console = Console(highlight=False, emoji=False)  # ':id:' is text, not an emoji
+console = Console(highlight=False, emoji=False, soft_wrap=True)  # ":id:" is text, not an emoji
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

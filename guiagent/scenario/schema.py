@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from guiagent.scenario.vocabulary import check_keys, check_role, did_you_mean
+
 STEP_KINDS: tuple[str, ...] = (
     "click",
     "double_click",
@@ -85,7 +87,7 @@ class TargetSpec(_Strict):
     in_: str | None = Field(
         default=None, alias="in", description="Only matches inside the region of this text."
     )
-    role: str | None = Field(
+    role: Annotated[str | None, AfterValidator(check_role)] = Field(
         default=None, description="Element role, e.g. button, textbox, checkbox, link."
     )
     exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
@@ -157,6 +159,7 @@ def _coerce_target(value: Any) -> Any:
         if unknown:
             raise ValueError(
                 f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})"
+                f"{did_you_mean(str(unknown[0]), _TARGET_KEYS)}"
             )
         try:
             return TargetSpec.model_validate(value)
@@ -189,7 +192,7 @@ def _coerce_keys(value: Any) -> Any:
     )
 
 
-KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
+KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys), AfterValidator(check_keys)]
 
 
 # --- step payloads --------------------------------------------------------------------
@@ -391,7 +394,8 @@ def _check_step(value: Any) -> Any:
     if not kinds:
         others = [k for k in value if k not in COMMON_STEP_KEYS]
         hint = f"unknown action {others[0]!r}; " if others else "no action; "
-        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}")
+        guess = did_you_mean(str(others[0]), STEP_KINDS) if others else ""
+        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}{guess}")
     if len(kinds) > 1:
         raise ValueError(f"a step has exactly one action, got {len(kinds)}: {', '.join(kinds)}")
     return value

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "skills": ("skills", "list and show skills"),
     "console": ("console", "the live web console"),
     "bench": ("bench", "run the benchmarks and print a table"),
+    "docs": ("docs", "write the scenario and policy reference (docs/*.md) from the schemas"),
 }
 
 

@@ -407,7 +407,7 @@ async def _run_task(args: argparse.Namespace) -> int:
             try:
                 result = await agent.run(args.task)
             except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
-                console.print(f"[red]error:[/] {exc}")
+                console.print(f"[red]error:[/] {escape(first_line(exc))}")
                 return 2
             finally:
                 await agent.close()

@@ -420,7 +420,7 @@ class Agent:
                 step.policy = verdict.model_dump()
                 if verdict.decision == "ask":
                     approved = await self.approver(screen_action, verdict, frame)
-                    step.policy["approved"] = approved
+                    step.policy.update(asked=True, approved=approved)
                     if not approved:
                         verdict = Verdict(
                             decision="deny",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # benchmark modules in guiagent.bench, in the order they run
@@ -74,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             module = importlib.import_module(f"guiagent.bench.{area}")
         except ImportError as exc:
-            console.print(f"[yellow]{area}: not available ({exc})[/]")
+            console.print(f"[yellow]{area}: not available ({escape(str(exc))})[/]")
             continue
         t = time.perf_counter()
         try:
             rows = module.run(quick=args.quick)
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             failures += 1
-            console.print(f"[red]{area}: failed: {exc!r}[/]")
+            console.print(f"[red]{area}: failed: {escape(repr(exc))}[/]")
             continue
         for row in rows:
             row["area"] = area

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guiagent.eval.calibrate import CalibrationReport, calibrate
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         profile = profile_from_args(args)
         viewport = parse_viewport(args.viewport)
     except (ProfileError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
 
     async def go() -> CalibrationReport:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(go())
     except (ModelError, BudgetError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if all(a.error for a in report.answers):
         console.print(f"[red]every request failed[/red]: {report.answers[0].error}")

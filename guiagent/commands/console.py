@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.console.app import ConsoleServer, is_loopback
 from guiagent.console.runs import ConsoleError, RunManager
@@ -63,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = ConsoleServer(manager, args.host, args.port, allow_remote=args.allow_remote)
     except ConsoleError as exc:
-        console.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/red] {escape(str(exc.message))}", highlight=False, soft_wrap=True
+        )
         return 2
     if not is_loopback(args.host):
         console.print(

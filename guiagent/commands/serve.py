@@ -6,6 +6,7 @@ import argparse
 import shlex
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.serve import (
     DEFAULT_MODEL,
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         check_engine(options.engine)
         gpus = check_gpus(options)
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     console.print(f"{len(gpus)} GPU(s) visible; starting {options.engine} on {options.url}")
     process = start(command)
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         process.wait()
         return 0 if process.returncode == 0 else 1
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         console.print("stopping the server")

@@ -135,3 +135,18 @@ def test_parse_errors_of_every_command_are_one_line(capsys):
         assert raised.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "error:" in err[0], (name, err)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--env", "browser", "--start-url", str(PAGE)], "not a file path: use file:///"),
+        (["--env", "browser", "--browser-cdp", "localhost:9222"], "--browser-cdp takes"),
+        (["--env", "desktop", "--display", "nothing"], "--display wants an X display"),
+    ],
+)
+def test_narrate_rejects_bad_urls_and_displays(capsys, options, expected):
+    assert main(["narrate", *options]) == 2
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert expected in text and "Traceback" not in text, text

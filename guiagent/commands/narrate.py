@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
+from guiagent.cliparse import UsageError, check_display, check_url  # one-line errors
 from guiagent.core.env import SurfaceGoneError
 from guiagent.core.redact import RedactionError, Redactor
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
@@ -156,6 +157,11 @@ def _check(args: argparse.Namespace) -> None:
         raise NarrateError("--interval must be >= 0 and --max-words >= 1")
     if args.speak_wav and not args.speak:
         raise NarrateError("--speak-wav goes with --speak")
+    for option, value in (("--start-url", args.start_url), ("--browser-cdp", args.browser_cdp)):
+        if value and args.env == "browser":
+            check_url(option, value)
+    if args.env == "desktop" and args.display:
+        check_display(args.display)
 
 
 def _open_env(args: argparse.Namespace) -> Any:
@@ -220,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check(args)
         return asyncio.run(_main(args, Console()))
-    except (NarrateError, RedactionError, SpeechError) as exc:
+    except (NarrateError, RedactionError, SpeechError, UsageError) as exc:
         console.print(f"[red]narrate:[/red] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

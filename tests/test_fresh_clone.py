@@ -11,7 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git checkout: nothing to clone"),
+]
 
 
 def _git(*args: str, cwd: Path) -> str:

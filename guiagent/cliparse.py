@@ -25,7 +25,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         said = ("(default", "default:", "%(default)")
         if any(s in text.lower() for s in said) or not action.option_strings:
             return text
-        if action.default in (None, False, [], argparse.SUPPRESS):
+        default = action.default
+        if default is None or default is False or default == [] or default == argparse.SUPPRESS:
             return text
         return f"{text} (default: %(default)s)"
 

@@ -32,7 +32,8 @@ def test_every_option_has_help_and_shows_its_default():
                 missing.append(f"{path} {name}: no help")
                 continue
             default = action.default
-            if action.option_strings and default not in (None, False, [], argparse.SUPPRESS):
+            unset = default is None or default is False or default == []
+            if action.option_strings and not unset and default != argparse.SUPPRESS:
                 help_text = " ".join(
                     parser._get_formatter()._expand_help(action).split()  # as --help prints it
                 )

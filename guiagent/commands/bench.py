@@ -25,6 +25,7 @@ AREAS = (
     "replay",
     "safety",
     "narrate",
+    "router",
 )
 
 

@@ -371,6 +371,7 @@ async def opened_environment(args: argparse.Namespace):  # -> AsyncIterator[Envi
 
 async def _run_task(args: argparse.Namespace) -> int:
     from guiagent.agent.loop import Agent
+    from guiagent.core.env import display_of
     from guiagent.core.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.models.openai_client import ModelError
     from guiagent.record.trajectory import RecordingError
@@ -383,7 +384,9 @@ async def _run_task(args: argparse.Namespace) -> int:
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
-    skills = None if args.no_skills else load_registry(args.skills)
+    from guiagent.scenario.ui import ui_steps_runner  # how YAML skills run their steps
+
+    skills = None if args.no_skills else load_registry(args.skills, steps_runner=ui_steps_runner)
     secrets = SecretStore(file=args.secrets_file)
     killswitch = KillSwitch()
     with killswitch.install_sigint(), contextlib.ExitStack() as stack:
@@ -392,9 +395,8 @@ async def _run_task(args: argparse.Namespace) -> int:
         async with opened_environment(args) as env:
             if args.env == "desktop" and args.hotkey:
                 try:
-                    display = getattr(env, "display", None)
                     stack.enter_context(
-                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display)
+                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display_of(env))
                     )
                     console.print(
                         f"kill switch: {args.hotkey}, Ctrl-C, or the pointer into a screen corner"

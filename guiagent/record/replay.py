@@ -25,7 +25,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
 from guiagent.core.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dict
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import DomSource, Environment, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import REDACTED
 from guiagent.record import compare
@@ -309,7 +309,7 @@ async def _heal_dom(
 ) -> tuple[str, tuple[float, float]] | None:
     """Same element by id, else text + role/tag; returns a screen point."""
     wanted = (step.evidence or {}).get("dom")
-    if not wanted or not hasattr(ctx.env, "dom_elements"):
+    if not wanted or not isinstance(ctx.env, DomSource):
         return None
     elements = await ctx.env.dom_elements()  # type: ignore[attr-defined]
 

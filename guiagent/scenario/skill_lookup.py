@@ -51,3 +51,14 @@ def scenario_skills(scenario: Any, extra: Sequence[str | Path] = ()) -> Any:
     project, nearer = skill_dirs(scenario.path)
     extra = [*getattr(scenario, "skill_paths", ()), *extra]
     return _registry(project, tuple(nearer) + tuple(Path(p).resolve() for p in extra))
+
+
+class LazySkills:
+    """The scenario's registry, loaded on the first ``use:`` step (a scenario without one never
+    reads a skill file, so a broken one cannot fail it)."""
+
+    def __init__(self, scenario: Any) -> None:
+        self.scenario = scenario
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        return await scenario_skills(self.scenario).run(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Image token costs and plans: DESIGN.md §4's table, budgets, and fast resizing."""
+"""Image token costs and plans: Step3-VL's published token counts, budgets, and fast resizing."""
 
 from __future__ import annotations
 

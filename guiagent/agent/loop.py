@@ -15,6 +15,7 @@ One readable sampling loop (in the spirit of the Anthropic computer-use demo). E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -587,15 +588,28 @@ class Agent:
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
 
+    # --- use as a library: `async with Agent(...)` and a synchronous call ---------------
 
-def run_task(env: Environment, task: str, config: AgentConfig, **kwargs: Any) -> RunResult:
-    """Synchronous wrapper for scripts: run one task to the end."""
+    async def __aenter__(self) -> Agent:
+        return self
 
-    async def main() -> RunResult:
-        agent = Agent(env, config, **kwargs)
-        try:
-            return await agent.run(task)
-        finally:
-            await agent.close()
+    async def __aexit__(self, *exc: object) -> None:
+        """Closes what the agent owns (its model client); the environment stays the caller's."""
+        await self.close()
 
-    return asyncio.run(main())
+    def run_sync(self, task: str) -> RunResult:
+        """For scripts without an event loop: run ``task`` in a new one. Pass an environment
+        not started yet: it is opened and closed around the run, as the model client is."""
+
+        async def main() -> RunResult:
+            async with contextlib.AsyncExitStack() as stack:
+                if hasattr(self.env, "__aenter__"):
+                    await stack.enter_async_context(self.env)  # type: ignore[arg-type]
+                try:
+                    return await self.run(task)
+                finally:
+                    await self.close()
+                    if self._owns_client:
+                        self._client = None  # bound to this loop: the next call makes its own
+
+        return asyncio.run(main())

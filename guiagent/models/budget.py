@@ -1,14 +1,14 @@
 """Image token budgets: what a screenshot costs a model, and the size to send it at.
 
-Resizing on the client is the only knob on image cost (DESIGN.md §4), so the loop asks
+Resizing on the client is the only knob on image cost, so the loop asks
 :func:`plan_image` for the largest size of the frame's aspect ratio that fits a token
 budget, then :func:`encode_image` does the resize and the encoding.
 
 The Step3-VL rule below follows the model's own image patcher as SGLang ships it
 (``python/sglang/srt/multimodal/processors/step3_vl.py``: ``ImagePatcher`` and
 ``Step3VLProcessor.get_num_image_tokens``; vLLM's ``vllm/model_executor/models/step3_vl.py``
-and transformers' Step3-VL processing carry the same class). It reproduces DESIGN.md's
-table exactly. DESIGN's prose leaves out what the code also does: one ``<patch_newline>``
+and transformers' Step3-VL processing carry the same class). It reproduces the published
+token counts exactly (tests/test_budget.py), including what prose descriptions leave out: one ``<patch_newline>``
 token between rows of crops; crops for small elongated images too (long side <= 728 and
 aspect > 1.5: windows of the short side); a window of ``min(short, 504)`` for strips
 (aspect > 4); and square padding of tiny strips (short side < 32).

@@ -1,6 +1,6 @@
 """Async client for an OpenAI-compatible chat server (SGLang first, vLLM tolerated).
 
-It copes with the shapes DESIGN.md §4b lists: tool calls parsed by the server or left as
+It copes with the shapes SGLang's and vLLM's servers produce: tool calls parsed by the server or left as
 hermes text in ``content`` or in the reasoning, ``content`` as ``""`` or ``null``,
 reasoning under ``reasoning_content`` or ``reasoning``, keys absent or null alike, and
 the same over SSE streaming. Failures become named errors that say which URL failed.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import json
 import re
 import secrets
 import time
@@ -38,7 +37,7 @@ from guiagent.core.actions import BaseAction
 from guiagent.core.env import ActResult, Environment, Frame
 from guiagent.core.geometry import CoordSpace, Point
 from guiagent.core.killswitch import KillSwitch
-from guiagent.record.trajectory import RUN_FILE, RecordingError, RunHeader, load
+from guiagent.record.trajectory import RUN_FILE, RecordingError, load, read_header
 
 if TYPE_CHECKING:
     from guiagent.agent.loop import Agent
@@ -690,8 +689,8 @@ class RunManager:
             if not header_file.is_file():
                 continue
             try:
-                header = RunHeader.model_validate(json.loads(header_file.read_text("utf-8")))
-            except (OSError, ValueError) as exc:
+                header = read_header(path)  # a killed run shows as interrupted
+            except (OSError, ValueError, RecordingError) as exc:
                 out.append(
                     {
                         "name": path.name,

@@ -308,9 +308,15 @@ def _plan_qwen(frame: Size, budget: int, rule: ImageRule) -> Size:
         raise BudgetError(
             f"no size of a {frame} frame fits {budget} image tokens under the qwen25vl rule"
         )
-    size = size_at(best)
-    # Send what the server will use, so it does not resize again.
-    return qwen_smart_resize(size.width, size.height, factor, min_pixels, max_pixels)
+    # Send what the server will use, so it does not resize again. Its resize raises a small
+    # image to min_pixels, which can overshoot the frame (56x75 at 10 tokens: 28x56 -> 56x84):
+    # take the largest size whose resized form still fits the frame, when one does.
+    candidates = [
+        qwen_smart_resize(s.width, s.height, factor, min_pixels, max_pixels)
+        for s in (size_at(cells) for cells in range(best, 0, -1))
+    ]
+    fitting = (c for c in candidates if c.width <= frame.width and c.height <= frame.height)
+    return next(fitting, candidates[0])
 
 
 def _plan_fixed(frame: Size, budget: int, rule: ImageRule) -> Size:

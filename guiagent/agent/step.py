@@ -182,7 +182,7 @@ class StepExecutor:
         if verdict.decision != "ask":
             return verdict, record
         approved = await self.approver(action, verdict, context.frame)
-        record["approved"] = approved
+        record.update(asked=True, approved=approved)  # the approver was consulted
         if approved:
             return verdict, record
         denied = Verdict(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.record.export import ExportError, export_gif, export_mp4, export_scenario
 from guiagent.record.trajectory import RecordingError, load
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
     try:
         recording = load(args.run)
         if args.gif:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             path = export_scenario(recording, args.scenario)
     except (RecordingError, ExportError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     console.print(f"written {path}", markup=False, highlight=False)
     return 0

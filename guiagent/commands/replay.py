@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
@@ -21,7 +22,13 @@ from guiagent.record.trajectory import RecordingError, Run, load
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="the run directory")
-    parser.add_argument("--mode", choices=["strict", "heal", "verify"], default="strict")
+    parser.add_argument(
+        "--mode",
+        choices=["strict", "heal", "verify"],
+        default="strict",
+        help="strict: same points, fail on a changed screen; heal: re-locate moved targets; "
+        "verify: check the recording against its frames without acting",
+    )
     parser.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE", help="value of a typed variable"
     )
@@ -127,14 +134,14 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
     try:
         recording = load(args.run)
         if args.speed < 0:
             raise ReplayError(f"--speed must be >= 0, got {args.speed}")
         report = asyncio.run(_main(args, recording))
     except (RecordingError, ReplayError) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     console.print(report.summary(), markup=False, highlight=False)
     if report.saved_healed:

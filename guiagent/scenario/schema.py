@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from guiagent.core import yamlio
+from guiagent.scenario.vocabulary import check_keys, check_role, did_you_mean
 
 STEP_KINDS: tuple[str, ...] = (
     "click",
@@ -86,7 +87,7 @@ class TargetSpec(_Strict):
     in_: str | None = Field(
         default=None, alias="in", description="Only matches inside the region of this text."
     )
-    role: str | None = Field(
+    role: Annotated[str | None, AfterValidator(check_role)] = Field(
         default=None, description="Element role, e.g. button, textbox, checkbox, link."
     )
     exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
@@ -158,6 +159,7 @@ def _coerce_target(value: Any) -> Any:
         if unknown:
             raise ValueError(
                 f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})"
+                f"{did_you_mean(str(unknown[0]), _TARGET_KEYS)}"
             )
         try:
             return TargetSpec.model_validate(value)
@@ -190,7 +192,7 @@ def _coerce_keys(value: Any) -> Any:
     )
 
 
-KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
+KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys), AfterValidator(check_keys)]
 
 
 # --- step payloads --------------------------------------------------------------------
@@ -392,7 +394,8 @@ def _check_step(value: Any) -> Any:
     if not kinds:
         others = [k for k in value if k not in COMMON_STEP_KEYS]
         hint = f"unknown action {others[0]!r}; " if others else "no action; "
-        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}")
+        guess = did_you_mean(str(others[0]), STEP_KINDS) if others else ""
+        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}{guess}")
     if len(kinds) > 1:
         raise ValueError(f"a step has exactly one action, got {len(kinds)}: {', '.join(kinds)}")
     return value
@@ -497,11 +500,21 @@ class Scenario(_Strict):
     _path: str | None = PrivateAttr(default=None)
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+    # more skill files or folders for use: steps (--skills), set by whoever runs the scenario
+    _skill_paths: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def path(self) -> str | None:
         """The file it was loaded from (None when built from data)."""
         return self._path
+
+    @property
+    def skill_paths(self) -> list[str]:
+        """More skill files or folders for ``use:`` steps (``--skills``)."""
+        return list(self._skill_paths)
+
+    def use_skill_paths(self, paths: list[str]) -> None:
+        self._skill_paths = list(paths)
 
     @property
     def lines(self) -> dict[int, int]:
@@ -831,7 +844,9 @@ def find_scenarios(paths: list[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.y*ml") if is_scenario_file(f)))
+            # skills are written in the same language; their skills/ folders are not scenarios
+            found = (f for f in p.rglob("*.y*ml") if "skills" not in f.relative_to(p).parts[:-1])
+            out.extend(sorted(f for f in found if is_scenario_file(f)))
         else:
             out.append(p)
     seen: set[Path] = set()

@@ -62,7 +62,12 @@ from guiagent.models.pacore import ground_votes, pacore
 from guiagent.models.profiles import ModelProfile, get_profile
 from guiagent.models.reply import Completion, Usage
 from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
-from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
+from guiagent.record.evidence import (
+    collect_evidence,
+    crop_box_around,
+    dom_at_point,
+    dom_evidence,
+)
 from guiagent.record.trajectory import Recorder, RunHeader, StepRecord
 from guiagent.skills.model import SecretStore
 from guiagent.skills.registry import SkillRegistry
@@ -446,7 +451,7 @@ class Agent:
                 else:
                     t = time.perf_counter()
                     self.killswitch.check()
-                    step.evidence = self._evidence(recorder, frame, trails, dom)
+                    step.evidence = await self._evidence(recorder, frame, trails, dom)
                     try:
                         ok, detail = await self._perform(action, screen_action, step)
                     except InvalidToolCall as exc:  # e.g. a key this surface does not have
@@ -661,7 +666,7 @@ class Agent:
         best = min(lines, key=lambda line: line.box.centre.distance(point), default=None)
         return best.text if best is not None else None
 
-    def _evidence(
+    async def _evidence(
         self,
         recorder: Recorder | None,
         frame: Frame,
@@ -671,7 +676,7 @@ class Agent:
         """What a replay needs to find the target again: the crop around it and its DOM node."""
         if recorder is None or not trails:
             return None
-        node = dom_at_point(dom, trails[0].screen.x, trails[0].screen.y) if dom else None
+        node = await dom_evidence(self.env, trails[0].screen.x, trails[0].screen.y, dom)
         node = self.redactor.redact_data(node)
         return collect_evidence(
             recorder, frame.image, (trails[0].frame.x, trails[0].frame.y), dom=node

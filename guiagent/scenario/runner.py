@@ -135,6 +135,7 @@ class _Event:
     saved: Frame | None = None  # ``frame`` with password fields blacked out, for the disk
     redactions: list[dict[str, Any]] | None = None
     variables: dict[str, Any] | None = None  # a typed secret: how a replay gets its value
+    target: dict[str, Any] | None = None  # the DOM element at the first point (replay evidence)
 
 
 def _label(index: int, kind: str, value: Any) -> str:
@@ -472,6 +473,10 @@ class ScenarioRunner:
                 frame, dom if dom is not None else await self.dom()
             )
             event.variables = rec.get("variables") if action.name == "type" else None
+            if hits:
+                from guiagent.record.evidence import dom_evidence
+
+                event.target = await dom_evidence(self.env, *hits[0].screen)
         events.append(event)
         started = time.perf_counter()
         try:
@@ -938,14 +943,20 @@ class ScenarioRunner:
             "action": _action_dict(frame_action),
             "screen_action": _action_dict(event.action),
             "trail": trail,
-            "evidence": self._evidence(shown, event.hits[0], trail[0]["frame"]) if trail else None,
+            "evidence": self._evidence(shown, event.hits[0], trail[0]["frame"], event.target)
+            if trail
+            else None,
             "outcome": "error" if event.error else "ok",
             "error": event.error,
             "timings": {"act_ms": event.ms},
         }
 
     def _evidence(
-        self, frame: Frame, hit: _Grounded, frame_point: list[float]
+        self,
+        frame: Frame,
+        hit: _Grounded,
+        frame_point: list[float],
+        target: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """What a healing replay needs to find the target again (crop, DOM node, text)."""
         from guiagent.record.evidence import collect_evidence, dom_at_point
@@ -954,7 +965,7 @@ class ScenarioRunner:
         fx, fy = frame_point
         if not (0 <= fx < frame.size.width and 0 <= fy < frame.size.height):
             return None  # a point off the frame (an explicit `at`): no pixels to keep
-        node = dom_at_point(hit.dom, hit.screen[0], hit.screen[1]) if hit.dom else None
+        node = target or (dom_at_point(hit.dom, hit.screen[0], hit.screen[1]) if hit.dom else None)
         # The matched text is under the point only when the point is on that text itself.
         on_text = hit.source == "ocr" and hit.text and hit.box is not None
         try:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-ACCEPT = 0.5  # a re-location needs at least this score...
+ACCEPT = 0.3  # a re-location needs at least this score...
 MARGIN = 0.15  # ...and this much more than the next best candidate
 SAME_ELEMENT = 0.4  # strict: the element at the point must score this much
 NEAR_PX = 24.0  # a neighbour-predicted point this close to a box counts as inside
@@ -56,7 +56,7 @@ def norm(text: Any) -> str:
 
 
 def similarity(a: Any, b: Any) -> float:
-    """0..1: equal texts 1; otherwise the better of a character ratio and a word overlap."""
+    """0..1: equal texts 1; otherwise the better of a character ratio and the shared words."""
     x, y = norm(a), norm(b)
     if not x or not y:
         return 0.0
@@ -64,7 +64,7 @@ def similarity(a: Any, b: Any) -> float:
         return 1.0
     chars = difflib.SequenceMatcher(None, x, y).ratio()
     wx, wy = set(_words(x)), set(_words(y))
-    words = len(wx & wy) / max(1, min(len(wx), len(wy))) if wx and wy else 0.0
+    words = len(wx & wy) / len(wx | wy) if wx and wy else 0.0
     return max(chars, 0.9 * words)
 
 
@@ -149,8 +149,8 @@ def score(
         if sim == 1.0:
             total += 0.45
             match.agreed.append(f"name {r_name!r}")
-        elif sim >= 0.5:
-            total += 0.45 * sim * 0.7
+        elif sim >= 0.5:  # a renamed label: weaker, other signals must add up
+            total += 0.45 * sim * 0.75
             match.agreed.append(f"name {r_name!r} ~ {l_name!r} ({sim:.2f})")
         else:
             match.disagreed.append(f"name {l_name!r} (recorded {r_name!r})")
@@ -161,11 +161,15 @@ def score(
                 match.agreed.append(f"{key} {recorded[key]!r}")
             else:
                 match.disagreed.append(f"{key} {live.get(key)!r} (recorded {recorded[key]!r})")
+    r_type = recorded.get("type")
+    if r_type and r_type not in ("text", "submit", "button") and r_type == live.get("type"):
+        total += 0.15  # an email, password, number... field is one of few
+        match.agreed.append(f"input type {r_type}")
     r_text = recorded.get("text")
     if r_text and norm(r_text) != norm(r_name):
         sim = similarity(r_text, live.get("text"))
-        total += 0.15 * sim
         if sim >= 0.5:
+            total += 0.15 * sim
             match.agreed.append(f"text {r_text!r}" + ("" if sim == 1.0 else f" ({sim:.2f})"))
     if recorded.get("css_path") and recorded["css_path"] == live.get("css_path"):
         total += 0.1

@@ -163,7 +163,9 @@ def test_healed_recording_replays_strictly_on_the_new_layout(
 
 
 def test_unknown_variable_is_an_error(signup_run: Path, async_runner: Any) -> None:
-    with pytest.raises(ReplayError, match=r"unknown variable pasword: this recording takes .*password"):
+    with pytest.raises(
+        ReplayError, match=r"unknown variable pasword: this recording takes .*password"
+    ):
         async_runner.run(replay(load(signup_run), None, variables={"pasword": "x"}))
 
 

@@ -162,11 +162,22 @@ def flatten(steps: list[StepRecord]) -> list[StepRecord]:
 
 
 def declared_variables(run: Run) -> dict[str, str]:
-    """The variables a scenario recording declared, with their recorded (non-secret) values."""
+    """The variables a scenario recording declared, with their recorded values ([REDACTED]
+    for a secret one)."""
     raw = run.header.settings.get("variables") or {}
     if not isinstance(raw, Mapping):
         return {}
-    return {str(k): str(v) for k, v in raw.items() if REDACTED not in str(v)}
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def substitute_declared(
+    text: str, variables: Mapping[str, str], declared: Mapping[str, str]
+) -> str:
+    """``text`` with the recorded value of each given scenario variable replaced by the new one."""
+    for key, recorded in declared.items():
+        if key in variables and recorded and REDACTED not in recorded and recorded in text:
+            text = text.replace(recorded, variables[key])
+    return text
 
 
 def variable_names(run: Run, steps: list[StepRecord]) -> set[str]:
@@ -216,13 +227,15 @@ def resolve_typed(
         key = f"step{step.index}"
         if key in variables:
             return action.model_copy(update={"text": variables[key]})
+        secret = [k for k, v in declared.items() if REDACTED in v]
+        if text == REDACTED and len(secret) == 1 and secret[0] in variables:
+            # the scenario declared one secret variable: this is its value
+            return action.model_copy(update={"text": variables[secret[0]]})
         raise RedactedTextError(
             f"step {step.index} types text that was redacted when it was recorded ({text!r}):"
             f" give the value with --var {key}=VALUE"
         )
-    for key, recorded in declared.items():  # a scenario variable: its recorded value, replaced
-        if key in variables and recorded and recorded in text:
-            text = text.replace(recorded, variables[key])
+    text = substitute_declared(text, variables, declared)  # a scenario variable, replaced
     return action if text == action.text else action.model_copy(update={"text": text})
 
 
@@ -377,7 +390,12 @@ async def _scenario_check(ctx: _Context, step: StepRecord) -> StepResult | None:
     kind = info.get("kind")
     if kind not in ("expect", "wait_for") or step.screen_action is not None:
         return None
-    spec = (info.get("spec") or {}).get(kind) or {}
+    spec = {
+        key: substitute_declared(value, ctx.variables, ctx.declared)
+        if isinstance(value, str)
+        else value
+        for key, value in ((info.get("spec") or {}).get(kind) or {}).items()
+    }
     result = StepResult(index=step.index, status="ok", method=kind)
     try:
         problem = await ctx.outcomes.scenario_check(kind, spec, ctx.scenario_dir)

@@ -9,8 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
+from guiagent.core.env import Frame
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
+    ModelFallback,
     ReplayError,
     ReplayReport,
     rebase_url,
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="where replay.json and difference crops go")
     parser.add_argument("--headed", action="store_true", help="browser: show the window")
+    parser.add_argument(
+        "--model",
+        metavar="URL",
+        help="heal: ask this model server where a target is when the recorded evidence does not decide",
+    )
 
 
 def _variables(items: list[str]) -> dict[str, str]:
@@ -105,12 +112,31 @@ def _grounder() -> Any:
     return LocalGrounder(incremental=False)
 
 
+def _model_fallback(client: Any) -> ModelFallback:
+    """The model as heal's last resort: a point on the frame for a described target."""
+    from guiagent.eval.screenspot import model_grounder
+
+    ground = model_grounder(client)
+
+    async def ask(frame: Frame, description: str) -> tuple[float, float] | None:
+        return await ground(frame.image, description)
+
+    return ask
+
+
 async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
     variables = _variables(args.var)
     if args.mode == "verify":
         return await replay(run, None, mode="verify")
+    if args.model and args.mode != "heal":
+        raise ReplayError("--model is used by --mode heal only")
     env = await _open_env(args, run)
+    client: Any = None
     try:
+        if args.model:
+            from guiagent.models.openai_client import ModelClient
+
+            client = ModelClient(args.model)
         return await replay(
             run,
             env,
@@ -118,11 +144,17 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
             variables=variables,
             speed=args.speed,
             threshold=args.threshold,
-            grounder=_grounder() if args.mode == "heal" else None,
+            # heal reads text by OCR; strict only for a desktop scenario's expected texts
+            grounder=_grounder()
+            if args.mode == "heal" or run.header.surface == "desktop"
+            else None,
+            model=_model_fallback(client) if client is not None else None,
             out_dir=args.out,
             save_healed=args.save_healed,
         )
     finally:
+        if client is not None:
+            await client.aclose()
         await env.close()
 
 

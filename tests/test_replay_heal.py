@@ -190,3 +190,94 @@ def test_matching_rules_are_explained_and_veto_other_field_kinds() -> None:
     # two equally plausible candidates: undecided, never a coin toss
     twin = {**renamed, "id": "f10", "css_path": "body>div:nth-of-type(2)>input"}
     assert decide(recorded, [renamed, twin]).match is None
+
+
+@pytest.mark.browser
+def test_heal_asks_the_model_only_when_the_evidence_does_not_decide(
+    async_runner: Any, playwright_browser: Any, signup_run: Path, tmp_path: Path
+) -> None:
+    asked: list[str] = []
+
+    def model_for(env: Any) -> Any:
+        async def ask(frame: Any, description: str) -> tuple[float, float] | None:
+            asked.append(description)
+            # a stand-in that knows the page: the n-th text field in the new order
+            key = "fullname" if "Full name" in description else "email"
+            box = await env.page.locator(
+                f"[name=field{3 if key == 'fullname' else 4}]"
+            ).bounding_box()
+            return (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+        return ask
+
+    async def go(variant: str) -> tuple[Any, dict[str, Any]]:
+        async with BrowserEnv(
+            start_url=_url(variant), browser=playwright_browser, viewport=(800, 600)
+        ) as env:
+            report = await replay(
+                load(signup_run),
+                env,
+                mode="heal",
+                speed=0,
+                out_dir=tmp_path / variant,
+                settle_timeout=0.3,
+                variables={"password": VALUES["password"]},
+                model=model_for(env),
+            )
+            return report, await env.page.evaluate("window.signupState()")
+
+    report, state = async_runner.run(go("moved,renamed"))
+    assert report.ok and asked == []  # the evidence decided every step
+    report, state = async_runner.run(go("anonymous,moved"))
+    _no_value_in_a_wrong_field(state)
+    assert asked and "Full name" in asked[0]  # asked with the recorded name and role
+    assert report.ok, report.summary()
+    # only the full name needed it: the email field is the one field of its type
+    assert report.healed[0].method == "model" and len(asked) == 1
+    assert report.healed[1].method.startswith("dom") and "input type email" in report.healed[1].rule
+    assert state == {**VALUES, "submitted": True}
+
+
+@pytest.mark.browser
+def test_healing_inside_a_skill_is_saved(
+    async_runner: Any, playwright_browser: Any, signup_run: Path, tmp_path: Path
+) -> None:
+    # the same steps, the first four run by a skill (recorded as its sub-steps)
+    run = load(signup_run)
+    skill = StepRecord(
+        index=0,
+        action={"action": "skill", "skill": "fill_name_email", "params": {}},
+        screen_action={"action": "skill", "skill": "fill_name_email", "params": {}},
+        sub_steps=[s.model_dump(mode="json") for s in run.steps[:4]],
+    )
+    wrapped = tmp_path / "wrapped"
+    with Recorder(wrapped, run.header.model_copy()) as recorder:
+        for step in [skill, *run.steps[4:]]:
+            for name in (step.frame, (step.evidence or {}).get("crop")):
+                if name:
+                    (wrapped / name).write_bytes((signup_run / name).read_bytes())
+            for sub in step.sub_steps:
+                for name in (sub.get("frame"), (sub.get("evidence") or {}).get("crop")):
+                    if name:
+                        (wrapped / name).write_bytes((signup_run / name).read_bytes())
+            recorder.append(step)
+        recorder.finish("finished")
+    report, _ = _replay(
+        async_runner,
+        playwright_browser,
+        wrapped,
+        "moved,renamed",
+        tmp_path / "r",
+        mode="heal",
+        save_healed=tmp_path / "healed",
+    )
+    assert report.ok, report.summary()
+    healed = load(tmp_path / "healed")
+    inner = [StepRecord.model_validate(s) for s in healed.steps[0].sub_steps]
+    assert [s.outcome for s in inner] == ["healed", "ok", "healed", "ok"]
+    assert inner[2].evidence["dom"]["name"] == "E-mail address"
+    report2, state2 = _replay(
+        async_runner, playwright_browser, tmp_path / "healed", "moved,renamed", tmp_path / "s"
+    )
+    assert report2.ok, report2.summary()
+    assert state2 == {**VALUES, "submitted": True}

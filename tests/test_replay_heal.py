@@ -281,3 +281,12 @@ def test_healing_inside_a_skill_is_saved(
     )
     assert report2.ok, report2.summary()
     assert state2 == {**VALUES, "submitted": True}
+
+
+def test_a_word_replaced_by_another_is_not_the_same_name() -> None:
+    button = {"tag": "button", "role": "button", "name": "Sign in", "css_path": "body>button"}
+    sign_out = {**button, "name": "Sign out", "box": {"x": 0, "y": 0, "width": 9, "height": 9}}
+    decision = decide(button, [sign_out])
+    assert decision.match is None and "no element scores" in decision.rule
+    open_file = {**sign_out, "name": "Open file"}
+    assert decide({**button, "name": "Open"}, [open_file, sign_out]).match is not None

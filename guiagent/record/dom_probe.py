@@ -197,3 +197,24 @@ async def focused(env: Any, typed: str | None = None) -> dict[str, Any] | None:
     """The focused element, described, with ``has_typed``: whether its value holds ``typed``."""
     found: dict[str, Any] | None = await _call(env, "G.focused(arg)", typed)
     return found
+
+
+async def snapshot(
+    env: Any, point: tuple[float, float] | None, with_focus: bool, typed: str | None = None
+) -> dict[str, Any] | None:
+    """In one round trip: the page's URL and title, the element at ``point`` (or None) and the
+    focused element when asked, or when ``typed`` is given (then with ``has_typed``). None
+    when the page cannot answer (navigating)."""
+    arg = [point[0], point[1]] if point is not None else None
+    try:
+        found: dict[str, Any] = await _call(
+            env,
+            "({url: location.href, title: document.title,"
+            " at: arg[0] ? G.at(arg[0][0], arg[0][1], false) : null,"
+            " focused: (arg[1] || arg[2] != null) ? G.focused(arg[2]) : null})",
+            [arg, with_focus, typed],
+        )
+    except Exception as exc:  # the page navigated mid-call: the checks poll again
+        logger.debug("DOM snapshot failed: {}", exc)
+        return None
+    return found

@@ -91,24 +91,34 @@ class Locator:
     async def close(self) -> None:
         await self.capture.close()
 
-    async def locate(self, step: StepRecord, name: str) -> Located:
+    async def locate(
+        self, step: StepRecord, name: str, seen: Mapping[str, Any] | None = None
+    ) -> Located:
+        """``seen``: the element at the recorded point, already read for this step."""
         sp = step.screen_point()
         if sp is None:
             return Located(point=None, failure=f"step {step.index}: no recorded point")
         recorded = (step.evidence or {}).get("dom")
         if self.dom and isinstance(recorded, Mapping) and any(recorded.get(k) for k in DOM_KEYS):
-            return await self._by_dom(step, name, sp, dict(recorded))
+            return await self._by_dom(step, name, sp, dict(recorded), seen)
         return await self._by_pixels(step, name, sp)
 
     # -- the DOM decides ----------------------------------------------------------------
 
     async def _by_dom(
-        self, step: StepRecord, name: str, sp: tuple[float, float], recorded: dict[str, Any]
+        self,
+        step: StepRecord,
+        name: str,
+        sp: tuple[float, float],
+        recorded: dict[str, Any],
+        seen: Mapping[str, Any] | None,
     ) -> Located:
         deadline = time.monotonic() + self.settle_timeout
         pause = 0.02
+        live: dict[str, Any] | None = dict(seen) if seen else None
         while True:  # the page may still be catching up with the previous step
-            live = await element_at(self.env, *sp)
+            if live is None:
+                live = await element_at(self.env, *sp)
             differs = match.same_element(recorded, live)
             if differs is None:
                 agreed = match.score(recorded, live or {})
@@ -123,6 +133,7 @@ class Locator:
                 break
             await asyncio.sleep(pause)
             pause = min(0.1, pause * 2)
+            live = None
         where = f"step {step.index} ({name} at screen {sp[0]:.0f},{sp[1]:.0f})"
         why = (
             f"{where}: the element at the point is not the recorded target"

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-ACCEPT = 0.3  # a re-location needs at least this score...
+ACCEPT = 0.25  # a re-location needs at least this score...
 MARGIN = 0.15  # ...and this much more than the next best candidate
 SAME_ELEMENT = 0.4  # strict: the element at the point must score this much
 NEAR_PX = 24.0  # a neighbour-predicted point this close to a box counts as inside
@@ -56,16 +56,47 @@ def norm(text: Any) -> str:
 
 
 def similarity(a: Any, b: Any) -> float:
-    """0..1: equal texts 1; otherwise the better of a character ratio and the shared words."""
+    """0..1: equal texts 1; else how much of one name the other keeps.
+
+    Words match when equal or when one begins the other ("auto" and "automatically"); a
+    name that holds the other ("Open" / "Open file") scores 0.8. A word replaced by another
+    on both sides ("Sign in" / "Sign out", "Dark mode" / "Dark theme") scores at most 0.45:
+    below what counts as the same name, as the two may mean opposite things.
+    """
     x, y = norm(a), norm(b)
     if not x or not y:
         return 0.0
     if x == y:
         return 1.0
-    chars = difflib.SequenceMatcher(None, x, y).ratio()
+    if _squeezed(x) == _squeezed(y):  # "Log in" / "Login", "E-mail" / "Email"
+        return 0.95
+    # "E-mail" is "email"; "Auto-save" is "auto save": try both readings of a hyphen
+    return max(
+        _similar(x.replace("-", " "), y.replace("-", " ")),
+        _similar(x.replace("-", ""), y.replace("-", "")),
+    )
+
+
+def _squeezed(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _similar(x: str, y: str) -> float:
     wx, wy = set(_words(x)), set(_words(y))
-    words = len(wx & wy) / len(wx | wy) if wx and wy else 0.0
-    return max(chars, 0.9 * words)
+    if not wx or not wy:
+        return 0.0
+    in_y = {w for w in wx if any(_same_word(w, v) for v in wy)}
+    in_x = {v for v in wy if any(_same_word(w, v) for w in wx)}
+    shared = min(len(in_y), len(in_x))
+    words = shared / (len(wx) + len(wy) - shared)
+    if in_y == wx or in_x == wy:
+        return max(0.8, 0.9 * words, difflib.SequenceMatcher(None, x, y).ratio())
+    chars = difflib.SequenceMatcher(None, x, y).ratio()
+    return min(0.45, max(chars, 0.9 * words))
+
+
+def _same_word(a: str, b: str) -> bool:
+    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
 
 
 def _words(text: str) -> list[str]:
@@ -150,7 +181,7 @@ def score(
             total += 0.45
             match.agreed.append(f"name {r_name!r}")
         elif sim >= 0.5:  # a renamed label: weaker, other signals must add up
-            total += 0.45 * sim * 0.75
+            total += 0.45 * sim
             match.agreed.append(f"name {r_name!r} ~ {l_name!r} ({sim:.2f})")
         else:
             match.disagreed.append(f"name {l_name!r} (recorded {r_name!r})")
@@ -162,7 +193,8 @@ def score(
             else:
                 match.disagreed.append(f"{key} {live.get(key)!r} (recorded {recorded[key]!r})")
     r_type = recorded.get("type")
-    if r_type and r_type not in ("text", "submit", "button") and r_type == live.get("type"):
+    common = ("text", "submit", "button", "checkbox", "radio")
+    if r_type and r_type not in common and r_type == live.get("type"):
         total += 0.15  # an email, password, number... field is one of few
         match.agreed.append(f"input type {r_type}")
     r_text = recorded.get("text")
@@ -175,8 +207,8 @@ def score(
         total += 0.1
         match.agreed.append("DOM path")
     total += _neighbour_score(match, neighbours, texts, live)
-    if rank is not None and rank[0] == rank[1]:
-        total += 0.1
+    if rank is not None and rank[0] == rank[1]:  # positional, like the DOM path: weak
+        total += 0.05
         match.agreed.append(f"position {rank[0] + 1} among {live.get('role') or 'its kind'}")
     match.score = 0.0 if match.veto else min(1.0, total)
     return match

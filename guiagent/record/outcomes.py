@@ -55,31 +55,33 @@ class OutcomeChecker:
     def __init__(self, env: Environment, grounder: Any = None, settle_timeout: float = 2.0) -> None:
         self.env, self.grounder, self.settle_timeout = env, grounder, settle_timeout
         self.dom = has_dom(env)
-        self.query_too = True  # False when the replay started on another query than recorded
+        self.start_page: tuple[str, str] | None = None  # (recorded, live) when they differ
 
     async def start(self, steps: list[StepRecord]) -> None:
-        """Note whether the replay starts on the recorded page's query and fragment too
-        (a replay may open a variant of the page: then only paths are compared)."""
+        """Note the page the replay starts on. When it is not the recorded first page (another
+        variant or copy of it), the recorded first page stands for it: then paths are compared."""
         first = next((str(s.meta["url"]) for s in steps if s.meta.get("url")), None)
         if first is None:
             return
         live = str((await self._state()).get("url") or "")
-        self.query_too = _page_key(first) == _page_key(live)
+        if live and _page_key(first) != _page_key(live):
+            self.start_page = (_path(first), _path(live))
 
-    async def _state(self) -> dict[str, Any]:
+    async def _state(self, with_text: bool = False) -> dict[str, Any]:
         if self.dom:
+            text = "document.body ? document.body.innerText : ''" if with_text else "null"
             state: dict[str, Any] = await self.env.page.evaluate(  # type: ignore[attr-defined]
-                "() => ({url: location.href, title: document.title,"
-                " text: document.body ? document.body.innerText : ''})"
+                f"() => ({{url: location.href, title: document.title, text: {text}}})"
             )
+            if not with_text:
+                state.pop("text", None)
             return state
         frame = await self.env.observe()
-        state = {
+        return {
             "url": frame.meta.get("url"),
             "title": frame.meta.get("title") or frame.meta.get("window_title"),
+            "frame": frame,
         }
-        state["frame"] = frame
-        return state
 
     async def _text(self, state: dict[str, Any]) -> str:
         if "text" in state:
@@ -91,23 +93,33 @@ class OutcomeChecker:
         lines = await read_text(self.grounder, state["frame"])
         return "\n".join(str(getattr(line, "text", "")) for line in lines)
 
-    async def followed(self, step: StepRecord) -> str | None:
-        """Is the live page/window the one ``step`` was recorded on? None if so, else why not."""
+    async def followed(self, step: StepRecord, seen: Mapping[str, Any] | None = None) -> str | None:
+        """Is the live page/window the one ``step`` was recorded on? None if so, else why not.
+        ``seen``: the page's url and title already read for this step (one round trip less)."""
         url, title = step.meta.get("url"), step.meta.get("title") or step.meta.get("window_title")
         if not url and not title:
             return None
         deadline = time.monotonic() + self.settle_timeout
         while True:
-            state = await self._state()
+            state, seen = dict(seen) if seen else await self._state(), None
             problems = []
-            key = _page_key if self.query_too else _path
-            if url and state.get("url") and key(str(url)) != key(str(state["url"])):
-                problems.append(f"page {key(str(state['url']))!r}, recorded {key(str(url))!r}")
+            if url and state.get("url") and not self._same_page(str(url), str(state["url"])):
+                problems.append(
+                    f"page {_page_key(str(state['url']))!r}, recorded {_page_key(str(url))!r}"
+                )
             if title and state.get("title") is not None and str(state["title"]) != str(title):
                 problems.append(f"title {state['title']!r}, recorded {title!r}")
             if not problems or time.monotonic() >= deadline:
                 return "; ".join(problems) or None
             await asyncio.sleep(POLL_S)
+
+    def _same_page(self, recorded: str, live: str) -> bool:
+        if self.start_page is None:
+            return _page_key(recorded) == _page_key(live)
+        first_recorded, first_live = self.start_page
+        if _path(recorded) == first_recorded:
+            return _path(live) == first_live
+        return _path(recorded) == _path(live)
 
     async def scenario_check(
         self, kind: str, spec: Mapping[str, Any], base: Path | None
@@ -128,7 +140,7 @@ class OutcomeChecker:
     async def _problems(
         self, spec: Mapping[str, Any], negate: bool, base: Path | None
     ) -> list[str]:
-        state = await self._state()
+        state = await self._state(with_text=spec.get("text") is not None)
         problems: list[str] = []
         for key in ("title", "url"):
             pattern = spec.get(key)

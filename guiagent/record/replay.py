@@ -42,7 +42,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Environment
 from guiagent.core.geometry import Point
 from guiagent.core.redact import REDACTED
-from guiagent.record.dom_probe import focused
+from guiagent.record.dom_probe import focused, snapshot
 from guiagent.record.healed import Healed
 from guiagent.record.locate import Located, Locator, ModelFallback
 from guiagent.record.match import SAME_ELEMENT
@@ -129,6 +129,10 @@ class _Context:
         self.env, self.locator, self.outcomes, self.act = env, locator, outcomes, act
         self.variables, self.declared, self.scenario_dir = variables, declared, scenario_dir
         self.last_target: dict[str, Any] | None = None  # the live element the last pointed step hit
+        # this step's page read in one round trip (dom_probe.snapshot)
+        self.seen: dict[str, Any] = {}
+        # text typed by the last step, not yet checked in the field: (text, secret, its result)
+        self.pending_typed: tuple[str, bool, StepResult] | None = None
         self.healed: Healed = {}  # see guiagent.record.healed
 
 
@@ -287,7 +291,7 @@ async def _pointed(
     """Locate the target of a pointed step; the action to perform there, or None (failed)."""
     sp = step.screen_point()
     result.point = list(sp) if sp else None
-    located = await ctx.locator.locate(step, action.name)
+    located = await ctx.locator.locate(step, action.name, ctx.seen.get("at"))
     _result_from(result, located)
     if located.method == "dom" and located.score is not None and not located.healed:
         # report the DOM agreement as a difference, like the pixel score: lower is closer
@@ -320,7 +324,7 @@ async def _typing_target_ok(ctx: _Context, step: StepRecord) -> str | None:
     wanted = ctx.last_target
     if not ctx.locator.dom or not wanted or not wanted.get("editable"):
         return None
-    field = await focused(ctx.env)
+    field = ctx.seen["focused"] if "focused" in ctx.seen else await focused(ctx.env)
     if field is not None and field.get("css_path") == wanted.get("css_path"):
         return None
     got = f"{field.get('role')} {field.get('name')!r}" if field else "nothing"
@@ -377,10 +381,9 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
             f"step {step.index}: {action.name} failed: {act.detail}",
         )
         return result
-    if isinstance(action, Type) and (
-        problem := await ctx.outcomes.typed(action.text, _is_secret(step, action))
-    ):
-        result.status, result.message = "failed", f"step {step.index}: {problem}"
+    if isinstance(action, Type):
+        # checked with the next step's page read (one round trip), or at the end
+        ctx.pending_typed = (action.text, _is_secret(step, action), result)
     return result
 
 
@@ -409,6 +412,35 @@ async def _scenario_check(ctx: _Context, step: StepRecord) -> StepResult | None:
     return result
 
 
+async def _snapshot(ctx: _Context, step: StepRecord | None) -> dict[str, Any]:
+    """A browser step's page (url, title, element at its point, focus) in one round trip;
+    it also checks the text the previous step typed (see _typed_landed)."""
+    action = (step.screen_action if step is not None else None) or {}
+    typed = ctx.pending_typed[0] if ctx.pending_typed else None
+    if not ctx.locator.dom or (typed is None and (not action or step.outcome in SKIPPED_OUTCOMES)):  # type: ignore[union-attr]
+        return {}
+    point = None
+    if step is not None and action.get("action") not in (None, "type", "key", "wait"):
+        point = step.screen_point()
+    return await snapshot(ctx.env, point, action.get("action") == "type", typed) or {}
+
+
+async def _typed_landed(ctx: _Context) -> bool:
+    """The previous step's typed text is in the focused field; else that step fails."""
+    if ctx.pending_typed is None:
+        return True
+    text, secret, result = ctx.pending_typed
+    ctx.pending_typed = None
+    field = ctx.seen.get("focused")
+    if field is not None and field.get("has_typed"):
+        return True
+    problem = await ctx.outcomes.typed(text, secret)  # polls until the field has caught up
+    if problem:
+        result.status, result.message = "failed", f"step {result.index}: {problem}"
+        return False
+    return True
+
+
 async def _run_steps(
     ctx: _Context, steps: list[StepRecord], report: ReplayReport, speed: float
 ) -> None:
@@ -416,7 +448,12 @@ async def _run_steps(
     for position, step in enumerate(steps):
         step_started = time.monotonic()
         name = (step.action or {}).get("action")
-        if previous is not None and (problem := await ctx.outcomes.followed(step)):
+        if step.screen_action is not None and step.outcome not in SKIPPED_OUTCOMES:
+            await _pace(step, previous, step_started, speed)
+        ctx.seen = await _snapshot(ctx, step)
+        if not await _typed_landed(ctx):
+            break
+        if previous is not None and (problem := await ctx.outcomes.followed(step, ctx.seen)):
             # the screen after the previous step is not the one the recording saw next
             report.steps.append(
                 StepResult(
@@ -444,7 +481,7 @@ async def _run_steps(
                     message=f"{name} ends the run",
                 )
             )
-            return
+            break
         if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
             reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
             report.steps.append(
@@ -453,13 +490,15 @@ async def _run_steps(
                 )
             )
             continue
-        await _pace(step, previous, step_started, speed)
         previous = step
         result = await _run_step(ctx, position, step, speed)
         result.duration_ms = round((time.monotonic() - step_started) * 1000, 2)
         report.steps.append(result)
         if result.status in ("failed", "ended"):
             break
+    if ctx.pending_typed is not None and ctx.pending_typed[2].status != "failed":
+        ctx.seen = await _snapshot(ctx, None)
+        await _typed_landed(ctx)
     failed = next((s for s in report.steps if s.status == "failed"), None)
     if failed is not None:
         report.ok, report.failure = False, failed.message

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -54,10 +55,35 @@ ReplayMode = Literal["strict", "heal", "verify"]
 DEFAULT_THRESHOLD = 0.08
 SKIPPED_OUTCOMES = ("invalid", "denied", "dry_run")
 
-# performs one action on the environment (the agent's step executor, or env.act)
-ActFn = Callable[[BaseAction], Awaitable[ActResult]]
 
-__all__ = ["DEFAULT_THRESHOLD", "ModelFallback", "ReplayError", "ReplayReport", "replay"]
+@dataclass
+class ActRequest:
+    """One action a replay performs, with what it found out about the target first."""
+
+    action: BaseAction  # in screen coordinates
+    step: StepRecord  # the recorded step it replays
+    target: dict[str, Any] | None = None  # the live DOM element at the point (browser)
+    page: dict[str, Any] | None = None  # the page's url and title just before (browser)
+
+    @property
+    def target_text(self) -> str | None:
+        if not self.target:
+            return None
+        return self.target.get("name") or self.target.get("text") or None
+
+
+# performs one action (the agent's step executor, given by the command layer; else env.act)
+ActFn = Callable[[ActRequest], Awaitable[ActResult]]
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "ActFn",
+    "ActRequest",
+    "ModelFallback",
+    "ReplayError",
+    "ReplayReport",
+    "replay",
+]
 
 
 class ReplayError(Exception):
@@ -364,7 +390,7 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
         return result
     if isinstance(action, Wait):
         if speed > 0:
-            await ctx.act(Wait(seconds=min(60.0, action.seconds / speed)))
+            await ctx.act(ActRequest(Wait(seconds=min(60.0, action.seconds / speed)), step))
         return result
     if action.points():
         moved = await _pointed(ctx, position, step, action, result)
@@ -374,7 +400,9 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
     elif isinstance(action, Type) and (problem := await _typing_target_ok(ctx, step)):
         result.status, result.message = "failed", problem
         return result
-    act = await ctx.act(action)
+    page = {k: ctx.seen[k] for k in ("url", "title") if k in ctx.seen} or None
+    target = ctx.last_target if action.points() else None
+    act = await ctx.act(ActRequest(action, step, target, page))
     if not act.ok:
         result.status, result.message = (
             "failed",
@@ -505,6 +533,13 @@ async def _run_steps(
         logger.warning("replay stopped: {}", failed.message)
 
 
+def _env_act(env: Environment) -> ActFn:
+    async def act(request: ActRequest) -> ActResult:
+        return await env.act(request.action)
+
+    return act
+
+
 async def replay(
     run: Run,
     env: Environment | None,
@@ -549,7 +584,7 @@ async def replay(
         env,
         locator,
         OutcomeChecker(env, grounder, settle_timeout),
-        act or env.act,
+        act or _env_act(env),
         variables,
         declared,
         Path(str(source)).parent if source else None,

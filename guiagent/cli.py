@@ -238,6 +238,7 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
 
 async def _run_task(args: argparse.Namespace) -> int:
     from guiagent.agent.loop import Agent
+    from guiagent.core.env import display_of
     from guiagent.core.killswitch import HotkeyError, HotkeyListener, KillSwitch
     from guiagent.models.openai_client import ModelError
     from guiagent.record.trajectory import RecordingError
@@ -249,16 +250,17 @@ async def _run_task(args: argparse.Namespace) -> int:
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
-    skills = None if args.no_skills else load_registry(args.skills)
+    from guiagent.scenario.ui import ui_steps_runner  # how YAML skills run their steps
+
+    skills = None if args.no_skills else load_registry(args.skills, steps_runner=ui_steps_runner)
     secrets = SecretStore(file=args.secrets_file)
     killswitch = KillSwitch()
     with killswitch.install_sigint(), contextlib.ExitStack() as stack:
         async with make_environment(args) as env:
             if args.env == "desktop" and args.hotkey:
                 try:
-                    display = getattr(env, "display", None)
                     stack.enter_context(
-                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display)
+                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display_of(env))
                     )
                     console.print(
                         f"kill switch: {args.hotkey}, Ctrl-C, or the pointer into a screen corner"

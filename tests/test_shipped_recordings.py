@@ -306,3 +306,21 @@ def test_scenario_recording_takes_its_declared_variables(
             tmp_path / "x",
             variables={"usr": "bob"},
         )
+
+
+@pytest.mark.browser
+def test_cli_replay_acts_through_the_step_executor_and_its_policy(
+    static_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "default: allow\nrules:\n  - name: no-sign-in\n    decision: deny\n"
+        "    reason: not today\n    when:\n      action: click\n      target_words: [Sign in]\n"
+    )
+    base = ["replay", str(RECORDINGS / "browser_login"), "--base-url", static_server.url]
+    args = [*base, "--var", "step4=secret", "--speed", "0", "--out", str(tmp_path / "r")]
+    assert cli_main([*args, "--policy", str(policy)]) == 1
+    out = capsys.readouterr().out
+    # the click on the Sign in button (its name read live from the DOM) was refused
+    assert "step 5: click failed: denied by the policy: not today" in out
+    assert json.loads((tmp_path / "r" / "replay.json").read_text())["ok"] is False

@@ -10,8 +10,11 @@ from typing import Any
 from rich.console import Console
 
 from guiagent.core.env import Frame
+from guiagent.core.killswitch import KillSwitch
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
+    ActFn,
+    ActRequest,
     ModelFallback,
     ReplayError,
     ReplayReport,
@@ -56,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="where replay.json and difference crops go")
     parser.add_argument("--headed", action="store_true", help="browser: show the window")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="judge every replayed action by this policy YAML (default: no policy; the kill"
+        " switch, Ctrl-C, always applies)",
+    )
     parser.add_argument(
         "--model",
         metavar="URL",
@@ -112,6 +121,45 @@ def _grounder() -> Any:
     return LocalGrounder(incremental=False)
 
 
+def _executor_act(env: Any, policy_path: Path | None, killswitch: Any) -> ActFn:
+    """Replay's actions through the agent's step executor: kill switch, policy, act, outcome.
+
+    Replay keeps its own record (replay.json) and checks its own outcomes, so the executor
+    records nothing here. Without a policy no frame is needed to judge an action: a frame
+    standing for the live page (its URL and title) is given; with one, the screen is observed.
+    """
+    from PIL import Image
+
+    from guiagent.agent.policy import Policy
+    from guiagent.agent.step import StepContext, StepExecutor
+    from guiagent.core.env import ActResult
+    from guiagent.core.geometry import FrameTransform, Point, Size
+
+    policy = Policy.load(policy_path) if policy_path is not None else None
+    executor = StepExecutor(env, policy=policy, killswitch=killswitch)
+
+    async def act(request: ActRequest) -> ActResult:
+        if policy is not None:
+            frame = await env.observe()
+        else:
+            frame = Frame(
+                image=Image.new("RGB", (1, 1)),
+                transform=FrameTransform(Size(1, 1), Point(0, 0), 1.0),
+                surface=getattr(env, "surface", "browser"),
+                meta=dict(request.page or {}),
+            )
+        trail = [{"screen": [x, y], "frame": [x, y]} for x, y in request.action.points()]
+        outcome = await executor.execute(
+            request.action,
+            StepContext(frame=frame, trail=trail, target_text=request.target_text, record=False),
+        )
+        if outcome.status == "denied":
+            return ActResult(ok=False, detail=f"denied by the policy: {outcome.detail}")
+        return ActResult(ok=outcome.ok, detail=outcome.detail)
+
+    return act
+
+
 def _model_fallback(client: Any) -> ModelFallback:
     """The model as heal's last resort: a point on the frame for a described target."""
     from guiagent.eval.screenspot import model_grounder
@@ -124,7 +172,7 @@ def _model_fallback(client: Any) -> ModelFallback:
     return ask
 
 
-async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
+async def _main(args: argparse.Namespace, run: Run, killswitch: Any) -> ReplayReport:
     variables = _variables(args.var)
     if args.mode == "verify":
         return await replay(run, None, mode="verify")
@@ -151,6 +199,7 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
             model=_model_fallback(client) if client is not None else None,
             out_dir=args.out,
             save_healed=args.save_healed,
+            act=_executor_act(env, args.policy, killswitch),
         )
     finally:
         if client is not None:
@@ -164,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
         recording = load(args.run)
         if args.speed < 0:
             raise ReplayError(f"--speed must be >= 0, got {args.speed}")
-        report = asyncio.run(_main(args, recording))
+        killswitch = KillSwitch()
+        with killswitch.install_sigint():  # Ctrl-C stops the replay between two input events
+            report = asyncio.run(_main(args, recording, killswitch))
     except (RecordingError, ReplayError) as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         return 2

@@ -71,3 +71,68 @@ class Environment(Protocol):
     async def act(self, action: BaseAction) -> ActResult: ...
 
     async def close(self) -> None: ...
+
+
+# --- capabilities: what some environments offer beyond observe/act ------------------------
+# Checked with isinstance (runtime-checkable), never by probing attribute names.
+
+
+@runtime_checkable
+class DomSource(Protocol):
+    """An environment that can list the page's elements (a browser)."""
+
+    async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class FocusSource(Protocol):
+    """An environment that can say which element has the keyboard focus (a browser)."""
+
+    async def focused_element(self) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class FullPageSource(Protocol):
+    """An environment whose frame may be the whole document, not only the viewport."""
+
+    full_page: bool
+
+
+@runtime_checkable
+class PageHolder(Protocol):
+    """An environment driving one Playwright page (``page.goto`` opens a URL)."""
+
+    page: Any
+
+
+@runtime_checkable
+class X11Surface(Protocol):
+    """An environment on an X display (its name, e.g. ``:99``, lists windows and titles)."""
+
+    display: str | None
+
+
+@runtime_checkable
+class WindowList(Protocol):
+    """An environment that can list its top-level windows: ``{"title", "x", "y", "width",
+    "height"}`` each, in screen points (a desktop)."""
+
+    async def windows(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class KillSwitchHolder(Protocol):
+    """An environment that checks a kill switch between any two input events it sends."""
+
+    killswitch: Any
+
+
+def dom_of(env: object) -> DomSource | None:
+    return env if isinstance(env, DomSource) else None
+
+
+def display_of(env: object) -> str | None:
+    """The X display an environment is on, or None."""
+    if isinstance(env, X11Surface) and isinstance(env.display, str) and env.display:
+        return env.display
+    return None

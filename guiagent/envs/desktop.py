@@ -436,6 +436,18 @@ class DesktopEnv:
 
     # -- act -------------------------------------------------------------------------
 
+    async def windows(self) -> list[dict[str, Any]]:
+        """The visible top-level windows (title and box in screen points), bottom to top."""
+        from guiagent.envs.windows import x_windows
+
+        if not self.display:
+            return []
+        found = await asyncio.to_thread(x_windows, self.display)
+        return [
+            {"title": w.title, "x": w.box[0], "y": w.box[1], "width": w.box[2], "height": w.box[3]}
+            for w in found
+        ]
+
     async def act(self, action: BaseAction) -> ActResult:
         if isinstance(action, Wait):
             await asyncio.sleep(action.seconds)

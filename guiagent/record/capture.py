@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import Environment, Frame, FullPageSource, PageHolder
 from guiagent.core.geometry import Point
 
 ScreenBox = tuple[float, float, float, float]  # x1, y1, x2, y2 in screen coordinates
@@ -60,7 +60,8 @@ class RegionCapture:
         self._cdp_failed = False
         self._scroll = (0.0, 0.0)
         self._dpr = 1.0
-        page = getattr(env, "page", None) if not getattr(env, "full_page", False) else None
+        full_page = isinstance(env, FullPageSource) and env.full_page
+        page = env.page if isinstance(env, PageHolder) and not full_page else None
         self._page: Any = page if page is not None and hasattr(page, "screenshot") else None
         self.method = "cdp" if self._page is not None else "observe"
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from loguru import logger
 
+from guiagent.core.env import DomSource, PageHolder
+
 _DESCRIBE_JS = r"""
 const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
   const INTERACTIVE = 'a[href],button,input,select,textarea,summary,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true]';
@@ -165,7 +167,7 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
 
 def has_dom(env: Any) -> bool:
     """True when ``env`` is a browser page a replay can read the DOM of."""
-    return hasattr(env, "dom_elements") and getattr(env, "page", None) is not None
+    return isinstance(env, DomSource) and isinstance(env, PageHolder) and env.page is not None
 
 
 async def _call(env: Any, expression: str, arg: Any = None) -> Any:

@@ -42,6 +42,7 @@ from guiagent.core.actions import (
 )
 from guiagent.core.env import ActResult, Environment
 from guiagent.core.geometry import Point
+from guiagent.core.killswitch import Killed
 from guiagent.core.redact import REDACTED
 from guiagent.record.dom_probe import focused, snapshot
 from guiagent.record.healed import Healed
@@ -303,7 +304,11 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
         return result
     page = {k: ctx.seen[k] for k in ("url", "title") if k in ctx.seen} or None
     target = ctx.last_target if action.points() else None
-    act = await ctx.act(ActRequest(action, step, target, page))
+    try:
+        act = await ctx.act(ActRequest(action, step, target, page))
+    except Killed as exc:
+        result.status, result.message = "failed", f"step {step.index}: stopped: {exc}"
+        return result
     if not act.ok:
         result.status, result.message = (
             "failed",

@@ -28,6 +28,7 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from guiagent.agent.step import finish_recording
 from guiagent.core.env import Environment
 from guiagent.scenario.runner import (
     AgentFactory,
@@ -324,13 +325,12 @@ class ScenarioSession:
             )
         if recorder is not None:
             # the header is written again on finish: hide what the run learned since
-            recorder.header.settings = redactor.redact_data(recorder.header.settings)
             failed = result.failed_step
-            recorder.finish(
+            finish_recording(
+                recorder,
+                redactor,
                 "finished" if result.ok else "failed",
-                stop_reason=None
-                if result.ok
-                else redactor.redact_text((failed.error if failed else result.error) or "") or None,
+                None if result.ok else (failed.error if failed else result.error) or None,
             )
         return result
 

@@ -13,8 +13,10 @@ from guiagent.skills.registry import (
     SkillContext,
     SkillOutcome,
     SkillRegistry,
+    StepsRunner,
     load_registry,
     run_skill,
+    use_steps_runner,
 )
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "SkillOutcome",
     "SkillParam",
     "SkillRegistry",
+    "StepsRunner",
     "load_registry",
     "run_skill",
     "skill",
+    "use_steps_runner",
 ]

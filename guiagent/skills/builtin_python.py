@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 
+from guiagent.core.env import PageHolder, display_of
 from guiagent.skills.model import SkillError, skill
 from guiagent.skills.registry import SkillContext
 
@@ -17,9 +18,8 @@ async def open_url(ctx: SkillContext, url: str) -> str:
     """Open a URL: in the browser page, or with the desktop's default handler (xdg-open)."""
     if not url.startswith(("http://", "https://", "file://", "about:")):
         raise SkillError(f"open_url: {url!r} is not an http(s), file or about: URL")
-    page = getattr(ctx.env, "page", None)
-    if page is not None:
-        await page.goto(url)
+    if isinstance(ctx.env, PageHolder):
+        await ctx.env.page.goto(url)
         return f"opened {url}"
     opener = shutil.which("xdg-open")
     if opener is None:
@@ -83,7 +83,7 @@ async def open_app(
 
 def _display_env(ctx: SkillContext) -> dict[str, str]:
     env = dict(os.environ)
-    display = getattr(ctx.env, "display", None)
-    if isinstance(display, str) and display:
+    display = display_of(ctx.env)
+    if display:
         env["DISPLAY"] = display
     return env

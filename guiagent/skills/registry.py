@@ -10,26 +10,60 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 from pydantic import BaseModel, Field
 
+from guiagent.agent.step import StepContext, StepExecutor, StepOutcome
 from guiagent.core.actions import BaseAction, ExtraTool, SkillCall
 from guiagent.core.env import Environment
+from guiagent.core.geometry import Point
 from guiagent.skills.model import SecretStore, Skill, SkillError, skill_from_yaml
 
 ENTRY_POINT_GROUP = "guiagent.skills"
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
 
-class SkillContext:
-    """What a Python skill gets: the environment, a grounder, secrets, and a way to run steps."""
+class StepsRunner(Protocol):
+    """Runs scenario-language steps for a YAML skill (the scenario layer provides it: skills
+    never import the scenario runner). Returns the sub-step records and the failure, if any."""
 
-    def __init__(self, env: Environment, secrets: SecretStore, grounder: Any = None) -> None:
+    async def __call__(
+        self, ctx: SkillContext, steps: list[Any], variables: Mapping[str, str]
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+_default_steps_runner: StepsRunner | None = None
+
+
+def use_steps_runner(runner: StepsRunner) -> None:
+    """Set the steps runner a registry uses when it was given none (the scenario layer's)."""
+    global _default_steps_runner
+    _default_steps_runner = runner
+
+
+class SkillContext:
+    """What a skill gets: the environment, a grounder, secrets, the run's step executor.
+
+    Every input event a skill makes goes through ``executor`` (``await ctx.act(action)`` in
+    Python skills; YAML steps via the injected steps runner), so the run's policy, kill
+    switch and recorder see it. ``sub_steps`` collects what the skill did, as step records.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        secrets: SecretStore,
+        grounder: Any = None,
+        executor: StepExecutor | None = None,
+        steps_runner: StepsRunner | None = None,
+    ) -> None:
         self.env = env
         self.secrets = secrets
         self._grounder = grounder
+        self.executor = executor or StepExecutor(env)
+        self.steps_runner = steps_runner
         self.sub_steps: list[dict[str, Any]] = []
 
     @property
@@ -40,6 +74,32 @@ class SkillContext:
             self._grounder = LocalGrounder()
         return self._grounder
 
+    async def act(self, action: BaseAction) -> StepOutcome:
+        """One input event (screen coordinates) through the run's executor; SkillError when the
+        policy denies it or the environment refuses it."""
+        frame = await self.env.observe()
+        screen = [[float(x), float(y)] for x, y in action.points()]
+        trail = []
+        for sx, sy in screen:
+            point = frame.transform.screen_to_frame(Point(sx, sy))
+            trail.append({"space": "image", "frame": [point.x, point.y], "screen": [sx, sy]})
+        outcome = await self.executor.execute(
+            action, StepContext(frame=frame, trail=trail, index=len(self.sub_steps))
+        )
+        label = f"{action.name}"
+        self.sub_steps.append(
+            {
+                **outcome.record,
+                "label": label,
+                "status": "passed" if outcome.ok else "failed",
+                "ms": round(outcome.ms, 1),
+                "error": None if outcome.ok else outcome.detail,
+            }
+        )
+        if not outcome.ok:
+            raise SkillError(f"{label}: {outcome.status}: {outcome.detail}")
+        return outcome
+
     async def run_steps(
         self,
         steps: list[Any],
@@ -47,29 +107,24 @@ class SkillContext:
         hidden: Iterable[str] = (),
     ) -> None:
         """Run scenario-language steps on this environment; raise SkillError at the first failure."""
-        from guiagent.scenario.runner import ScenarioRunner
-        from guiagent.scenario.schema import ScenarioError, scenario_from_data
-
-        target = {"url": "about:blank"} if self.env.surface == "browser" else {"window": "*"}
-        data = {"name": "skill", "target": target, "steps": steps}
-        try:
-            scenario = scenario_from_data(
-                data, variables={k: str(v) for k, v in (variables or {}).items()}, environ={}
+        runner = self.steps_runner or _default_steps_runner
+        if runner is None:
+            raise SkillError(
+                "this skill runs scenario steps, but no steps runner was given "
+                "(import guiagent.scenario.runner, or pass steps_runner=)"
             )
-        except ScenarioError as exc:
-            raise SkillError(_hide(str(exc), hidden)) from None
-        result = await ScenarioRunner(scenario, self.env, self.grounder).run()
-        for step in result.steps:
+        values = {k: str(v) for k, v in (variables or {}).items()}
+        records, failure = await runner(self, steps, values)
+        for record in records:
             self.sub_steps.append(
                 {
-                    "label": _hide(step.label, hidden),
-                    "status": step.status,
-                    "ms": round(step.ms, 1),
-                    "error": _hide(step.error or "", hidden) or None,
+                    **record,
+                    "label": _hide(str(record.get("label", "")), hidden),
+                    "error": _hide(str(record.get("error") or ""), hidden) or None,
                 }
             )
-        if not result.ok:
-            raise SkillError(_hide(result.failure_message(), hidden))
+        if failure is not None:
+            raise SkillError(_hide(failure, hidden))
 
 
 def _hide(text: str, values: Iterable[str]) -> str:
@@ -87,8 +142,11 @@ class SkillOutcome(BaseModel):
 
 
 class SkillRegistry:
-    def __init__(self, skills: Iterable[Skill] = ()) -> None:
+    def __init__(
+        self, skills: Iterable[Skill] = (), steps_runner: StepsRunner | None = None
+    ) -> None:
         self.skills: dict[str, Skill] = {}
+        self.steps_runner = steps_runner  # None: the one the scenario layer registered
         for item in skills:
             self.add(item)
 
@@ -140,13 +198,19 @@ class SkillRegistry:
         secrets: SecretStore | None = None,
         grounder: Any = None,
         on_secret: Callable[[str], None] | None = None,
+        executor: StepExecutor | None = None,
+        steps_runner: StepsRunner | None = None,
     ) -> SkillOutcome:
-        """Run a skill with validated parameters; secrets are resolved here and hidden from the outcome."""
+        """Run a skill with validated parameters; secrets are resolved here and hidden from the outcome.
+
+        ``executor``: the run's step executor, through which every input event of the skill
+        goes (its policy, kill switch and recorder); ``steps_runner``: how YAML steps run.
+        """
         item = self.get(name)
         values = item.validate_params(params)
         secrets = secrets or SecretStore()
         hidden: list[str] = []
-        ctx = SkillContext(env, secrets, grounder)
+        ctx = SkillContext(env, secrets, grounder, executor, steps_runner or self.steps_runner)
         started = time.perf_counter()
         try:
             for key in item.secret_params:
@@ -155,11 +219,12 @@ class SkillRegistry:
                     hidden.append(values[key])
                     if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
                         on_secret(values[key])
-            if item.function is not None:
-                detail = await item.function(ctx, **values)
-            else:
-                await ctx.run_steps(item.steps or [], values, hidden)
-                detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
+            with ctx.executor.typing_allowed(hidden):
+                if item.function is not None:
+                    detail = await item.function(ctx, **values)
+                else:
+                    await ctx.run_steps(item.steps or [], values, hidden)
+                    detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
         except SkillError as exc:
             return SkillOutcome(
                 ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)
@@ -243,9 +308,10 @@ def load_registry(
     builtin: bool = True,
     project_dir: Path | None = None,
     use_entry_points: bool = True,
+    steps_runner: StepsRunner | None = None,
 ) -> SkillRegistry:
     """Built-ins, then installed packages' entry points, then ``./skills``, then the given paths (later wins)."""
-    registry = SkillRegistry()
+    registry = SkillRegistry(steps_runner=steps_runner)
     if builtin:
         from guiagent.skills import builtin_python as builtin_module
 
@@ -273,10 +339,22 @@ async def run_skill(
     params: Mapping[str, Any],
     registry: SkillRegistry | None = None,
     secrets: SecretStore | None = None,
-) -> str:
+    *,
+    executor: StepExecutor | None = None,
+    steps_runner: StepsRunner | None = None,
+    grounder: Any = None,
+) -> SkillOutcome:
     """Run one skill by name (the scenario runner's ``use:`` step); raises SkillError when it fails."""
     registry = registry or load_registry()
-    outcome = await registry.run(name, env, params, secrets=secrets)
+    outcome = await registry.run(
+        name,
+        env,
+        params,
+        secrets=secrets,
+        grounder=grounder,
+        executor=executor,
+        steps_runner=steps_runner,
+    )
     if not outcome.ok:
         raise SkillError(f"skill {name!r} failed: {outcome.detail}")
-    return outcome.detail
+    return outcome

@@ -1,0 +1,97 @@
+"""What the loop reads from its environment besides pixels, and how a run's recording opens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from loguru import logger
+
+from guiagent.agent.config import AgentConfig
+from guiagent.core.actions import ExtraTool
+from guiagent.core.change import settle
+from guiagent.core.env import DomSource, Environment, Frame, FullPageSource, WindowList
+from guiagent.core.redact import Redactor
+from guiagent.models.profiles import ModelProfile
+from guiagent.record.trajectory import Recorder, RunHeader
+
+
+class SkillSource(Protocol):
+    """The skills the model may call (a :class:`guiagent.skills.SkillRegistry`)."""
+
+    def tools(self, surface: str | None, url: str | None, title: str | None) -> list[ExtraTool]: ...
+
+    async def run(
+        self, name: str, env: Environment, params: Mapping[str, Any], **kw: Any
+    ) -> Any: ...
+
+
+class SecretSource(Protocol):
+    """Named secrets a skill may type (a :class:`guiagent.skills.SecretStore`)."""
+
+    def known_values(self) -> Iterable[str]: ...
+
+
+async def observe_settled(env: Environment, config: AgentConfig) -> Frame:
+    """A frame once the screen stopped changing (or at the settle timeout)."""
+    if not config.settle:
+        return await env.observe()
+    settled = await settle(
+        env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
+    )
+    return settled.frame
+
+
+async def dom_snapshot(env: Environment) -> list[dict[str, Any]] | None:
+    """The page's elements (None: not a DOM source, or the page was navigating)."""
+    if not isinstance(env, DomSource):
+        return None
+    # a full-page frame shows fields below the fold too: they must be masked as well
+    full_page = isinstance(env, FullPageSource) and env.full_page
+    try:
+        return await env.dom_elements(in_viewport=not full_page)
+    except Exception as exc:  # the page navigating mid-query is not fatal for the lookup
+        logger.debug("dom snapshot failed: {}", exc)
+        return None
+
+
+async def window_list(env: Environment, redactor: Redactor) -> list[dict[str, Any]] | None:
+    """Desktop windows (title and box) when the user listed windows to black out."""
+    if not redactor.window_titles or not isinstance(env, WindowList):
+        return None
+    try:
+        return await env.windows()
+    except Exception as exc:  # no window list: fall back to nothing rather than a crash
+        logger.warning("could not list windows for redaction: {}", exc)
+        return []
+
+
+def desktop_ocr(env: Environment, config: AgentConfig) -> Any:
+    """On the desktop, secrets the user named are found on screen by OCR (about 0.1-1.5 s a
+    step, so only when asked); the built-in patterns then redact text, not pixels."""
+    if env.surface != "desktop":
+        return None
+    if not (config.secrets or config.secret_patterns):
+        logger.info(
+            "desktop: password dots are masked; pass --secret/--secret-pattern to OCR the screen for secrets"
+        )
+        return None
+    from guiagent.grounding.local import LocalGrounder
+
+    return LocalGrounder()
+
+
+def open_recorder(
+    env: Environment, config: AgentConfig, profile: ModelProfile, redactor: Redactor, task: str
+) -> Recorder | None:
+    """The run's recording (None when ``record_dir`` is not set)."""
+    if config.record_dir is None:
+        return None
+    header = RunHeader(
+        task=redactor.redact_text(task),
+        surface=env.surface,
+        model={"url": config.model_url, "name": config.model_name, "profile": profile.name},
+        settings=config.model_dump(mode="json", exclude={"api_key", "secrets"}),
+    )
+    return Recorder(Path(config.record_dir), header)

@@ -324,3 +324,16 @@ def test_cli_replay_acts_through_the_step_executor_and_its_policy(
     # the click on the Sign in button (its name read live from the DOM) was refused
     assert "step 5: click failed: denied by the policy: not today" in out
     assert json.loads((tmp_path / "r" / "replay.json").read_text())["ok"] is False
+
+
+def test_cli_replay_names_a_bad_policy_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "bad.yaml"
+    policy.write_text("rules:\n  - name: x\n    decision: maybe\n")
+    code = cli_main(["replay", str(RECORDINGS / "tk_greet"), "--policy", str(policy)])
+    out = capsys.readouterr().out
+    assert code == 2 and "Traceback" not in out
+    assert [line for line in out.splitlines() if line.startswith("error:")] == [
+        f"error: {policy}:3: rule 'x': decision: Input should be 'allow', 'ask' or 'deny'"
+    ]

@@ -9,12 +9,12 @@ from typing import Any
 
 from rich.console import Console
 
+from guiagent.agent.policy import Policy, PolicyError
+from guiagent.agent.replay_act import executor_act
 from guiagent.core.env import Frame
 from guiagent.core.killswitch import KillSwitch
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
-    ActFn,
-    ActRequest,
     ModelFallback,
     ReplayError,
     ReplayReport,
@@ -121,45 +121,6 @@ def _grounder() -> Any:
     return LocalGrounder(incremental=False)
 
 
-def _executor_act(env: Any, policy_path: Path | None, killswitch: Any) -> ActFn:
-    """Replay's actions through the agent's step executor: kill switch, policy, act, outcome.
-
-    Replay keeps its own record (replay.json) and checks its own outcomes, so the executor
-    records nothing here. Without a policy no frame is needed to judge an action: a frame
-    standing for the live page (its URL and title) is given; with one, the screen is observed.
-    """
-    from PIL import Image
-
-    from guiagent.agent.policy import Policy
-    from guiagent.agent.step import StepContext, StepExecutor
-    from guiagent.core.env import ActResult
-    from guiagent.core.geometry import FrameTransform, Point, Size
-
-    policy = Policy.load(policy_path) if policy_path is not None else None
-    executor = StepExecutor(env, policy=policy, killswitch=killswitch)
-
-    async def act(request: ActRequest) -> ActResult:
-        if policy is not None:
-            frame = await env.observe()
-        else:
-            frame = Frame(
-                image=Image.new("RGB", (1, 1)),
-                transform=FrameTransform(Size(1, 1), Point(0, 0), 1.0),
-                surface=getattr(env, "surface", "browser"),
-                meta=dict(request.page or {}),
-            )
-        trail = [{"screen": [x, y], "frame": [x, y]} for x, y in request.action.points()]
-        outcome = await executor.execute(
-            request.action,
-            StepContext(frame=frame, trail=trail, target_text=request.target_text, record=False),
-        )
-        if outcome.status == "denied":
-            return ActResult(ok=False, detail=f"denied by the policy: {outcome.detail}")
-        return ActResult(ok=outcome.ok, detail=outcome.detail)
-
-    return act
-
-
 def _model_fallback(client: Any) -> ModelFallback:
     """The model as heal's last resort: a point on the frame for a described target."""
     from guiagent.eval.screenspot import model_grounder
@@ -178,6 +139,7 @@ async def _main(args: argparse.Namespace, run: Run, killswitch: Any) -> ReplayRe
         return await replay(run, None, mode="verify")
     if args.model and args.mode != "heal":
         raise ReplayError("--model is used by --mode heal only")
+    policy = Policy.load(args.policy) if args.policy is not None else None  # before any window
     env = await _open_env(args, run)
     client: Any = None
     try:
@@ -199,7 +161,7 @@ async def _main(args: argparse.Namespace, run: Run, killswitch: Any) -> ReplayRe
             model=_model_fallback(client) if client is not None else None,
             out_dir=args.out,
             save_healed=args.save_healed,
-            act=_executor_act(env, args.policy, killswitch),
+            act=executor_act(env, policy, killswitch),
         )
     finally:
         if client is not None:
@@ -216,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
         killswitch = KillSwitch()
         with killswitch.install_sigint():  # Ctrl-C stops the replay between two input events
             report = asyncio.run(_main(args, recording, killswitch))
-    except (RecordingError, ReplayError) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    except (RecordingError, ReplayError, PolicyError) as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         return 2
     console.print(report.summary(), markup=False, highlight=False)
     if report.saved_healed:

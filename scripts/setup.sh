@@ -15,6 +15,10 @@ DEBIAN_PACKAGES=(
   fonts-dejavu-core   # the font test pages and the demo web app pin ("DejaVu Sans"), and generated test frames
   fonts-liberation2   # a second sans-serif font: replay is tested after a change of default font
   espeak-ng           # speech for narration
+  at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
+  libatk-adaptor      # GTK 3's bridge onto that bus
+  python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
+  zenity galculator   # real GTK applications the AT-SPI tests and the narration bench read
   ffmpeg              # MP4 export
 )
 PYTHON="${PYTHON:-python3}"

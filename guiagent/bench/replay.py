@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from guiagent.agent.replay_act import executor_act
 from guiagent.bench.heal_pages import PAGES, VARIANTS, expected_state, page_html, wrong_actions
 from guiagent.core.actions import BaseAction, Click, Type
 from guiagent.core.geometry import CoordSpace, Point, resolve_point
@@ -109,7 +110,14 @@ async def _replay_vs_script(repeats: int) -> list[dict[str, Any]]:
             env = BrowserEnv(start_url=url, browser=browser, viewport=(800, 600))
             await env.start()
             t0 = time.perf_counter()
-            report = await replay(run, env, mode="strict", speed=0, out_dir=tmp / f"replay{r}")
+            report = await replay(
+                run,
+                env,
+                mode="strict",
+                speed=0,
+                out_dir=tmp / f"replay{r}",
+                act=executor_act(env, None, None),  # as `guiagent replay` acts
+            )
             replay_ms.append((time.perf_counter() - t0) * 1000)
             if not report.ok:
                 raise RuntimeError(report.summary())

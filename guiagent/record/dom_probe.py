@@ -15,6 +15,7 @@ name (aria-labelledby, aria-label, a <label>, placeholder, alt, title, or the te
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from loguru import logger
@@ -170,9 +171,25 @@ def has_dom(env: Any) -> bool:
     return isinstance(env, DomSource) and isinstance(env, PageHolder) and env.page is not None
 
 
+_MISSING = "guiagent probe missing"
+
+
 async def _call(env: Any, expression: str, arg: Any = None) -> Any:
+    """Evaluate ``expression`` (with ``G``, the probe, and ``arg``) on the page. The probe is
+    installed once per document; a short call uses it, a new document gets it again. The
+    argument is written into the expression (JSON): a plain expression costs the page less
+    than a function called with arguments."""
     page = env.page
-    return await page.evaluate(f"(arg) => {{ {_DESCRIBE_JS}; return {expression}; }}", arg)
+    given = f"const arg = {json.dumps(arg)};"
+    try:
+        return await page.evaluate(
+            f"(() => {{ {given} const G = window.__guiagentProbe;"
+            f" if (!G) throw new Error('{_MISSING}'); return {expression}; }})()"
+        )
+    except Exception as exc:
+        if _MISSING not in str(exc):
+            raise
+    return await page.evaluate(f"(() => {{ {given} {_DESCRIBE_JS}; return {expression}; }})()")
 
 
 async def element_at(

@@ -12,7 +12,8 @@ DEBIAN_PACKAGES=(
   x11-apps            # xcalc, an unmodified X program the scenarios drive
   x11-utils xcvt      # xdpyinfo (is a display up?), cvt (RandR modes for the dummy driver)
   libgl1              # OpenCV (brought by rapidocr-onnxruntime) needs it on a bare machine
-  fonts-dejavu-core   # a TrueType font for generated test frames
+  fonts-dejavu-core   # the font test pages and the demo web app pin ("DejaVu Sans"), and generated test frames
+  fonts-liberation2   # a second sans-serif font: replay is tested after a change of default font
   espeak-ng           # speech for narration
   at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
   libatk-adaptor      # GTK 3's bridge onto that bus

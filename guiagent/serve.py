@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,11 +197,15 @@ def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.P
         raise ServeError(f"cannot run {command[0]!r}: {exc}") from exc
 
 
-def stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> int:
-    """Stop the server's whole process group: SIGINT (clean shutdown), then SIGTERM, then SIGKILL."""
+def stop(
+    process: subprocess.Popen[bytes], grace_s: float = 30.0, first: signal.Signals = signal.SIGINT
+) -> int:
+    """Stop the server's whole process group: ``first`` (SIGINT: a clean shutdown), then
+    SIGTERM, then SIGKILL."""
     if process.poll() is not None:
         return process.returncode
-    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    steps = ((first, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
+    for sig, wait_s in steps:
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
@@ -210,3 +215,134 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> int:
         except subprocess.TimeoutExpired:
             logger.warning("server did not stop on {}; escalating", sig.name)
     return process.wait(timeout=5)
+
+
+# --- sglang-router in front of several servers ------------------------------------------------
+
+RouterPolicy = Literal["cache_aware", "round_robin", "random", "power_of_two"]
+ROUTER_INSTALL_HINT = "pip install 'guiagent[scale]' (the sglang-router wheel; no GPU needed)"
+
+
+class RouterOptions(BaseModel):
+    """sglang-router (``python -m sglang_router.launch_router``) in front of running servers.
+
+    The cache-aware policy keeps each agent on the worker that holds its prompt prefix. Its
+    load balancing only steps in when the in-flight counts differ by more than
+    ``balance_abs_threshold`` (SGLang's default is 64, sized for many requests per worker);
+    an agent has at most one request in flight, and all agents share the same system
+    prompt, which alone is over the cache threshold: with the default every agent would
+    stay on the first worker. 1 spreads new agents at once and still keeps each on its
+    worker (docs/SCALING.md has the measurements).
+    """
+
+    worker_urls: list[str] = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=30010, ge=1, le=65535)
+    policy: RouterPolicy = "cache_aware"
+    balance_abs_threshold: int = Field(default=1, ge=0)
+    balance_rel_threshold: float = Field(default=1.5, ge=1.0)
+    prometheus_port: int | None = Field(default=None, ge=1, le=65535)
+    health_check_interval_s: int = Field(default=5, ge=1)
+    health_failure_threshold: int = Field(default=2, ge=1)
+    circuit_breaker_timeout_s: int = Field(default=10, ge=1)
+    log_level: Literal["debug", "info", "warn", "error"] = "warn"
+    extra_args: list[str] = Field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def build_router_command(
+    options: RouterOptions, python: str = sys.executable, prometheus_port: int | None = None
+) -> list[str]:
+    """sglang-router's launch command (pure). A worker that dies is taken out after
+    ``health_failure_threshold`` failed checks ``health_check_interval_s`` apart (requests to
+    it fail over at once: the router retries them on another worker), and is used again
+    once its health checks pass and its circuit breaker (open after the failures) half-opens
+    after ``circuit_breaker_timeout_s``."""
+    port = options.prometheus_port or prometheus_port
+    cmd = [
+        python, "-m", "sglang_router.launch_router",
+        "--worker-urls", *options.worker_urls,
+        "--host", options.host, "--port", str(options.port),
+        "--policy", options.policy,
+        "--balance-abs-threshold", str(options.balance_abs_threshold),
+        "--balance-rel-threshold", f"{options.balance_rel_threshold:g}",
+        "--health-check-interval-secs", str(options.health_check_interval_s),
+        "--health-failure-threshold", str(options.health_failure_threshold),
+        "--health-success-threshold", "1",
+        "--cb-timeout-duration-secs", str(options.circuit_breaker_timeout_s),
+        "--log-level", options.log_level,
+    ]  # fmt: skip
+    if port is not None:
+        cmd += ["--prometheus-port", str(port)]
+    return cmd + list(options.extra_args)
+
+
+def check_router() -> None:
+    if importlib.util.find_spec("sglang_router") is None:
+        raise ServeError(f"sglang-router is not installed: {ROUTER_INSTALL_HINT}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the router's metrics exporter panics on a taken one)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def router_readiness(url: str, timeout_s: float = 2.0) -> tuple[int, int] | None:
+    """(healthy, total) workers as the router's ``/readiness`` reports them; None if it is not up."""
+    try:
+        response = httpx.get(f"{url}/readiness", timeout=timeout_s)
+        data = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return int(data.get("healthy_workers") or 0), int(data.get("total_workers") or 0)
+
+
+def wait_router_ready(
+    url: str,
+    min_healthy: int = 1,
+    timeout_s: float = 120.0,
+    poll_s: float = 0.2,
+    process: subprocess.Popen[bytes] | None = None,
+) -> tuple[int, int]:
+    """Poll the router until ``min_healthy`` workers are registered and healthy."""
+    started = time.monotonic()
+    last: tuple[int, int] | None = None
+    while True:
+        if process is not None and process.poll() is not None:
+            raise ServeError(
+                f"the router exited with code {process.returncode} before it was ready (see its output above)"
+            )
+        state = router_readiness(url)
+        if state != last:
+            logger.info(
+                "router at {}: {} after {:.1f} s",
+                url,
+                state or "not up",
+                time.monotonic() - started,
+            )
+            last = state
+        if state is not None and state[0] >= min_healthy:
+            return state
+        if time.monotonic() - started > timeout_s:
+            seen = "not answering" if state is None else f"{state[0]} of {state[1]} workers healthy"
+            raise ServeError(f"the router at {url} was not ready after {timeout_s:.0f} s ({seen})")
+        time.sleep(poll_s)
+
+
+def start_router(
+    options: RouterOptions, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the router in its own process group (stop it with ``stop()``)."""
+    check_router()
+    command = build_router_command(options, prometheus_port=free_port())
+    # the router loads the workers' tokenizers from the hub when it can; it routes without them
+    env = {"HF_HUB_OFFLINE": "1", **os.environ, **(env or {})}
+    return start(command, env=env)

@@ -39,11 +39,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   $PYTHON -m venv .venv
 fi
+# extras to install: GUIAGENT_EXTRAS=dev,scale adds sglang-router (.ci/run does)
+EXTRAS="${GUIAGENT_EXTRAS:-dev}"
 stamp=.venv/.guiagent-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing guiagent and its dependencies into .venv"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$EXTRAS" ]; then
+  echo "setup: installing guiagent[$EXTRAS] and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev]"
-  touch "$stamp"
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  echo "$EXTRAS" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/guiagent)"

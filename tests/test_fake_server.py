@@ -411,17 +411,8 @@ def test_sglang_drops_calls_to_unknown_tools_when_told() -> None:
         assert [e["choices"][0]["finish_reason"] for e in events[:-1] if e["choices"]][-1] == "stop"
 
 
-def test_router_and_bare_frontends() -> None:
-    with FakeModelServer(frontend="router", warmup_s=60) as srv:
-        assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 200  # liveness
-        assert httpx.get(f"{srv.url}/readiness", timeout=5).status_code == 503
-        models = httpx.get(f"{srv.url}/v1/models", timeout=5)
-        assert models.status_code == 503 and models.headers["content-type"].startswith("text/plain")
-        assert _post(srv, _body()).status_code == 503
-        srv.end_warmup()
-        assert httpx.get(f"{srv.url}/readiness", timeout=5).status_code == 200
-        assert httpx.get(f"{srv.url}/v1/models", timeout=5).json()["data"][0]["max_model_len"]
-        assert _post(srv, _body()).status_code == 200
+def test_bare_frontend_has_no_health() -> None:
+    # sglang-router in front of workers runs for real in tests/test_router.py
     with FakeModelServer(frontend="bare") as srv:
         assert httpx.get(f"{srv.url}/health", timeout=5).status_code == 404
         assert httpx.get(f"{srv.url}/v1/models", timeout=5).status_code == 200
@@ -436,3 +427,78 @@ def test_keepalive_comments_and_missing_done(server: FakeModelServer) -> None:
     assert ": keep-alive" in lines and "" in lines
     assert "data: [DONE]" not in lines
     assert any('"finish_reason": "stop"' in line for line in lines)
+
+
+# --- what sglang-router asks of a worker; a GPU's limits; a killed worker -------------------
+
+
+def test_sglang_native_endpoints_name_the_served_model() -> None:
+    with FakeModelServer(served_model="step3", model_path="/models/step3-vl") as srv:
+        for path in ("/server_info", "/get_server_info"):
+            info = httpx.get(f"{srv.url}{path}", timeout=5).json()
+            assert info["served_model_name"] == "step3"
+            assert info["model_path"] == "/models/step3-vl"
+            assert info["dp_size"] == 1 and info["port"] == srv.port and info["version"]
+            assert info["tool_call_parser"] == "hermes"
+        for path in ("/model_info", "/get_model_info"):
+            model = httpx.get(f"{srv.url}{path}", timeout=5).json()
+            assert model["model_path"] == "/models/step3-vl" and model["is_generation"] is True
+    with FakeModelServer(flavour="vllm") as srv:  # vLLM has no SGLang native API
+        assert httpx.get(f"{srv.url}/server_info", timeout=5).status_code == 404
+
+
+def test_max_running_makes_requests_wait_their_turn() -> None:
+    release = threading.Event()
+
+    async def slow(request: FakeRequest) -> FakeReply:
+        await asyncio.to_thread(release.wait, 10)
+        return FakeReply(content="done")
+
+    with FakeModelServer(slow, max_running=1) as srv:
+        threads = [threading.Thread(target=_post, args=(srv, _body())) for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        load = httpx.get(f"{srv.url}/get_load", timeout=5).json()[0]
+        while load["num_reqs"] + load["num_waiting_reqs"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            load = httpx.get(f"{srv.url}/get_load", timeout=5).json()[0]
+        assert (load["num_reqs"], load["num_waiting_reqs"]) == (1, 2)
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert srv.request_count == 3 and srv.waiting == 0
+
+
+def test_kill_drops_requests_in_flight_and_a_restart_comes_back_on_the_same_port() -> None:
+    started = threading.Event()
+
+    async def stuck(request: FakeRequest) -> FakeReply:
+        started.set()
+        return FakeReply(content="late", delay_s=30)
+
+    srv = FakeModelServer(stuck).start()
+    port = srv.port
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append(_post(srv, _body()))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(10)
+    srv.kill()
+    caller.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError), outcome
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    srv.responder = lambda request: FakeReply(content="back")
+    srv.start()
+    try:
+        assert srv.port == port
+        assert _post(srv, _body()).json()["choices"][0]["message"]["content"] == "back"
+    finally:
+        srv.stop()

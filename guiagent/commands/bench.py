@@ -24,6 +24,7 @@ AREAS = (
     "replay",
     "safety",
     "narrate",
+    "router",
 )
 
 

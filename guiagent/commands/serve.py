@@ -1,22 +1,32 @@
-"""``guiagent serve``: build and run Step3-VL's launch command, wait for health, stop on Ctrl-C."""
+"""``guiagent serve``: build and run Step3-VL's launch command, wait for health, stop on Ctrl-C.
+
+``guiagent serve --router --worker-url URL --worker-url URL`` starts sglang-router in front of
+servers already running (docs/SCALING.md) and waits until they are healthy behind it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from guiagent.serve import (
     DEFAULT_MODEL,
+    RouterOptions,
     ServeError,
     ServeOptions,
     build_command,
+    build_router_command,
     check_engine,
     check_gpus,
     start,
+    start_router,
     stop,
     wait_healthy,
+    wait_router_ready,
 )
 
 STATE_TEXT = {
@@ -31,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["sglang", "vllm"], default="sglang")
     parser.add_argument("--model-path", default=DEFAULT_MODEL, help="local path or hub id")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=30000)
+    parser.add_argument("--port", type=int, help="default 30000 (30010 with --router)")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel GPUs per replica")
     parser.add_argument("--dp", type=int, default=1, help="data-parallel replicas")
     parser.add_argument("--context-length", type=int)
@@ -40,17 +50,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--health-timeout", type=float, default=1800.0, help="seconds to wait for /health"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    router = parser.add_argument_group("router (sglang-router in front of running servers)")
+    router.add_argument(
+        "--router", action="store_true", help="start sglang-router instead of a model server"
+    )
+    router.add_argument(
+        "--worker-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a running model server behind the router (repeat for each)",
+    )
+    router.add_argument(
+        "--policy",
+        choices=["cache_aware", "round_robin", "random", "power_of_two"],
+        default="cache_aware",
+        help="how the router picks a worker (default: cache_aware)",
+    )
+    router.add_argument(
+        "--balance-abs-threshold",
+        type=int,
+        default=1,
+        help="cache_aware: in-flight difference that makes the router balance load (default 1)",
+    )
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more engine flags")
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
     extra = [a for a in (args.extra or []) if a != "--"]
+    if args.router:
+        return run_router(args, extra, console)
+    if args.worker_url:
+        console.print("[red]error:[/] --worker-url needs --router")
+        return 2
     options = ServeOptions(
         engine=args.engine,
         model_path=args.model_path,
         host=args.host,
-        port=args.port,
+        port=args.port or 30000,
         tp=args.tp,
         dp=args.dp,
         context_length=args.context_length,
@@ -91,3 +129,54 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(process)
+
+
+def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> int:
+    """``--router``: sglang-router in front of the ``--worker-url`` servers, until Ctrl-C."""
+    if not args.worker_url:
+        console.print("[red]error:[/] --router needs at least one --worker-url of a running server")
+        return 2
+    try:
+        options = RouterOptions(
+            worker_urls=args.worker_url,
+            host=args.host,
+            port=args.port or 30010,
+            policy=args.policy,
+            balance_abs_threshold=args.balance_abs_threshold,
+            extra_args=extra,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]).replace("_", "-")
+        console.print(f"[red]error:[/] --{where}: {first['msg']}")
+        return 2
+    if args.dry_run:
+        console.print(shlex.join(build_router_command(options)), soft_wrap=True, highlight=False)
+        return 0
+    try:
+        process = start_router(options)
+    except ServeError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    try:
+        with console.status(f"waiting for {len(options.worker_urls)} worker(s) behind the router"):
+            healthy, total = wait_router_ready(
+                options.url,
+                min_healthy=len(options.worker_urls),
+                timeout_s=args.health_timeout,
+                process=process,
+            )
+        console.print(
+            f"[green]ready[/]: {healthy} of {total} workers healthy behind the router; "
+            f"use --model-url {options.url}  (Ctrl-C stops the router)"
+        )
+        process.wait()
+        return 0 if process.returncode == 0 else 1
+    except ServeError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("stopping the router")
+        return 0
+    finally:
+        stop(process, grace_s=5, first=signal.SIGTERM)

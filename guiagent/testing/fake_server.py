@@ -8,9 +8,13 @@ faults: HTTP errors, a dropped stream, a garbage body, an error inside the strea
 request that never answers, a stream closed without ``[DONE]``, SSE keep-alive comments.
 It answers 400 where SGLang does (bad tool schema, history arguments that are not a JSON
 string of an object, unknown role, bad ``tool_choice``, an output limit over the context).
-``frontend`` puts sglang-router (liveness ``/health``, ``/v1/models`` 503 until a worker
-is ready) or a bare proxy (no ``/health``) in front; ``forward_unknown_tools=False``
-drops calls to tools the request did not list, as SGLang does by default.
+It also answers SGLang's native endpoints that sglang-router asks of a worker
+(``/health``, ``/server_info``, ``/model_info``, ``/get_load``: see ``sglang_native``), so
+the real router can be put in front of several of them. ``latency_s`` and ``max_running``
+model a GPU (each request takes that long; at most that many are generated at once, the
+rest wait); ``kill()`` drops the server like a killed process. ``frontend="bare"`` is an
+OpenAI-compatible proxy without ``/health``; ``forward_unknown_tools=False`` drops calls to
+tools the request did not list, as SGLang does by default.
 
 The server runs uvicorn in a background thread on 127.0.0.1 with an ephemeral port::
 
@@ -43,15 +47,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from guiagent.core.geometry import Size
+from guiagent.testing import sglang_native
 
 Flavour = Literal["sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers"]
 Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang", "no_done"]
 FLAVOURS: tuple[str, ...] = ("sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers")
-# what answers /health and /v1/models: SGLang itself, sglang-router in front of it (its
-# /health is liveness, always 200; /v1/models is proxied to a healthy worker, 503 until
-# one is), or a bare OpenAI-compatible proxy without /health
-Frontend = Literal["sglang", "router", "bare"]
-FRONTENDS: tuple[str, ...] = ("sglang", "router", "bare")
+# what answers /health and /v1/models: SGLang itself, or a bare OpenAI-compatible proxy
+# without /health (sglang-router itself runs for real in tests/test_router.py)
+Frontend = Literal["sglang", "bare"]
+FRONTENDS: tuple[str, ...] = ("sglang", "bare")
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 DEFAULT_SERVED_MODEL = "stepfun-ai/Step3-VL-10B"
@@ -234,11 +238,16 @@ class FakeModelServer:
         port: int = 0,
         frontend: Frontend = "sglang",
         forward_unknown_tools: bool = False,
+        latency_s: float = 0.0,
+        max_running: int | None = None,
+        model_path: str | None = None,
     ) -> None:
         if flavour not in FLAVOURS:
             raise FakeServerError(f"unknown flavour {flavour!r}; one of {', '.join(FLAVOURS)}")
         if frontend not in FRONTENDS:
             raise FakeServerError(f"unknown frontend {frontend!r}; one of {', '.join(FRONTENDS)}")
+        if latency_s < 0 or (max_running is not None and max_running < 1):
+            raise FakeServerError("latency_s must be >= 0 and max_running >= 1 (or None)")
         self.frontend: Frontend = frontend
         # SGLang drops a parsed call to a tool the request did not list unless
         # SGLANG_FORWARD_UNKNOWN_TOOLS is set; True (forward) keeps such calls visible to tests
@@ -246,6 +255,14 @@ class FakeModelServer:
         self.responder: Responder = responder or _default_responder
         self.flavour: Flavour = flavour
         self.served_model = served_model
+        self.model_path = model_path or served_model
+        # a GPU: every chat request takes latency_s (on top of the reply's delay_s), and at
+        # most max_running of them are generated at once; the others wait their turn
+        self.latency_s = latency_s
+        self.max_running = max_running
+        self._gpu: asyncio.Semaphore | None = None
+        self.waiting = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.max_model_len = max_model_len
         self.warmup_s = warmup_s
         self.host = host
@@ -286,7 +303,7 @@ class FakeModelServer:
     def port(self) -> int:
         if self._socket is None:
             raise FakeServerError("the fake model server is not started")
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -316,6 +333,10 @@ class FakeModelServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
         self._socket = sock
+        # a restart after stop() or kill() comes back on the same port, as a restarted server
+        self._port = int(sock.getsockname()[1])
+        self._stopping.clear()
+        self._gpu = None
         config = uvicorn.Config(
             self._app(),
             log_level="warning",
@@ -339,10 +360,14 @@ class FakeModelServer:
 
     def _serve(self) -> None:
         assert self._server is not None and self._socket is not None
+        loop = asyncio.new_event_loop()
+        self._loop = loop
         try:
-            self._server.run(sockets=[self._socket])
+            loop.run_until_complete(self._server.serve(sockets=[self._socket]))
         except BaseException as exc:  # surfaced by start()
             self._thread_error = exc
+        finally:
+            loop.close()
 
     def stop(self) -> None:
         if self._server is None or self._thread is None:
@@ -354,6 +379,32 @@ class FakeModelServer:
             self._socket.close()
         self._thread = None
         self._server = None
+
+    def kill(self) -> None:
+        """Drop dead, as a killed process does: open connections are reset mid-request and
+        the port refuses new ones at once (``stop()`` instead finishes what is in flight)."""
+        server, loop = self._server, self._loop
+        if server is None or self._thread is None or loop is None:
+            return
+        self._stopping.set()
+
+        def drop() -> None:
+            for listener in getattr(server, "servers", []):
+                listener.close()
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+            server.force_exit = True
+            server.should_exit = True
+
+        loop.call_soon_threadsafe(drop)
+        self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._thread = None
+        self._server = None
+        logger.info("fake model server at {} killed", self.url)
 
     def __enter__(self) -> FakeModelServer:
         return self.start()
@@ -379,10 +430,17 @@ class FakeModelServer:
                 Route("/health", self._health, methods=["GET"]),
                 Route("/health_generate", self._health, methods=["GET"]),
             ]
-        if self.frontend == "router":
+        if self.frontend != "bare" and self.flavour != "vllm":
+            # SGLang's native API, as sglang-router asks it of a worker (vLLM has none of it)
             routes += [
-                Route("/liveness", self._health, methods=["GET"]),
-                Route("/readiness", self._readiness, methods=["GET"]),
+                Route(path, self._native, methods=["GET"])
+                for path in (
+                    "/server_info",
+                    "/get_server_info",
+                    "/model_info",
+                    "/get_model_info",
+                    "/get_load",
+                )
             ]
         return Starlette(routes=routes)
 
@@ -396,34 +454,30 @@ class FakeModelServer:
     async def _health(self, request: Request) -> Response:
         with self._lock:
             self.health_checks += 1
-        if self.frontend == "router":  # liveness: the router itself is up
-            return JSONResponse({"status": "ok"})
-        if self._warming():
+        if self._warming() or self._stopping.is_set():
             return Response(status_code=503)
         return Response(status_code=200)
 
-    async def _readiness(self, request: Request) -> Response:
+    async def _native(self, request: Request) -> Response:
+        path = request.url.path
         with self._lock:
-            self.health_checks += 1
-        if self._warming():
+            running, waiting = self.in_flight - self.waiting, self.waiting
+        if path.endswith("model_info"):
+            return JSONResponse(sglang_native.model_info(self.model_path))
+        if path.endswith("server_info"):
             return JSONResponse(
-                {"status": "not_ready", "healthy_workers": 0, "total_workers": 1}, status_code=503
+                sglang_native.server_info(
+                    self.model_path,
+                    self.served_model,
+                    host=self.host,
+                    port=self.port,
+                    context_length=self.max_model_len,
+                    running=running,
+                )
             )
-        return JSONResponse({"status": "ready", "healthy_workers": 1, "total_workers": 1})
-
-    def _router_unavailable(self) -> Response | None:
-        """sglang-router's plain-text 503 while no worker is healthy."""
-        if self.frontend == "router" and self._warming():
-            return Response(
-                "No available workers (all circuits open or unhealthy)",
-                status_code=503,
-                media_type="text/plain",
-            )
-        return None
+        return JSONResponse(sglang_native.load(running, waiting, tokens=running * 1000))
 
     async def _models(self, request: Request) -> Response:
-        if self.frontend == "router" and self._warming():
-            return Response("No workers are available", status_code=503, media_type="text/plain")
         created = int(time.time())
         owner = "vllm" if self.flavour == "vllm" else "sglang"
         return JSONResponse(
@@ -461,24 +515,13 @@ class FakeModelServer:
             with self._lock:
                 fake_request = FakeRequest(body=body, raw=raw, index=len(self.requests))
                 self.requests.append(fake_request)
-            unavailable = self._router_unavailable()
-            if unavailable is not None:
-                return unavailable
             problem = _validate_chat_body(body) or self._length_problem(fake_request)
             if problem:
                 return self._error(self.flavour, 400, problem)
-            try:
-                reply = self.responder(fake_request)
-                if inspect.isawaitable(reply):
-                    reply = await reply
-            except Exception as exc:
-                logger.exception("fake model server responder failed")
-                return self._error(self.flavour, 500, f"fake responder raised {exc!r}")
-            if not isinstance(reply, FakeReply):
-                return self._error(self.flavour, 500, f"fake responder returned {reply!r}")
+            reply = await self._generate(fake_request)
+            if isinstance(reply, Response):
+                return reply
             flavour: Flavour = reply.flavour or self.flavour
-            if reply.delay_s:
-                await self._sleep(reply.delay_s)
             if reply.fault == "hang":
                 while not self._stopping.is_set() and not await request.is_disconnected():
                     await asyncio.sleep(0.02)
@@ -517,6 +560,38 @@ class FakeModelServer:
             if not streaming_took_over:
                 with self._lock:
                     self.in_flight -= 1
+
+    async def _generate(self, request: FakeRequest) -> FakeReply | Response:
+        """The responder's reply after the time it takes, in one of the GPU's slots if limited."""
+        if self.max_running is None:
+            return await self._respond(request)
+        if self._gpu is None:  # made on the server's own loop
+            self._gpu = asyncio.Semaphore(self.max_running)
+        with self._lock:
+            self.waiting += 1
+        try:
+            await self._gpu.acquire()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        try:
+            return await self._respond(request)
+        finally:
+            self._gpu.release()
+
+    async def _respond(self, request: FakeRequest) -> FakeReply | Response:
+        try:
+            reply = self.responder(request)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        except Exception as exc:
+            logger.exception("fake model server responder failed")
+            return self._error(self.flavour, 500, f"fake responder raised {exc!r}")
+        if not isinstance(reply, FakeReply):
+            return self._error(self.flavour, 500, f"fake responder returned {reply!r}")
+        if self.latency_s + reply.delay_s:
+            await self._sleep(self.latency_s + reply.delay_s)
+        return reply
 
     def _length_problem(self, request: FakeRequest) -> str | None:
         """The 400 SGLang (with --context-length) or vLLM give an output limit that cannot fit."""

@@ -72,7 +72,8 @@ def _rect_from_any(value: Any) -> Any:
 
 
 class Target(BaseModel):
-    """What to find. Exactly one of ``text`` and ``image``.
+    """What to find. Exactly one of ``text`` and ``image``, or a ``role`` alone (DOM only:
+    every element of that role, in reading order, ``nth`` choosing).
 
     - ``role``: button, link, input (textbox), checkbox, radio, select (combobox), ...;
       enforced on DOM elements; with OCR, input/select move the result from the label
@@ -82,8 +83,9 @@ class Target(BaseModel):
     - ``in_region``: a Rect (frame pixels, or ``[left, top, width, height]``) or a text
       naming a container (DOM: the smallest section/form/list item/... holding that text;
       without DOM: the row of that text);
-    - ``exact``: case-sensitive whole-text match (default: case-insensitive, whitespace
-      normalised, partial and fuzzy matches allowed at lower scores).
+    - ``exact``: case-sensitive match of one element's or OCR line's whole text (default:
+      case-insensitive, whitespace normalised, partial and fuzzy matches allowed at lower
+      scores; never forgiving a differing sign, digit or currency symbol).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -110,12 +112,19 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Target:
+        if self.text is None and self.image is None and self.role:
+            return self  # a role alone
         if (self.text is None) == (self.image is None):
-            raise ValueError("give exactly one of text or image")
+            raise ValueError("give exactly one of text or image (or a role alone)")
         return self
 
     def describe(self) -> str:
-        what = repr(self.text) if self.text is not None else f"image {_image_name(self.image)}"
+        if self.text is not None:
+            what = repr(self.text)
+        elif self.image is not None:
+            what = f"image {_image_name(self.image)}"
+        else:
+            what = "any"
         parts = [what]
         if self.role:
             parts.append(f"role={self.role}")
@@ -189,6 +198,9 @@ class DomElement(BaseModel):
     visible: bool = True
     enabled: bool = True
     checked: bool | None = None
+    editable: bool | None = None  # takes typed text (None: the source does not say)
+    ref: int | None = None  # the browser's handle on this element (hit test, scroll, focus)
+    clipped: bool = False  # entirely cut away by a scrolling ancestor
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +226,7 @@ class DomElement(BaseModel):
             return "button"
         if self.tag == "input" and kind in ("checkbox", "radio"):
             return kind
-        if self.tag in ("input", "textarea"):
+        if self.tag in ("input", "textarea") or self.editable:
             return "textbox"
         if self.tag == "select":
             return "combobox"
@@ -401,6 +413,8 @@ class GroundResult(BaseModel):
     source: Source
     text: str = ""
     candidates_rejected: list[RejectedCandidate] = Field(default_factory=list)
+    field: bool = False  # a label's text was resolved to the field it names
+    element: DomElement | None = None  # the DOM element found (its ref, role, editable)
 
     @field_validator("box", mode="before")
     @classmethod
@@ -428,18 +442,32 @@ class GroundingError(LookupError):
 
 
 class AmbiguousTarget(GroundingError):
-    """Several candidates are equally good; ``candidates`` holds (text, box, score)."""
+    """Several candidates are equally good; ``candidates`` holds (text, box, score).
 
-    def __init__(self, target: Target, candidates: list[tuple[str, Rect, float]]) -> None:
+    ``anchor``: None when the target itself is ambiguous, else ``"near"`` or ``"in"``: the
+    text the target was to be found near (or in) shows in several places.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        candidates: list[tuple[str, Rect, float]],
+        anchor: str | None = None,
+    ) -> None:
         self.target = target
         self.candidates = candidates
+        self.anchor = anchor
         listed = "; ".join(
             f"{text!r} at {_fmt_rect(box)} (score {score:.2f})" for text, box, score in candidates
         )
-        super().__init__(
-            f"target {target.describe()} is ambiguous: {len(candidates)} equally good matches: "
-            f"{listed}. Add nth, near or in_region to choose."
-        )
+        if anchor is None:
+            what = f"target {target.describe()} is ambiguous"
+            hint = "Add nth, near or in_region to choose."
+        else:
+            helper = target.near if anchor == "near" else target.in_region
+            what = f"the {anchor} text {helper!r} of target {target.describe()} is ambiguous"
+            hint = f"Make the {anchor} text name one place."
+        super().__init__(f"{what}: {len(candidates)} equally good matches: {listed}. {hint}")
 
 
 class TargetNotFound(GroundingError):
@@ -478,34 +506,28 @@ def match_text(
     wanted, seen = normalise(target), normalise(line)
     if not wanted or not seen:
         return None
-    if exact:
-        if seen == wanted:
-            return TextMatch(1.0, 0, len(seen), "exact")
-        found = re.search(r"(?<!\w)" + re.escape(wanted) + r"(?!\w)", seen)
-        if found:
-            return TextMatch(
-                0.8 + 0.15 * len(wanted) / len(seen), found.start(), found.end(), "phrase"
-            )
-        return None
+    if exact:  # the whole text of one element or OCR line, nothing less
+        return TextMatch(1.0, 0, len(seen), "exact") if seen == wanted else None
     low_wanted, low_seen = wanted.lower(), seen.lower()
     if len(low_seen) != len(seen):  # lower() changed the length: spans would drift
         low_seen = seen
         low_wanted = wanted
     if low_seen == low_wanted:
         return TextMatch(1.0 if seen == wanted else 0.98, 0, len(seen), "exact")
-    found = re.search(r"(?<!\w)" + re.escape(low_wanted) + r"(?!\w)", low_seen)
+    found = re.search(_bounded(low_wanted), low_seen)
     if found:
         return TextMatch(0.8 + 0.15 * len(wanted) / len(seen), found.start(), found.end(), "phrase")
-    index = low_seen.find(low_wanted)
+    index = _find_unsigned(low_wanted, low_seen)
     if index >= 0:
         return TextMatch(
             0.5 + 0.2 * len(wanted) / len(seen), index, index + len(wanted), "substring"
         )
     best: tuple[float, int, int] = (0.0, 0, 0)
-    numbers = re.findall(r"\d+", low_wanted)
+    numbers = _numbers(low_wanted)
     for ratio, start, end in _fuzzy_windows(low_wanted, low_seen):
-        # "Task 6" is not a misreading of "Task 1": numbers must agree exactly.
-        if re.findall(r"\d+", low_seen[start:end]) != numbers:
+        # "Task 6" is not a misreading of "Task 1", nor "-1.00" of "1.00" or "$5" of "€5":
+        # numbers (with their sign and currency) must agree exactly.
+        if _numbers(_with_sign(low_seen, start, end)) != numbers:
             continue
         if ratio > best[0]:
             best = (ratio, start, end)
@@ -513,6 +535,52 @@ def match_text(
     if ratio >= fuzzy_threshold:
         return TextMatch(0.75 * ratio, start, end, "fuzzy")
     return None
+
+
+# a number as written: its sign and currency symbol, digits, separators
+_NUMBER = re.compile(r"[-+\u2212]?\s?[$\u20ac\u00a3\u00a5]?\s?\d(?:[\d.,]*\d)?%?")
+_NUMERIC_EDGE = "-+\u2212$\u20ac\u00a3\u00a5.,"
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers of ``text`` with their sign and currency, spaces and minus kinds folded."""
+    return [m.group(0).replace(" ", "").replace("\u2212", "-") for m in _NUMBER.finditer(text)]
+
+
+def _with_sign(line: str, start: int, end: int) -> str:
+    """``line[start:end]`` widened left over a sign or currency symbol right before it."""
+    while (
+        start > 0
+        and (line[start - 1] in _NUMERIC_EDGE or line[start - 1] == " ")
+        and (line[start - 1] != " " or (start > 1 and line[start - 2] in _NUMERIC_EDGE))
+    ):
+        start -= 1
+    return line[start:end]
+
+
+def _bounded(wanted: str) -> str:
+    """A regex for ``wanted`` as a whole phrase; a number inside a longer number, or after a
+    sign or currency symbol, is not that number ("1.00" is not in "-1.00")."""
+    before = r"(?<![\w" + re.escape(_NUMERIC_EDGE) + "])" if wanted[:1].isdigit() else r"(?<!\w)"
+    after = r"(?!\w)(?![.,]\d)" if wanted[-1:].isdigit() else r"(?!\w)"
+    return before + re.escape(wanted) + after
+
+
+def _find_unsigned(wanted: str, seen: str) -> int:
+    """Where ``wanted`` occurs in ``seen`` as a substring, skipping places where a number
+    would lose its sign, currency or digits; -1 when none."""
+    index = seen.find(wanted)
+    while index >= 0:
+        before = seen[index - 1] if index > 0 else ""
+        after = seen[index + len(wanted) : index + len(wanted) + 1]
+        numeric_start = wanted[:1].isdigit() and (
+            before.isdigit() or (before != "" and before in _NUMERIC_EDGE)
+        )
+        numeric_end = wanted[-1:].isdigit() and after.isdigit()
+        if not (numeric_start or numeric_end):
+            return index
+        index = seen.find(wanted, index + 1)
+    return -1
 
 
 def _fuzzy_windows(wanted: str, seen: str) -> list[tuple[float, int, int]]:
@@ -554,6 +622,7 @@ class _Candidate:
     score: float
     source: Source
     element: DomElement | None = None
+    field: bool = False  # resolved from a label to its field
 
 
 def _iou(a: Rect, b: Rect) -> float:
@@ -689,6 +758,13 @@ class LocalGrounder:
         if target.image is not None:
             candidates = self._template_candidates(frame, target)
             source: Source = "template"
+        elif target.text is None:  # a role alone: every element of that role
+            if not elements:
+                raise TargetNotFound(
+                    target, [], detail="a target by role alone needs the page's elements"
+                )
+            candidates = self._role_candidates(elements, transform, frame, target, rejected)
+            source = "dom"
         else:
             assert target.text is not None
             candidates, source = [], "ocr"
@@ -744,6 +820,8 @@ class LocalGrounder:
             source=source,
             text=chosen.text,
             candidates_rejected=rejected,
+            field=chosen.field,
+            element=chosen.element,
         )
 
     # -- choosing among candidates ---------------------------------------------------
@@ -771,6 +849,10 @@ class LocalGrounder:
 
         if target.near is not None:
             anchors = self._anchors(frame, target.near, elements, transform)
+            if len(anchors) > 1:
+                raise AmbiguousTarget(
+                    target, [(target.near, box, 1.0) for box in anchors], anchor="near"
+                )
             if not anchors:
                 raise TargetNotFound(
                     target,
@@ -846,7 +928,16 @@ class LocalGrounder:
         if not found:
             return []
         best = max(c.score for c in found)
-        return [c.box for c in found if c.score >= best - self.tie_margin]
+        tier = [c for c in found if c.score >= best - self.tie_margin]
+        # one place counts once: an element and its own inner element, or a DOM and OCR box
+        distinct: list[Rect] = []
+        for box in sorted((c.box for c in tier), key=lambda b: b.width * b.height):
+            if not any(
+                _iou(box, kept) > 0.5 or _contains(box, kept, 2.0) or _contains(kept, box, 2.0)
+                for kept in distinct
+            ):
+                distinct.append(box)
+        return _in_reading_order_boxes(distinct)
 
     def _resolve_region(
         self, frame: Frame, target: Target, elements: list[DomElement], transform: FrameTransform
@@ -862,6 +953,8 @@ class LocalGrounder:
                 self._closest(frame, target, elements),
                 detail=f"region {region!r} not found",
             )
+        if len(anchors) > 1:
+            raise AmbiguousTarget(target, [(region, box, 1.0) for box in anchors], anchor="in")
         anchor = anchors[0]
         containers = [
             box
@@ -925,9 +1018,55 @@ class LocalGrounder:
             elif not element.enabled:
                 rejected.append(_reject(candidate, "disabled"))
             elif wanted_role and element.effective_role != wanted_role:
+                field = (
+                    _dom_field_beside(element, elements, transform, wanted_role)
+                    if wanted_role in _FIELD_ROLES and not element.interactive
+                    else None
+                )
+                if field is not None:  # a label's text names the field it sits beside
+                    found.append(
+                        _Candidate(
+                            candidate.text,
+                            field.frame_box(transform),
+                            best.score * 0.95,
+                            "dom",
+                            field,
+                            field=True,
+                        )
+                    )
+                    continue
                 rejected.append(
                     _reject(candidate, f"role is {element.effective_role}, not {wanted_role}")
                 )
+            else:
+                found.append(candidate)
+        return found
+
+    def _role_candidates(
+        self,
+        elements: list[DomElement],
+        transform: FrameTransform,
+        frame: Frame,
+        target: Target,
+        rejected: list[RejectedCandidate],
+    ) -> list[_Candidate]:
+        """Every shown, enabled element of the target's role (a target by role alone)."""
+        assert target.role is not None
+        wanted = _canonical_role(target.role)
+        bounds = Rect(0.0, 0.0, float(frame.size.width), float(frame.size.height))
+        found = []
+        for element in elements:
+            if element.effective_role != wanted:
+                continue
+            box = element.frame_box(transform)
+            names = element.names()
+            candidate = _Candidate(names[0] if names else wanted, box, 1.0, "dom", element)
+            if not element.visible or box.width <= 0 or box.height <= 0:
+                rejected.append(_reject(candidate, "hidden"))
+            elif not _intersects(box, bounds):
+                rejected.append(_reject(candidate, "outside the frame"))
+            elif not element.enabled:
+                rejected.append(_reject(candidate, "disabled"))
             else:
                 found.append(candidate)
         return found
@@ -954,6 +1093,45 @@ class LocalGrounder:
 _FIELD_ROLES = {"textbox", "combobox"}
 
 
+def _in_reading_order_boxes(boxes: list[Rect]) -> list[Rect]:
+    return [c.box for c in _in_reading_order([_Candidate("", b, 0.0, "dom") for b in boxes])]
+
+
+def field_beside(label: Rect, fields: list[Rect]) -> Rect | None:
+    """The field a label names, from geometry alone: the nearest box right of the label on
+    its row, or below it overlapping it across, not containing the label (pure)."""
+    line = max(label.height, 8.0)
+    best: tuple[float, Rect] | None = None
+    for box in fields:
+        if _contains(box, label, 0.0):
+            continue
+        right_of = box.left >= label.right - 2 and box.top <= label.centre.y <= box.bottom
+        below = box.top >= label.bottom - 2 and box.left <= label.right and box.right >= label.left
+        if right_of and box.left - label.right <= 40 * line:
+            distance = box.left - label.right
+        elif below and box.top - label.bottom <= 5 * line:
+            distance = box.top - label.bottom
+        else:
+            continue
+        if best is None or distance < best[0]:
+            best = (distance, box)
+    return best[1] if best else None
+
+
+def _dom_field_beside(
+    label: DomElement, elements: list[DomElement], transform: FrameTransform, role: str
+) -> DomElement | None:
+    """The shown, enabled field of ``role`` that the text element ``label`` sits beside."""
+    fields = [
+        e
+        for e in elements
+        if e.effective_role == role and e.visible and e.enabled and e is not label
+    ]
+    boxes = [f.frame_box(transform) for f in fields]
+    box = field_beside(label.frame_box(transform), boxes)
+    return None if box is None else fields[boxes.index(box)]
+
+
 def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
     """The input field a text label names, found by its outline: right of the label on the
     same row, or just below it. ``None`` when no field-like rectangle is there."""
@@ -967,24 +1145,33 @@ def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
         return None
     crop = gray[y1:y2, x1:x2]
     edges = cv2.Canny(crop, 50, 150)
+    enclosing = _field_boxes(edges, x1, y1, line)
+    around = [b for b in enclosing if _contains(b, label, 2.0) and b.height <= line * 3]
+    if around:  # the text sits inside a field (a placeholder or its value): that field
+        return min(around, key=lambda b: b.width * b.height)
+    # a label flush on its field: its glyphs would merge with the field's outline
+    lx1, ly1 = int(max(0, label.left + 1 - x1)), int(max(0, label.top + 1 - y1))
+    lx2, ly2 = int(label.right - 1 - x1), int(label.bottom - 1 - y1)
+    if lx2 > lx1 and ly2 > ly1:
+        edges[ly1:ly2, lx1:lx2] = 0
+    return field_beside(label, _field_boxes(edges, x1, y1, line))
+
+
+def _field_boxes(edges: np.ndarray, x1: int, y1: int, line: float) -> list[Rect]:
+    """Closed, field-shaped outlines in an edge map (frame pixels: offset by x1, y1)."""
+    import cv2
+
     edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    best: tuple[float, Rect] | None = None
+    boxes = []
     for contour in contours:
         bx, by, bw, bh = cv2.boundingRect(contour)
-        box = Rect(float(bx + x1), float(by + y1), float(bw), float(bh))
         if not (line * 1.1 <= bh <= line * 4 and bw >= max(3 * bh, 4 * line)):
             continue
         if cv2.contourArea(contour) < 0.6 * bw * bh:  # an outline, not a stroke of text
             continue
-        right_of = box.left >= label.right - 2 and box.top <= label.centre.y <= box.bottom
-        below = box.top >= label.bottom - 2 and box.left <= label.right and box.right >= label.left
-        if not (right_of or below):
-            continue
-        distance = box.left - label.right if right_of else box.top - label.bottom
-        if best is None or distance < best[0]:
-            best = (distance, box)
-    return best[1] if best else None
+        boxes.append(Rect(float(bx + x1), float(by + y1), float(bw), float(bh)))
+    return boxes
 
 
 def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
@@ -992,7 +1179,7 @@ def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
     box = find_field_box(np.asarray(frame.image.convert("L")), candidate.box)
     if box is None:
         return _Candidate(candidate.text, candidate.box, candidate.score * 0.8, candidate.source)
-    return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source)
+    return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source, field=True)
 
 
 def _intersects(a: Rect, b: Rect) -> bool:

@@ -59,8 +59,18 @@ from guiagent.scenario.results import StepResult
 from guiagent.scenario.schema import (
     SettleOptions,
     Step,
+    TargetSpec,
     TypeSpec,
     as_target,
+)
+from guiagent.scenario.verify import (
+    FocusReader,
+    HitTester,
+    covered_by,
+    fail_covered,
+    field_changed,
+    focus_problem,
+    typed_problem,
 )
 from guiagent.skills.registry import use_steps_runner
 
@@ -299,6 +309,7 @@ class UI(Screen):
         rec: dict[str, Any],
         frame: Frame,
         hits: list[Grounded] | None = None,
+        check: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         """One input event through the run's step executor (kill switch, policy, input,
         record); its record is kept for the step's.
@@ -326,6 +337,16 @@ class UI(Screen):
             variables=rec.get("variables") if action.name == "type" else None,
             index=rec.get("index", 0),
         )
+        problems: list[str] = []
+        if check is not None:
+
+            async def outcome_check(_action: BaseAction) -> str | None:
+                problem = await check()
+                if problem:
+                    problems.append(problem)
+                return problem
+
+            context.check = outcome_check
         first = hits[0] if hits else None
         if first is not None and first.source == "ocr" and first.text and first.box is not None:
             # the matched text is under the point only when the point is on that text itself
@@ -335,6 +356,8 @@ class UI(Screen):
             events.append(outcome.record)
         if outcome.status == "denied":
             raise StepFailure(f"{action.name} denied by policy: {outcome.detail}")
+        if outcome.status == "error" and problems:
+            raise StepFailure(problems[0])
         if outcome.status == "error":
             raise StepFailure(f"the environment refused {action.name}: {outcome.detail}")
 
@@ -343,6 +366,7 @@ class UI(Screen):
     ) -> None:
         spec = as_target(value)
         frame, hit = await self.ground(frame, spec, timeout)
+        frame, hit = await self._reachable(frame, spec, hit, timeout)
         cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
         action = cls(x=hit.screen[0], y=hit.screen[1])
         rec.update(action=action, hits=[hit])
@@ -352,12 +376,16 @@ class UI(Screen):
         self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]
     ) -> None:
         hits = []
+        typed_check = None
         if spec.into is not None:
-            frame, hit = await self.ground(frame, spec.into, timeout)
-            hit = self._input_beside_label(frame, hit)
+            into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
             rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-            await self._act(rec["action"], rec, frame, [hit])
+            what = into.describe()
+            await self._act(
+                rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+            )
+            typed_check = self._typed_check(spec.text, frame, hit)
         if spec.text and await self.executor.typing_into_password():
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
@@ -367,9 +395,61 @@ class UI(Screen):
             rec["variables"] = {"name": f"secret:{named[0]}", "secret": True, "value_hash": None}
         action = Type(text=spec.text)
         rec.update(action=action, hits=hits)
-        await self._act(action, rec, frame)
+        await self._act(action, rec, frame, check=typed_check)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
+
+    async def _reachable(
+        self, frame: Frame, spec: TargetSpec, hit: Grounded, timeout: float
+    ) -> tuple[Frame, Grounded]:
+        """``hit`` when a click at its point lands on its element; else scroll the element
+        into view and ground it again; fail naming what is in the way when still covered."""
+        blocker = await covered_by(self.env, hit)
+        if blocker is None:
+            return frame, hit
+        if isinstance(self.env, HitTester) and hit.ref is not None:
+            await self.env.scroll_into_view(hit.ref)
+            frame = await self.observe()
+            frame, hit = await self.ground(frame, spec, timeout)
+            blocker = await covered_by(self.env, hit)
+            if blocker is None:
+                return frame, hit
+        raise fail_covered(spec.describe(), hit, blocker)
+
+    async def _field(
+        self, frame: Frame, into: TargetSpec, timeout: float
+    ) -> tuple[TargetSpec, Frame, Grounded]:
+        """The field ``into`` names: the element itself when it takes text, else the field
+        beside the text (its label: DOM geometry, or the outline found on the desktop)."""
+        frame, hit = await self.ground(frame, into, timeout)
+        if not hit.field and hit.editable is not True and into.role is None and into.text:
+            as_field = into.model_copy(update={"role": "textbox"})
+            try:
+                frame, field = await self.ground(frame, as_field, 0.0)
+            except StepFailure:
+                field = None
+            if field is not None and (field.field or field.editable):
+                into, hit = as_field, field
+        hit = self._input_beside_label(frame, hit)
+        frame, hit = await self._reachable(frame, into, hit, timeout)
+        return into, frame, hit
+
+    def _typed_check(
+        self, text: str, before: Frame, hit: Grounded
+    ) -> Callable[[], Awaitable[str | None]]:
+        """After typing into the field of ``hit``: the browser's field must hold the text;
+        on a desktop the field's box must have changed."""
+
+        async def check() -> str | None:
+            if isinstance(self.env, FocusReader):
+                return await typed_problem(self.env, text)
+            if hit.field and hit.box is not None and text.strip():
+                after = await self.env.observe()
+                if not field_changed(before, after, hit.box):
+                    return "nothing changed inside the field after typing: the text went elsewhere"
+            return None
+
+        return check
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         hits = []

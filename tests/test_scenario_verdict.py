@@ -271,3 +271,40 @@ def test_a_click_on_an_icon_that_swaps_on_hover_fires(
     outcome, text = _ui_run(async_runner, playwright_browser, grounder, HOVER_SWAP, tmp_path, steps)
     assert not isinstance(outcome, Exception), outcome
     assert "plays: 1" in text
+
+
+HOVER_MENU = """<!doctype html><html><head><title>menu</title>
+<style>body{font:16px sans-serif;margin:20px} #menu{display:inline-block;padding:6px;background:#ddd}
+#items{display:none} #menu:hover #items{display:block}</style></head>
+<body><div id="menu">Tools<div id="items">Export report</div></div></body></html>"""
+
+
+def test_hover_opens_a_hover_menu_without_pressing(
+    async_runner: Any, playwright_browser: Any, grounder: Any, tmp_path: Path
+) -> None:
+    async def steps(ui: Any) -> None:
+        await ui.expect("Export report", not_=True, timeout=0.3)
+        await ui.hover("Tools")
+        await ui.expect("Export report")
+
+    outcome, _ = _ui_run(async_runner, playwright_browser, grounder, HOVER_MENU, tmp_path, steps)
+    assert not isinstance(outcome, Exception), outcome
+
+
+def test_yaml_accepts_a_role_alone_and_hover() -> None:
+    from guiagent.scenario.schema import scenario_from_data
+
+    scenario = scenario_from_data(
+        {
+            "name": "role",
+            "target": {"url": "about:blank"},
+            "steps": [
+                {"type": {"text": "x", "into": {"role": "textbox", "nth": 2}}},
+                {"hover": "Tools"},
+            ],
+        }
+    )
+    into = scenario.steps[0].value.into
+    assert (into.role, into.nth, into.text) == ("textbox", 2, None)
+    assert into.describe() == "a textbox (nth=2)"
+    assert scenario.steps[1].kind == "hover"

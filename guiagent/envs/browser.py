@@ -653,9 +653,9 @@ class BrowserEnv:
             # move first and let the page draw its hover state (an icon that swaps its image
             # on :hover gets no click when the press lands in the same instant as the move)
             await mouse.move(x, y)
+            await _next_frames(page)
             if isinstance(action, Move):
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
-            await _next_frames(page)
             if isinstance(action, Click):
                 await mouse.down()
                 await mouse.up()

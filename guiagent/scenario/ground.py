@@ -66,7 +66,7 @@ class Grounded(BaseModel):
 
 def step_label(index: int, kind: str, value: Any) -> str:
     head = f"step {index + 1} ({kind}"
-    if kind in ("click", "double_click", "right_click"):
+    if kind in ("click", "double_click", "right_click", "hover"):
         return f"{head} {as_target(value).describe()})"
     if kind == "type":
         into = f" into {value.into.describe()}" if value.into is not None else ""

@@ -33,6 +33,7 @@ STEP_KINDS: tuple[str, ...] = (
     "click",
     "double_click",
     "right_click",
+    "hover",
     "type",
     "press",
     "scroll",
@@ -319,6 +320,12 @@ class DoubleClickStep(_StepBase):
     double_click: TargetRef
 
 
+class HoverStep(_StepBase):
+    hover: TargetRef = Field(
+        description="Move the pointer onto the target without pressing, then let hover effects show."
+    )
+
+
 class RightClickStep(_StepBase):
     right_click: TargetRef
 
@@ -367,6 +374,7 @@ _STEP_CLASSES: dict[str, type[_StepBase]] = {
     "click": ClickStep,
     "double_click": DoubleClickStep,
     "right_click": RightClickStep,
+    "hover": HoverStep,
     "type": TypeStep,
     "press": PressStep,
     "scroll": ScrollStep,
@@ -412,6 +420,7 @@ Step = Annotated[
     Annotated[ClickStep, Tag("click")]
     | Annotated[DoubleClickStep, Tag("double_click")]
     | Annotated[RightClickStep, Tag("right_click")]
+    | Annotated[HoverStep, Tag("hover")]
     | Annotated[TypeStep, Tag("type")]
     | Annotated[PressStep, Tag("press")]
     | Annotated[ScrollStep, Tag("scroll")]

@@ -41,6 +41,7 @@ from guiagent.core.actions import (
     Drag,
     InvalidToolCall,
     Key,
+    Move,
     RightClick,
     Scroll,
     Type,
@@ -149,6 +150,10 @@ class UI(Screen):
         self, target: str | Mapping[str, Any], *, timeout: float | None = None
     ) -> str:
         return await self.do({"right_click": _target(target)}, timeout)
+
+    async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
+        """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""
+        return await self.do({"hover": _target(target)}, timeout)
 
     async def type(
         self,
@@ -277,7 +282,7 @@ class UI(Screen):
     async def _dispatch(self, step: Any, frame: Frame, rec: dict[str, Any]) -> str:
         kind, value = step.kind, step.value
         timeout = step.timeout or self.step_timeout
-        if kind in ("click", "double_click", "right_click"):
+        if kind in ("click", "double_click", "right_click", "hover"):
             await self._click_kind(kind, frame, value, timeout, rec)
         elif kind == "type":
             await self._type(frame, value, timeout, rec)
@@ -367,7 +372,12 @@ class UI(Screen):
         spec = as_target(value)
         frame, hit = await self.ground(frame, spec, timeout)
         frame, hit = await self._reachable(frame, spec, hit, timeout)
-        cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
+        cls = {
+            "click": Click,
+            "double_click": DoubleClick,
+            "right_click": RightClick,
+            "hover": Move,
+        }[kind]
         action = cls(x=hit.screen[0], y=hit.screen[1])
         rec.update(action=action, hits=[hit])
         await self._act(action, rec, frame, [hit])

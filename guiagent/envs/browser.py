@@ -346,6 +346,38 @@ _FOCUS_STATE_JS = (
 )
 
 
+# Mark (or unmark) every element a DOM snapshot reported with its ref, so that a CDP
+# DOM.getDocument can tell which backend node each one is.
+_MARK_REFS_JS = (
+    "(on) => {"
+    + _REFS_JS
+    + """
+  for (const [ref, weak] of REFS.byRef) {
+    const el = weak.deref();
+    if (!el) { REFS.byRef.delete(ref); continue; }
+    if (on) el.setAttribute('data-guiagent-ref', String(ref)); else el.removeAttribute('data-guiagent-ref');
+  }
+}"""
+)
+
+
+def _refs_to_backend_ids(root: dict[str, Any]) -> dict[int, int]:
+    """ref -> backendNodeId of the nodes of a CDP DOM tree that carry ``data-guiagent-ref``."""
+    found: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        attributes = node.get("attributes") or []
+        for i in range(0, len(attributes) - 1, 2):
+            if attributes[i] == "data-guiagent-ref" and attributes[i + 1].isdigit():
+                found[int(attributes[i + 1])] = int(node["backendNodeId"])
+        stack.extend(node.get("children") or [])
+        stack.extend(node.get("shadowRoots") or [])
+        if node.get("contentDocument"):
+            stack.append(node["contentDocument"])
+    return found
+
+
 async def _next_frames(page: Page, count: int = 2) -> None:
     """Wait until the page has drawn ``count`` more frames (hover styles, scrolling)."""
     try:
@@ -400,6 +432,10 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
+        # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
+        self.accessible_names = True
+        self._cdp: Any = None
+        self._cdp_page: Page | None = None
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
 
@@ -756,7 +792,45 @@ class BrowserEnv:
         page = self._check_alive()
         with self._guard():
             elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
+            if elements and self.accessible_names:
+                await self._add_accessible_names(page, elements)
         return elements
+
+    async def _add_accessible_names(self, page: Page, elements: list[dict[str, Any]]) -> None:
+        """``ax_name`` and ``ax_role`` of each element from Chromium's accessibility tree
+        (CDP ``Accessibility.getFullAXTree``): the name and role a screen reader announces.
+
+        Elements are matched to tree nodes by their backend node ids, read from
+        ``DOM.getDocument`` while each reported element carries a ``data-guiagent-ref``
+        attribute (removed again at once). Without CDP (another browser) nothing is added.
+        """
+        try:
+            if self._cdp is None or self._cdp_page is not page:
+                self._cdp = await page.context.new_cdp_session(page)
+                self._cdp_page = page
+            await page.evaluate(_MARK_REFS_JS, True)
+            try:
+                doc = await self._cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})
+            finally:
+                await page.evaluate(_MARK_REFS_JS, False)
+            tree = await self._cdp.send("Accessibility.getFullAXTree")
+        except PlaywrightError as exc:
+            logger.debug("no accessibility tree: {}", exc)
+            self.accessible_names = False  # not Chromium (or CDP refused): do not ask again
+            return
+        backend_of_ref = _refs_to_backend_ids(doc.get("root", {}))
+        ax_of_backend: dict[int, tuple[str, str]] = {}
+        for node in tree.get("nodes", []):
+            backend = node.get("backendDOMNodeId")
+            if backend is None or node.get("ignored"):
+                continue
+            role = str((node.get("role") or {}).get("value") or "")
+            name = str((node.get("name") or {}).get("value") or "")
+            ax_of_backend[int(backend)] = (role, " ".join(name.split())[:200])
+        for element in elements:
+            found = ax_of_backend.get(backend_of_ref.get(int(element.get("ref") or 0), -1))
+            if found is not None:
+                element["ax_role"], element["ax_name"] = found[0] or None, found[1] or None
 
     async def accessibility_snapshot(self) -> str:
         """The page's ARIA snapshot (Playwright's YAML outline of roles and names)."""

@@ -201,6 +201,8 @@ class DomElement(BaseModel):
     editable: bool | None = None  # takes typed text (None: the source does not say)
     ref: int | None = None  # the browser's handle on this element (hit test, scroll, focus)
     clipped: bool = False  # entirely cut away by a scrolling ancestor
+    ax_name: str | None = None  # the accessible name from the browser's accessibility tree
+    ax_role: str | None = None  # the role from that tree (Chromium's names)
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +221,14 @@ class DomElement(BaseModel):
     def effective_role(self) -> str:
         if self.role:
             return self.role.lower()
+        derived = self._tag_role()
+        if derived == "generic" and self.ax_role:
+            ax = _canonical_role(self.ax_role)
+            if ax in _INTERACTIVE_ROLES:  # e.g. a div the browser exposes as a button
+                return ax
+        return derived
+
+    def _tag_role(self) -> str:
         kind = (self.type or "").lower()
         if self.tag == "a":
             return "link"
@@ -248,6 +258,7 @@ class DomElement(BaseModel):
         """The texts a person might use to name this element."""
         values = [
             self.text,
+            self.ax_name,
             self.label,
             self.aria_label,
             self.placeholder,
@@ -257,7 +268,7 @@ class DomElement(BaseModel):
         ]
         if self.effective_role == "button" and self.tag == "input":
             values.append(self.value)
-        return [v for v in values if v and v.strip()]
+        return list(dict.fromkeys(v for v in values if v and v.strip()))
 
     def frame_box(self, transform: FrameTransform) -> Rect:
         top_left = transform.screen_to_frame(Point(self.box.x, self.box.y))

@@ -15,6 +15,8 @@ DEBIAN_PACKAGES=(
   fonts-dejavu-core   # a TrueType font for generated test frames
   espeak-ng           # speech for narration
   ffmpeg              # MP4 export
+  galculator          # a third-party GTK calculator the third-party suite drives (tests/test_thirdparty_apps.py)
+  npm                 # installs the third-party web app below
 )
 PYTHON="${PYTHON:-python3}"
 # Debian's own python needs these as packages; a python built elsewhere (pyenv) carries them
@@ -47,5 +49,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" !
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
   echo "$EXTRAS" > "$stamp"
+fi
+# a third-party web app, shipped built in an npm package, never copied into the repository:
+# tests/test_thirdparty_apps.py serves it locally (the folder is git-ignored)
+SWAGGER_UI=swagger-ui-dist@5.35.0
+if [ ! -f .thirdparty/npm/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  echo "setup: installing $SWAGGER_UI into .thirdparty/npm"
+  npm install --prefix .thirdparty/npm --no-audit --no-fund --no-save "$SWAGGER_UI" >/dev/null
 fi
 echo "setup: ready (.venv/bin/guiagent)"

@@ -37,6 +37,7 @@ from pydantic import (
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
+from guiagent.grounding.buttons import ButtonReader
 from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
 from guiagent.grounding.template import TemplateError, load_template, match_template
 
@@ -698,9 +699,12 @@ class LocalGrounder:
         tie_margin: float = 0.02,
         dom_preference: float = 0.75,
         incremental: bool = True,
+        read_buttons: bool = True,
     ) -> None:
         self._engine = engine
         self._reader: ScreenReader | None = None
+        self._buttons: ButtonReader | None = None
+        self.read_buttons = read_buttons
         self.fuzzy_threshold = fuzzy_threshold
         self.template_threshold = template_threshold
         self.tie_margin = tie_margin
@@ -984,8 +988,23 @@ class LocalGrounder:
     # -- sources -----------------------------------------------------------------------
 
     def _ocr_candidates(self, frame: Frame, text: str, exact: bool) -> list[_Candidate]:
+        found = self._line_candidates(self.read_text(frame), text, exact)
+        if not found and self.read_buttons and frame.surface == "desktop":
+            # a glyph on a small button: read the buttons one by one
+            found = self._line_candidates(self.buttons.read(frame.image), text, exact)
+        return found
+
+    @property
+    def buttons(self) -> ButtonReader:
+        if self._buttons is None:
+            self._buttons = ButtonReader(
+                self._engine if self._engine is not None else shared_engine()
+            )
+        return self._buttons
+
+    def _line_candidates(self, lines: list[TextBox], text: str, exact: bool) -> list[_Candidate]:
         found = []
-        for line in self.read_text(frame):
+        for line in lines:
             match = match_text(text, line.text, exact, self.fuzzy_threshold)
             if match is None:
                 continue

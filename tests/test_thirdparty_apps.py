@@ -103,9 +103,12 @@ def grounder() -> Any:
     return LocalGrounder()
 
 
-def _run(async_runner: Any, scenario: Any, tmp_path: Path, **kwargs: Any) -> Any:
+def _run(
+    async_runner: Any, scenario: Any, tmp_path: Path, display: str | None = None, **kwargs: Any
+) -> Any:
     async def go() -> Any:
-        session = ScenarioSession(SessionOptions(record_dir=tmp_path / "runs"), **kwargs)
+        options = SessionOptions(record_dir=tmp_path / "runs", display=display)
+        session = ScenarioSession(options, **kwargs)
         async with session:
             return await session.run(scenario)
 
@@ -159,3 +162,48 @@ def test_swagger_ui_wrong_expectation_fails_at_that_step(
     statuses = [s.status for s in result.steps]
     assert statuses == ["passed"] * 8 + ["failed", "skipped"], result.failure_message()
     assert "Nemo" in (result.steps[8].error or "")
+
+
+def _galculator_sum(final: list[dict[str, Any]]) -> Any:
+    # galculator keeps its settings in ~/.config: a fresh HOME gives the default basic mode
+    return scenario_from_data(
+        {
+            "name": "galculator adds by clicking its buttons",
+            "target": {
+                "command": ["sh", "-c", 'HOME="$(mktemp -d)" exec galculator'],
+                "window": "galculator",
+            },
+            "steps": [
+                {"click": {"text": "7", "exact": True}},
+                {"click": {"text": "+", "exact": True}},
+                {"click": {"text": "5", "exact": True}},
+                {"click": {"text": "=", "exact": True}},
+                *final,
+            ],
+        }
+    )
+
+
+@pytest.mark.desktop
+def test_galculator_adds_by_clicking_its_buttons(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    if shutil.which("galculator") is None:
+        pytest.fail("galculator is not installed: run scripts/setup.sh")
+    scenario = _galculator_sum([{"expect": {"text": "12", "exact": True}}])
+    result = _run(async_runner, scenario, tmp_path, x_display.display, grounder=grounder)
+    assert result.ok, result.failure_message()
+
+
+@pytest.mark.desktop
+def test_galculator_wrong_expectation_fails_at_that_step(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    if shutil.which("galculator") is None:
+        pytest.fail("galculator is not installed: run scripts/setup.sh")
+    scenario = _galculator_sum(
+        [{"expect": {"text": "12", "exact": True}}, {"expect": {"text": "13", "exact": True}}]
+    )
+    result = _run(async_runner, scenario, tmp_path, x_display.display, grounder=grounder)
+    assert [s.status for s in result.steps] == ["passed"] * 5 + ["failed"], result.failure_message()
+    assert 'no text matching "13"' in (result.steps[5].error or "")

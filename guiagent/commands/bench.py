@@ -20,6 +20,7 @@ AREAS = (
     "parser",
     "client",
     "grounding",
+    "hits",
     "scenario",
     "replay",
     "safety",

@@ -16,7 +16,6 @@ Three sources, tried in this order:
 from __future__ import annotations
 
 import asyncio
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,16 @@ from pydantic import (
 from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
 from guiagent.grounding.buttons import ButtonReader
+from guiagent.grounding.fields import field_beside, find_field_box
 from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
 from guiagent.grounding.template import TemplateError, load_template, match_template
+from guiagent.grounding.text import (
+    TextMatch,
+    match_text,
+    normalise,
+    similarity,
+    sub_box,
+)
 
 __all__ = [
     "DOM_SNAPSHOT_JS",
@@ -491,137 +498,6 @@ class TargetNotFound(GroundingError):
         seen = ", ".join(repr(t) for t in closest) if closest else "no text at all"
         extra = f" ({detail})" if detail else ""
         super().__init__(f"target {target.describe()} not found{extra}; closest texts seen: {seen}")
-
-
-# --- text matching (pure) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    score: float  # 0..1
-    start: int  # span of the match within the whitespace-normalised line
-    end: int
-    kind: str  # "exact" | "phrase" | "substring" | "fuzzy"
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def match_text(
-    target: str, line: str, exact: bool = False, fuzzy_threshold: float = 0.8
-) -> TextMatch | None:
-    """Score how well ``line`` names ``target``: exact > whole phrase inside > fuzzy.
-
-    Spans index the whitespace-normalised line (used to estimate a sub-box).
-    """
-    wanted, seen = normalise(target), normalise(line)
-    if not wanted or not seen:
-        return None
-    if exact:  # the whole text of one element or OCR line, nothing less
-        return TextMatch(1.0, 0, len(seen), "exact") if seen == wanted else None
-    low_wanted, low_seen = wanted.lower(), seen.lower()
-    if len(low_seen) != len(seen):  # lower() changed the length: spans would drift
-        low_seen = seen
-        low_wanted = wanted
-    if low_seen == low_wanted:
-        return TextMatch(1.0 if seen == wanted else 0.98, 0, len(seen), "exact")
-    found = re.search(_bounded(low_wanted), low_seen)
-    if found:
-        return TextMatch(0.8 + 0.15 * len(wanted) / len(seen), found.start(), found.end(), "phrase")
-    index = _find_unsigned(low_wanted, low_seen)
-    if index >= 0:
-        return TextMatch(
-            0.5 + 0.2 * len(wanted) / len(seen), index, index + len(wanted), "substring"
-        )
-    best: tuple[float, int, int] = (0.0, 0, 0)
-    numbers = _numbers(low_wanted)
-    for ratio, start, end in _fuzzy_windows(low_wanted, low_seen):
-        # "Task 6" is not a misreading of "Task 1", nor "-1.00" of "1.00" or "$5" of "€5":
-        # numbers (with their sign and currency) must agree exactly.
-        if _numbers(_with_sign(low_seen, start, end)) != numbers:
-            continue
-        if ratio > best[0]:
-            best = (ratio, start, end)
-    ratio, start, end = best
-    if ratio >= fuzzy_threshold:
-        return TextMatch(0.75 * ratio, start, end, "fuzzy")
-    return None
-
-
-# a number as written: its sign and currency symbol, digits, separators
-_NUMBER = re.compile(r"[-+\u2212]?\s?[$\u20ac\u00a3\u00a5]?\s?\d(?:[\d.,]*\d)?%?")
-_NUMERIC_EDGE = "-+\u2212$\u20ac\u00a3\u00a5.,"
-
-
-def _numbers(text: str) -> list[str]:
-    """The numbers of ``text`` with their sign and currency, spaces and minus kinds folded."""
-    return [m.group(0).replace(" ", "").replace("\u2212", "-") for m in _NUMBER.finditer(text)]
-
-
-def _with_sign(line: str, start: int, end: int) -> str:
-    """``line[start:end]`` widened left over a sign or currency symbol right before it."""
-    while (
-        start > 0
-        and (line[start - 1] in _NUMERIC_EDGE or line[start - 1] == " ")
-        and (line[start - 1] != " " or (start > 1 and line[start - 2] in _NUMERIC_EDGE))
-    ):
-        start -= 1
-    return line[start:end]
-
-
-def _bounded(wanted: str) -> str:
-    """A regex for ``wanted`` as a whole phrase; a number inside a longer number, or after a
-    sign or currency symbol, is not that number ("1.00" is not in "-1.00")."""
-    before = r"(?<![\w" + re.escape(_NUMERIC_EDGE) + "])" if wanted[:1].isdigit() else r"(?<!\w)"
-    after = r"(?!\w)(?![.,]\d)" if wanted[-1:].isdigit() else r"(?!\w)"
-    return before + re.escape(wanted) + after
-
-
-def _find_unsigned(wanted: str, seen: str) -> int:
-    """Where ``wanted`` occurs in ``seen`` as a substring, skipping places where a number
-    would lose its sign, currency or digits; -1 when none."""
-    index = seen.find(wanted)
-    while index >= 0:
-        before = seen[index - 1] if index > 0 else ""
-        after = seen[index + len(wanted) : index + len(wanted) + 1]
-        numeric_start = wanted[:1].isdigit() and (
-            before.isdigit() or (before != "" and before in _NUMERIC_EDGE)
-        )
-        numeric_end = wanted[-1:].isdigit() and after.isdigit()
-        if not (numeric_start or numeric_end):
-            return index
-        index = seen.find(wanted, index + 1)
-    return -1
-
-
-def _fuzzy_windows(wanted: str, seen: str) -> list[tuple[float, int, int]]:
-    """Ratios of the target against the whole line and each run of about as many words."""
-    results = [(difflib.SequenceMatcher(None, wanted, seen).ratio(), 0, len(seen))]
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", seen)]
-    count = len(wanted.split())
-    for size in {max(1, count - 1), count, count + 1}:
-        if size >= len(words):
-            continue
-        for i in range(len(words) - size + 1):
-            start, end = words[i][0], words[i + size - 1][1]
-            ratio = difflib.SequenceMatcher(None, wanted, seen[start:end]).ratio()
-            results.append((ratio, start, end))
-    return results
-
-
-def sub_box(box: Rect, line: str, start: int, end: int) -> Rect:
-    """The part of a line's box holding characters ``start:end``, by character proportion."""
-    length = len(normalise(line))
-    if length == 0 or (start <= 0 and end >= length):
-        return box
-    left = box.left + box.width * start / length
-    right = box.left + box.width * end / length
-    return Rect(left, box.top, max(1.0, right - left), box.height)
-
-
-def similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, normalise(a).lower(), normalise(b).lower()).ratio()
 
 
 # --- candidates -----------------------------------------------------------------------
@@ -1127,27 +1003,6 @@ def _in_reading_order_boxes(boxes: list[Rect]) -> list[Rect]:
     return [c.box for c in _in_reading_order([_Candidate("", b, 0.0, "dom") for b in boxes])]
 
 
-def field_beside(label: Rect, fields: list[Rect]) -> Rect | None:
-    """The field a label names, from geometry alone: the nearest box right of the label on
-    its row, or below it overlapping it across, not containing the label (pure)."""
-    line = max(label.height, 8.0)
-    best: tuple[float, Rect] | None = None
-    for box in fields:
-        if _contains(box, label, 0.0):
-            continue
-        right_of = box.left >= label.right - 2 and box.top <= label.centre.y <= box.bottom
-        below = box.top >= label.bottom - 2 and box.left <= label.right and box.right >= label.left
-        if right_of and box.left - label.right <= 40 * line:
-            distance = box.left - label.right
-        elif below and box.top - label.bottom <= 5 * line:
-            distance = box.top - label.bottom
-        else:
-            continue
-        if best is None or distance < best[0]:
-            best = (distance, box)
-    return best[1] if best else None
-
-
 def _dom_field_beside(
     label: DomElement, elements: list[DomElement], transform: FrameTransform, role: str
 ) -> DomElement | None:
@@ -1160,48 +1015,6 @@ def _dom_field_beside(
     boxes = [f.frame_box(transform) for f in fields]
     box = field_beside(label.frame_box(transform), boxes)
     return None if box is None else fields[boxes.index(box)]
-
-
-def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
-    """The input field a text label names, found by its outline: right of the label on the
-    same row, or just below it. ``None`` when no field-like rectangle is there."""
-    import cv2
-
-    height, width = gray.shape[:2]
-    line = max(label.height, 8.0)
-    x1, y1 = int(max(0, label.left - line)), int(max(0, label.top - line * 1.5))
-    x2, y2 = int(min(width, label.right + 40 * line)), int(min(height, label.bottom + line * 5))
-    if x2 - x1 < 8 or y2 - y1 < 8:
-        return None
-    crop = gray[y1:y2, x1:x2]
-    edges = cv2.Canny(crop, 50, 150)
-    enclosing = _field_boxes(edges, x1, y1, line)
-    around = [b for b in enclosing if _contains(b, label, 2.0) and b.height <= line * 3]
-    if around:  # the text sits inside a field (a placeholder or its value): that field
-        return min(around, key=lambda b: b.width * b.height)
-    # a label flush on its field: its glyphs would merge with the field's outline
-    lx1, ly1 = int(max(0, label.left + 1 - x1)), int(max(0, label.top + 1 - y1))
-    lx2, ly2 = int(label.right - 1 - x1), int(label.bottom - 1 - y1)
-    if lx2 > lx1 and ly2 > ly1:
-        edges[ly1:ly2, lx1:lx2] = 0
-    return field_beside(label, _field_boxes(edges, x1, y1, line))
-
-
-def _field_boxes(edges: np.ndarray, x1: int, y1: int, line: float) -> list[Rect]:
-    """Closed, field-shaped outlines in an edge map (frame pixels: offset by x1, y1)."""
-    import cv2
-
-    edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
-    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    boxes = []
-    for contour in contours:
-        bx, by, bw, bh = cv2.boundingRect(contour)
-        if not (line * 1.1 <= bh <= line * 4 and bw >= max(3 * bh, 4 * line)):
-            continue
-        if cv2.contourArea(contour) < 0.6 * bw * bh:  # an outline, not a stroke of text
-            continue
-        boxes.append(Rect(float(bx + x1), float(by + y1), float(bw), float(bh)))
-    return boxes
 
 
 def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:

@@ -52,7 +52,6 @@ from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
 from guiagent.scenario.ground import (
     Grounded,
-    Screen,
     StepFailure,
     step_label,
 )
@@ -60,19 +59,10 @@ from guiagent.scenario.results import StepResult
 from guiagent.scenario.schema import (
     SettleOptions,
     Step,
-    TargetSpec,
     TypeSpec,
     as_target,
 )
-from guiagent.scenario.verify import (
-    FocusReader,
-    HitTester,
-    covered_by,
-    fail_covered,
-    field_changed,
-    focus_problem,
-    typed_problem,
-)
+from guiagent.scenario.verify import CheckedScreen, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
@@ -81,7 +71,7 @@ _STEP = TypeAdapter(Step)
 DEFAULT_STEP_TIMEOUT_S = 5.0
 
 
-class UI(Screen):
+class UI(CheckedScreen):
     """Steps a person would take, on one environment, for one run (create one per run).
 
     ``executor``: the run's step executor (shared with an agent when a skill runs steps);
@@ -409,58 +399,6 @@ class UI(Screen):
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
 
-    async def _reachable(
-        self, frame: Frame, spec: TargetSpec, hit: Grounded, timeout: float
-    ) -> tuple[Frame, Grounded]:
-        """``hit`` when a click at its point lands on its element; else scroll the element
-        into view and ground it again; fail naming what is in the way when still covered."""
-        blocker = await covered_by(self.env, hit)
-        if blocker is None:
-            return frame, hit
-        if isinstance(self.env, HitTester) and hit.ref is not None:
-            await self.env.scroll_into_view(hit.ref)
-            frame = await self.observe()
-            frame, hit = await self.ground(frame, spec, timeout)
-            blocker = await covered_by(self.env, hit)
-            if blocker is None:
-                return frame, hit
-        raise fail_covered(spec.describe(), hit, blocker)
-
-    async def _field(
-        self, frame: Frame, into: TargetSpec, timeout: float
-    ) -> tuple[TargetSpec, Frame, Grounded]:
-        """The field ``into`` names: the element itself when it takes text, else the field
-        beside the text (its label: DOM geometry, or the outline found on the desktop)."""
-        frame, hit = await self.ground(frame, into, timeout)
-        if not hit.field and hit.editable is not True and into.role is None and into.text:
-            as_field = into.model_copy(update={"role": "textbox"})
-            try:
-                frame, field = await self.ground(frame, as_field, 0.0)
-            except StepFailure:
-                field = None
-            if field is not None and (field.field or field.editable):
-                into, hit = as_field, field
-        hit = self._input_beside_label(frame, hit)
-        frame, hit = await self._reachable(frame, into, hit, timeout)
-        return into, frame, hit
-
-    def _typed_check(
-        self, text: str, before: Frame, hit: Grounded
-    ) -> Callable[[], Awaitable[str | None]]:
-        """After typing into the field of ``hit``: the browser's field must hold the text;
-        on a desktop the field's box must have changed."""
-
-        async def check() -> str | None:
-            if isinstance(self.env, FocusReader):
-                return await typed_problem(self.env, text)
-            if hit.field and hit.box is not None and text.strip():
-                after = await self.env.observe()
-                if not field_changed(before, after, hit.box):
-                    return "nothing changed inside the field after typing: the text went elsewhere"
-            return None
-
-        return check
-
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         hits = []
         if spec.on is not None:
@@ -644,45 +582,7 @@ def _spec(text: str | None, options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-async def ui_steps_runner(
-    ctx: Any, steps: list[Any], variables: Mapping[str, str]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """How a YAML skill runs its steps (injected into the skills registry): a UI sharing
-    the caller's executor (its policy, kill switch and recorder); records are collected as
-    the skill's sub-steps instead of being appended to the recording."""
-    from guiagent.scenario.schema import ScenarioError, scenario_from_data
-
-    target = {"url": "about:blank"} if ctx.env.surface == "browser" else {"window": "*"}
-    data = {"name": "skill", "target": target, "steps": steps}
-    try:
-        scenario = scenario_from_data(data, variables=dict(variables), environ={})
-    except ScenarioError as exc:
-        return [], str(exc)
-    records: dict[int, dict[str, Any]] = {}
-
-    async def keep(record: dict[str, Any]) -> None:
-        records[int(record["index"])] = record
-
-    ui = UI(ctx.env, ctx.grounder, executor=ctx.executor, sink=keep, settle=scenario.settle)
-    out: list[dict[str, Any]] = []
-    failure: str | None = None
-    for index, step in enumerate(scenario.steps):
-        result = await ui.run_step(step, index)
-        out.append(
-            {
-                **records.get(index, {}),
-                "label": result.label,
-                "status": result.status,
-                "ms": round(result.ms, 1),
-                "error": result.error,
-            }
-        )
-        if result.status == "failed":
-            failure = result.error or result.label
-            break
-    await ui.close()
-    return out, failure
-
+from guiagent.scenario.skill_steps import ui_steps_runner  # noqa: E402  (it uses UI)
 
 # YAML skills run their steps through the UI: the default a skills registry uses when it
 # was given no steps runner (injected here: the skills layer never imports this one)

@@ -11,13 +11,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point
-from guiagent.scenario.ground import Grounded, StepFailure
+from guiagent.scenario.ground import Grounded, Screen, StepFailure
+from guiagent.scenario.schema import TargetSpec
 
 
 @runtime_checkable
@@ -93,3 +95,60 @@ def fail_covered(what: str, hit: Grounded, blocker: str) -> StepFailure:
         f"{what} is not what a click at ({x:.0f}, {y:.0f}) would hit: {blocker} is drawn "
         "there (covered, or clipped by a scroll box), even after scrolling it into view"
     )
+
+
+class CheckedScreen(Screen):
+    """Grounding with the checks above: the point reaches its element; a text naming a
+    field resolves to the field; typing is checked against the field."""
+
+    async def _reachable(
+        self, frame: Frame, spec: TargetSpec, hit: Grounded, timeout: float
+    ) -> tuple[Frame, Grounded]:
+        """``hit`` when a click at its point lands on its element; else scroll the element
+        into view and ground it again; fail naming what is in the way when still covered."""
+        blocker = await covered_by(self.env, hit)
+        if blocker is None:
+            return frame, hit
+        if isinstance(self.env, HitTester) and hit.ref is not None:
+            await self.env.scroll_into_view(hit.ref)
+            frame = await self.observe()
+            frame, hit = await self.ground(frame, spec, timeout)
+            blocker = await covered_by(self.env, hit)
+            if blocker is None:
+                return frame, hit
+        raise fail_covered(spec.describe(), hit, blocker)
+
+    async def _field(
+        self, frame: Frame, into: TargetSpec, timeout: float
+    ) -> tuple[TargetSpec, Frame, Grounded]:
+        """The field ``into`` names: the element itself when it takes text, else the field
+        beside the text (its label: DOM geometry, or the outline found on the desktop)."""
+        frame, hit = await self.ground(frame, into, timeout)
+        if not hit.field and hit.editable is not True and into.role is None and into.text:
+            as_field = into.model_copy(update={"role": "textbox"})
+            try:
+                frame, field = await self.ground(frame, as_field, 0.0)
+            except StepFailure:
+                field = None
+            if field is not None and (field.field or field.editable):
+                into, hit = as_field, field
+        hit = self._input_beside_label(frame, hit)
+        frame, hit = await self._reachable(frame, into, hit, timeout)
+        return into, frame, hit
+
+    def _typed_check(
+        self, text: str, before: Frame, hit: Grounded
+    ) -> Callable[[], Awaitable[str | None]]:
+        """After typing into the field of ``hit``: the browser's field must hold the text;
+        on a desktop the field's box must have changed."""
+
+        async def check() -> str | None:
+            if isinstance(self.env, FocusReader):
+                return await typed_problem(self.env, text)
+            if hit.field and hit.box is not None and text.strip():
+                after = await self.env.observe()
+                if not field_changed(before, after, hit.box):
+                    return "nothing changed inside the field after typing: the text went elsewhere"
+            return None
+
+        return check

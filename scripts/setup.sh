@@ -17,9 +17,8 @@ DEBIAN_PACKAGES=(
   at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
   libatk-adaptor      # GTK 3's bridge onto that bus
   python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
-  zenity galculator   # real GTK applications the AT-SPI tests and the narration bench read
+  zenity galculator   # real GTK applications the AT-SPI tests, the narration bench and tests/test_thirdparty_apps.py use
   ffmpeg              # MP4 export
-  galculator          # a third-party GTK calculator the third-party suite drives (tests/test_thirdparty_apps.py)
   npm                 # installs the third-party web app below
 )
 PYTHON="${PYTHON:-python3}"

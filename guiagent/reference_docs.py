@@ -55,6 +55,7 @@ STEP_DOCS: dict[str, tuple[str, list[str]]] = {
     "click": ("Click a target (text, image or point).", ["click: Sign in", "click: {text: Save, role: button, nth: 2}"]),
     "double_click": ("Double-click a target.", ["double_click: report.txt"]),
     "right_click": ("Right-click a target (context menu).", ["right_click: {text: report.txt, in: Files}"]),
+    "hover": ("Move the pointer onto a target without pressing; hover effects show before the next step.", ["hover: {image: icons/menu.png}", "hover: {role: button, nth: 2}"]),
     "type": ("Type text, optionally into a target first.", ["type: hello", "type: {text: '${secret:PASSWORD}', into: Password, enter: true}"]),
     "press": ("Press a key or a chord.", ["press: enter", "press: ctrl+s", "press: [ctrl, shift, t]"]),
     "scroll": ("Scroll the wheel.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}"]),

@@ -21,6 +21,7 @@ AREAS = (
     "parser",
     "client",
     "grounding",
+    "hits",
     "scenario",
     "replay",
     "safety",

@@ -127,6 +127,14 @@ class KillSwitchHolder(Protocol):
     killswitch: Any
 
 
+@runtime_checkable
+class QuietSource(Protocol):
+    """An environment that can tell when its surface has stopped changing, from events
+    rather than pixels (a browser page): None when it cannot tell this time."""
+
+    async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None: ...
+
+
 def dom_of(env: object) -> DomSource | None:
     return env if isinstance(env, DomSource) else None
 

@@ -50,6 +50,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
+from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -298,6 +299,7 @@ class BrowserEnv:
                 )
                 self._page = await self._active_page(self._browser)
                 self._context = self._page.context
+                await self._page.add_init_script(QUIET_INSTALL_JS)
                 self._watch()
                 logger.info("attached over CDP to {} ({})", self.cdp_url, self._page.url)
                 return
@@ -318,6 +320,7 @@ class BrowserEnv:
         self._owns_context = True
         self._context.set_default_timeout(self.timeout_ms)
         self._page = await self._context.new_page()
+        await self._page.add_init_script(QUIET_INSTALL_JS)
         self._watch()
 
     def _ws_headers(self) -> dict[str, str] | None:
@@ -450,6 +453,13 @@ class BrowserEnv:
             "full_page": self.full_page,
         }
         return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+
+    async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None:
+        """Wait until the page itself is quiet (network, timers, DOM, animations, fonts);
+        None when the page cannot be instrumented (see guiagent.envs.browser_quiet)."""
+        page = self._check_alive()
+        with self._guard():
+            return await wait_quiet(page, timeout_s)
 
     # -- act -------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
     await ui.ai("add 'milk' to the list")  # needs agent_factory (a model server)
 
 Each call is one step, exactly as the same step in a YAML scenario: settle (wait until the
-screen stops changing, by frame differences), ground the target in the settled frame (OCR,
+screen stops changing: in a browser from the page's own events, else by frame differences;
+``expect`` and ``wait_for`` retry instead, like Playwright's assertions), ground the target in the settled frame (OCR,
 DOM, templates), convert to screen coordinates, send the input through the run's
 :class:`~guiagent.agent.step.StepExecutor` (kill switch, policy, input, record), and record
 the step. The YAML runner (:mod:`guiagent.scenario.runner`) calls :meth:`UI.run_step` for
@@ -226,7 +227,10 @@ class UI(Screen):
         label = self.redactor.redact_text(label or step_label(index, step.kind, step.value))
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"index": index}
-        frame, settle_ms = await self.settled()
+        if step.kind in ("expect", "wait_for"):  # retrying checks: no settle first
+            frame, settle_ms = await self.for_check(step.value)
+        else:
+            frame, settle_ms = await self.settled()
         # the DOM of the settled frame, to black out its password fields on disk
         frame_dom = await self.dom() if self.out_dir is not None else None
         t1 = time.perf_counter()

@@ -16,6 +16,7 @@ or connect to a ``playwright run-server`` endpoint (``ws_endpoint``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import glob
 import io
@@ -59,6 +60,7 @@ CHROMIUM_ARGS = (
     "--disable-gpu",
 )
 WHEEL_PX_PER_NOTCH = 100
+TYPE_CHUNK = 64  # characters typed between two kill-switch checks
 
 # our key names (guiagent.core.actions.normalise_key) -> Playwright key names
 _KEYS: dict[str, str] = {
@@ -242,6 +244,7 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
+        self._cdp: Any = None  # a CDP session for fast screenshots; False: not available
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
 
@@ -371,6 +374,7 @@ class BrowserEnv:
     async def close(self) -> None:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
+        self._cdp = None
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -426,11 +430,8 @@ class BrowserEnv:
 
     async def observe(self) -> Frame:
         page = self._check_alive()
-        with self._guard():
-            state = await page.evaluate(_PAGE_STATE_JS)
-            png = await page.screenshot(
-                type="png", full_page=self.full_page, timeout=self.timeout_ms
-            )
+        with self._guard():  # page state and pixels in parallel
+            state, png = await asyncio.gather(page.evaluate(_PAGE_STATE_JS), self._png(page))
         image = Image.open(io.BytesIO(png)).convert("RGB")
         dpr = float(state["dpr"])
         transform = transform_for_page(
@@ -460,6 +461,24 @@ class BrowserEnv:
         page = self._check_alive()
         with self._guard():
             return await wait_quiet(page, timeout_s)
+
+    async def _png(self, page: Page) -> bytes:
+        """The viewport as PNG: straight from CDP with Chromium's fast encoder (lossless,
+        about 3x cheaper than Playwright's screenshot), else through Playwright."""
+        if not self.full_page and self._cdp is not False:
+            try:
+                if self._cdp is None:
+                    self._cdp = await page.context.new_cdp_session(page)
+                shot = await self._cdp.send(
+                    "Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True}
+                )
+                return base64.b64decode(shot["data"])
+            except PlaywrightError as exc:
+                if self._surface_error(exc) is not None:
+                    raise
+                logger.debug("no CDP screenshots here ({}); using Playwright's", exc)
+                self._cdp = False
+        return await page.screenshot(type="png", full_page=self.full_page, timeout=self.timeout_ms)
 
     # -- act -------------------------------------------------------------------------
 
@@ -543,12 +562,12 @@ class BrowserEnv:
             await mouse.wheel(dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            if self.killswitch is None:
-                await page.keyboard.type(action.text)
-            else:
-                for char in action.text:  # one key at a time, the kill switch checked between keys
-                    self._check_killed()
-                    await page.keyboard.type(char)
+            # real key events (no fill), one call per chunk: the kill switch is checked
+            # between chunks, not between keys, so typing costs no round trip per key
+            text = action.text
+            for start in range(0, len(text), TYPE_CHUNK):
+                self._check_killed()
+                await page.keyboard.type(text[start : start + TYPE_CHUNK])
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)

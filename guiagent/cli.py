@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import functools
 import importlib
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
-from rich.console import Console
 
 from guiagent import __version__
 
-console = Console(stderr=False)
+
+@functools.cache
+def _console() -> Any:
+    from rich.console import Console  # imported on first output: `guiagent --help` needs none
+
+    return Console(stderr=False)
+
 
 # subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -160,7 +166,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``only``, just that subcommand's module is imported (fast start)."""
+    """The argument parser; only the ``only`` subcommand's module is imported (fast start;
+    none for ``guiagent --help``)."""
     parser = argparse.ArgumentParser(
         prog="guiagent", description="Operate graphical interfaces like a person."
     )
@@ -171,7 +178,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.add_parser("run", help="run a natural-language task in a browser or on the desktop")
     )
     for name, (module, help_text) in COMMANDS.items():
-        if only is not None and name != only:
+        if name != only:  # a placeholder: `guiagent --help` imports no command module
             sub.add_parser(name, help=help_text, add_help=False)
             continue
         mod = importlib.import_module(f"guiagent.commands.{module}")
@@ -246,7 +253,7 @@ async def _run_task(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     if not config.model_url:
-        console.print(
+        _console().print(
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
@@ -262,27 +269,27 @@ async def _run_task(args: argparse.Namespace) -> int:
                     stack.enter_context(
                         HotkeyListener(killswitch, hotkey=args.hotkey, display=display_of(env))
                     )
-                    console.print(
+                    _console().print(
                         f"kill switch: {args.hotkey}, Ctrl-C, or the pointer into a screen corner"
                     )
                 except HotkeyError as exc:
-                    console.print(
+                    _console().print(
                         f"[yellow]no kill-switch hotkey:[/] {exc} (Ctrl-C still stops the run)"
                     )
             agent = Agent(env, config, skills=skills, secrets=secrets, killswitch=killswitch)
             try:
                 result = await agent.run(args.task)
             except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
-                console.print(f"[red]error:[/] {exc}")
+                _console().print(f"[red]error:[/] {exc}")
                 return 2
             finally:
                 await agent.close()
     colour = "green" if result.ok else "red"
-    console.print(
+    _console().print(
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
     )
     if result.run_dir:
-        console.print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
+        _console().print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
     return 0 if result.ok else 1
 
 
@@ -301,14 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         if args.command == "run":
+            import asyncio
+
             return asyncio.run(_run_task(args))
         module = importlib.import_module(f"guiagent.commands.{COMMANDS[args.command][0]}")
         return int(module.run(args))
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        _console().print("[yellow]interrupted[/]")
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        _console().print(f"[red]error:[/] {exc}")
         return 2
 
 

@@ -25,6 +25,7 @@ AREAS = (
     "safety",
     "narrate",
     "router",
+    "startup",
 )
 
 

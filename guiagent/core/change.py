@@ -113,7 +113,7 @@ async def settle_env(
         start = time.monotonic()
         try:
             report = await env.wait_quiet(timeout_s)
-        except Exception:  # noqa: BLE001 - a surface error shows again in observe below
+        except Exception:  # a surface error shows again in observe below
             report = None
         if report is not None:
             frame = await observe()

@@ -58,7 +58,7 @@ QUIET_INSTALL_JS = """(() => {
   const setT = window.setTimeout, clearT = window.clearTimeout;
   window.setTimeout = function (fn, delay, ...rest) {
     const d = Number(delay) || 0;
-    if (typeof fn !== 'function' || d > %(delay_cap)d) return setT.call(window, fn, delay, ...rest);
+    if (typeof fn !== 'function' || d > DELAY_CAP) return setT.call(window, fn, delay, ...rest);
     let id;
     const run = function (...a) { q.timers.delete(id); return fn.apply(this, a); };
     id = setT.call(window, run, delay, ...rest);
@@ -72,7 +72,7 @@ QUIET_INSTALL_JS = """(() => {
   window.addEventListener('beforeunload', () => { q.unloading = true; });
   window.addEventListener('pagehide', () => { q.unloading = true; });
   window.addEventListener('pageshow', () => { q.unloading = false; });
-})()""" % {"delay_cap": TIMER_DELAY_CAP_MS}
+})()""".replace("DELAY_CAP", str(TIMER_DELAY_CAP_MS))
 
 QUIET_WAIT_JS = """async (o) => {
   const q = window.__guiagentQuiet;

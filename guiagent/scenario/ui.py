@@ -335,6 +335,7 @@ class UI(Screen):
             # the matched text is under the point only when the point is on that text itself
             context.evidence_text, context.evidence_box = first.text, first.box
         outcome = await self.executor.execute(action, context)
+        self.dom_changed()
         if outcome.record:
             events.append(outcome.record)
         if outcome.status == "denied":

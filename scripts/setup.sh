@@ -14,6 +14,10 @@ DEBIAN_PACKAGES=(
   libgl1              # OpenCV (brought by rapidocr-onnxruntime) needs it on a bare machine
   fonts-dejavu-core   # a TrueType font for generated test frames
   espeak-ng           # speech for narration
+  at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
+  libatk-adaptor      # GTK 3's bridge onto that bus
+  python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
+  zenity galculator   # real GTK applications the AT-SPI tests and the narration bench read
   ffmpeg              # MP4 export
 )
 PYTHON="${PYTHON:-python3}"

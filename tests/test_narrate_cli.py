@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,48 @@ def test_model_mode_spoken_to_wav(tmp_path: Path) -> None:
 def test_unreachable_model_is_a_config_error() -> None:
     code = command.run(_args("--start-url", PAGE.as_uri(), "--model", "http://127.0.0.1:9"))
     assert code == 2
+
+
+AX_PAGE = Path(__file__).resolve().parent / "apps" / "narrate_ax.html"
+
+
+def test_compare_prints_pixels_beside_the_tree(tmp_path: Path) -> None:
+    out = tmp_path / "compare.txt"
+    code = command.run(_args("--start-url", PAGE.as_uri(), "--compare", "--out", str(out)))
+    assert code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("tree (ax-tree)") and "| pixels (ocr)" in lines[0]
+    rows = [tuple(part.strip() for part in line.split(" | ", 1)) for line in lines[2:-1]]
+    assert ("Save, button", "Save, button") in rows
+    assert ("Summary, heading level 2", "") not in rows  # the heading is read from both
+    assert any(tree.startswith("Summary") and pixels.startswith("Summary") for tree, pixels in rows)
+    assert lines[-1].endswith("tree items also read from the pixels")
+    assert "hunter2secret" not in out.read_text() and "9911223344" not in out.read_text()
+    data_out = tmp_path / "compare.json"
+    assert command.run(_args("--start-url", PAGE.as_uri(), "--compare", "--format", "json",
+                             "--out", str(data_out))) == 0  # fmt: skip
+    data = json.loads(data_out.read_text())
+    sources = {i["source"] for r in data["pixels"]["regions"] for i in r["items"]}
+    assert sources == {"ocr"} and data["tree"]["sources"] == ["ax-tree"]
+
+
+def test_fill_model_names_an_image_the_tree_leaves_unnamed(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def answer(request: Any) -> FakeReply:
+        asked.append(json.dumps(request.body)[:20000])
+        return FakeReply(content="Shop logo")
+
+    with FakeModelServer(answer) as server:
+        out = tmp_path / "said.json"
+        code = command.run(_args("--start-url", AX_PAGE.as_uri(), "--fill-model", server.url,
+                                 "--format", "json", "--out", str(out)))  # fmt: skip
+    assert code == 0 and len(asked) == 1 and "image_url" in asked[0]
+    items = [i for r in json.loads(out.read_text())["regions"] for i in r["items"]]
+    logo = next(i for i in items if i["role"] == "image")
+    assert logo["label"] == "Shop logo" and logo["source"] == "model"
+    assert {i["source"] for i in items} == {"ax-tree", "ocr", "model"}
+
+
+def test_compare_with_watch_is_a_usage_error() -> None:
+    assert command.run(_args("--start-url", "about:blank", "--compare", "--watch")) == 2

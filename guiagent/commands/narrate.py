@@ -1,7 +1,9 @@
 """``guiagent narrate``: say what is on the screen, and (``--watch``) what changes.
 
-Local mode (default) needs no model: the page's DOM and accessibility tree in a browser,
-OCR and the X11 window list on the desktop. ``--model URL`` asks a served Step3-VL for a
+Local mode (default) needs no model: the page's full accessibility tree in a browser (CDP),
+AT-SPI on the desktop, and the pixels (OCR, shapes) where an application exposes no tree
+or the tree leaves something unnamed. ``--compare`` prints the pixels' narration beside
+the tree's. ``--model URL`` asks a served Step3-VL for a
 concise description and a grounded element list instead.
 """
 
@@ -19,7 +21,7 @@ from rich.console import Console
 from guiagent.core.env import SurfaceGoneError
 from guiagent.core.redact import RedactionError, Redactor
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
-from guiagent.narrate.render import announcement_ssml, render
+from guiagent.narrate.render import announcement_ssml, compare_text, render
 from guiagent.narrate.schema import Announcement, Narration
 from guiagent.narrate.speech import Speaker, SpeechError
 
@@ -38,6 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="'local' (no model: DOM, accessibility tree, OCR) or the URL of an "
         "OpenAI-compatible server such as http://127.0.0.1:30000",
+    )
+    parser.add_argument(
+        "--reader",
+        choices=["tree", "dom", "pixels"],
+        default="tree",
+        help="local mode reads the accessibility tree (browser: CDP, desktop: AT-SPI, with "
+        "pixels where an application has none), the page's DOM, or the pixels alone",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="print the pixel narration beside the tree's (for testers)",
+    )
+    parser.add_argument(
+        "--fill-model",
+        metavar="URL",
+        help="tree mode: name images the tree leaves unnamed and OCR cannot read with the "
+        "model at this OpenAI-compatible URL",
     )
     parser.add_argument("--profile", default="step3-vl", help="model profile (model mode)")
     parser.add_argument("--api-key", help="model mode: API key of the server")
@@ -112,6 +132,15 @@ class _Output:
             else:
                 await self.speaker.say(render(narration, "text"))
 
+    async def comparison(self, tree: Narration, pixels: Narration) -> None:
+        if self.fmt == "json":
+            data = {"tree": tree.model_dump(mode="json"), "pixels": pixels.model_dump(mode="json")}
+            self._write(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            self._write(compare_text(tree, pixels))
+        if self.speaker is not None:
+            await self.speaker.say(render(tree, "text"))
+
     async def announce(self, announcements: list[Announcement]) -> None:
         if self.fmt == "json":
             for a in announcements:
@@ -152,6 +181,11 @@ def _check(args: argparse.Namespace) -> None:
         raise NarrateError("--interval must be >= 0 and --max-words >= 1")
     if args.speak_wav and not args.speak:
         raise NarrateError("--speak-wav goes with --speak")
+    if args.compare and (args.watch or args.model != "local" or args.reader == "pixels"):
+        raise NarrateError(
+            "--compare sets a tree (or DOM) narration beside the pixels': "
+            "not with --watch, --model or --reader pixels"
+        )
 
 
 def _open_env(args: argparse.Namespace) -> Any:
@@ -179,6 +213,9 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     output = _Output(args, console, speaker)
     env = _open_env(args)
     client: Any = None
+    clients: list[Any] = []
+    narrators: list[Narrator] = []
+    filler: Any = None
     try:
         describer = None
         if args.model != "local":
@@ -190,9 +227,26 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
             client = ModelClient(args.model, api_key=args.api_key)
             await client.health()  # fail fast, before opening a browser or a display
             describer = ModelDescriber(client, profile, max_words=args.max_words)
+        if args.fill_model:
+            from guiagent.models.openai_client import ModelClient
+            from guiagent.models.profiles import get_profile
+            from guiagent.narrate.model import ModelDescriber
+
+            fill_client = ModelClient(args.fill_model, api_key=args.api_key)
+            clients.append(fill_client)
+            await fill_client.health()
+            filler = ModelDescriber(fill_client, get_profile(args.profile))
         await env.start()
-        narrator = Narrator(env, redactor=redactor, model=describer)
-        if not args.watch:
+        narrator = Narrator(
+            env, redactor=redactor, model=describer, reader=args.reader,
+            pixel_model=filler, pixel_controls=True,
+        )  # fmt: skip
+        narrators.append(narrator)
+        if args.compare:
+            pixels = Narrator(env, redactor=redactor, reader="pixels", pixel_controls=True)
+            narrators.append(pixels)
+            await output.comparison(await narrator.narrate(scope), await pixels.narrate(scope))
+        elif not args.watch:
             await output.narration(await narrator.narrate(scope))
         else:
             from guiagent.narrate.watch import Watcher
@@ -206,8 +260,12 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     finally:
         if speaker is not None:
             await speaker.close()
+        for each in narrators:
+            await each.aclose()
         if client is not None:
             await client.aclose()
+        for each in clients:
+            await each.aclose()
         await env.close()
 
 

@@ -107,6 +107,20 @@ class OcrEngine:
         return boxes
 
 
+def recognise_crops(crops: list[np.ndarray]) -> list[tuple[str, float]]:
+    """Read one line from each small RGB crop (recognition only, batched): a control's
+    label read again, enlarged, when the screen OCR missed or misread it."""
+    if not crops:
+        return []
+    engine = shared_engine()
+    with engine._lock:
+        engine.calls += 1
+        result, _elapsed = engine._ocr.text_rec(
+            [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+        )
+    return [(" ".join(str(text).split()), float(score)) for text, score in result]
+
+
 def _tighten(rgb: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> tuple[int, int, int, int]:
     """Shrink a detector box (padded by its unclip ratio) to the ink it holds.
 

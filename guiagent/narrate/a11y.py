@@ -1,5 +1,5 @@
-"""Accessibility sources: the page's DOM and ARIA snapshot (browser), AT-SPI and X11
-windows (desktop).
+"""Accessibility sources: the page's DOM and ARIA snapshot (browser), X11 windows
+(desktop; AT-SPI is read by :mod:`guiagent.narrate.atspi`).
 
 The DOM walk (:data:`NARRATE_DOM_JS`) returns what a screen reader would visit: text
 blocks, headings and controls with their accessible name, value, states, font size, box
@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
+
+from guiagent.envs.windows import XWindow, x_windows  # noqa: F401  (re-exported for narration)
 
 PRIVATE_SELECTOR = "[data-private], .private, [data-guiagent-private]"
 
@@ -257,134 +258,6 @@ def aria_states(nodes: list[AriaNode], role: str, name: str) -> list[str] | None
 
 
 # --- desktop: AT-SPI and X11 ---------------------------------------------------------------
-
-
-class A11yNode(BaseModel):
-    """One accessible object of a desktop application; box in screen points."""
-
-    role: str
-    name: str
-    states: list[str] = Field(default_factory=list)
-    box: list[float]
-
-
-def atspi_nodes(max_nodes: int = 2000) -> list[A11yNode] | None:
-    """The desktop's AT-SPI tree, flattened; None when AT-SPI is unavailable here.
-
-    Needs PyGObject with the Atspi typelib and a running accessibility bus; neither is
-    present on a bare machine, and then narration falls back to OCR.
-    """
-    try:
-        import gi  # type: ignore[import-not-found]
-
-        gi.require_version("Atspi", "2.0")
-        from gi.repository import Atspi  # type: ignore[import-not-found]
-    except (ImportError, ValueError) as exc:
-        logger.info("AT-SPI unavailable ({}): desktop narration uses OCR only", exc)
-        return None
-    nodes: list[A11yNode] = []
-    try:
-        desktop = Atspi.get_desktop(0)
-        stack = [desktop.get_child_at_index(i) for i in range(desktop.get_child_count())]
-        while stack and len(nodes) < max_nodes:
-            acc = stack.pop()
-            if acc is None:
-                continue
-            state_set = acc.get_state_set()
-            if not state_set.contains(Atspi.StateType.SHOWING):
-                continue
-            ext = acc.get_extents(Atspi.CoordType.SCREEN)
-            states = [
-                name
-                for name, st in (
-                    ("focused", Atspi.StateType.FOCUSED),
-                    ("checked", Atspi.StateType.CHECKED),
-                    ("disabled", None),
-                    ("selected", Atspi.StateType.SELECTED),
-                    ("expanded", Atspi.StateType.EXPANDED),
-                )
-                if (st is not None and state_set.contains(st))
-                or (st is None and not state_set.contains(Atspi.StateType.ENABLED))
-            ]
-            nodes.append(
-                A11yNode(
-                    role=acc.get_role_name() or "unknown",
-                    name=acc.get_name() or "",
-                    states=states,
-                    box=[ext.x, ext.y, ext.width, ext.height],
-                )
-            )
-            stack.extend(acc.get_child_at_index(i) for i in range(acc.get_child_count()))
-    except Exception as exc:  # the bus went away, an application hung, ...
-        logger.warning("AT-SPI walk failed ({}): using what was read so far", exc)
-    return nodes
-
-
-class XWindow(BaseModel):
-    """A mapped top-level X window; box in screen points."""
-
-    id: int
-    title: str
-    box: list[float]
-    dialog: bool = False
-
-
-def x_windows(display: str) -> list[XWindow]:
-    """The viewable named top-level windows of an X display, bottom to top (stacking order).
-
-    A window is a dialog when it is transient for another or typed as a dialog (EWMH).
-    """
-    from Xlib import X
-    from Xlib import display as xdisplay
-    from Xlib.error import XError
-
-    dpy = xdisplay.Display(display)
-    try:
-        root = dpy.screen().root
-        dialog_type = dpy.intern_atom("_NET_WM_WINDOW_TYPE_DIALOG")
-        type_atom = dpy.intern_atom("_NET_WM_WINDOW_TYPE")
-        out: list[XWindow] = []
-        for top in root.query_tree().children:
-            try:
-                attrs = top.get_attributes()
-                if attrs.map_state != X.IsViewable:
-                    continue
-                named = _named_window(top)
-                if named is None:
-                    continue
-                title = named.get_wm_name()
-                geo = top.get_geometry()  # children of the root: position on the screen
-                transient = named.get_wm_transient_for()
-                kinds = named.get_full_property(type_atom, X.AnyPropertyType)
-                dialog = transient is not None or (
-                    kinds is not None and dialog_type in list(kinds.value)
-                )
-                out.append(
-                    XWindow(
-                        id=top.id,
-                        title=str(title),
-                        box=[float(geo.x), float(geo.y), float(geo.width), float(geo.height)],
-                        dialog=bool(dialog),
-                    )
-                )
-            except XError as exc:  # the window went away while we looked
-                logger.debug("window skipped: {}", exc)
-        return out
-    finally:
-        dpy.close()
-
-
-def _named_window(window: Any, depth: int = 2) -> Any:
-    """The window itself if it has a name, else a named child (a reparenting WM's frame)."""
-    if window.get_wm_name():
-        return window
-    if depth == 0:
-        return None
-    for child in window.query_tree().children:
-        found = _named_window(child, depth - 1)
-        if found is not None:
-            return found
-    return None
 
 
 def x_pointer(display: str) -> tuple[int, int]:

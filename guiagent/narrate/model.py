@@ -219,6 +219,26 @@ class ModelDescriber:
         regions = [Region(kind="body", items=items)] if items else []
         return finish(regions, frame.surface, redacted, description=description, mode="model")
 
+    async def name_crop(self, crop: Frame, max_words: int = 8) -> str:
+        """A short name for an image or icon the accessibility tree leaves unnamed and OCR
+        cannot read ("" when the model has none)."""
+        plan = plan_image(crop.size, self.profile.max_image_tokens, self.profile.image_rule)
+        image = (
+            crop.image
+            if crop.size == plan.sent
+            else crop.image.resize((plan.sent.width, plan.sent.height))
+        )
+        prompt = (
+            f"This is one image or icon from a screen. In at most {max_words} words, what does "
+            "it show or do? Answer with the name only, as a screen reader would say it."
+        )
+        messages = [
+            {"role": "user", "content": [image_content(image), {"type": "text", "text": prompt}]}
+        ]
+        completion = await self.client.complete(messages, None, max_completion_tokens=512)
+        text = (completion.reply.content or "").strip().strip('."')
+        return limit_words(text, max_words) if text else ""
+
     def _to_frame(self, box: tuple[float, float, float, float], sent: Size, frame: Size) -> Rect:
         space = self.profile.coord_space
         corners = []

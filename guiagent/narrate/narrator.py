@@ -14,20 +14,22 @@ import re
 from dataclasses import replace
 from typing import Any, Literal
 
-from loguru import logger
 from PIL import ImageDraw
 from pydantic import BaseModel, ConfigDict
 
 from guiagent.core.env import Environment, Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect, Size
-from guiagent.core.redact import _MASK_RUN, Redactor
+from guiagent.core.redact import Redactor
 from guiagent.grounding.local import LocalGrounder
-from guiagent.grounding.ocr import TextBox
-from guiagent.narrate import a11y, layout
+from guiagent.narrate import a11y, axtree, cdp, layout
 from guiagent.narrate.render import to_text
 from guiagent.narrate.schema import Item, Narration, Region
 
 ScopeKind = Literal["all", "region", "pointer", "focused"]
+# what a local narration reads: the page's accessibility tree (CDP) or, on the desktop,
+# AT-SPI with pixels for applications without a tree ("tree"); the older DOM walk of a
+# page ("dom"); the pixels alone, whatever the surface ("pixels")
+Reader = Literal["tree", "dom", "pixels"]
 
 
 class NarrateError(ValueError):
@@ -93,6 +95,36 @@ def buttons_split(items: list[Item]) -> list[tuple[bool, list[Item]]]:
 
 def body_regions(items: list[Item], kind: str = "body", title: str | None = None) -> list[Region]:
     regions: list[Region] = []
+    for is_grid, run in _grids_split(items):
+        if is_grid:
+            rows = max(i.row or 0 for i in run)
+            regions.append(
+                Region(
+                    kind="buttons",
+                    title=f"{rows} rows",
+                    items=run,
+                    box=_union([i.rect for i in run]),
+                )
+            )
+        else:
+            regions.extend(_rows_regions(run, kind, title))
+    return regions
+
+
+def _grids_split(items: list[Item]) -> list[tuple[bool, list[Item]]]:
+    """Runs of numbered grid buttons (True) and of everything else."""
+    runs: list[tuple[bool, list[Item]]] = []
+    for item in items:
+        in_grid = item.role == "button" and item.row is not None and item.source != "ax-tree"
+        if runs and runs[-1][0] == in_grid:
+            runs[-1][1].append(item)
+        else:
+            runs.append((in_grid, [item]))
+    return runs
+
+
+def _rows_regions(items: list[Item], kind: str, title: str | None) -> list[Region]:
+    regions: list[Region] = []
     for is_row, run in buttons_split(items):
         if is_row:
             regions.append(Region(kind="buttons", items=run, box=_union([i.rect for i in run])))
@@ -117,9 +149,11 @@ def finish(
     redacted: int,
     description: str | None = None,
     mode: Literal["local", "model"] = "local",
+    notes: list[str] | None = None,
 ) -> Narration:
     regions = [r for r in regions if r.items or r.kind in ("title_bar", "dialog")]
     focused = next((i for r in regions for i in r.items if "focused" in i.state), None)
+    sources = sorted({i.source for r in regions for i in r.items})
     narration = Narration(
         description=description,
         regions=regions,
@@ -127,6 +161,8 @@ def finish(
         mode=mode,
         focused=focused,
         redacted=redacted,
+        sources=sources,
+        notes=notes or [],
     )
     return narration.model_copy(update={"text": to_text(narration)})
 
@@ -137,7 +173,13 @@ class Narrator:
 
     ``grounder`` supplies OCR on the desktop (share one: a full OCR costs about a second);
     ``redactor`` defines what is private (default: password fields and masked text);
-    ``model`` switches to model mode (a :class:`~guiagent.narrate.model.ModelDescriber`).
+    ``model`` switches to model mode (a :class:`~guiagent.narrate.model.ModelDescriber`);
+    ``reader`` chooses what local mode reads in a browser (see :data:`Reader`; the DOM walk
+    stays the default of this class for the callers written against it, the command line
+    reads the tree); ``pixel_model`` (a ModelDescriber) names, in tree mode, what the tree
+    leaves unnamed and OCR cannot read (an icon-only image); ``pixel_controls`` reads every
+    control box drawn on screen (empty fields, keypads numbered row by row), off by
+    default for the callers written against the older pixel narration.
     """
 
     def __init__(
@@ -147,12 +189,28 @@ class Narrator:
         redactor: Redactor | None = None,
         model: Any = None,
         use_atspi: bool = True,
+        reader: Reader = "dom",
+        pixel_model: Any = None,
+        atspi_env: dict[str, str] | None = None,
+        pixel_controls: bool = False,
     ) -> None:
         self.env = env
         self.grounder = grounder
         self.redactor = redactor or Redactor()
         self.model = model
         self.use_atspi = use_atspi
+        self.reader = reader
+        self.pixel_model = pixel_model
+        self.atspi_env = atspi_env  # DISPLAY and the session bus of the desktop's AT-SPI
+        # pixels: read every drawn control box (see guiagent.narrate.pixels.pixel_items)
+        self.pixel_controls = pixel_controls
+        self._atspi: Any = None  # the AT-SPI reader, started on first use
+
+    async def aclose(self) -> None:
+        """Stop the AT-SPI helper process, if one was started."""
+        if self._atspi is not None:
+            await asyncio.to_thread(self._atspi.close)
+            self._atspi = None
 
     @property
     def surface(self) -> str:
@@ -163,10 +221,14 @@ class Narrator:
         if self.model is not None:
             frame, hidden = await self.private_frame()
             return await self.model.describe(frame, scope, self.redactor, hidden)
+        if self.reader == "pixels" and self.surface in ("browser", "desktop"):
+            return await self._narrate_desktop(scope, atspi=False)
+        if self.surface == "browser" and self.reader == "tree":
+            return await self._narrate_tree(scope)
         if self.surface == "browser":
             return await self._narrate_browser(scope)
         if self.surface == "desktop":
-            return await self._narrate_desktop(scope)
+            return await self._narrate_desktop(scope, atspi=self.use_atspi)
         raise NarrateError(f"cannot narrate a {self.surface!r} surface locally")
 
     # --- privacy ------------------------------------------------------------------------
@@ -184,7 +246,9 @@ class Narrator:
                 _scale_rect(Rect(*i.box), frame.transform) for i in snapshot.items if i.private
             ]
             return blackout(frame, private), [Rect(*n.box) for n in notes] + private
-        windows = await self._windows()
+        from guiagent.narrate.desktop import list_windows
+
+        windows = await list_windows(self.env)
         frame, notes = await self.redactor.redact(
             frame, windows=[_window_dict(w) for w in windows], text_boxes=[]
         )
@@ -259,104 +323,89 @@ class Narrator:
             _browser_regions(ordered, items, containers, snapshot.title), "browser", redacted
         )
 
-    # --- desktop --------------------------------------------------------------------------
+    async def _narrate_tree(self, scope: Scope) -> Narration:
+        env: Any = self.env
+        if scope.kind == "pointer":
+            raise NarrateError(
+                "--under-pointer needs the desktop: a headless page has no pointer to follow"
+            )
+        tree = await cdp.read_page_tree(env.page)
+        scale = float((await env.page_state())["dpr"])
+        told = axtree.narrate_tree(tree, scale)
+        private = [
+            Rect(r.left * scale, r.top * scale, r.width * scale, r.height * scale)
+            for r in self._private_screen_rects()
+        ]
+        redacted = told.redacted
+        regions: list[Region] = []
+        for region in told.regions:
+            items: list[Item] = []
+            for item in region.items:
+                if any(_overlaps(item.rect, p) for p in private):
+                    redacted += 1
+                    continue
+                if scope.kind == "region" and scope.rect:
+                    centre = Point(item.centre.x / scale, item.centre.y / scale)
+                    if not scope.rect.contains(centre):
+                        continue
+                items.append(self._redact_item(item))
+            regions.append(region.model_copy(update={"items": items}))
+        if scope.kind == "focused":
+            regions = _focused_regions(regions)
+        regions = await self._fill_gaps(regions)
+        notes = [f"a frame from another site was not read: {url}" for url in told.skipped_frames]
+        return finish(regions, "browser", redacted, notes=notes)
 
-    async def _windows(self) -> list[a11y.XWindow]:
-        display = getattr(self.env, "display", None)
-        if not display:
-            return []
-        try:
-            return await asyncio.to_thread(a11y.x_windows, display)
-        except Exception as exc:  # no Xlib, display gone: narrate the pixels alone
-            logger.warning("cannot list X windows on {}: {}", display, exc)
-            return []
+    def _redact_item(self, item: Item) -> Item:
+        label = self.redactor.redact_text(item.label)
+        value = self.redactor.redact_text(item.value) if item.value else None
+        if label == item.label and value == item.value:
+            return item
+        return item.model_copy(update={"label": label, "value": value})
 
-    async def _narrate_desktop(self, scope: Scope) -> Narration:
+    async def _fill_gaps(self, regions: list[Region]) -> list[Region]:
+        """Name, from the pixels, what the tree left unnamed (canvas text, images
+        without alt): OCR first, then the model when there is one."""
+        if not any(axtree.is_gap(i) for r in regions for i in r.items):
+            return regions
         if self.grounder is None:
             self.grounder = LocalGrounder()
-        frame = await self.env.observe()
-        windows = await self._windows()
-        display = getattr(self.env, "display", None)
-        screen_area = await self._desktop_area(frame, scope, windows, display)
-        crop_rect = _scale_rect(screen_area, frame.transform) if screen_area else None
-        work = _crop(frame, crop_rect) if crop_rect else frame
-        work, notes = await self.redactor.redact(
-            work, windows=[_window_dict(w) for w in windows], text_boxes=[]
-        )
-        hidden = [Rect(*n.box) for n in notes]
-        boxes = await self.grounder.aread_text(work)
-        offset = (crop_rect.left, crop_rect.top) if crop_rect else (0.0, 0.0)
-        redacted = len(notes)
-        kept: list[TextBox] = []
-        for tb in boxes:
-            if any(_overlaps(tb.box, h) for h in hidden):
-                continue  # ink around a blacked-out box (OCR sometimes reads its edge)
-            if _MASK_RUN.search(tb.text) or self.redactor.secret_rule(tb.text):
-                redacted += 1
-                continue
-            kept.append(tb)
-        pixels = work.array()
-        levels = layout.heading_levels([layout.font_size(t.text, t.box.height) for t in kept])
-        nodes = await asyncio.to_thread(a11y.atspi_nodes) if self.use_atspi else None
-        items: list[Item] = []
-        for tb, level in zip(kept, levels, strict=True):
-            state: list[str] = []
-            checkbox = layout.checkbox_state(pixels, tb.box)
-            if checkbox is not None:
-                role, state = "checkbox", [checkbox]
-            else:
-                role = layout.control_shape(pixels, tb.box) or (
-                    "heading" if level is not None else "text"
-                )
-            label = tb.text
-            if role == "textbox" and label[-1:] in "lI|!" and layout.caret_at_end(pixels, tb.box):
-                label = label[:-1].rstrip()
-            rect = Rect(
-                tb.box.left + offset[0], tb.box.top + offset[1], tb.box.width, tb.box.height
-            )
-            source: Literal["ocr", "a11y"] = "ocr"
-            if nodes:
-                node = _node_at(nodes, frame.transform.frame_to_screen(rect.centre))
-                if node is not None:
-                    role, state, source = _atspi_role(node.role, role), node.states, "a11y"
-            items.append(
-                Item(
-                    role=role,
-                    label=label,
-                    state=state,
-                    box=_box(rect),
-                    level=level if role == "heading" else None,
-                    source=source,
-                )
-            )
-        if scope.kind == "pointer" and display:
-            px, py = await asyncio.to_thread(a11y.x_pointer, display)
-            items = _under(items, frame.transform.screen_to_frame(Point(px, py)))
-        order = layout.reading_order([i.rect for i in items])
-        ordered = [items[i] for i in order]
-        return finish(_desktop_regions(ordered, windows, frame.transform), "desktop", redacted)
+        frame, _ = await self.private_frame()
+        out: list[Region] = []
+        for region in regions:
+            items = [
+                await self._read_gap(frame, item) if axtree.is_gap(item) else item
+                for item in region.items
+            ]
+            out.append(region.model_copy(update={"items": items}))
+        return out
 
-    async def _desktop_area(
-        self, frame: Frame, scope: Scope, windows: list[a11y.XWindow], display: str | None
-    ) -> Rect | None:
-        """The screen area to read for a scope (None: everything)."""
-        if scope.kind == "region":
-            return scope.rect
-        if scope.kind == "pointer":
-            if not display:
-                raise NarrateError("--under-pointer needs an X display")
-            px, py = await asyncio.to_thread(a11y.x_pointer, display)
-            for window in reversed(windows):  # topmost first
-                if Rect(*window.box).contains(Point(px, py)):
-                    return Rect(*window.box)
-            return None
-        if scope.kind == "focused":
-            title = frame.meta.get("window_title")
-            for window in reversed(windows):
-                if title and window.title == title:
-                    return Rect(*window.box)
-            raise NarrateError("no focused window found to narrate")
-        return None
+    async def _read_gap(self, frame: Frame, item: Item) -> Item:
+        rect = item.rect
+        inside = Rect(0, 0, frame.image.width, frame.image.height)
+        if rect.width < 4 or rect.height < 4 or not _overlaps(rect, inside):
+            return item
+        crop = _crop(frame, rect)
+        assert self.grounder is not None
+        boxes = await self.grounder.aread_text(crop)
+        order = layout.reading_order([b.box for b in boxes])
+        text = " ".join(boxes[i].text for i in order).strip()
+        if text:
+            return item.model_copy(
+                update={"label": self.redactor.redact_text(text), "source": "ocr"}
+            )
+        if self.pixel_model is not None:
+            label = await self.pixel_model.name_crop(crop)
+            if label:
+                return item.model_copy(update={"label": label, "source": "model"})
+        return item
+
+    # --- desktop --------------------------------------------------------------------------
+
+    async def _narrate_desktop(self, scope: Scope, atspi: bool) -> Narration:
+        from guiagent.narrate.desktop import narrate_desktop
+
+        return await narrate_desktop(self, scope, atspi)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -397,40 +446,12 @@ def _focused_subset(kept: list[tuple[a11y.DomItem, Rect]]) -> list[tuple[a11y.Do
     ]
 
 
-def _under(items: list[Item], point: Point) -> list[Item]:
-    inside = [i for i in items if i.rect.contains(point)]
-    if inside:
-        return inside
-    if not items:
-        return []
-    nearest = min(items, key=lambda i: i.centre.distance(point))
-    return [nearest] if nearest.centre.distance(point) <= 48 else []
-
-
-def _node_at(nodes: list[a11y.A11yNode], point: Point) -> a11y.A11yNode | None:
-    hits = [n for n in nodes if Rect(*n.box).contains(point) and n.box[2] > 0 and n.box[3] > 0]
-    return min(hits, key=lambda n: n.box[2] * n.box[3]) if hits else None
-
-
-_ATSPI_ROLES = {
-    "push button": "button",
-    "toggle button": "button",
-    "check box": "checkbox",
-    "radio button": "radio",
-    "text": "textbox",
-    "entry": "textbox",
-    "password text": "password",
-    "menu item": "menuitem",
-    "label": "text",
-    "heading": "heading",
-    "link": "link",
-    "combo box": "combobox",
-    "list item": "listitem",
-}
-
-
-def _atspi_role(role: str, fallback: str) -> str:
-    return _ATSPI_ROLES.get(role, fallback)
+def _focused_regions(regions: list[Region]) -> list[Region]:
+    """The title bar and the region that holds the keyboard focus."""
+    for region in regions:
+        if any("focused" in i.state for i in region.items):
+            return [r for r in regions[:1] if r.kind == "title_bar"] + [region]
+    raise NarrateError("nothing has the keyboard focus on this page")
 
 
 def _browser_regions(
@@ -455,28 +476,6 @@ def _browser_regions(
                     Region(kind=kind, title=container.get("title"), items=members, box=None)
                 )
     regions.extend(body_regions(body))
-    return regions
-
-
-def _desktop_regions(
-    ordered: list[Item], windows: list[a11y.XWindow], transform: FrameTransform
-) -> list[Region]:
-    """Per window (dialogs first, then top to bottom of the stack): its title bar and body."""
-    remaining = list(ordered)
-    regions: list[Region] = []
-    stack = sorted(reversed(windows), key=lambda w: not w.dialog)
-    for window in stack:
-        area = _scale_rect(Rect(*window.box), transform)
-        members = [i for i in remaining if area.contains(i.centre)]
-        if not members:
-            continue
-        remaining = [i for i in remaining if i not in members]
-        if window.dialog:
-            regions.append(Region(kind="dialog", title=window.title, items=members, box=_box(area)))
-            continue
-        regions.append(Region(kind="title_bar", title=window.title, items=[], box=_box(area)))
-        regions.extend(body_regions(members))
-    regions.extend(body_regions(remaining))
     return regions
 
 

@@ -12,7 +12,8 @@ Format = Literal["text", "ssml", "json"]
 
 
 def region_lines(region: Region) -> list[str]:
-    lines = [region.heading() + "."] if region.kind != "body" or region.title else []
+    announced = (region.kind != "body" or region.title) and not region.continued
+    lines = [region.heading() + "."] if announced else []
     lines.extend(item.spoken() for item in region.items)
     return lines
 
@@ -26,6 +27,7 @@ def to_text(narration: Narration) -> str:
         if region.kind == "title_bar" and not region.items and not region.title:
             continue
         lines.extend(region_lines(region))
+    lines.extend(f"({note})" for note in narration.notes)
     return "\n".join(lines)
 
 
@@ -40,6 +42,8 @@ def to_ssml(narration: Narration) -> str:
             continue
         sentences = "".join(f"<s>{escape(line)}</s>" for line in lines)
         parts.append(f'<p>{sentences}</p><break time="300ms"/>')
+    if narration.notes:
+        parts.append("<p>" + "".join(f"<s>{escape(n)}</s>" for n in narration.notes) + "</p>")
     parts.append("</speak>")
     return "".join(parts)
 
@@ -61,3 +65,37 @@ def render(narration: Narration, fmt: Format) -> str:
 def announcement_ssml(announcements: list[Announcement]) -> str:
     body = "".join(f"<s>{escape(a.text)}</s>" for a in announcements)
     return f'<speak version="1.1" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en"><p>{body}</p></speak>'
+
+
+def _key(label: str) -> str:
+    return "".join(ch for ch in label.casefold() if ch.isalnum())
+
+
+def compare_text(tree: Narration, pixels: Narration, width: int = 48) -> str:
+    """The tree's narration beside the pixels', item by item; items the two share (same
+    label, ignoring case and punctuation) on one line, the rest facing a blank."""
+    from difflib import SequenceMatcher
+
+    left, right = tree.items(), pixels.items()
+    matcher = SequenceMatcher(
+        a=[_key(i.label) for i in left], b=[_key(i.label) for i in right], autojunk=False
+    )
+    rows: list[tuple[str, str]] = []
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op == "equal":
+            rows.extend(
+                (left[a].spoken(), right[b].spoken())
+                for a, b in zip(range(a1, a2), range(b1, b2), strict=True)
+            )
+            continue
+        rows.extend((left[a].spoken(), "") for a in range(a1, a2))
+        rows.extend(("", right[b].spoken()) for b in range(b1, b2))
+    names = (
+        f"tree ({', '.join(tree.sources) or 'nothing'})",
+        f"pixels ({', '.join(pixels.sources) or 'nothing'})",
+    )
+    lines = [f"{names[0]:<{width}} | {names[1]}", "-" * width + "-+-" + "-" * width]
+    lines.extend(f"{a[:width]:<{width}} | {b[:width]}" for a, b in rows)
+    shared = sum(1 for a, b in rows if a and b)
+    lines.append(f"{shared} of {len(left)} tree items also read from the pixels")
+    return "\n".join(lines)

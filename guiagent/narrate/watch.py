@@ -32,6 +32,15 @@ def _near(a: Item, b: Item, tolerance: float) -> bool:
     return abs(a.centre.x - b.centre.x) <= tolerance and abs(a.centre.y - b.centre.y) <= tolerance
 
 
+def _same_start(a: Item, b: Item, tolerance: float) -> bool:
+    return (
+        a.live == b.live
+        and a.role == b.role
+        and abs(a.box[0] - b.box[0]) <= tolerance
+        and abs(a.box[1] - b.box[1]) <= tolerance
+    )
+
+
 def item_key(item: Item, grid: float = 24.0) -> str:
     c = item.centre
     return f"{item.role}|{item.label}|{round(c.x / grid)},{round(c.y / grid)}"
@@ -132,14 +141,28 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                 )
             )
     appeared: list[Item] = []
+    live: list[Announcement] = []
     for item in unmatched_new:
         match = next(
             (o for o in unmatched_old if o.role == item.role and _near(o, item, tolerance)), None
         )
+        if match is None and item.live:  # new text in a live region keeps its start
+            match = next((o for o in unmatched_old if _same_start(o, item, tolerance)), None)
+        if match is not None:
+            unmatched_old.remove(match)
+        if item.live:  # a live region says its new content, as it is
+            live.append(
+                Announcement(
+                    kind="live_region",
+                    text=item.spoken(),
+                    key=f"live|{item.role}|{round(item.centre.x)},{round(item.centre.y)}",
+                    item=item,
+                )
+            )
+            continue
         if match is None:
             appeared.append(item)
             continue
-        unmatched_old.remove(match)
         out.append(
             Announcement(
                 kind="text_changed",
@@ -148,6 +171,12 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                 item=item,
             )
         )
+    # assertive regions interrupt: said first; polite ones after what is already queued
+    out = (
+        [a for a in live if a.item and a.item.live == "assertive"]
+        + out
+        + [a for a in live if not (a.item and a.item.live == "assertive")]
+    )
     if appeared:
         listed = ". ".join(i.spoken() for i in appeared[:_MAX_LISTED])
         more = f", and {len(appeared) - _MAX_LISTED} more" if len(appeared) > _MAX_LISTED else ""

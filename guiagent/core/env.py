@@ -92,6 +92,13 @@ class FocusSource(Protocol):
 
 
 @runtime_checkable
+class FocusProbe(Protocol):
+    """An environment that can say whether the focused text field is at a point (a browser)."""
+
+    async def focused_at(self, x: float, y: float) -> bool: ...
+
+
+@runtime_checkable
 class FullPageSource(Protocol):
     """An environment whose frame may be the whole document, not only the viewport."""
 

@@ -16,7 +16,6 @@ or connect to a ``playwright run-server`` endpoint (``ws_endpoint``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import glob
 import io
@@ -51,6 +50,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
+from guiagent.envs.browser_capture import ViewportCapture
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
 
 CHROMIUM_ARGS = (
@@ -150,6 +150,16 @@ _FOCUSED_JS = """() => {
     return {tag: el.tagName.toLowerCase(), type: (el.getAttribute('type') || '').toLowerCase(), id: el.id || null};
 }"""
 
+_FOCUSED_AT_JS = """([x, y]) => {
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return false;
+    const editable = el.isContentEditable || ['INPUT', 'TEXTAREA'].includes(el.tagName);
+    if (!editable) return false;
+    const r = el.getBoundingClientRect();
+    return x >= r.left && x < r.right && y >= r.top && y < r.bottom;
+}"""
+
 _PAGE_STATE_JS = """() => ({
     dpr: window.devicePixelRatio,
     width: window.innerWidth,
@@ -244,7 +254,7 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
-        self._cdp: Any = None  # a CDP session for fast screenshots; False: not available
+        self._capture = ViewportCapture(timeout_ms)
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
 
@@ -374,7 +384,7 @@ class BrowserEnv:
     async def close(self) -> None:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
-        self._cdp = None
+        self._capture.reset()
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -431,9 +441,16 @@ class BrowserEnv:
     async def observe(self) -> Frame:
         page = self._check_alive()
         with self._guard():  # page state and pixels in parallel
-            state, png = await asyncio.gather(page.evaluate(_PAGE_STATE_JS), self._png(page))
-        image = Image.open(io.BytesIO(png)).convert("RGB")
-        dpr = float(state["dpr"])
+            state, png = await asyncio.gather(
+                page.evaluate(_PAGE_STATE_JS), self._capture.png(page, self.full_page)
+            )
+            image = Image.open(io.BytesIO(png)).convert("RGB")
+            dpr = float(state["dpr"])
+            if self._capture.from_cdp and abs(image.width - round(state["width"] * dpr)) > 1:
+                # an emulated device scale: CDP's plain capture is in CSS pixels here
+                self._capture.give_up_cdp()
+                png = await self._capture.png(page, self.full_page)
+                image = Image.open(io.BytesIO(png)).convert("RGB")
         transform = transform_for_page(
             Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
         )
@@ -461,24 +478,6 @@ class BrowserEnv:
         page = self._check_alive()
         with self._guard():
             return await wait_quiet(page, timeout_s)
-
-    async def _png(self, page: Page) -> bytes:
-        """The viewport as PNG: straight from CDP with Chromium's fast encoder (lossless,
-        about 3x cheaper than Playwright's screenshot), else through Playwright."""
-        if not self.full_page and self._cdp is not False:
-            try:
-                if self._cdp is None:
-                    self._cdp = await page.context.new_cdp_session(page)
-                shot = await self._cdp.send(
-                    "Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True}
-                )
-                return base64.b64decode(shot["data"])
-            except PlaywrightError as exc:
-                if self._surface_error(exc) is not None:
-                    raise
-                logger.debug("no CDP screenshots here ({}); using Playwright's", exc)
-                self._cdp = False
-        return await page.screenshot(type="png", full_page=self.full_page, timeout=self.timeout_ms)
 
     # -- act -------------------------------------------------------------------------
 
@@ -583,6 +582,12 @@ class BrowserEnv:
         with self._guard():
             focused: dict[str, Any] | None = await page.evaluate(_FOCUSED_JS)
         return focused
+
+    async def focused_at(self, x: float, y: float) -> bool:
+        """Whether the text field with keyboard focus covers viewport point (x, y)."""
+        page = self._check_alive()
+        with self._guard():
+            return bool(await page.evaluate(_FOCUSED_AT_JS, [x, y]))
 
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).

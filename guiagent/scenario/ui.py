@@ -46,7 +46,7 @@ from guiagent.core.actions import (
     Scroll,
     Type,
 )
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
@@ -361,8 +361,9 @@ class UI(Screen):
             frame, hit = await self.ground(frame, spec.into, timeout)
             hit = self._input_beside_label(frame, hit)
             hits.append(hit)
-            rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-            await self._act(rec["action"], rec, frame, [hit])
+            if not await self._has_focus(hit):  # click into the field only when needed
+                rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
+                await self._act(rec["action"], rec, frame, [hit])
         if spec.text and await self.executor.typing_into_password():
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
@@ -375,6 +376,16 @@ class UI(Screen):
         await self._act(action, rec, frame)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
+
+    async def _has_focus(self, hit: Grounded) -> bool:
+        """Whether the field at ``hit`` already has the keyboard focus (browser only)."""
+        if not isinstance(self.env, FocusProbe):
+            return False
+        try:
+            return await self.env.focused_at(*hit.screen)
+        except Exception as exc:  # a page mid-navigation: click as usual
+            logger.debug("cannot tell the focus: {}", exc)
+            return False
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         hits = []

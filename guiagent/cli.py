@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import importlib
 import re
@@ -166,8 +165,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only the ``only`` subcommand's module is imported (fast start;
-    none for ``guiagent --help``)."""
+    """The argument parser; with ``only``, just that subcommand's module is imported (fast start)."""
     parser = argparse.ArgumentParser(
         prog="guiagent", description="Operate graphical interfaces like a person."
     )
@@ -219,16 +217,13 @@ def _config_from_args(args: argparse.Namespace):  # -> AgentConfig
     )
 
 
-def make_environment(args: argparse.Namespace):  # -> Environment (async context manager)
-    if args.env == "browser":
-        from guiagent.envs.browser import BrowserEnv
+def env_spec_from_args(args: argparse.Namespace):  # -> guiagent.app.EnvSpec
+    from guiagent.app import EnvSpec
 
+    if args.env == "browser":
         width, height = (int(v) for v in args.viewport.lower().split("x"))
-        if not (args.start_url or args.browser_cdp or args.browser_ws):
-            raise ValueError(
-                "--env browser needs --start-url URL, --browser-cdp URL or --browser-ws URL"
-            )
-        return BrowserEnv(
+        return EnvSpec(
+            kind="browser",
             start_url=args.start_url,
             cdp_url=args.browser_cdp,
             ws_endpoint=args.browser_ws,
@@ -237,19 +232,32 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
             device_scale_factor=args.device_scale_factor,
             executable_path=args.browser_executable,
         )
-    from guiagent.envs.desktop import DesktopEnv
-
     monitor: int | str = int(args.monitor) if str(args.monitor).isdigit() else args.monitor
-    return DesktopEnv(display=args.display, monitor=monitor)
+    return EnvSpec(kind="desktop", display=args.display, monitor=monitor)
+
+
+def run_settings_from_args(args: argparse.Namespace):  # -> guiagent.app.RunSettings
+    """The run's skills, secrets and kill switch: the flags, over GUIAGENT_* variables."""
+    from guiagent.app import RunSettings
+
+    return RunSettings.from_env(
+        skills=not args.no_skills,
+        skill_paths=args.skills or None,
+        secrets_file=args.secrets_file,
+        hotkey=args.hotkey,
+    )
+
+
+def make_environment(args: argparse.Namespace):  # -> Environment (async context manager)
+    from guiagent.app import make_env
+
+    return make_env(env_spec_from_args(args))
 
 
 async def _run_task(args: argparse.Namespace) -> int:
-    from guiagent.agent.loop import Agent
-    from guiagent.core.env import display_of
-    from guiagent.core.killswitch import HotkeyError, HotkeyListener, KillSwitch
+    from guiagent.app import build_run
     from guiagent.models.openai_client import ModelError
     from guiagent.record.trajectory import RecordingError
-    from guiagent.skills import SecretStore, load_registry
 
     config = _config_from_args(args)
     if not config.model_url:
@@ -257,33 +265,19 @@ async def _run_task(args: argparse.Namespace) -> int:
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
-    from guiagent.scenario.ui import ui_steps_runner  # how YAML skills run their steps
-
-    skills = None if args.no_skills else load_registry(args.skills, steps_runner=ui_steps_runner)
-    secrets = SecretStore(file=args.secrets_file)
-    killswitch = KillSwitch()
-    with killswitch.install_sigint(), contextlib.ExitStack() as stack:
-        async with make_environment(args) as env:
-            if args.env == "desktop" and args.hotkey:
-                try:
-                    stack.enter_context(
-                        HotkeyListener(killswitch, hotkey=args.hotkey, display=display_of(env))
-                    )
-                    _console().print(
-                        f"kill switch: {args.hotkey}, Ctrl-C, or the pointer into a screen corner"
-                    )
-                except HotkeyError as exc:
-                    _console().print(
-                        f"[yellow]no kill-switch hotkey:[/] {exc} (Ctrl-C still stops the run)"
-                    )
-            agent = Agent(env, config, skills=skills, secrets=secrets, killswitch=killswitch)
-            try:
-                result = await agent.run(args.task)
-            except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
-                _console().print(f"[red]error:[/] {exc}")
-                return 2
-            finally:
-                await agent.close()
+    spec, settings = env_spec_from_args(args), run_settings_from_args(args)
+    async with build_run(config, spec, settings, install_sigint=True) as run:
+        if run.hotkey:
+            _console().print(
+                f"kill switch: {run.hotkey}, Ctrl-C, or the pointer into a screen corner"
+            )
+        for note in run.notes:
+            _console().print(f"[yellow]{note}[/]")
+        try:
+            result = await run.agent.run(args.task)
+        except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
+            _console().print(f"[red]error:[/] {exc}")
+            return 2
     colour = "green" if result.ok else "red"
     _console().print(
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
@@ -294,6 +288,8 @@ async def _run_task(args: argparse.Namespace) -> int:
 
 
 def configure_logging(verbosity: int) -> None:
+    """The command line shows guiagent's own log (the library keeps it disabled: see __init__)."""
+    logger.enable("guiagent")
     logger.remove()
     level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
     logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}")
@@ -303,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     configure_logging(0)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in COMMANDS else None)
+    # top-level help lists the subcommands without importing them (fast `guiagent --help`)
+    parser = build_parser(chosen if chosen in COMMANDS else "")
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:

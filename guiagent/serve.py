@@ -1,6 +1,6 @@
 """Start Step3-VL behind SGLang (or vLLM), wait until it is healthy, stop it cleanly.
 
-The launch flags are DESIGN.md §4's: ``--trust-remote-code``, the deepseek-r1 reasoning
+The launch flags are those of Step3-VL's model card: ``--trust-remote-code``, the deepseek-r1 reasoning
 parser (the answer's reasoning arrives separately) and the hermes tool-call parser.
 """
 

@@ -1,4 +1,4 @@
-"""Image token costs and plans: DESIGN.md §4's table, budgets, and fast resizing."""
+"""Image token costs and plans: Step3-VL's published token counts, budgets, and fast resizing."""
 
 from __future__ import annotations
 
@@ -160,8 +160,9 @@ def test_elongated_frame_small_budget_is_a_named_error() -> None:
         plan_image(Size(84, 320), 171)
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(deadline=None, database=None)
 @given(width=st.integers(56, 5000), height=st.integers(56, 5000), budget=st.integers(10, 4000))
+@example(width=56, height=75, budget=10)  # min_pixels once raised this to 56x84, past the frame
 def test_qwen_plans_snap_to_28(width: int, height: int, budget: int) -> None:
     if max(width, height) / min(width, height) > 100:
         return

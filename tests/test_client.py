@@ -312,7 +312,7 @@ def test_one_client_across_event_loops(server: FakeModelServer) -> None:
     asyncio.run(client.aclose())
 
 
-# --- wire-format audit against SGLang 0.5.x / vLLM (see DESIGN.md §4b) -------------------
+# --- wire-format audit against SGLang 0.5.x / vLLM (their entrypoints/openai code) -------------------
 
 
 def test_requests_are_what_sglang_and_vllm_accept(server: FakeModelServer) -> None:

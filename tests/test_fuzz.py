@@ -8,6 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -203,3 +204,143 @@ def test_recordings_load_or_give_recording_errors(header, steps, cut):
             assert str(exc)
             return
         assert all(step.index >= 0 for step in run.steps) or run.load_errors
+
+
+# --- whole runs against a model server answering fuzzed replies (#18) -----------------------
+
+RUN_STATUSES = {"finished", "failed", "stopped", "error"}  # RunResult.status, documented
+RECORDED_STATUSES = {"finished", "failed", "stopped"}  # what such a run leaves in run.json
+
+_CALL = {"id": "call_1", "type": "function", "function": {"name": "click", "arguments": "{}"}}
+REPLY_TEMPLATE = {
+    "id": "0123456789abcdef",
+    "model": "broken",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "", "tool_calls": [_CALL]},
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+}
+CHUNK_TEMPLATE = {
+    "id": "0123456789abcdef",
+    "choices": [
+        {
+            "index": 0,
+            "delta": {"role": "assistant", "content": "", "tool_calls": [{**_CALL, "index": 0}]},
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+}
+_MESSAGE_PATHS = [
+    (),
+    ("content",),
+    ("reasoning_content",),
+    ("tool_calls",),
+    ("tool_calls", 0),
+    ("tool_calls", 0, "function"),
+    ("tool_calls", 0, "function", "name"),
+    ("tool_calls", 0, "function", "arguments"),
+    ("tool_calls", 0, "id"),
+]
+_TOP_PATHS = [
+    ("choices",),
+    ("choices", 0),
+    ("choices", 0, "finish_reason"),
+    ("usage",),
+    ("usage", "prompt_tokens"),
+    ("usage", "total_tokens"),
+    ("id",),
+    ("model",),
+]
+
+
+def _mutate(template: dict, body_key: str, changes: list) -> dict:
+    body = json.loads(json.dumps(template))
+    for (where, path), value in changes:
+        full = path if where == "top" else ("choices", 0, body_key, *path)
+        node = body
+        try:
+            for key in full[:-1]:
+                node = node[key]
+            node[full[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed the container: nothing to replace
+    return body
+
+
+paths = st.sampled_from([("top", p) for p in _TOP_PATHS] + [("msg", p) for p in _MESSAGE_PATHS])
+
+
+class _StillImage:
+    """A still screen: the fuzz is about replies, not the environment (runs are dry)."""
+
+    surface = "image"
+
+    def __init__(self) -> None:
+        from PIL import Image
+
+        from guiagent.core.env import Frame
+
+        self.frame = Frame.from_image(Image.new("RGB", (640, 400), (200, 210, 220)))
+
+    async def observe(self):
+        return self.frame
+
+    async def act(self, action):  # pragma: no cover - dry runs never act
+        raise AssertionError("a dry run acted")
+
+    async def close(self) -> None:
+        return None
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(changes=st.lists(st.tuples(paths, json_values), max_size=3), stream=st.booleans())
+def test_runs_against_fuzzed_replies_end_with_a_status_a_reason_and_a_recording(
+    changes, stream, fuzz_server
+):
+    import asyncio
+
+    from guiagent.agent.config import AgentConfig
+    from guiagent.agent.loop import Agent
+    from guiagent.testing.misbehaving import json_reply, sse_reply
+
+    if stream:
+        fuzz_server.behaviour = sse_reply([_mutate(CHUNK_TEMPLATE, "delta", changes)])
+    else:
+        fuzz_server.behaviour = json_reply(_mutate(REPLY_TEMPLATE, "message", changes))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = AgentConfig(
+            model_url=fuzz_server.url,
+            record_dir=Path(tmp) / "run",
+            max_steps=2,
+            settle=False,
+            dry_run=True,
+            stream=stream,
+            request_timeout_s=10,
+        )
+
+        async def go():
+            agent = Agent(_StillImage(), config)
+            try:
+                return await agent.run("fuzz")
+            finally:
+                await agent.close()
+
+        result = asyncio.run(go())
+        assert result.status in RUN_STATUSES
+        assert result.status == "finished" or result.stop_reason
+        run = load(Path(tmp) / "run", strict=True)
+        assert run.header.status in RECORDED_STATUSES
+        assert run.header.status == "finished" or run.header.stop_reason
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    from guiagent.testing.misbehaving import MisbehavingServer, json_reply
+
+    with MisbehavingServer(json_reply(REPLY_TEMPLATE)) as server:
+        yield server

@@ -1,4 +1,4 @@
-"""Two monitors on a real Xorg dummy display, primary NOT the leftmost (DESIGN.md §7).
+"""Two monitors on a real Xorg dummy display, primary NOT the leftmost (RandR outputs of Xorg's dummy driver: guiagent/envs/display.py).
 
 Fails loudly (never skips) when Xorg with the dummy driver cannot run here.
 """

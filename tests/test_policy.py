@@ -335,6 +335,7 @@ def test_terminal_approver_denies_in_a_process_without_terminal() -> None:
         logger.remove(); logger.add(sys.stderr, level="WARNING")
         from guiagent.core.actions import Click
         from guiagent.agent.policy import Policy, TerminalApprover, decide, ActionContext
+        logger.enable("guiagent")  # a library leaves its log off until the application asks
         v = asyncio.run(decide(Policy.load(None), Click(x=1, y=1), ActionContext(target_text="Delete"),
                                TerminalApprover()))
         print(v.decision, v.asked)

@@ -185,5 +185,6 @@ def test_sigkill_loses_no_completed_step(tmp_path: Path) -> None:
     assert len(run.steps) == complete >= written_before_kill
     assert [s.index for s in run.steps] == list(range(complete))
     assert all(run.frame_image(s).size == (320, 200) for s in run.steps)
-    assert run.header.status == "running"  # never finished; verify reports it
+    # never finished and its process is gone: read as interrupted at its last complete step (#18)
+    assert run.header.status == "interrupted"
     assert all("truncated line" in e for e in run.load_errors) and len(run.load_errors) <= 1

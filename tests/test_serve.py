@@ -88,15 +88,16 @@ def test_serve_without_engine_exits_2(capsys):
 
 def test_health_wait_sees_warmup_then_ready():
     states = []
-    with FakeModelServer(warmup_s=0.6) as server:
+    with FakeModelServer(warmup_s=1.5) as server:
         assert probe_health(server.url) == "warming"
         waited = wait_healthy(
             server.url, timeout_s=10, poll_s=0.1, on_state=lambda s, w: states.append(s)
         )
-    # the states prove it waited through warm-up; the time is not asserted (a loaded machine
-    # starts the server late, so part of the warm-up may pass before the first probe)
-    assert states[0] == "warming" and states[-1] == "ready"
-    assert waited > 0
+        assert probe_health(server.url) == "ready"
+    # the probes prove it was warming, then ready; the time is not asserted (on a loaded machine
+    # the warm-up may end before wait_healthy's first probe)
+    assert states[-1] == "ready" and set(states) <= {"warming", "ready"}
+    assert waited >= 0
 
 
 def test_health_of_a_closed_port_is_loading():

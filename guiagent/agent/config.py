@@ -22,7 +22,9 @@ class AgentConfig(BaseModel):
     image_format: Literal["jpeg", "png"] = "jpeg"
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     sampling: dict[str, Any] = Field(default_factory=dict)  # overrides the profile's
-    request_timeout_s: float = 120.0
+    request_timeout_s: float = 120.0  # one deadline per request: connect, headers, whole body
+    max_reply_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # a larger reply is refused
+    max_tool_calls: int = Field(default=16, ge=1)  # tool calls in one reply, at most
     stream: bool = False
     pacore: int = Field(default=0, ge=0, le=64)  # K parallel rollouts + synthesis; 0 = off
     ground_votes: int = Field(default=1, ge=1, le=32)

@@ -15,10 +15,11 @@ One readable sampling loop (in the spirit of the Anthropic computer-use demo). E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -53,7 +54,7 @@ from guiagent.core.env import (
     SurfaceGoneError,
 )
 from guiagent.core.geometry import CoordSpace, OutOfImageError, Point, Rect, resolve_point
-from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.core.killswitch import DeadlineExceeded, Killed, KillSwitch
 from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, Redactor
 from guiagent.models.budget import encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
@@ -61,6 +62,7 @@ from guiagent.models.profiles import ModelProfile, get_profile
 from guiagent.models.step3vl import Conversation, image_part, prefix_reuse, text_of
 from guiagent.record.trajectory import StepRecord
 
+T = TypeVar("T")
 EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 _STATUS_ON_DISK = {
     "finished": "finished",
@@ -148,6 +150,8 @@ class Agent:
                 api_key=self.config.api_key,
                 timeout_s=self.config.request_timeout_s,
                 sampling=sampling,
+                max_reply_bytes=self.config.max_reply_bytes,
+                max_tool_calls=self.config.max_tool_calls,
             )
         return self._client
 
@@ -186,6 +190,10 @@ class Agent:
                     await self.act(state, turn)
                     self.watch(state, turn)
                 await self.record(state, turn)
+        except DeadlineExceeded as exc:  # --max-seconds ran out while waiting or acting
+            state.result = RunResult(
+                status="stopped", stop_reason=f"{exc} (during step {state.index})"
+            )
         except Killed as exc:
             state.result = RunResult(status="stopped", stop_reason=f"kill switch: {exc}")
         except (ModelError, SurfaceGoneError) as exc:
@@ -195,6 +203,7 @@ class Agent:
                 status="error", stop_reason=f"{where} error ({type(exc).__name__}): {exc}"
             )
         except BaseException as exc:
+            self.killswitch.set_deadline(None)
             logger.exception("run crashed at step {}", state.index)
             # keep the recording consistent: the crash is its last word
             self.executor.finish("crashed", f"unexpected error: {type(exc).__name__}: {exc}")
@@ -215,6 +224,11 @@ class Agent:
             )
         )
         tracker.start()
+        if config.max_seconds is not None:  # checked while waiting and between input events
+            self.killswitch.set_deadline(
+                time.monotonic() + config.max_seconds,
+                f"wall-time budget of {config.max_seconds:g} s used up",
+            )
         return RunState(task=task, tracker=tracker)
 
     def _should_stop(self, state: RunState) -> bool:
@@ -228,6 +242,7 @@ class Agent:
         return state.result is not None
 
     async def _end(self, state: RunState) -> RunResult:
+        self.killswitch.set_deadline(None)
         result = state.result
         assert result is not None
         result.steps = self._steps_done
@@ -239,6 +254,22 @@ class Agent:
             result.run_dir = recorder.run_dir
         await self._emit("end", result=result)
         return result
+
+    async def _watched(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (a model request) while checking the kill switch and the run's
+        deadline every 50 ms; either cancels the request and raises."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.05)
+                if done:
+                    return task.result()
+                self.killswitch.check()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     # --- the phases of a turn ------------------------------------------------------------
 
@@ -297,15 +328,17 @@ class Agent:
         t = time.perf_counter()
         await self._emit("step", index=state.index, frame=turn.frame, plan=turn.plan)
         forward = stream_forwarder(self._emit_now, self.redactor.redact_text)
-        completion, extra = await decide(
-            self.client,
-            self.config,
-            self.space,
-            turn.space,
-            turn.messages,
-            turn.tools,
-            turn.plan,
-            forward,
+        completion, extra = await self._watched(
+            decide(
+                self.client,
+                self.config,
+                self.space,
+                turn.space,
+                turn.messages,
+                turn.tools,
+                turn.plan,
+                forward,
+            )
         )
         state.tracker.add_usage(completion.usage)
         turn.completion = completion
@@ -587,15 +620,28 @@ class Agent:
         first = answer.strip().lower().lstrip("*\"' ")
         return first.startswith("yes"), answer
 
+    # --- use as a library: `async with Agent(...)` and a synchronous call ---------------
 
-def run_task(env: Environment, task: str, config: AgentConfig, **kwargs: Any) -> RunResult:
-    """Synchronous wrapper for scripts: run one task to the end."""
+    async def __aenter__(self) -> Agent:
+        return self
 
-    async def main() -> RunResult:
-        agent = Agent(env, config, **kwargs)
-        try:
-            return await agent.run(task)
-        finally:
-            await agent.close()
+    async def __aexit__(self, *exc: object) -> None:
+        """Closes what the agent owns (its model client); the environment stays the caller's."""
+        await self.close()
 
-    return asyncio.run(main())
+    def run_sync(self, task: str) -> RunResult:
+        """For scripts without an event loop: run ``task`` in a new one. Pass an environment
+        not started yet: it is opened and closed around the run, as the model client is."""
+
+        async def main() -> RunResult:
+            async with contextlib.AsyncExitStack() as stack:
+                if hasattr(self.env, "__aenter__"):
+                    await stack.enter_async_context(self.env)  # type: ignore[arg-type]
+                try:
+                    return await self.run(task)
+                finally:
+                    await self.close()
+                    if self._owns_client:
+                        self._client = None  # bound to this loop: the next call makes its own
+
+        return asyncio.run(main())

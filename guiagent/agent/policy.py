@@ -53,6 +53,7 @@ import yaml
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from guiagent.core import yamlio
 from guiagent.core.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
@@ -283,22 +284,19 @@ class Policy:
     def from_yaml(cls, path: str | Path) -> Policy:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes()
         except OSError as exc:
             raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", path) from exc
         return cls.from_yaml_text(text, source=str(path))
 
     @classmethod
-    def from_yaml_text(cls, text: str, source: str = "<policy>") -> Policy:
+    def from_yaml_text(cls, text: str | bytes, source: str = "<policy>") -> Policy:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            raise PolicyError(f"invalid YAML: {exc.problem or exc}", source, line) from exc
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"invalid YAML: {exc}", source) from exc
+            doc = yamlio.parse_yaml(text, source, line_map=False)
+        except yamlio.YamlError as exc:
+            problem = exc.message.replace("not valid YAML", "invalid YAML", 1)
+            raise PolicyError(problem, source, exc.line) from exc
+        root, data = doc.node, doc.data
         if data is None or root is None:
             raise PolicyError(
                 "the policy file is empty (expected 'rules:' with a list of rules)", source, 1

@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from guiagent.scenario.runner import model_agent_factory
+from guiagent.app import model_agent_factory  # ai: steps get what `guiagent run` gets
 
 console = Console(highlight=False)
 

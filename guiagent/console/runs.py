@@ -9,15 +9,15 @@ a tab that goes away only drops its own subscription: the run goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
-import json
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 from PIL import Image, UnidentifiedImageError
@@ -32,10 +32,15 @@ from guiagent.agent.policy import (
     Verdict,
     describe_action,
 )
+from guiagent.app import RunSettings, build_parts, make_agent
 from guiagent.core.actions import BaseAction
 from guiagent.core.env import ActResult, Environment, Frame
 from guiagent.core.geometry import CoordSpace, Point
-from guiagent.record.trajectory import RUN_FILE, RecordingError, RunHeader, load
+from guiagent.core.killswitch import KillSwitch
+from guiagent.record.trajectory import RUN_FILE, RecordingError, load, read_header
+
+if TYPE_CHECKING:
+    from guiagent.agent.loop import Agent
 
 RunKind = Literal["task", "replay"]
 RunStatus = Literal["starting", "running", "finished", "failed", "stopped", "error"]
@@ -294,8 +299,15 @@ class RunManager:
         default_model_url: str | None = None,
         env_factory: EnvFactory | None = None,
         agent_options: dict[str, Any] | None = None,
+        settings: RunSettings | None = None,
     ) -> None:
+        """``settings``: skills, secrets, policy and kill switch of every run (default: as
+        `guiagent run` has them without flags, from the GUIAGENT_* variables)."""
         self.recordings_root = Path(recordings_root)
+        self.settings = settings or RunSettings.from_env()
+        # skills and secrets are loaded once, now: a bad skill file stops the console at start,
+        # and a run does not wait for them; every run gets its own kill switch
+        self.parts = build_parts(self.settings)
         self.default_model_url = default_model_url
         self.env_factory: EnvFactory = env_factory or default_env_factory
         self.agent_options = dict(agent_options or {})  # extra AgentConfig fields for every run
@@ -344,7 +356,6 @@ class RunManager:
         return run
 
     async def _run_task(self, run: ConsoleRun) -> None:
-        from guiagent.agent.loop import Agent
 
         env: Environment | None = None
         agent: Agent | None = None
@@ -366,13 +377,7 @@ class RunManager:
                     "record_dir": run.run_dir,
                 }
             )
-            agent = Agent(
-                env,
-                config,
-                approver=CallbackApprover(lambda a, v, f: self._approve(run, a, v, f)),
-                control=run.control,
-                on_event=lambda kind, data: self._on_event(run, kind, data),
-            )
+            agent = self.make_agent(run, env, config)
             run.redact = agent.redactor.redact_text
             run.status = "running"
             run.publish_state()
@@ -394,6 +399,18 @@ class RunManager:
                 await _close_quietly(closer, f"console run {run.id}")
             run.publish_state()
             run.channel.close()
+
+    def make_agent(self, run: ConsoleRun, env: Environment, config: AgentConfig) -> Agent:
+        """The run's agent, assembled like `guiagent run`'s (guiagent.app): the same skills,
+        secrets, policy and kill switch; approvals and events go to the console."""
+        return make_agent(
+            env,
+            config,
+            dataclasses.replace(self.parts, killswitch=KillSwitch()),
+            approver=CallbackApprover(lambda a, v, f: self._approve(run, a, v, f)),
+            control=run.control,
+            on_event=lambda kind, data: self._on_event(run, kind, data),
+        )
 
     def _on_event(self, run: ConsoleRun, kind: str, data: dict[str, Any]) -> Awaitable[None] | None:
         # "delta" is called synchronously from inside the model's HTTP stream: publish and return
@@ -672,8 +689,8 @@ class RunManager:
             if not header_file.is_file():
                 continue
             try:
-                header = RunHeader.model_validate(json.loads(header_file.read_text("utf-8")))
-            except (OSError, ValueError) as exc:
+                header = read_header(path)  # a killed run shows as interrupted
+            except (OSError, ValueError, RecordingError) as exc:
                 out.append(
                     {
                         "name": path.name,

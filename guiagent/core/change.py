@@ -52,6 +52,44 @@ def frame_difference(a: Frame, b: Frame) -> float:
     return thumbnail_difference(thumbnail(a.image), thumbnail(b.image))
 
 
+# Change near the last target, at full resolution: a field's new text or a counter's new
+# number is a few hundred pixels, far under the whole-frame threshold, yet it is progress.
+_LOCAL_HALF = (320, 200)  # half width and height of the region compared around the target
+_LOCAL_DELTA = 24  # gray levels for a pixel to count as changed
+_LOCAL_MIN_PIXELS = 12
+_CARET_SIDE = 3  # a changed area this thin on one side is a blinking caret or underline
+
+
+def _real_change(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two grayscale arrays differ by more than a blinking caret."""
+    ys, xs = np.nonzero(np.abs(a.astype(np.int16) - b.astype(np.int16)) > _LOCAL_DELTA)
+    if len(xs) < _LOCAL_MIN_PIXELS:
+        return False
+    width, height = int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
+    return width > _CARET_SIDE and height > _CARET_SIDE
+
+
+def changed_near(a: Image.Image, b: Image.Image, point: tuple[float, float] | None) -> bool:
+    """Whether grayscale frames ``a`` and ``b`` differ, beyond a blinking caret, in the
+    region around ``point`` (frame pixels), or anywhere when there is no point."""
+    if a.size != b.size:
+        return True
+    if point is None:
+        box = (0, 0, a.width, a.height)
+    else:
+        x, y = point
+        hw, hh = _LOCAL_HALF
+        box = (
+            max(0, int(x - hw)),
+            max(0, int(y - hh)),
+            min(a.width, int(x + hw)),
+            min(a.height, int(y + hh)),
+        )
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return False
+    return _real_change(np.asarray(a.crop(box)), np.asarray(b.crop(box)))
+
+
 # --- settling ---------------------------------------------------------------------------
 
 
@@ -157,6 +195,7 @@ class _Entry:
     points: tuple[tuple[float, float], ...]
     has_action: bool
     thumb: np.ndarray | None = None
+    gray: Image.Image | None = None  # full resolution, for change near the target
 
     def same_as(self, other: _Entry, tolerance: float) -> bool:
         if self.digest != other.digest or self.signature != other.signature:
@@ -183,7 +222,9 @@ class LoopDetector:
 
     Exact digests differ on any pixel (a blinking caret, a clock). Pass ``frame=`` too and
     a frame within ``same_screen`` (fraction of changed pixels, see frame_difference) of
-    a recent one counts as that screen.
+    a recent one counts as that screen, unless the region around the last target (the
+    last action's point, kept for typing and keys) changed by more than a blinking caret:
+    a field's new text or a counter's new number is progress, however small.
     """
 
     def __init__(
@@ -206,6 +247,7 @@ class LoopDetector:
         self.repeats = 0
         self.level = Ladder.NONE
         self.last_action: BaseAction | None = None
+        self._target: tuple[float, float] | None = None  # frame pixels
 
     def reset(self) -> None:
         self._history.clear()
@@ -213,25 +255,33 @@ class LoopDetector:
         self.repeats = 0
         self.level = Ladder.NONE
         self.last_action = None
+        self._target = None
 
     def observe(
         self, frame_digest: str, action: BaseAction | None, frame: Frame | None = None
     ) -> Ladder:
         thumb = thumbnail(frame.image) if frame is not None else None
-        if thumb is not None:
+        gray = frame.image.convert("L") if frame is not None else None
+        if thumb is not None and gray is not None:
             for past in reversed(self._history):
                 if (
                     past.thumb is not None
                     and thumbnail_difference(past.thumb, thumb) <= self.same_screen
+                    and not (past.gray is not None and changed_near(past.gray, gray, self._target))
                 ):
                     frame_digest = past.digest
                     break
+        if frame is not None and action is not None and action.points():
+            x, y = action.points()[0]
+            target = frame.transform.screen_to_frame(Point(x, y))
+            self._target = (target.x, target.y)
         entry = _Entry(
             digest=frame_digest,
             signature=_signature(action),
             points=tuple(action.points()) if action is not None else (),
             has_action=action is not None,
             thumb=thumb,
+            gray=gray,
         )
         previous = self._history[-1] if self._history else None
         if previous is not None and previous.digest == frame_digest and action is not None:

@@ -37,13 +37,28 @@ class Killed(Exception):
         self.reason = reason
 
 
+class DeadlineExceeded(Killed):
+    """The run's wall-time budget ran out in the middle of a step (waiting or acting)."""
+
+
 class KillSwitch:
-    """A thread-safe stop flag: set once, with the first reason kept."""
+    """A thread-safe stop flag: set once, with the first reason kept.
+
+    It also carries the run's wall-time deadline (``time.monotonic()`` seconds, set with
+    :meth:`set_deadline`), so everything that checks the switch between two input events
+    or while waiting also stops when the budget runs out.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._reason: str | None = None
+        self.deadline: float | None = None
+        self.deadline_reason = "the wall-time budget ran out"
+
+    def set_deadline(self, deadline: float | None, reason: str = "") -> None:
+        self.deadline = deadline
+        self.deadline_reason = reason or "the wall-time budget ran out"
 
     @property
     def triggered(self) -> bool:
@@ -64,6 +79,8 @@ class KillSwitch:
         """Raise :class:`Killed` if triggered; call it between any two input events."""
         if self._event.is_set():
             raise Killed(self._reason or "stopped")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded(self.deadline_reason)
 
     def reset(self) -> None:
         with self._lock:

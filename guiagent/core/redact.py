@@ -55,6 +55,12 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
 # Masked password text as OCR reads it: bullets, stars, black circles, middle dots.
 _MASK_RUN = re.compile(r"[•*●∙·⚫⬤◦]{3,}")
 
+
+def looks_masked(text: str) -> bool:
+    """Whether ``text`` (as OCR read it) holds a masked password: a run of dots or stars."""
+    return _MASK_RUN.search(text) is not None
+
+
 # JavaScript the browser environment can evaluate to list password fields for redact().
 PASSWORD_FIELDS_JS = """
 () => Array.from(document.querySelectorAll('input[type=password]')).map(e => {

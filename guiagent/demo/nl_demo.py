@@ -14,11 +14,9 @@ from pathlib import Path
 from loguru import logger
 
 from guiagent.agent.config import AgentConfig, RunResult
-from guiagent.agent.loop import Agent
+from guiagent.app import RunSettings, build_run
 from guiagent.envs.browser import BrowserEnv
 from guiagent.scenario.static import StaticServer
-from guiagent.scenario.ui import ui_steps_runner
-from guiagent.skills import SecretStore, load_registry
 from guiagent.testing.dom_oracle import DomOracle, OracleStep
 from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
@@ -58,11 +56,8 @@ async def run_nl_demo(record_dir: Path, repo_root: Path, headless: bool = True) 
                     record_dir=record_dir,
                     settle_timeout_s=1.0,
                 )
-                skills = load_registry(
-                    project_dir=repo_root / "skills", steps_runner=ui_steps_runner
+                settings = RunSettings.from_env(
+                    skills_dir=repo_root / "skills", secret_values=DEMO_SECRETS
                 )
-                agent = Agent(env, config, skills=skills, secrets=SecretStore(DEMO_SECRETS))
-                try:
-                    return await agent.run(DEMO_TASK)
-                finally:
-                    await agent.close()
+                async with build_run(config, env, settings) as run:
+                    return await run.agent.run(DEMO_TASK)

@@ -482,8 +482,11 @@ class BrowserEnv:
     # -- act -------------------------------------------------------------------------
 
     async def act(self, action: BaseAction) -> ActResult:
-        if isinstance(action, Wait):
-            await asyncio.sleep(action.seconds)
+        if isinstance(action, Wait):  # the kill switch and the run's deadline end a wait too
+            if self.killswitch is not None:
+                await self.killswitch.sleep(action.seconds)
+            else:
+                await asyncio.sleep(action.seconds)
             return ActResult(detail=f"waited {action.seconds:g}s")
         if isinstance(action, (Finish, Fail)):
             return ActResult(detail=action.name)

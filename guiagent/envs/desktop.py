@@ -451,8 +451,11 @@ class DesktopEnv:
         ]
 
     async def act(self, action: BaseAction) -> ActResult:
-        if isinstance(action, Wait):
-            await asyncio.sleep(action.seconds)
+        if isinstance(action, Wait):  # the kill switch and the run's deadline end a wait too
+            if self.killswitch is not None:
+                await self.killswitch.sleep(action.seconds)
+            else:
+                await asyncio.sleep(action.seconds)
             return ActResult(detail=f"waited {action.seconds:g}s")
         if isinstance(action, (Finish, Fail)):
             return ActResult(detail=action.name)
@@ -515,7 +518,9 @@ class DesktopEnv:
                 if _IS_X11:
                     self._type_x11(action.text)
                 else:
-                    pg.write(action.text)
+                    for chunk in _chunks(action.text, TYPE_CHUNK):
+                        self._between_events()
+                        pg.write(chunk)
                 return ActResult(detail=f"typed {len(action.text)} characters")
             if isinstance(action, Key):
                 keys = [_PYAUTOGUI_ALIASES.get(k, k) for k in action.keys]
@@ -559,11 +564,14 @@ class DesktopEnv:
             try:
                 if self._typer is None:
                     self._typer = XTestTyper(self._xlib)
-                self._typer.type(text, self.type_delay_ms / 1000.0, self._check_killed)
+                # the kill switch, the run's deadline and the corner fail-safe between keys
+                self._typer.type(text, self.type_delay_ms / 1000.0, self._between_events)
                 return
             except XTypeError as exc:
                 logger.warning("XTest typing failed ({}); falling back to xdotool type", exc)
-        self._xdotool_type(text)
+        for chunk in _chunks(text, TYPE_CHUNK):
+            self._between_events()
+            self._xdotool_type(chunk)
 
     def _xdotool_type(self, text: str) -> None:
         # --file - reads the text from stdin: no argv limits, text may start with '-'
@@ -581,20 +589,36 @@ class DesktopEnv:
         if self.killswitch is not None:
             self.killswitch.check()
 
+    def _between_events(self) -> None:
+        """Checked between any two input events of an action (each key of a ``type``): the
+        kill switch with the run's deadline, then the corner fail-safe."""
+        self._check_killed()
+        self._check_corner()
+
+    def _pointer_and_screen(self) -> tuple[int, int, int, int, int, int]:
+        """(x, y, left, top, width, height): the pointer and the whole X screen."""
+        if self._xlib is not None:  # one round trip each, cheap enough between two keys
+            root = self._xlib.screen().root
+            pointer = root.query_pointer()
+            geometry = root.get_geometry()
+            return pointer.root_x, pointer.root_y, 0, 0, geometry.width, geometry.height
+        out = self._xdotool("getmouselocation", "--shell")
+        pos = dict(line.split("=", 1) for line in out.split() if "=" in line)
+        whole = self._mss.monitors[0]
+        return (
+            int(pos.get("X", -1)),
+            int(pos.get("Y", -1)),
+            whole["left"],
+            whole["top"],
+            whole["width"],
+            whole["height"],
+        )
+
     def _check_corner(self) -> None:
         if not self.failsafe:
             return
-        out = self._xdotool("getmouselocation", "--shell")
-        pos = dict(line.split("=", 1) for line in out.split() if "=" in line)
-        x, y = int(pos.get("X", -1)), int(pos.get("Y", -1))
-        whole = self._mss.monitors[0]
-        corners = {
-            (whole["left"], whole["top"]),
-            (whole["left"] + whole["width"] - 1, whole["top"]),
-            (whole["left"], whole["top"] + whole["height"] - 1),
-            (whole["left"] + whole["width"] - 1, whole["top"] + whole["height"] - 1),
-        }
-        if (x, y) in corners:
+        x, y, left, top, width, height = self._pointer_and_screen()
+        if x in (left, left + width - 1) and y in (top, top + height - 1):
             raise FailSafeError(
                 "pointer in a screen corner: the fail-safe stopped the action (kill switch)"
             )
@@ -648,6 +672,13 @@ class DesktopEnv:
             self._xdotool("key", "--clearmodifiers", chord)
             return ActResult(detail=f"pressed {chord}")
         raise InvalidToolCall(action.name, f"the desktop cannot perform {action.name!r}")
+
+
+TYPE_CHUNK = 16  # characters per xdotool/pyautogui call when typing: checks come between chunks
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 class XTypeError(RuntimeError):

@@ -17,6 +17,7 @@ at chosen positions (Xvfb's +xinerama stacks its heads at 0,0); it must run as r
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import re
 import secrets
@@ -134,6 +135,7 @@ class _XServer:
                     stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,),
                     start_new_session=True,
+                    preexec_fn=_parent_death_signal(),
                 )
         except OSError as exc:
             os.close(read_fd)
@@ -471,6 +473,30 @@ def _modeline(width: int, height: int, refresh: float = 60.0) -> list[str]:
         "-hsync",
         "+vsync",
     ]
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Any:
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (even by
+    SIGKILL), so no X server outlives the run that started it; None without procfs.
+
+    Linux sends the signal when the *thread* that forked the child ends. Servers are
+    started from the main thread or from executor threads (the desktop env's own, asyncio's
+    default one), which live until their pool shuts down, after the server is stopped.
+    """
+    if not os.path.exists("/proc/self"):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def ensure_display(size: tuple[int, int] = (1920, 1080)) -> tuple[str, XvfbDisplay | None]:

@@ -1,14 +1,14 @@
 """Image token budgets: what a screenshot costs a model, and the size to send it at.
 
-Resizing on the client is the only knob on image cost (DESIGN.md §4), so the loop asks
+Resizing on the client is the only knob on image cost, so the loop asks
 :func:`plan_image` for the largest size of the frame's aspect ratio that fits a token
 budget, then :func:`encode_image` does the resize and the encoding.
 
 The Step3-VL rule below follows the model's own image patcher as SGLang ships it
 (``python/sglang/srt/multimodal/processors/step3_vl.py``: ``ImagePatcher`` and
 ``Step3VLProcessor.get_num_image_tokens``; vLLM's ``vllm/model_executor/models/step3_vl.py``
-and transformers' Step3-VL processing carry the same class). It reproduces DESIGN.md's
-table exactly. DESIGN's prose leaves out what the code also does: one ``<patch_newline>``
+and transformers' Step3-VL processing carry the same class). It reproduces the published
+token counts exactly (tests/test_budget.py), including what prose descriptions leave out: one ``<patch_newline>``
 token between rows of crops; crops for small elongated images too (long side <= 728 and
 aspect > 1.5: windows of the short side); a window of ``min(short, 504)`` for strips
 (aspect > 4); and square padding of tiny strips (short side < 32).
@@ -308,9 +308,15 @@ def _plan_qwen(frame: Size, budget: int, rule: ImageRule) -> Size:
         raise BudgetError(
             f"no size of a {frame} frame fits {budget} image tokens under the qwen25vl rule"
         )
-    size = size_at(best)
-    # Send what the server will use, so it does not resize again.
-    return qwen_smart_resize(size.width, size.height, factor, min_pixels, max_pixels)
+    # Send what the server will use, so it does not resize again. Its resize raises a small
+    # image to min_pixels, which can overshoot the frame (56x75 at 10 tokens: 28x56 -> 56x84):
+    # take the largest size whose resized form still fits the frame, when one does.
+    candidates = [
+        qwen_smart_resize(s.width, s.height, factor, min_pixels, max_pixels)
+        for s in (size_at(cells) for cells in range(best, 0, -1))
+    ]
+    fitting = (c for c in candidates if c.width <= frame.width and c.height <= frame.height)
+    return next(fitting, candidates[0])
 
 
 def _plan_fixed(frame: Size, budget: int, rule: ImageRule) -> Size:

@@ -1,6 +1,6 @@
 """Async client for an OpenAI-compatible chat server (SGLang first, vLLM tolerated).
 
-It copes with the shapes DESIGN.md §4b lists: tool calls parsed by the server or left as
+It copes with the shapes SGLang's and vLLM's servers produce: tool calls parsed by the server or left as
 hermes text in ``content`` or in the reasoning, ``content`` as ``""`` or ``null``,
 reasoning under ``reasoning_content`` or ``reasoning``, keys absent or null alike, and
 the same over SSE streaming. Failures become named errors that say which URL failed.
@@ -22,8 +22,44 @@ from loguru import logger
 from PIL import Image
 from pydantic import BaseModel
 
-from guiagent.models.hermes import parse_message
-from guiagent.models.reply import Completion, Reply, ToolCall, Usage
+from guiagent.models.errors import (
+    ModelError,
+    ModelHTTPError,
+    ModelProtocolError,
+    ModelServerNotReady,
+    ModelServerUnreachable,
+    ModelTimeout,
+)
+from guiagent.models.message import (
+    DEFAULT_MAX_TOOL_CALLS,
+    StreamEvent,
+    _StreamState,
+    parse_usage,
+    reply_from_message,
+)
+from guiagent.models.reply import Completion
+from guiagent.models.wire import check_chunk, check_response
+
+# the errors and the message parsing moved to their own modules; importable from here as before
+__all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
+    "DEFAULT_MAX_TOOL_CALLS",
+    "ModelClient",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelProtocolError",
+    "ModelServerNotReady",
+    "ModelServerUnreachable",
+    "ModelTimeout",
+    "ServerInfo",
+    "StreamEvent",
+    "_StreamState",
+    "allowed_output_tokens",
+    "image_content",
+    "normalise_base_url",
+    "parse_usage",
+    "reply_from_message",
+]
 
 SGLANG_LAUNCH = (
     "python -m sglang.launch_server --model-path stepfun-ai/Step3-VL-10B --trust-remote-code "
@@ -38,39 +74,6 @@ DEFAULT_SAMPLING: dict[str, Any] = {
 }
 
 
-class ModelError(RuntimeError):
-    """Anything that went wrong talking to the model server."""
-
-    def __init__(self, message: str, url: str = "") -> None:
-        super().__init__(message)
-        self.url = url
-
-
-class ModelServerUnreachable(ModelError):
-    """Nothing answers at the URL (connection refused, unknown host)."""
-
-
-class ModelTimeout(ModelError):
-    """The server took longer than the client's timeout."""
-
-
-class ModelHTTPError(ModelError):
-    """The server answered with an HTTP error status."""
-
-    def __init__(self, status: int, message: str, url: str = "") -> None:
-        super().__init__(f"{url} answered HTTP {status}: {message}", url)
-        self.status = status
-        self.server_message = message
-
-
-class ModelServerNotReady(ModelHTTPError):
-    """/health answered 503: the server is up but still warming up."""
-
-
-class ModelProtocolError(ModelError):
-    """The server's answer could not be understood (bad body, broken stream, error in stream)."""
-
-
 class ServerInfo(BaseModel):
     base_url: str
     model: str
@@ -79,6 +82,9 @@ class ServerInfo(BaseModel):
     # False when the server has no /health (a bare OpenAI-compatible proxy): /v1/models decided
     health_endpoint: bool = True
 
+
+# bounds on one reply: a server that sends more is broken, not thorough
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
 
 # statuses worth another try: server errors, and sglang-router's queue full (429) / queue timeout (408)
 RETRY_STATUSES = frozenset({408, 429})
@@ -101,15 +107,6 @@ def allowed_output_tokens(message: str) -> int | None:
     if m:
         return int(m.group(1))
     return None
-
-
-class StreamEvent(BaseModel):
-    """One increment of a streamed reply, for live display."""
-
-    kind: Literal["reasoning", "content", "tool_call", "tool_arguments", "finish", "usage"]
-    text: str = ""
-    index: int | None = None
-    name: str | None = None
 
 
 def normalise_base_url(url: str) -> str:
@@ -140,186 +137,6 @@ def image_content(
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
 
 
-def parse_usage(data: dict[str, Any] | None) -> Usage:
-    if not isinstance(data, dict):
-        return Usage()
-    details = data.get("prompt_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    completion_details = data.get("completion_tokens_details")
-    completion_details = completion_details if isinstance(completion_details, dict) else {}
-    reasoning = data.get("reasoning_tokens")
-    if reasoning is None:
-        reasoning = completion_details.get("reasoning_tokens")
-    return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-        reasoning_tokens=reasoning,
-        cached_tokens=details.get("cached_tokens"),
-        image_tokens=details.get("image_tokens"),
-    )
-
-
-def _text(value: Any) -> str:
-    """A message's ``content`` as text: a string, null, or a list of text parts."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(str(p.get("text") or "") if isinstance(p, dict) else str(p) for p in value)
-    return str(value)
-
-
-def _reasoning_of(message: dict[str, Any]) -> str | None:
-    """SGLang and older vLLM say ``reasoning_content``, newer vLLM ``reasoning``; some send both."""
-    values = [message.get("reasoning_content"), message.get("reasoning")]
-    texts = [v for v in values if isinstance(v, str)]
-    return next((t for t in texts if t), texts[0] if texts else None)
-
-
-def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Reply:
-    """Build a Reply from an assistant message in any of the shapes servers send."""
-    content = _text(message.get("content"))
-    reasoning = _reasoning_of(message)
-    errors: list[str] = []
-    server_calls: list[ToolCall] = []
-    for n, raw in enumerate(message.get("tool_calls") or []):
-        if not isinstance(raw, dict):
-            errors.append(f"tool call #{n} is not an object: {raw!r}")
-            continue
-        fn = raw.get("function") or {}
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            errors.append(f"tool call #{n} has no function name: {raw!r}")
-            continue
-        args = fn.get("arguments")
-        if args is None or args == "":
-            args = {}
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError as exc:
-                errors.append(f"tool call {name!r}: arguments are not valid JSON ({exc}): {args!r}")
-                continue
-        if not isinstance(args, dict):
-            errors.append(f"tool call {name!r}: arguments must be a JSON object, got {args!r}")
-            continue
-        server_calls.append(ToolCall(name=name, arguments=args, id=raw.get("id"), source="server"))
-    if server_calls or errors:
-        reply = Reply(content=content.strip(), reasoning=reasoning, tool_calls=server_calls)
-    else:
-        reply = parse_message(content, reasoning)
-    reply.errors = [*errors, *reply.errors]
-    if reply.reasoning is None and reasoning is not None:
-        reply.reasoning = reasoning
-    reply.content = reply.content.strip()
-    if finish_reason == "length":
-        reply.errors.append(
-            "the reply was cut at the token limit (finish_reason 'length')"
-            + (
-                "; it ended inside the reasoning"
-                if not content.strip() and not reply.tool_calls
-                else ""
-            )
-        )
-    elif finish_reason == "tool_calls" and not reply.tool_calls:
-        # SGLang's parser drops a call to a tool that is not in the request (unless
-        # SGLANG_FORWARD_UNKNOWN_TOOLS is set) and still reports finish_reason tool_calls
-        reply.errors.append(
-            "the server reported a tool call (finish_reason 'tool_calls') but returned none; "
-            "it drops calls to tools that are not in the request's tools"
-        )
-    elif finish_reason in ("abort", "error", "content_filter"):
-        reply.errors.append(f"the server ended the reply early (finish_reason {finish_reason!r})")
-    return reply
-
-
-class _StreamState:
-    def __init__(self, on_event: Callable[[StreamEvent], None] | None) -> None:
-        self.on_event = on_event
-        self.reasoning: list[str] = []
-        self.content: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
-        self.finish_reason: str | None = None
-        self.usage: dict[str, Any] | None = None
-        self.request_id: str | None = None
-        self.model: str | None = None
-        self.chunks = 0
-        self.done = False
-
-    def emit(self, event: StreamEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def feed(self, obj: dict[str, Any]) -> None:
-        self.chunks += 1
-        self.request_id = self.request_id or obj.get("id")
-        self.model = self.model or obj.get("model")
-        if obj.get("usage"):
-            self.usage = obj["usage"]
-            self.emit(StreamEvent(kind="usage", text=json.dumps(obj["usage"])))
-        for choice in obj.get("choices") or []:
-            delta = choice.get("delta") or {}
-            reasoning = _reasoning_of(delta)
-            if reasoning:
-                self.reasoning.append(reasoning)
-                self.emit(StreamEvent(kind="reasoning", text=reasoning))
-            text = _text(delta.get("content"))
-            if text:
-                self.content.append(text)
-                self.emit(StreamEvent(kind="content", text=text))
-            for pos, tc in enumerate(delta.get("tool_calls") or []):
-                self._tool_delta(pos, tc)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-                self.emit(StreamEvent(kind="finish", text=self.finish_reason or ""))
-
-    def _tool_delta(self, pos: int, tc: dict[str, Any]) -> None:
-        index = tc.get("index")
-        if not isinstance(index, int):
-            index = pos
-        entry = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
-        if tc.get("id"):
-            entry["id"] = tc["id"]
-        fn = tc.get("function") or {}
-        name = fn.get("name")
-        if isinstance(name, str) and name:
-            # SGLang and vLLM send the name once; some servers repeat it in every fragment
-            if entry["name"] and name.startswith(entry["name"]):
-                entry["name"] = name
-            else:
-                entry["name"] += name
-            self.emit(StreamEvent(kind="tool_call", index=index, name=entry["name"]))
-        args = fn.get("arguments")
-        if isinstance(args, dict):  # a server that sends the whole object at once
-            args = json.dumps(args, ensure_ascii=False)
-        if isinstance(args, str) and args:
-            entry["arguments"] += args
-            self.emit(
-                StreamEvent(kind="tool_arguments", index=index, text=args, name=entry["name"])
-            )
-
-    def message(self) -> dict[str, Any]:
-        """The assembled message, in the non-streaming shape."""
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "".join(self.content),
-            "reasoning_content": "".join(self.reasoning) if self.reasoning else None,
-        }
-        if self.calls:
-            message["tool_calls"] = [
-                {
-                    "id": c["id"],
-                    "index": i,
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": c["arguments"]},
-                }
-                for i, c in sorted(self.calls.items())
-            ]
-        return message
-
-
 class ModelClient:
     """One model server. Create it, ``await`` its methods, ``aclose()`` it (or ``async with``)."""
 
@@ -333,11 +150,17 @@ class ModelClient:
         sampling: dict[str, Any] | None = None,
         *,
         backoff_s: float = 0.5,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_reply_bytes <= 0 or max_tool_calls <= 0:
+            raise ValueError("max_reply_bytes and max_tool_calls must be > 0")
+        self.max_reply_bytes = max_reply_bytes
+        self.max_tool_calls = max_tool_calls
         self.base_url = normalise_base_url(base_url)
         self.model = model
         self.api_key = api_key
@@ -394,8 +217,9 @@ class ModelClient:
 
     def _timeout(self, url: str, exc: Exception) -> ModelTimeout:
         return ModelTimeout(
-            f"the model server at {url} did not answer within {self.timeout_s:g} s "
-            f"({type(exc).__name__}); raise timeout_s for long reasoning",
+            f"the model server at {url} did not finish its answer within {self.timeout_s:g} s "
+            f"({type(exc).__name__ if not isinstance(exc, TimeoutError) else 'deadline'}); "
+            "raise --timeout for long reasoning",
             url,
         )
 
@@ -425,7 +249,8 @@ class ModelClient:
         client = self._client()
         has_health = True
         try:
-            resp = await client.get(url)
+            async with asyncio.timeout(self.timeout_s):
+                resp = await client.get(url)
             if resp.status_code == 503:
                 raise ModelServerNotReady(503, "the server is up but still warming up", url)
             if resp.status_code in (404, 405):
@@ -435,11 +260,16 @@ class ModelClient:
                 )
             elif resp.status_code >= 400:
                 raise self._http_error(url, resp.status_code, resp.content)
-            info = await self._models()
+            async with asyncio.timeout(self.timeout_s):
+                info = await self._models()
         except httpx.ConnectError as exc:
             raise self._unreachable(url, exc) from exc
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise self._timeout(url, exc) from exc
+        except httpx.TransportError as exc:
+            raise ModelProtocolError(
+                f"the connection to {url} broke ({type(exc).__name__}: {exc})", url
+            ) from exc
         if self.model is None:
             self.model = info.model
         info.health_endpoint = has_health
@@ -470,8 +300,12 @@ class ModelClient:
             raise self._http_error(url, resp.status_code, resp.content)
         try:
             data = resp.json()
-            entries = [e for e in data.get("data") or [] if isinstance(e, dict) and e.get("id")]
-        except (ValueError, AttributeError) as exc:
+            entries = [
+                e
+                for e in data.get("data") or []
+                if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]
+            ]
+        except (ValueError, AttributeError, TypeError) as exc:
             raise ModelProtocolError(
                 f"{url} answered a body that is not a model list: {exc}", url
             ) from exc
@@ -553,11 +387,16 @@ class ModelClient:
         shrunk = False
         while True:
             try:
-                if stream:
-                    completion = await self._stream_once(payload, on_event)
-                else:
-                    completion = await self._once(payload)
+                # one deadline for connect, headers and the whole body or stream: a server
+                # trickling bytes or keep-alives cannot hold a run past it
+                async with asyncio.timeout(self.timeout_s):
+                    if stream:
+                        completion = await self._stream_once(payload, on_event)
+                    else:
+                        completion = await self._once(payload)
                 break
+            except TimeoutError as exc:
+                raise self._timeout(self.chat_url, exc) from exc
             except (ModelHTTPError, ModelServerUnreachable) as exc:
                 if isinstance(exc, ModelHTTPError) and exc.status == 400 and not shrunk:
                     allowed = allowed_output_tokens(exc.server_message)
@@ -594,9 +433,10 @@ class ModelClient:
     async def _once(self, payload: bytes) -> Completion:
         url = self.chat_url
         try:
-            resp = await self._client().post(
-                url, content=payload, headers={"Content-Type": "application/json"}
-            )
+            async with self._client().stream(
+                "POST", url, content=payload, headers={"Content-Type": "application/json"}
+            ) as resp:
+                body = await self._read_bounded(url, resp)
         except httpx.ConnectError as exc:
             raise self._unreachable(url, exc) from exc
         except httpx.TimeoutException as exc:
@@ -607,12 +447,12 @@ class ModelClient:
                 url,
             ) from exc
         if resp.status_code >= 400:
-            raise self._http_error(url, resp.status_code, resp.content)
+            raise self._http_error(url, resp.status_code, body)
         try:
-            data = resp.json()
+            data = json.loads(body)
         except ValueError as exc:
             raise ModelProtocolError(
-                f"{url} answered a body that is not JSON: {resp.content[:200]!r}", url
+                f"{url} answered a body that is not JSON: {body[:200]!r}", url
             ) from exc
         if not isinstance(data, dict):
             raise ModelProtocolError(
@@ -623,26 +463,54 @@ class ModelClient:
         ):
             inner = data.get("error") if isinstance(data.get("error"), dict) else data
             raise ModelProtocolError(f"{url} answered an error object: {inner.get('message')}", url)
+        problem = check_response(data)
+        if problem is not None:
+            raise ModelProtocolError(f"{url} answered a reply of the wrong shape: {problem}", url)
         choices = data.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            raise ModelProtocolError(f"{url} answered no choices: {resp.content[:200]!r}", url)
+        if not choices:
+            raise ModelProtocolError(f"{url} answered no choices: {body[:200]!r}", url)
         choice = choices[0]
         message = choice.get("message") or {}
         finish = choice.get("finish_reason")
+        self._check_tool_count(url, message.get("tool_calls"))
         return Completion(
             reply=reply_from_message(message, finish),
             finish_reason=finish,
             usage=parse_usage(data.get("usage")),
-            request_id=data.get("id"),
+            request_id=_id(data.get("id")),
             model=data.get("model"),
             raw_message=message,
         )
+
+    async def _read_bounded(self, url: str, resp: httpx.Response) -> bytes:
+        """The whole body, refused once it passes ``max_reply_bytes``."""
+        parts: list[bytes] = []
+        size = 0
+        async for part in resp.aiter_bytes():
+            size += len(part)
+            if size > self.max_reply_bytes:
+                raise ModelProtocolError(
+                    f"{url} sent a reply larger than {self.max_reply_bytes} bytes "
+                    "(max_reply_bytes); refused",
+                    url,
+                )
+            parts.append(part)
+        return b"".join(parts)
+
+    def _check_tool_count(self, url: str, calls: Any) -> None:
+        if isinstance(calls, list) and len(calls) > self.max_tool_calls:
+            raise ModelProtocolError(
+                f"{url} sent {len(calls)} tool calls in one reply, more than "
+                f"{self.max_tool_calls} (max_tool_calls); refused",
+                url,
+            )
 
     async def _stream_once(
         self, payload: bytes, on_event: Callable[[StreamEvent], None] | None
     ) -> Completion:
         url = self.chat_url
-        state = _StreamState(on_event)
+        state = _StreamState(on_event, self.max_tool_calls)
+        received = 0
         try:
             async with self._client().stream(
                 "POST", url, content=payload, headers={"Content-Type": "application/json"}
@@ -650,6 +518,13 @@ class ModelClient:
                 if resp.status_code >= 400:
                     raise self._http_error(url, resp.status_code, await resp.aread())
                 async for line in resp.aiter_lines():
+                    received += len(line) + 1
+                    if received > self.max_reply_bytes:
+                        raise ModelProtocolError(
+                            f"the stream from {url} passed {self.max_reply_bytes} bytes "
+                            f"(max_reply_bytes) after {state.chunks} chunks; refused",
+                            url,
+                        )
                     self._stream_line(url, line, state)
                     if state.done:
                         break
@@ -663,6 +538,10 @@ class ModelClient:
                 f"({type(exc).__name__}: {exc})",
                 url,
             ) from exc
+        except ModelProtocolError as exc:
+            if not exc.url:  # raised by the stream state, which does not know the URL
+                raise ModelProtocolError(f"{url}: {exc}", url) from exc
+            raise
         if not state.done:
             if state.finish_reason is None:
                 raise ModelProtocolError(
@@ -677,7 +556,7 @@ class ModelClient:
             reply=reply_from_message(message, state.finish_reason),
             finish_reason=state.finish_reason,
             usage=parse_usage(state.usage),
-            request_id=state.request_id,
+            request_id=_id(state.request_id),
             model=state.model,
             raw_message=message,
         )
@@ -712,4 +591,15 @@ class ModelClient:
                 f"{inner.get('message', inner)}",
                 url,
             )
+        problem = check_chunk(obj)
+        if problem is not None:
+            raise ModelProtocolError(
+                f"{url} streamed a chunk of the wrong shape after {state.chunks} chunks: {problem}",
+                url,
+            )
         state.feed(obj)
+
+
+def _id(value: Any) -> str | None:
+    """A response id as text: servers send hex, ``chatcmpl-...`` or, rarely, a number."""
+    return None if value is None else str(value)

@@ -1,6 +1,6 @@
 """Parallel sampling on top of the client: PaCoRe synthesis and grounding votes.
 
-PaCoRe (Step3-VL's parallel reasoning mode, DESIGN.md §4): send the same request K times
+PaCoRe (Step3-VL's parallel reasoning mode, as its technical report describes it): send the same request K times
 at once, keep each answer's conclusion, then ask once more with those conclusions as
 numbered references and the original image attached again; that last answer is the result.
 

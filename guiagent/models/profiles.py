@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from guiagent.core import yamlio
 from guiagent.core.geometry import CoordSpace
 from guiagent.models.budget import DEFAULT_MAX_IMAGE_TOKENS, ImageRule
 
@@ -61,13 +61,13 @@ def load_profile(path: str | Path) -> ModelProfile:
     """Read a profile from a YAML file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ProfileError(f"cannot read profile {path}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+        data = yamlio.parse_yaml(raw, str(path), line_map=False).data
+    except yamlio.YamlError as exc:
+        raise ProfileError(str(exc)) from exc
     return _validate(data, str(path))
 
 

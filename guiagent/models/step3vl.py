@@ -2,8 +2,8 @@
 
 A request is laid out so that everything before the screenshot repeats the previous
 request exactly: system prompt and task first and unchanged, then the history as
-appended assistant/tool turns, and the one screenshot last (DESIGN.md §4: one image per
-request). Old screenshots are never resent.
+appended assistant/tool turns, and the one screenshot last (one image per request:
+SGLang's multi-image requests were broken for this model until mid-2026). Old screenshots are never resent.
 """
 
 from __future__ import annotations

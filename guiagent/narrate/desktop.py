@@ -14,7 +14,7 @@ from loguru import logger
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
-from guiagent.core.redact import _MASK_RUN, title_matches
+from guiagent.core.redact import looks_masked, title_matches
 from guiagent.grounding.local import LocalGrounder
 from guiagent.grounding.ocr import TextBox, recognise_crops
 from guiagent.narrate import a11y, layout, pixels
@@ -177,7 +177,7 @@ async def _pixel_regions(
             c.contains(tb.box.centre) for c in local_covered
         ):
             continue  # ink around a blacked-out box, or a window read from its tree
-        if _MASK_RUN.search(tb.text) or narrator.redactor.secret_rule(tb.text):
+        if looks_masked(tb.text) or narrator.redactor.secret_rule(tb.text):
             redacted += 1
             continue
         kept.append(tb)

@@ -29,24 +29,31 @@ def _relative(target: Path, start: Path) -> str:
 
 
 def _thumbnail(
-    run: Run, frame: str, files_dir: Path, cache: dict[str, tuple[str, int, int, int]]
-) -> tuple[str, int, int, int] | None:
-    """(thumb path, thumb height, frame width, frame height) for a frame, written once."""
+    run: Run, frame: str, files_dir: Path, cache: dict[str, Any]
+) -> tuple[str, int, int, int] | str:
+    """(thumb path, thumb height, frame width, frame height) for a frame, written once; or
+    what is wrong with the frame file (missing, truncated, not an image)."""
     if frame in cache:
         return cache[frame]
     src = run.file(frame)
     if not src.is_file():
         logger.warning("report: frame {} is missing", src)
-        return None
+        cache[frame] = f"{frame} is missing"
+        return cache[frame]
     dst = files_dir / f"{Path(frame).stem}.jpg"
-    with Image.open(src) as im:
-        width, height = im.size
-        thumb_h = max(1, round(height * THUMB_WIDTH / width))
-        if not dst.exists():
-            im.draft("RGB", (THUMB_WIDTH, thumb_h))  # JPEG: decode at a reduced scale, much faster
-            im.convert("RGB").resize((THUMB_WIDTH, thumb_h), Image.Resampling.BILINEAR).save(
-                dst, "JPEG", quality=THUMB_QUALITY
-            )
+    try:
+        with Image.open(src) as im:
+            width, height = im.size
+            thumb_h = max(1, round(height * THUMB_WIDTH / width))
+            if not dst.exists():
+                im.draft("RGB", (THUMB_WIDTH, thumb_h))  # JPEG: decode at a reduced scale
+                thumb = im.convert("RGB").resize((THUMB_WIDTH, thumb_h), Image.Resampling.BILINEAR)
+                thumb.save(dst, "JPEG", quality=THUMB_QUALITY)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        dst.unlink(missing_ok=True)
+        logger.warning("report: frame {} cannot be read: {}", src, exc)
+        cache[frame] = f"{frame} cannot be read ({type(exc).__name__}: {exc})"
+        return cache[frame]
     cache[frame] = (dst.name, thumb_h, width, height)
     return cache[frame]
 
@@ -89,7 +96,11 @@ def _step_view(
     )
     if step.frame:
         thumb = _thumbnail(run, step.frame, files_dir, cache)
-        if thumb:
+        if isinstance(thumb, str):
+            view["frame_problem"] = thumb
+            problems = cache.setdefault("__problems__", [])
+            problems.append(f"{run.path}: step {step.index}: frame {thumb}")
+        else:
             name, thumb_h, width, height = thumb
             view["thumb"] = f"{files_dir.name}/{name}"
             view["thumb_height"] = thumb_h
@@ -124,6 +135,7 @@ def write_report(run: Run, out: Path | None = None) -> Path:
         ) from exc
     cache: dict[str, Any] = {}
     steps = [_step_view(run, step, out_dir, files_dir, cache) for step in run.steps]
+    frame_problems = cache.get("__problems__", [])
     header = run.header
     duration = f"{header.ended_at - header.started_at:.1f} s" if header.ended_at else ""
     env = Environment(
@@ -132,7 +144,7 @@ def write_report(run: Run, out: Path | None = None) -> Path:
     html = env.get_template("report.html.j2").render(
         header=header,
         steps=steps,
-        load_errors=run.load_errors,
+        load_errors=[*run.load_errors, *frame_problems],
         thumb_width=THUMB_WIDTH,
         started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.started_at)),
         duration=duration,

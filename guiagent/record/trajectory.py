@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import socket
 import threading
 import time
 import uuid
@@ -39,7 +41,8 @@ STEPS_FILE = "steps.jsonl"
 FRAMES_DIR = "frames"
 CROPS_DIR = "crops"
 
-RunStatus = Literal["running", "finished", "failed", "stopped", "crashed"]
+# "interrupted" is never written: a reader reports it for a "running" run whose process is gone
+RunStatus = Literal["running", "finished", "failed", "stopped", "crashed", "interrupted"]
 StepOutcome = Literal["ok", "invalid", "denied", "error", "dry_run", "healed", "failed"]
 
 
@@ -72,6 +75,11 @@ class RunHeader(BaseModel):
     stop_reason: str | None = None
     answer: str | None = None
     step_count: int = 0
+    # who writes the run, so a reader can tell a live run from one whose process was killed
+    pid: int | None = None
+    process_started: str | None = None  # the pid's start time (/proc/<pid>/stat, clock ticks)
+    host: str | None = None
+    heartbeat_at: float | None = None  # rewritten with every step
 
 
 class StepRecord(BaseModel):
@@ -107,18 +115,43 @@ class StepRecord(BaseModel):
 
     def frame_point(self, which: int = 0) -> tuple[float, float] | None:
         """The ``which``-th point of the action in frame pixels, from the trail."""
-        if len(self.trail) > which and self.trail[which].get("frame") is not None:
-            x, y = self.trail[which]["frame"]
-            return (float(x), float(y))
+        if len(self.trail) > which:
+            return as_point(self.trail[which].get("frame"))
         return None
 
     def screen_point(self, which: int = 0) -> tuple[float, float] | None:
         if len(self.trail) > which and self.trail[which].get("screen") is not None:
-            x, y = self.trail[which]["screen"]
-            return (float(x), float(y))
+            return as_point(self.trail[which]["screen"])
         if self.screen_action and which == 0 and self.screen_action.get("x") is not None:
-            return (float(self.screen_action["x"]), float(self.screen_action["y"]))
+            return as_point([self.screen_action.get("x"), self.screen_action.get("y")])
         return None
+
+
+TRAIL_KEYS = ("model", "sent", "frame", "screen")
+
+
+def as_point(value: Any) -> tuple[float, float] | None:
+    """``[x, y]`` of finite numbers as a tuple; None for anything else."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    if not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in value):
+        return None
+    x, y = float(value[0]), float(value[1])
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else None
+
+
+def step_shape_problem(step: StepRecord) -> str | None:
+    """What is malformed in a step's trail or sizes (fields pydantic leaves loose), or None."""
+    for n, point in enumerate(step.trail):
+        for key in TRAIL_KEYS:
+            value = point.get(key)
+            if value is not None and as_point(value) is None:
+                return f"trail point {n}: {key} is not [x, y]: {value!r:.60}"
+    for name in ("frame_size", "sent_size"):
+        size = getattr(step, name)
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            return f"{name} is not [width, height]: {size!r:.60}"
+    return None
 
 
 class Run(BaseModel):
@@ -197,6 +230,10 @@ class Recorder:
                 f"{self.run_dir / STEPS_FILE}: a recording already exists here; pick a new directory"
             )
         self._steps = open(self.run_dir / STEPS_FILE, "ab")  # noqa: SIM115 - kept open for the run
+        header.pid = os.getpid()
+        header.process_started = process_start_time(header.pid)
+        header.host = socket.gethostname()
+        header.heartbeat_at = time.time()
         self._write_header()
         logger.debug("recording run {} to {}", header.run_id, self.run_dir)
 
@@ -247,6 +284,8 @@ class Recorder:
             self._steps.flush()
             os.fsync(self._steps.fileno())
             self.header.step_count += 1
+            self.header.heartbeat_at = time.time()
+            self._write_header()
 
     def finish(
         self, status: RunStatus, stop_reason: str | None = None, answer: str | None = None
@@ -288,6 +327,79 @@ class Recorder:
 
 
 # --- reading --------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot), to tell a reused pid apart; Linux only."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """Whether ``pid`` is still the live process that started at ``started``."""
+    if not Path("/proc/self/stat").exists():  # no procfs: the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in ("Z", "X"):  # gone, or killed and not yet reaped
+        return False
+    return started is None or len(fields) <= 19 or fields[19] == started
+
+
+def interruption(header: RunHeader) -> str | None:
+    """Why a ``running`` run is in fact over (its writer is gone), or None."""
+    if header.status != "running" or header.pid is None:
+        return None
+    if header.host and header.host != socket.gethostname():
+        return None  # another machine's run: it cannot be judged from here
+    if process_alive(header.pid, header.process_started):
+        return None
+    return f"the process (pid {header.pid}) ended without finishing the recording"
+
+
+def _as_interrupted(header: RunHeader, steps: list[StepRecord] | None) -> RunHeader:
+    why = interruption(header)
+    if why is None:
+        return header
+    count = len(steps) if steps is not None else header.step_count
+    last = steps[-1].index if steps else None
+    where = f"last complete step {last}" if last is not None else "no complete step"
+    return header.model_copy(
+        update={
+            "status": "interrupted",
+            "stop_reason": f"interrupted: {why}; {where}",
+            "step_count": count,
+            "ended_at": header.heartbeat_at,
+        }
+    )
+
+
+def read_header(run_path: Path | str) -> RunHeader:
+    """Only a run's header (for listings), with a killed run shown as ``interrupted``.
+
+    Raises :class:`RecordingError` naming the file when run.json is missing or damaged.
+    """
+    errors: list[str] = []
+    path = Path(run_path)
+    if not (path / RUN_FILE).is_file():
+        raise RecordingError(f"{path / RUN_FILE}: missing")
+    header = _read_header(path, errors, strict=True)
+    assert header is not None
+    return _as_interrupted(header, None)
 
 
 def _read_header(run_path: Path, errors: list[str], strict: bool) -> RunHeader | None:
@@ -341,7 +453,12 @@ def _read_steps(run_path: Path, errors: list[str]) -> list[StepRecord]:
             raw = json.loads(line.decode("utf-8"))
             if not isinstance(raw, dict):
                 raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
-            steps.append(StepRecord.model_validate(raw))
+            step = StepRecord.model_validate(raw)
+            problem = step_shape_problem(step)
+            if problem is not None:
+                errors.append(f"{path}:{number}: step {step.index}: {problem} (ignored)")
+                step = step.model_copy(update={"trail": [], "frame_size": None, "sent_size": None})
+            steps.append(step)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in first["loc"])
@@ -386,6 +503,7 @@ def load(path: Path | str, strict: bool = False) -> Run:
             started_at=steps[0].started_at if steps else 0.0,
             step_count=len(steps),
         )
+    header = _as_interrupted(header, steps)
     run = Run(header=header, steps=steps, path=run_path, load_errors=errors)
     for err in errors:
         logger.warning("recording damage: {}", err)

@@ -92,10 +92,15 @@ def _check_step(
         if problem:
             problems.append(problem)
         elif step.frame_size:
-            with Image.open(run.file(step.frame)) as im:
-                if list(im.size) != list(step.frame_size):
+            try:
+                with Image.open(run.file(step.frame)) as im:
+                    size = im.size
+            except (OSError, ValueError) as exc:
+                problems.append(f"{where}: frame {step.frame} cannot be read: {exc}")
+            else:
+                if list(size) != list(step.frame_size):
                     problems.append(
-                        f"{where}: frame {step.frame} is {im.size[0]}x{im.size[1]}, recorded frame_size {step.frame_size}"
+                        f"{where}: frame {step.frame} is {size[0]}x{size[1]}, recorded frame_size {step.frame_size}"
                     )
     crop = (step.evidence or {}).get("crop")
     if crop:
@@ -148,7 +153,7 @@ def verify_run(run: Run) -> list[str]:
         problems.append(
             f"run.json says {header.step_count} steps, steps.jsonl has {len(run.steps)}"
         )
-    if header.ended_at is None and header.status != "crashed":
+    if header.ended_at is None and header.status not in ("crashed", "interrupted"):
         problems.append("run.json has no ended_at")
     checked: dict[str, str | None] = {}
     previous_time: float | None = None
@@ -164,5 +169,8 @@ def verify_run(run: Run) -> list[str]:
         if previous_time is not None and step.started_at < previous_time:
             problems.append(f"{where}: started_at goes back in time")
         previous_time = step.started_at
-        problems.extend(_check_step(run, step, where, checked))
+        try:
+            problems.extend(_check_step(run, step, where, checked))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            problems.append(f"{run.path}: {where}: malformed record ({type(exc).__name__}: {exc})")
     return problems

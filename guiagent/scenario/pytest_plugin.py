@@ -220,8 +220,6 @@ def agent(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def _agent_factory(model: str) -> Any:
-    from guiagent.scenario.runner import (
-        model_agent_factory,
-    )  # imported late: the plugin loads in every pytest run
+    from guiagent.app import model_agent_factory  # late: the plugin loads in every pytest run
 
     return model_agent_factory(model)

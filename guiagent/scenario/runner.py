@@ -37,7 +37,6 @@ __all__ = [
     "WeakMatch",
     "ambiguous_message",
     "match_pattern",
-    "model_agent_factory",
     "not_found_message",
     "run_scenario",
     "scenario_redactor",
@@ -148,19 +147,3 @@ async def run_scenario(
         executor=executor,
     )
     return await runner.run()
-
-
-def model_agent_factory(model: str | None) -> AgentFactory | None:
-    """What ``ai`` / ``ai_assert`` steps use: an agent on the model server at ``model``, or None for
-    ``local`` (those steps then fail with a clear message). Risky actions go through the default
-    approver: asked on a terminal, denied without one."""
-    if not model or model == "local":
-        return None
-
-    def make(env: Environment) -> Any:
-        from guiagent.agent.config import AgentConfig
-        from guiagent.agent.loop import Agent
-
-        return Agent(env, AgentConfig(model_url=model))
-
-    return make

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +27,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from guiagent.core import yamlio
 
 STEP_KINDS: tuple[str, ...] = (
     "click",
@@ -537,53 +538,17 @@ class Scenario(_Strict):
 # --- YAML with line numbers -----------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: ``on``, ``yes``, ``no`` stay strings (``on:`` is a key)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
 PathKey = tuple[str | int, ...]
 
 
-def _line_map(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            _line_map(value_node, (*path, key), out)
-            out[(*path, key)] = min(out[(*path, key)], key_node.start_mark.line + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
-
-
-def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[PathKey, int]]:
-    """Parse YAML, returning the data and a map from data path to 1-based line number."""
-    loader: _Loader | None = None
+def parse_yaml(text: str | bytes, source: str = "<string>") -> tuple[Any, dict[PathKey, int]]:
+    """Parse YAML (bounded: :mod:`guiagent.core.yamlio`), returning the data and a map from
+    data path to 1-based line number."""
     try:
-        loader = _Loader(text)  # the reader rejects control characters right here
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        data = loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: not valid YAML: {problem}", source) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    lines: dict[PathKey, int] = {}
-    _line_map(node, (), lines)
-    return data, lines
+        doc = yamlio.parse_yaml(text, source)
+    except yamlio.YamlError as exc:
+        raise ScenarioError(str(exc), source) from None
+    return doc.data, doc.lines
 
 
 # --- variables ------------------------------------------------------------------------
@@ -841,10 +806,10 @@ def load_scenario(
     """Read and validate one scenario file; raises ScenarioError naming file, line and step."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{source}: cannot read: {exc.strerror or exc}", source) from None
-    data, lines = parse_yaml(text, source)
+        doc = yamlio.load_yaml_file(path)
+    except yamlio.YamlError as exc:
+        raise ScenarioError(str(exc), source) from None
+    data, lines = doc.data, doc.lines
     return scenario_from_data(data, source, lines, variables, environ, secrets)
 
 

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from guiagent.core import yamlio
 from guiagent.core.actions import ACTIONS_BY_NAME
 
 ParamType = Literal["string", "number", "integer", "boolean", "secret", "object"]
@@ -182,9 +182,9 @@ class Skill(BaseModel):
 
 def skill_from_yaml(path: Path) -> Skill:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SkillError(f"{path}: not valid YAML: {exc}") from exc
+        data = yamlio.load_yaml(path)
+    except yamlio.YamlError as exc:
+        raise SkillError(str(exc)) from exc
     if not isinstance(data, dict):
         raise SkillError(
             f"{path}: a skill file is a mapping with name, description, params and steps"
@@ -282,9 +282,9 @@ class SecretStore:
         path = file or self._environ.get("GUIAGENT_SECRETS_FILE")
         if path:
             try:
-                loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise SkillError(f"secrets file {path}: {exc}") from exc
+                loaded = yamlio.load_yaml(path) or {}
+            except yamlio.YamlError as exc:
+                raise SkillError(f"secrets file {exc}") from exc
             if not isinstance(loaded, dict):
                 raise SkillError(f"secrets file {path}: expected a mapping of name: value")
             for key, value in loaded.items():

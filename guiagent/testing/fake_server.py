@@ -1,7 +1,7 @@
 """A stand-in for Step3-VL behind SGLang: an OpenAI-compatible HTTP server for tests and demos.
 
-It speaks SGLang's wire format as SGLang's own ``serving_chat.py`` builds it (see
-DESIGN.md §4b), plus the variants a client meets in the wild: older SGLang, vLLM, and
+It speaks SGLang's wire format as SGLang's own ``serving_chat.py`` builds it (its
+``entrypoints/openai/protocol.py`` and ``serving_chat.py``), plus the variants a client meets in the wild: older SGLang, vLLM, and
 servers started without the tool-call or reasoning parser. A test scripts the answers
 as a function of the request (``responder(request) -> FakeReply``), and can inject
 faults: HTTP errors, a dropped stream, a garbage body, an error inside the stream, a

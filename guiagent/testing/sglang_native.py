@@ -14,14 +14,14 @@ worker it registers and watches; the installed router (0.3.2) calls, in order:
 SGLang's own ``http_server.py`` answers ``/model_info`` with the keys below and
 ``/server_info`` with its server arguments (``dataclasses.asdict(ServerArgs)``), the
 scheduler's limits, ``internal_states`` per DP rank and ``version``: the subset here is what
-a launch with DESIGN.md §4's flags reports.
+a launch with Step3-VL's flags (see guiagent/serve.py) reports.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# the SGLang release the stand-in claims to be (DESIGN.md §4: 0.5.8 or newer serves Step3-VL)
+# the SGLang release the stand-in claims to be (0.5.8 or newer serves Step3-VL, per its model card)
 SGLANG_VERSION = "0.5.8"
 
 
@@ -49,7 +49,7 @@ def server_info(
 ) -> dict[str, Any]:
     """``/server_info`` (and the deprecated ``/get_server_info``): server args + scheduler info."""
     return {
-        # the server arguments of `sglang.launch_server` with DESIGN.md §4's flags
+        # the server arguments of `sglang.launch_server` with Step3-VL's flags (guiagent/serve.py)
         "model_path": model_path,
         "tokenizer_path": model_path,
         "tokenizer_mode": "auto",

@@ -1,6 +1,6 @@
 """Multi-monitor click check on a real Xorg dummy display (two 1280x800 monitors).
 
-Layout (DESIGN.md §7): DUMMY0 at 1280,0 is primary, DUMMY1 at 0,0 is not. One Tk window
+Layout (as guiagent/envs/display.py sets it up): DUMMY0 at 1280,0 is primary, DUMMY1 at 0,0 is not. One Tk window
 sits on each monitor, each with its own button colour. For monitor 0 (the whole desktop)
 and for each monitor's own mss number, the button is found by colour in the frame,
 mapped through the frame transform and clicked through DesktopEnv.act.

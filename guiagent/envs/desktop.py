@@ -111,7 +111,7 @@ _XDOTOOL_KEYS: dict[str, str] = {
     " ": "space",
 }
 _PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
-TYPE_CHUNK = 32  # keys sent in one XTest batch between two kill-switch checks
+XTEST_BATCH = 32  # keys sent in one XTest batch between two kill-switch checks
 
 
 def x11_ui_scale(env: dict[str, str] | None = None) -> float:
@@ -163,7 +163,7 @@ class DesktopEnv:
     scale (device pixels per desktop point; derived from the capture when None).
     ``failsafe`` keeps pyautogui's corner kill switch on (default: on, except on an Xvfb
     this env started itself). ``type_delay_ms`` is the per-key delay for typing (0: keys
-    go in XTest batches of TYPE_CHUNK).
+    go in XTest batches of XTEST_BATCH).
     """
 
     surface = "desktop"
@@ -740,9 +740,9 @@ class XTestTyper:
             dpy.sync()
             time.sleep(0.05)  # let clients see the MappingNotify before the keys
         shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
-        # without a per-key delay the keys go in batches of TYPE_CHUNK, one round trip
+        # without a per-key delay the keys go in batches of XTEST_BATCH, one round trip
         # (sync) and one kill-switch check per batch
-        chunk = 1 if delay_s else TYPE_CHUNK
+        chunk = 1 if delay_s else XTEST_BATCH
         for start in range(0, len(text), chunk):
             if check is not None:
                 check()

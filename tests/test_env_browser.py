@@ -353,3 +353,27 @@ def test_the_next_step_sees_a_change_that_comes_300_ms_after_the_click(
     assert shown == expected
     assert colour == "rgb(0, 192, 0)"
     assert pixel == (0, 192, 0), f"the settled frame shows the panel as {pixel}, not green"
+
+
+def test_typing_into_the_focused_field_does_not_click_it_again(
+    browser_env_factory: Any, async_runner: Any
+) -> None:
+    from guiagent.grounding.local import LocalGrounder
+    from guiagent.scenario.ui import UI
+
+    page = (
+        "data:text/html,<label for=n>Name</label><input id=n placeholder=Name>"
+        "<p id=downs>0</p><script>let d=0;document.getElementById('n').addEventListener("
+        "'mousedown',()=>{document.getElementById('downs').textContent=++d})</script>"
+    )
+    env = browser_env_factory(start_url=page)
+
+    async def go() -> tuple[str, str]:
+        ui = UI(env, LocalGrounder())
+        await ui.type("ab", into="Name")
+        await ui.type("cd", into="Name")  # the field has the focus: typed, not clicked
+        return await env.page.input_value("#n"), await env.page.text_content("#downs") or ""
+
+    value, downs = async_runner.run(go())
+    assert value == "abcd"
+    assert downs == "1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import re
@@ -14,13 +15,30 @@ from typing import Any
 from loguru import logger
 
 from guiagent import __version__
+from guiagent.cliparse import (
+    Parser,
+    UsageError,
+    check_display,
+    check_positive,
+    check_url,
+    first_line,
+    parse_region,
+    parse_size,
+)
 
 
 @functools.cache
 def _console() -> Any:
-    from rich.console import Console  # imported on first output: `guiagent --help` needs none
+    """The output console, made on first output (`guiagent --help` imports no rich)."""
+    from rich.console import Console
 
-    return Console(stderr=False)
+    return Console(stderr=False, soft_wrap=True, emoji=False)  # one line per message
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 # subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
@@ -30,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "replay a recorded run (strict, heal or verify)"),
     "report": ("report", "write a recording's HTML report"),
     "export": ("export", "export a recording as GIF, MP4 or scenario YAML"),
+    "fake-model": (
+        "fake_model",
+        "a stand-in model on loopback to try the agent loop without a GPU",
+    ),
     "calibrate": ("calibrate", "find out which coordinate convention a served model uses"),
     "eval": ("eval", "ScreenSpot-style grounding evaluation and dataset making"),
     "serve": ("serve", "start a Step3-VL server (SGLang or vLLM) and wait until it is healthy"),
@@ -37,18 +59,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "skills": ("skills", "list and show skills"),
     "console": ("console", "the live web console"),
     "bench": ("bench", "run the benchmarks and print a table"),
+    "docs": ("docs", "write the scenario and policy reference (docs/*.md) from the schemas"),
 }
 
 
 def default_run_dir(label: str) -> Path:
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
-    return Path("recordings") / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="what to do, in words")
-    parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
-    parser.add_argument("--start-url", help="browser: the page to open")
+    parser.add_argument(
+        "--env",
+        choices=["browser", "desktop"],
+        default="browser",
+        help="where to act: a Chromium page or an X11 desktop",
+    )
+    parser.add_argument("--start-url", metavar="URL", help="browser: the page to open (a URL)")
     parser.add_argument(
         "--browser-cdp",
         metavar="URL",
@@ -66,19 +94,43 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--viewport", default="1280x800", help="browser: viewport WxH in CSS pixels"
     )
-    parser.add_argument("--device-scale-factor", type=float, default=1.0)
+    parser.add_argument(
+        "--device-scale-factor",
+        type=float,
+        default=1.0,
+        help="browser: device pixels per CSS pixel (2 for a HiDPI page)",
+    )
     parser.add_argument(
         "--display", help="desktop: X display such as :1 (default: $DISPLAY, else a new Xvfb)"
+    )
+    parser.add_argument(
+        "--displays",
+        type=int,
+        metavar="N",
+        help="desktop: start a fresh Xorg (dummy driver) with N monitors side by side "
+        "(default: one screen; see --display-size)",
+    )
+    parser.add_argument(
+        "--display-size",
+        default="1280x800",
+        metavar="WxH",
+        help="desktop: size of each monitor --displays starts",
     )
     parser.add_argument(
         "--monitor", default="all", help="desktop: monitor number as mss numbers them, or 'all'"
     )
     _add_model_arguments(parser)
-    parser.add_argument("--max-steps", type=int, default=30)
-    parser.add_argument("--max-seconds", type=float)
-    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--max-steps", type=int, default=30, help="stop after this many steps")
     parser.add_argument(
-        "--record", type=Path, help="run directory (default recordings/runs/<time>-<task>)"
+        "--max-seconds", type=float, help="stop after this much wall time (default: no limit)"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, help="stop after this many model tokens (default: no limit)"
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="run directory (default: runs/<time>-<task> in the working directory)",
     )
     parser.add_argument("--policy", type=Path, help="policy YAML (default: the built-in policy)")
     parser.add_argument(
@@ -130,7 +182,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", dest="model_name", help="served model name (default: asked from /v1/models)"
     )
-    parser.add_argument("--api-key")
+    parser.add_argument("--api-key", help="bearer token for the model server (default: none sent)")
     parser.add_argument(
         "--profile",
         default="step3-vl",
@@ -165,12 +217,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``only``, just that subcommand's module is imported (fast start)."""
-    parser = argparse.ArgumentParser(
-        prog="guiagent", description="Operate graphical interfaces like a person."
-    )
+    """The argument parser; only the ``only`` subcommand's module is imported (fast start;
+    none for ``guiagent --help``)."""
+    parser = Parser(prog="guiagent", description="Operate graphical interfaces like a person.")
     parser.add_argument("--version", action="version", version=f"guiagent {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log lines (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(
         sub.add_parser("run", help="run a natural-language task in a browser or on the desktop")
@@ -187,12 +240,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def _config_from_args(args: argparse.Namespace):  # -> AgentConfig
     from guiagent.agent.config import AgentConfig
 
-    regions = []
-    for text in args.redact_region:
-        parts = [float(p) for p in text.split(",")]
-        if len(parts) != 4:
-            raise ValueError(f"--redact-region wants X,Y,W,H, got {text!r}")
-        regions.append(tuple(parts))
+    regions = [parse_region(text) for text in args.redact_region]
     return AgentConfig(
         model_url=args.model_url,
         model_name=args.model_name,
@@ -217,11 +265,68 @@ def _config_from_args(args: argparse.Namespace):  # -> AgentConfig
     )
 
 
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Everything about ``guiagent run``'s input that can be checked before starting: UsageError."""
+    for option in ("--start-url", "--browser-cdp", "--browser-ws", "--model-url"):
+        value = getattr(args, option[2:].replace("-", "_"))
+        if value:
+            check_url(option, value)
+    parse_size("--viewport", args.viewport)
+    parse_size("--display-size", args.display_size)
+    for option in ("--device-scale-factor", "--max-steps", "--max-seconds", "--max-tokens"):
+        check_positive(option, getattr(args, option[2:].replace("-", "_")))
+    check_positive("--timeout", args.timeout)
+    for text in args.redact_region:
+        parse_region(text)
+    if not (str(args.monitor).isdigit() or args.monitor in ("all", "primary")):
+        raise UsageError(
+            f"--monitor wants a number (1, 2...), 'all' or 'primary', got {args.monitor!r}"
+        )
+    for option, path in (("--policy", args.policy), ("--secrets-file", args.secrets_file)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{option} {path}: no such file")
+    if args.env == "browser":
+        if not (args.start_url or args.browser_cdp or args.browser_ws):
+            raise UsageError(
+                "--env browser needs --start-url URL, --browser-cdp URL or --browser-ws URL"
+            )
+        if sum(bool(v) for v in (args.browser_cdp, args.browser_ws)) > 1:
+            raise UsageError("give --browser-cdp or --browser-ws, not both")
+        if args.displays is not None:
+            raise UsageError("--displays is for --env desktop")
+        return
+    if args.displays is not None:
+        if not 1 <= args.displays <= 16:
+            raise UsageError(f"--displays wants 1 to 16 monitors, got {args.displays}")
+        if args.display:
+            raise UsageError("give --display (an existing X server) or --displays N, not both")
+    elif args.display:
+        check_display(args.display)
+
+
+def start_displays(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """``--displays N``: a fresh Xorg with N monitors side by side; ``args.display`` names it."""
+    from guiagent.envs.display import DisplayError, XorgDummyDisplay
+
+    width, height = parse_size("--display-size", args.display_size)
+    monitors = [(width, height, i * width, 0) for i in range(args.displays)]
+    try:
+        xorg = stack.enter_context(XorgDummyDisplay(monitors))
+    except (DisplayError, OSError) as exc:
+        raise UsageError(
+            f"--displays {args.displays}: cannot start Xorg: {first_line(exc)}"
+        ) from exc
+    args.display = xorg.display
+    _console().print(
+        f"display {xorg.display}: Xorg with {args.displays} monitors of {width}x{height}"
+    )
+
+
 def env_spec_from_args(args: argparse.Namespace):  # -> guiagent.app.EnvSpec
     from guiagent.app import EnvSpec
 
     if args.env == "browser":
-        width, height = (int(v) for v in args.viewport.lower().split("x"))
+        width, height = parse_size("--viewport", args.viewport)
         return EnvSpec(
             kind="browser",
             start_url=args.start_url,
@@ -254,30 +359,77 @@ def make_environment(args: argparse.Namespace):  # -> Environment (async context
     return make_env(env_spec_from_args(args))
 
 
+def environment_error(args: argparse.Namespace, exc: BaseException) -> UsageError:
+    """A failure to open the environment, as one line naming the option that caused it."""
+    reason = first_line(exc)
+    if args.env == "desktop":
+        return UsageError(
+            f"cannot open the desktop {args.display or ''}: {reason}".replace("  ", " ")
+        )
+    if args.browser_cdp:
+        return UsageError(f"--browser-cdp {args.browser_cdp}: cannot attach: {reason}")
+    if args.browser_ws:
+        hint = (
+            ""
+            if args.browser_executable
+            else " (if the server has no browser of its own, pass --browser-executable"
+            " and start it with --unsafe)"
+        )
+        return UsageError(f"--browser-ws {args.browser_ws}: {reason}{hint}")
+    if args.start_url and "goto" in str(exc).split(":")[0].lower() + reason.lower():
+        return UsageError(f"--start-url {args.start_url}: cannot open it: {reason}")
+    return UsageError(f"cannot start the browser: {reason}")
+
+
+@contextlib.asynccontextmanager
+async def opened_environment(args: argparse.Namespace):  # -> AsyncIterator[Environment]
+    """The started environment; a failure to start is a UsageError (one line, exit code 2)."""
+    from playwright.async_api import Error as PlaywrightError
+
+    from guiagent.core.env import SurfaceGoneError
+
+    env = make_environment(args)
+    try:
+        await env.__aenter__()
+    except (PlaywrightError, SurfaceGoneError, OSError, RuntimeError) as exc:
+        raise environment_error(args, exc) from exc
+    try:
+        yield env
+    finally:
+        await env.__aexit__(None, None, None)
+
+
 async def _run_task(args: argparse.Namespace) -> int:
     from guiagent.app import build_run
     from guiagent.models.openai_client import ModelError
     from guiagent.record.trajectory import RecordingError
 
+    check_run_arguments(args)
     config = _config_from_args(args)
     if not config.model_url:
         _console().print(
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
-    spec, settings = env_spec_from_args(args), run_settings_from_args(args)
-    async with build_run(config, spec, settings, install_sigint=True) as run:
-        if run.hotkey:
-            _console().print(
-                f"kill switch: {run.hotkey}, Ctrl-C, or the pointer into a screen corner"
-            )
-        for note in run.notes:
-            _console().print(f"[yellow]{note}[/]")
-        try:
-            result = await run.agent.run(args.task)
-        except (ModelError, RecordingError) as exc:  # unreachable, not ready, or a used run dir
-            _console().print(f"[red]error:[/] {exc}")
-            return 2
+    settings = run_settings_from_args(args)
+    with contextlib.ExitStack() as stack:
+        if args.env == "desktop" and args.displays:
+            start_displays(args, stack)  # sets args.display
+        async with (
+            opened_environment(args) as env,  # failing to open it is a one-line error
+            build_run(config, env, settings, install_sigint=True) as run,
+        ):
+            if run.hotkey:
+                _console().print(
+                    f"kill switch: {run.hotkey}, Ctrl-C, or the pointer into a screen corner"
+                )
+            for note in run.notes:
+                _console().print(f"[yellow]{escape(note)}[/]")
+            try:
+                result = await run.agent.run(args.task)
+            except (ModelError, RecordingError) as exc:  # unreachable, not ready, a used run dir
+                _console().print(f"[red]error:[/] {escape(first_line(exc))}")
+                return 2
     colour = "green" if result.ok else "red"
     _console().print(
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
@@ -314,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         _console().print("[yellow]interrupted[/]")
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        _console().print(f"[red]error:[/] {exc}")
+        _console().print(f"[red]error:[/] {escape(first_line(exc))}")
         return 2
 
 

@@ -216,3 +216,15 @@ def test_calibrate_command_errors(capsys: pytest.CaptureFixture[str]) -> None:
         calibrate_command.run(parser.parse_args(["--model-url", "http://x", "--viewport", "0x0"]))
         == 2
     )
+
+
+def test_calibrate_recommends_nothing_from_unreadable_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser(prog="guiagent calibrate")
+    calibrate_command.add_arguments(parser)
+    with FakeModelServer(lambda request: FakeReply(content="ok")) as server:
+        assert calibrate_command.run(parser.parse_args(["--model-url", server.url])) == 1
+    printed = capsys.readouterr().out
+    assert "no recommendation" in printed and "0%" in printed
+    assert "--coord-space" not in printed and "the model answers in" not in printed

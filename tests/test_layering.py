@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "guiagent"
 
 FACES = frozenset(
     {"__init__", "__main__", "cli", "commands", "console", "narrate", "eval", "bench", "demo"}
-    | {"testing", "serve"}
+    | {"testing", "serve", "cliparse", "reference_docs"}  # cli.py's parsing, the docs generator
 )
 LAYERS: list[frozenset[str]] = [
     frozenset({"core"}),

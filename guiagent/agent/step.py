@@ -38,7 +38,12 @@ from guiagent.core.env import Environment, FocusSource, Frame, KillSwitchHolder
 from guiagent.core.geometry import Point
 from guiagent.core.killswitch import KillSwitch
 from guiagent.core.redact import REDACTED, Redactor
-from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
+from guiagent.record.evidence import (
+    collect_evidence,
+    crop_box_around,
+    dom_at_point,
+    dom_evidence,
+)
 from guiagent.record.trajectory import Recorder, StepRecord
 
 StepStatus = Literal["ok", "error", "denied", "dry_run"]
@@ -72,6 +77,8 @@ class StepContext:
     evidence_text: str | None = None  # the OCR text matched at the point, and its box
     evidence_box: tuple[float, float, float, float] | None = None
     variables: dict[str, Any] | None = None  # how a replay gets a typed secret's value
+    # the element at the first point (role, name, DOM path...), read before the input
+    target: dict[str, Any] | None = None
     gated: tuple[Verdict | None, dict[str, Any] | None] | None = None  # gate() already ran
     perform: Perform | None = None
     check: OutcomeCheck | None = None
@@ -149,6 +156,10 @@ class StepExecutor:
         elif self.dry_run:
             outcome = StepOutcome("dry_run", "not executed (dry run)", verdict)
         else:
+            if context.record and self.recorder is not None and context.trail:
+                # replay evidence: the element under the point as it was before the input
+                sx, sy = context.trail[0]["screen"]
+                context.target = await dom_evidence(self.env, sx, sy, context.dom)
             outcome = await self._perform(action, context, verdict)
         outcome.ms = (time.perf_counter() - started) * 1000
         outcome.policy = policy_record
@@ -174,7 +185,7 @@ class StepExecutor:
         if verdict.decision != "ask":
             return verdict, record
         approved = await self.approver(action, verdict, context.frame)
-        record["approved"] = approved
+        record.update(asked=True, approved=approved)  # the approver was consulted
         if approved:
             return verdict, record
         denied = Verdict(
@@ -328,7 +339,7 @@ class StepExecutor:
         if not (0 <= fx < shown.size.width and 0 <= fy < shown.size.height):
             return None  # a point off the frame (an explicit `at`): no pixels to keep
         sx, sy = context.trail[0]["screen"]
-        node = dom_at_point(context.dom, sx, sy) if context.dom else None
+        node = context.target or (dom_at_point(context.dom, sx, sy) if context.dom else None)
         try:
             return collect_evidence(
                 self.recorder,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # benchmark modules in guiagent.bench, in the order they run
@@ -20,6 +21,7 @@ AREAS = (
     "parser",
     "client",
     "grounding",
+    "hits",
     "scenario",
     "replay",
     "safety",
@@ -47,28 +49,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    console = Console()
-    results: list[dict[str, Any]] = []
-    failures = 0
-    started = time.perf_counter()
-    for area in args.only or AREAS:
-        try:
-            module = importlib.import_module(f"guiagent.bench.{area}")
-        except ImportError as exc:
-            console.print(f"[yellow]{area}: not available ({exc})[/]")
-            continue
-        t = time.perf_counter()
-        try:
-            rows = module.run(quick=args.quick)
-        except Exception as exc:  # one broken benchmark must not hide the others' figures
-            failures += 1
-            console.print(f"[red]{area}: failed: {exc!r}[/]")
-            continue
-        for row in rows:
-            row["area"] = area
-        results.extend(rows)
-        console.print(f"[dim]{area}: {len(rows)} figures in {time.perf_counter() - t:.1f} s[/]")
+def print_table(results: list[dict[str, Any]], console: Console) -> None:
+    """One table of every figure; off a terminal it is as wide as it needs (no wrapping at 80)."""
     table = Table(title=f"guiagent bench ({machine()['cpus']} cpus, Python {machine()['python']})")
     for column in ("area", "benchmark", "median ms", "baseline ms", "ratio", "note"):
         table.add_column(column)
@@ -81,7 +63,35 @@ def run(args: argparse.Namespace) -> int:
             "" if row.get("ratio") is None else f"{row['ratio']:.2f}",
             row.get("note", ""),
         )
+    if not console.is_terminal:
+        wide = console.options.update(max_width=10_000)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
     console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    results: list[dict[str, Any]] = []
+    failures = 0
+    started = time.perf_counter()
+    for area in args.only or AREAS:
+        try:
+            module = importlib.import_module(f"guiagent.bench.{area}")
+        except ImportError as exc:
+            console.print(f"[yellow]{area}: not available ({escape(str(exc))})[/]")
+            continue
+        t = time.perf_counter()
+        try:
+            rows = module.run(quick=args.quick)
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            failures += 1
+            console.print(f"[red]{area}: failed: {escape(repr(exc))}[/]")
+            continue
+        for row in rows:
+            row["area"] = area
+        results.extend(rows)
+        console.print(f"[dim]{area}: {len(rows)} figures in {time.perf_counter() - t:.1f} s[/]")
+    print_table(results, console)
     console.print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))

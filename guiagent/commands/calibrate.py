@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guiagent.eval.calibrate import CalibrationReport, calibrate
@@ -55,6 +56,13 @@ def print_report(report: CalibrationReport, console: Console) -> None:
     console.print(
         f"answers: {report.shapes['point']} points, {report.shapes['box']} boxes, {report.shapes['none']} unreadable"
     )
+    if not report.can_recommend:
+        console.print(
+            f"[red]no recommendation:[/] only {report.readable_share:.0%} of the answers held a "
+            "point or a box (at least half must); is this a grounding model, and is its "
+            "tool-call parser on?"
+        )
+        return
     shape = f" (boxes read as {best.box_format})" if report.answer_shape == "box" else ""
     console.print(f"the model answers in [bold]{best.space.value}[/bold] coordinates{shape}")
     console.print(f"use: {' '.join(report.settings())}")
@@ -63,12 +71,12 @@ def print_report(report: CalibrationReport, console: Console) -> None:
 def run(args: argparse.Namespace) -> int:
     from guiagent.models.openai_client import ModelClient, ModelError
 
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         profile = profile_from_args(args)
         viewport = parse_viewport(args.viewport)
     except (ProfileError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
 
     async def go() -> CalibrationReport:
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(go())
     except (ModelError, BudgetError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if all(a.error for a in report.answers):
         console.print(f"[red]every request failed[/red]: {report.answers[0].error}")
@@ -95,4 +103,6 @@ def run(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(report.summary()))
     else:
         print_report(report, console)
+    if not report.can_recommend:
+        return 1
     return 0 if report.best.accuracy >= args.min_accuracy else 1

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.console.app import ConsoleServer, is_loopback
 from guiagent.console.runs import ConsoleError, RunManager
@@ -15,7 +16,7 @@ from guiagent.console.runs import ConsoleError, RunManager
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port of the web console")
     parser.add_argument(
         "--allow-remote",
         action="store_true",
@@ -24,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recordings",
         type=Path,
-        default=Path("recordings") / "runs",
+        default=Path("runs"),
         metavar="DIR",
-        help="where runs are recorded and listed (default recordings/runs)",
+        help="where runs are recorded and listed (default: runs/ in the working directory)",
     )
     parser.add_argument("--model-url", help="default model server for runs and questions")
 
@@ -63,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = ConsoleServer(manager, args.host, args.port, allow_remote=args.allow_remote)
     except ConsoleError as exc:
-        console.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/red] {escape(str(exc.message))}", highlight=False, soft_wrap=True
+        )
         return 2
     if not is_loopback(args.host):
         console.print(

@@ -21,11 +21,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", type=Path, help="where the recordings go (default recordings/runs/demo-<time>)"
+        "--out",
+        type=Path,
+        help="where the recordings go (default: runs/demo-<time> in the working directory)",
     )
     parser.add_argument("--headed", action="store_true", help="show the browser window")
-    parser.add_argument("--skip-scenarios", action="store_true")
-    parser.add_argument("--skip-task", action="store_true")
+    parser.add_argument(
+        "--skip-scenarios", action="store_true", help="skip part 1, the shipped scenarios"
+    )
+    parser.add_argument(
+        "--skip-task", action="store_true", help="skip part 2, the natural-language task"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from guiagent.record.report import write_report
 
     console = Console()
-    out = (
-        args.out or REPO_ROOT / "recordings" / "runs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    ).resolve()
+    out = (args.out or Path.cwd() / "runs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     status = 0
     if not args.skip_scenarios:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guiagent.eval.cli_support import add_model_arguments, parse_viewport, profile_from_args
@@ -78,7 +79,7 @@ def _make_dataset(args: argparse.Namespace, console: Console) -> int:
     try:
         viewport = parse_viewport(args.viewport)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if args.scale <= 0:
         console.print(f"[red]error:[/red] --scale must be positive, got {args.scale}")
@@ -90,7 +91,7 @@ def _make_dataset(args: argparse.Namespace, console: Console) -> int:
     try:
         rows = asyncio.run(make_dataset(urls, args.out, viewport, args.scale))
     except Exception as exc:  # a page that does not load, a browser that does not start
-        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}")
         return 1
     kinds = {k: sum(1 for r in rows if r.data_type == k) for k in ("text", "icon")}
     console.print(
@@ -132,7 +133,7 @@ def _screenspot(args: argparse.Namespace, console: Console) -> int:
         profile = profile_from_args(args)
         rows = load_rows(args.file)
     except (ProfileError, DatasetError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     image_dir = args.image_dir or args.file.parent
 
@@ -150,7 +151,7 @@ def _screenspot(args: argparse.Namespace, console: Console) -> int:
     try:
         report = asyncio.run(go())
     except (ModelError, BudgetError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if args.out is not None:
         args.out.write_text(

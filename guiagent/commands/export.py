@@ -1,4 +1,4 @@
-"""``guiagent export RUN --gif FILE | --mp4 FILE | --scenario FILE``."""
+"""``guiagent export RUN --gif FILE | --mp4 FILE | --scenario FILE | --playwright FILE``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from guiagent.record.export import ExportError, export_gif, export_mp4, export_scenario
+from guiagent.record.export import (
+    ExportError,
+    export_gif,
+    export_mp4,
+    export_playwright,
+    export_scenario,
+)
 from guiagent.record.trajectory import RecordingError, load
 
 
@@ -21,20 +28,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--scenario", type=Path, metavar="FILE", help="scenario YAML replaying the run's steps"
     )
+    what.add_argument(
+        "--playwright",
+        type=Path,
+        metavar="FILE",
+        help="plain Playwright Python script of a browser run (role/label locators)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
     try:
         recording = load(args.run)
         if args.gif:
             path = export_gif(recording, args.gif)
         elif args.mp4:
             path = export_mp4(recording, args.mp4)
+        elif args.playwright:
+            path = export_playwright(recording, args.playwright)
         else:
             path = export_scenario(recording, args.scenario)
     except (RecordingError, ExportError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     console.print(f"written {path}", markup=False, highlight=False)
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
+from guiagent.cliparse import UsageError, check_display, check_url  # one-line errors
 from guiagent.core.env import SurfaceGoneError
 from guiagent.core.redact import RedactionError, Redactor
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
@@ -27,7 +28,9 @@ from guiagent.narrate.speech import Speaker, SpeechError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", choices=["browser", "desktop"], default="browser")
+    parser.add_argument(
+        "--env", choices=["browser", "desktop"], default="browser", help="what to describe"
+    )
     parser.add_argument("--start-url", help="browser: the page to open")
     parser.add_argument(
         "--browser-cdp", metavar="URL", help="browser: narrate a running Chromium's active page"
@@ -70,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--under-pointer", action="store_true", help="desktop: what the pointer is on"
     )
     scope.add_argument("--focused", action="store_true", help="the focused window or element")
-    parser.add_argument("--format", choices=["text", "ssml", "json"], default="text")
+    parser.add_argument(
+        "--format", choices=["text", "ssml", "json"], default="text", help="output format"
+    )
     parser.add_argument("--out", type=Path, help="write here instead of the terminal")
     parser.add_argument("--speak", action="store_true", help="speak with espeak-ng (or pyttsx3)")
     parser.add_argument(
@@ -186,6 +191,11 @@ def _check(args: argparse.Namespace) -> None:
             "--compare sets a tree (or DOM) narration beside the pixels': "
             "not with --watch, --model or --reader pixels"
         )
+    for option, value in (("--start-url", args.start_url), ("--browser-cdp", args.browser_cdp)):
+        if value and args.env == "browser":
+            check_url(option, value)
+    if args.env == "desktop" and args.display:
+        check_display(args.display)
 
 
 def _open_env(args: argparse.Namespace) -> Any:
@@ -274,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check(args)
         return asyncio.run(_main(args, Console()))
-    except (NarrateError, RedactionError, SpeechError) as exc:
+    except (NarrateError, RedactionError, SpeechError, UsageError) as exc:
         console.print(f"[red]narrate:[/red] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

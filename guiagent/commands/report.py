@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.record.report import write_report
 from guiagent.record.trajectory import RecordingError, load
@@ -17,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
     try:
         path = write_report(load(args.run), args.out)
     except RecordingError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     console.print(f"report written to {path}", markup=False, highlight=False)
     return 0

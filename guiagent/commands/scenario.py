@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from guiagent.app import model_agent_factory  # ai: steps get what `guiagent run` gets
 
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False, soft_wrap=True)  # ":id:" is text, not an emoji
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="'local' (default: OCR/DOM grounding; ai steps fail) or a model server URL",
     )
-    run_p.add_argument("--record", metavar="DIR", help="recordings root (default recordings/runs)")
+    run_p.add_argument(
+        "--record", metavar="DIR", help="recordings root (default: runs/ in the working directory)"
+    )
     run_p.add_argument(
         "--var",
         action="append",
@@ -52,12 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument(
         "--workers", type=int, default=1, help="scenarios run at the same time (default 1)"
     )
+    run_p.add_argument(
+        "--skills",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="more skill files or folders for use: steps (repeatable; also looked up: skills/ "
+        "beside each scenario and in its project root)",
+    )
     run_p.add_argument("--headed", action="store_true", help="show the browser window")
     run_p.add_argument("--base-url", help="serve relative target URLs from here instead")
     run_p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     check_p = sub.add_parser("check", help="validate scenario files without running them")
-    check_p.add_argument("paths", nargs="+", metavar="PATH")
-    check_p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    check_p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories")
+    check_p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a scenario variable (repeatable)",
+    )
     schema_p = sub.add_parser("schema", help="write the scenario JSON Schema")
     schema_p.add_argument("--out", help="file to write (default: print it)")
 
@@ -163,6 +180,12 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
+    missing = [p for p in args.skills if not p.exists()]
+    if missing:
+        console.print(
+            f"[red]error[/red] --skills {escape(str(missing[0]))}: no such file or folder"
+        )
+        return 2
     scenarios, problems = _load_all(args.paths, variables)
     for problem in problems:
         console.print(f"[red]error[/red] {escape(problem)}")
@@ -180,6 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         headless=not args.headed,
         own_displays=args.workers > 1,
         agent_factory=model_agent_factory(args.model),
+        skill_paths=list(args.skills),
     )
     started = time.perf_counter()
 

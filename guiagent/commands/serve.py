@@ -12,6 +12,7 @@ import signal
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from guiagent.serve import (
     DEFAULT_MODEL,
@@ -38,14 +39,26 @@ STATE_TEXT = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["sglang", "vllm"], default="sglang")
+    parser.add_argument(
+        "--engine",
+        choices=["sglang", "vllm"],
+        default="sglang",
+        help="the inference server to start",
+    )
     parser.add_argument("--model-path", default=DEFAULT_MODEL, help="local path or hub id")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, help="default 30000 (30010 with --router)")
+    parser.add_argument("--host", default="127.0.0.1", help="address the server listens on")
+    parser.add_argument(
+        "--port", type=int, help="port the server listens on (default: 30000; 30010 with --router)"
+    )
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel GPUs per replica")
     parser.add_argument("--dp", type=int, default=1, help="data-parallel replicas")
-    parser.add_argument("--context-length", type=int)
-    parser.add_argument("--served-model-name")
+    parser.add_argument(
+        "--context-length", type=int, help="maximum tokens per request (default: the model's)"
+    )
+    parser.add_argument(
+        "--served-model-name",
+        help="name clients ask for (default: the engine's, from --model-path)",
+    )
     parser.add_argument(
         "--health-timeout", type=float, default=1800.0, help="seconds to wait for /health"
     )
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         check_engine(options.engine)
         gpus = check_gpus(options)
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     console.print(f"{len(gpus)} GPU(s) visible; starting {options.engine} on {options.url}")
     process = start(command)
@@ -122,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         process.wait()
         return 0 if process.returncode == 0 else 1
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         console.print("stopping the server")
@@ -156,7 +169,7 @@ def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> 
     try:
         process = start_router(options)
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     try:
         with console.status(f"waiting for {len(options.worker_urls)} worker(s) behind the router"):
@@ -173,7 +186,7 @@ def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> 
         process.wait()
         return 0 if process.returncode == 0 else 1
     except ServeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         console.print("stopping the router")

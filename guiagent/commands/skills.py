@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guiagent.skills import SkillError, load_registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "show"])
+    parser.add_argument("action", choices=["list", "show"], help="list every skill, or show one")
     parser.add_argument("name", nargs="?", help="skill name (for show)")
     parser.add_argument(
         "--skills",
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         registry = load_registry(args.skills)
     except SkillError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     if args.action == "list":
         table = Table(title=f"{len(registry.skills)} skills")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         item = registry.get(args.name)
     except KeyError as exc:
-        console.print(f"[red]error:[/] {exc.args[0]}")
+        console.print(f"[red]error:[/] {escape(str(exc.args[0]))}")
         return 2
     console.print(f"[bold]{item.name}[/]  ({item.source})\n{item.description}")
     console.print("tool parameters (JSON Schema):")

@@ -2,7 +2,7 @@
 
 ``guiagent console`` serves it; embed it with::
 
-    manager = RunManager(Path("recordings/runs"), default_model_url="http://127.0.0.1:30000")
+    manager = RunManager(Path("runs"), default_model_url="http://127.0.0.1:30000")
     server = ConsoleServer(manager, "127.0.0.1", 7860)
     await server.serve()            # or server.start() to serve from a background thread
 """

@@ -782,7 +782,10 @@ class RunManager:
                 from guiagent.grounding.local import LocalGrounder
 
                 grounder = LocalGrounder()
-            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder)
+            from guiagent.agent.replay_act import executor_act  # the one step executor
+
+            act = executor_act(env, None, None)
+            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder, act=act)
             run.steps = len(report.steps)
             for step in report.steps:
                 run.publish("replay_step", **step.model_dump(mode="json"))

@@ -505,7 +505,7 @@ def ensure_display(size: tuple[int, int] = (1920, 1080)) -> tuple[str, XvfbDispl
     if current and display_reachable(current):
         return current, None
     if current:
-        logger.warning("DISPLAY={} does not answer; starting Xvfb", current)
+        logger.info("DISPLAY={} does not answer; starting Xvfb", current)
     server = XvfbDisplay(size)
     server.start()
     return server.display, server

@@ -280,6 +280,10 @@ class TargetAnswer(BaseModel):
     error: str | None = None
 
 
+# below this share of readable answers calibrate recommends nothing
+MIN_READABLE_SHARE = 0.5
+
+
 class CalibrationReport(BaseModel):
     frame: tuple[int, int]
     sent: tuple[int, int]
@@ -308,8 +312,21 @@ class CalibrationReport(BaseModel):
     def coord_space(self) -> CoordSpace:
         return self.best.space
 
+    @property
+    def readable_share(self) -> float:
+        """The share of targets whose answer held a point or a box (0 when nothing was asked)."""
+        total = sum(self.shapes.values())
+        return (total - self.shapes.get("none", 0)) / total if total else 0.0
+
+    @property
+    def can_recommend(self) -> bool:
+        """At least half the answers were readable: fewer say nothing about the coordinates."""
+        return self.readable_share >= MIN_READABLE_SHARE
+
     def settings(self) -> list[str]:
-        """The command-line settings to use with this model."""
+        """The command-line settings to use with this model (none when it cannot recommend)."""
+        if not self.can_recommend:
+            return []
         return [f"--coord-space {self.best.space.value}"]
 
     def summary(self) -> dict[str, Any]:
@@ -336,6 +353,7 @@ class CalibrationReport(BaseModel):
                 }
                 for h in self.hypotheses
             ],
+            "readable_share": self.readable_share,
             "settings": self.settings(),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,17 @@ def _thumbnail(
     return cache[frame]
 
 
+def step_number(run: Run, step: StepRecord) -> int:
+    """The step's number as people see it, from 1: scenario recordings index their steps from 0."""
+    return step.index + 1 if run.header.settings.get("kind") == "scenario" else step.index
+
+
 def _action_text(step: StepRecord) -> str:
     action = step.action or step.screen_action
     if not action:
-        return "(no action)"
+        # a scenario's check (expect, wait_for...): its label, "step 4 (expect "x")", minus the number
+        label = str((getattr(step, "scenario_step", None) or {}).get("label") or "")
+        return re.sub(r"^step \d+ \((.*)\)$", r"\1", label) or "(no action)"
     args = ", ".join(
         f"{k}={v!r}" if isinstance(v, str) else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in action.items()
@@ -75,6 +83,7 @@ def _step_view(
 ) -> dict[str, Any]:
     view: dict[str, Any] = {
         "index": step.index,
+        "number": step_number(run, step),
         "outcome": step.outcome,
         "action_text": _action_text(step),
         "error": step.error,

@@ -59,11 +59,14 @@ class Grounded(BaseModel):
     role: str | None = None
     text: str = ""  # what the grounder matched (OCR line or DOM name)
     dom: list[Any] | None = Field(default=None, exclude=True, repr=False)  # for evidence
+    field: bool = False  # the grounder resolved a label to the field it names
+    ref: int | None = None  # the browser's handle on the DOM element found
+    editable: bool | None = None  # the DOM element found takes typed text
 
 
 def step_label(index: int, kind: str, value: Any) -> str:
     head = f"step {index + 1} ({kind}"
-    if kind in ("click", "double_click", "right_click"):
+    if kind in ("click", "double_click", "right_click", "hover"):
         return f"{head} {as_target(value).describe()})"
     if kind == "type":
         into = f" into {value.into.describe()}" if value.into is not None else ""
@@ -135,6 +138,13 @@ def ambiguous_message(spec: TargetSpec, exc: Any) -> str:
         f'"{text}" at [{box.left:.0f},{box.top:.0f} {box.width:.0f}x{box.height:.0f}] ({score:.2f})'
         for text, box, score in exc.candidates
     )
+    anchor = getattr(exc, "anchor", None)
+    if anchor is not None:
+        helper = spec.near if anchor == "near" else spec.in_
+        return (
+            f'the {anchor} text "{helper}" of {spec.describe()} is ambiguous: it shows in '
+            f"{len(exc.candidates)} places: {listed}; make it name one place"
+        )
     return (
         f"{len(exc.candidates)} equally good matches for {spec.describe()}: {listed}; "
         "add nth, near or in to choose"
@@ -253,6 +263,8 @@ class Screen:
             image = str((self.base_dir / spec.image).resolve())
             if not Path(image).exists():
                 raise StepFailure(f"template image {spec.image} not found (looked at {image})")
+        if spec.text is None and spec.image is None and spec.role is None:
+            raise StepFailure(f"{spec.describe()} cannot be grounded")
         return Target(
             text=spec.text,
             image=image,
@@ -278,7 +290,12 @@ class Screen:
         if spec.text is not None and result.confidence < MIN_TEXT_CONFIDENCE:
             raise WeakMatch([result.text])
         screen = frame.transform.frame_to_screen(result.point)
+        element = result.element
         return Grounded(
+            field=result.field,
+            ref=element.ref if element is not None else None,
+            editable=(element.editable if element is not None else None),
+            role=(element.effective_role if element is not None else spec.role),
             frame_point=(result.point.x, result.point.y),
             screen=(screen.x, screen.y),
             box=result.box.as_xyxy(),
@@ -362,11 +379,7 @@ class Screen:
         desktop the label and the entry are separate pixels, so look along the label's
         middle row for the entry's border and click a little inside it.
         """
-        if (
-            hit.box is None
-            or hit.source == "dom"
-            or (hit.role or "") in ("textbox", "input", "combobox")
-        ):
+        if hit.box is None or hit.source == "dom" or hit.field:
             return hit
         _x1, y1, x2, y2 = hit.box
         image = frame.image

@@ -1,9 +1,12 @@
 """pytest plugin (entry point ``pytest11``): YAML scenarios as test items, plus fixtures.
 
-Collects ``*.yaml``/``*.yml`` files under a directory named ``scenarios`` whose top level
-has a ``steps`` key, one item per scenario. Options: ``--guiagent-model local|URL``
-(``ai``/``ai_assert`` steps need a URL) and ``--guiagent-record DIR`` (recordings; default:
-failure frames only, in a temporary directory).
+Collects YAML files whose top level has a ``steps`` key, one item per scenario, when they
+match a glob of the ``guiagent_scenarios`` ini option (default ``scenarios/**/*.yaml`` and
+``.yml``: a ``scenarios`` folder anywhere) or are named on the command line
+(``pytest path/to/file.yaml``). Options: ``--guiagent-model local|URL`` (``ai``/``ai_assert``
+steps need a URL), ``--guiagent-record DIR`` (recordings; default: failure frames only, in a
+temporary directory) and ``--guiagent-skills PATH`` (more skills for ``use:`` steps, besides
+``skills/`` beside the scenario and in its project root).
 
 Each pytest process (each xdist worker) runs its scenarios on its own event loop thread,
 its own Chromium and its own Xvfb, created on first use and closed at the end: nothing is
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 _STEPS_KEY = re.compile(r"^steps\s*:", re.MULTILINE)
 _STATE_KEY = "_guiagent_scenario_state"
+_UNCOLLECTED = pytest.StashKey[list]()
+DEFAULT_GLOBS = ["scenarios/**/*.yaml", "scenarios/**/*.yml"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +49,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--guiagent-record", default=None, metavar="DIR", help="write scenario recordings under DIR"
     )
+    group.addoption(
+        "--guiagent-skills",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="more skill files or folders for use: steps (repeatable)",
+    )
+    parser.addini(
+        "guiagent_scenarios",
+        type="linelist",
+        default=DEFAULT_GLOBS,
+        help="globs of scenario files to collect (default: scenarios/**/*.yaml and .yml; "
+        "a YAML file named on the command line is collected too)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,8 +70,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guiagent_scenario: a YAML scenario collected by guiagent")
 
 
-def _is_scenario_path(path: Path) -> bool:
-    if path.suffix not in (".yaml", ".yml") or "scenarios" not in path.parts[:-1]:
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob (``**`` any folders, ``*`` within one name) as a regex on a path's tail."""
+    out = []
+    for part in re.split(r"(\*\*/|\*\*|\*|\?)", pattern.strip().lstrip("/")):
+        out.append(
+            {"**/": "(?:[^/]+/)*", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+        )
+    return re.compile("(?:^|.*/)" + "".join(out) + "$")
+
+
+def _looks_like_scenario(path: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
         return False
     try:
         head = path.read_text(encoding="utf-8", errors="replace")
@@ -61,10 +90,57 @@ def _is_scenario_path(path: Path) -> bool:
     return _STEPS_KEY.search(head) is not None
 
 
+def _named_on_command_line(config: pytest.Config, path: Path) -> bool:
+    """The file itself was named in pytest's arguments (``pytest path/to/file.yaml``)."""
+    named = getattr(config, "_guiagent_named", None)
+    if named is None:
+        base = Path(config.invocation_params.dir)
+        named = {
+            (base / str(arg).split("::")[0]).resolve()
+            for arg in config.invocation_params.args
+            if not str(arg).startswith("-")
+        }
+        config._guiagent_named = named  # type: ignore[attr-defined]
+    return path.resolve() in named
+
+
+def _matches_glob(config: pytest.Config, path: Path) -> bool:
+    patterns = [_glob_regex(p) for p in config.getini("guiagent_scenarios")]
+    text = path.resolve().as_posix()
+    return any(p.match(text) for p in patterns)
+
+
+def _is_scenario_path(path: Path, config: pytest.Config) -> bool:
+    if not _looks_like_scenario(path):
+        return False
+    if _named_on_command_line(config, path):
+        return True
+    # skills are written in the same language; their skills/ folders hold no scenarios
+    try:
+        folders = path.resolve().relative_to(config.rootpath.resolve()).parts[:-1]
+    except ValueError:
+        folders = path.parts[-2:-1]
+    return _matches_glob(config, path) and "skills" not in folders
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if _is_scenario_path(file_path):
+    if _is_scenario_path(file_path, parent.config):
         return ScenarioFile.from_parent(parent, path=file_path)
+    if _looks_like_scenario(file_path):
+        parent.config.stash.setdefault(_UNCOLLECTED, []).append(file_path)
     return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say why scenario-shaped YAML files under the named folders were not collected."""
+    uncollected = config.stash.get(_UNCOLLECTED, [])
+    if uncollected and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        patterns = ", ".join(config.getini("guiagent_scenarios"))
+        terminalreporter.write_line(
+            f"guiagent: {len(uncollected)} scenario-like YAML file(s) not collected (e.g. "
+            f"{uncollected[0]}): they match no guiagent_scenarios glob ({patterns}); name the "
+            "files on the command line or set guiagent_scenarios in your pytest configuration"
+        )
 
 
 class ScenarioFile(pytest.File):
@@ -138,7 +214,11 @@ class _State:
         model = self.config.getoption("--guiagent-model")
         self._runner = AsyncRunner()
         self._session = ScenarioSession(
-            SessionOptions(record_dir=Path(record_dir), agent_factory=_agent_factory(model))
+            SessionOptions(
+                record_dir=Path(record_dir),
+                agent_factory=_agent_factory(model),
+                skill_paths=[Path(p) for p in self.config.getoption("--guiagent-skills")],
+            )
         )
 
     def _ensure_display(self) -> None:

@@ -25,6 +25,7 @@ from guiagent.scenario.ground import (
 )
 from guiagent.scenario.results import ScenarioResult, StepResult, StepStatus
 from guiagent.scenario.schema import Scenario, SettleOptions
+from guiagent.scenario.skill_lookup import LazySkills
 from guiagent.scenario.ui import UI, AgentFactory
 
 __all__ = [
@@ -82,6 +83,7 @@ class ScenarioRunner:
             base_dir=scenario.base_dir,
             out_dir=out_dir,
             step_timeout=scenario.step_timeout,
+            skills=LazySkills(scenario),  # beside the file, in its project, --skills
         )
         self.redactor = executor.redactor
         self.recorder = executor.recorder

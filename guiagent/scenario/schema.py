@@ -29,11 +29,13 @@ from pydantic import (
 )
 
 from guiagent.core import yamlio
+from guiagent.scenario.vocabulary import check_keys, check_role, did_you_mean
 
 STEP_KINDS: tuple[str, ...] = (
     "click",
     "double_click",
     "right_click",
+    "hover",
     "type",
     "press",
     "scroll",
@@ -67,7 +69,8 @@ class _Strict(BaseModel):
 
 
 class TargetSpec(_Strict):
-    """What a person would point at: a visible text, a template image, or a fixed point."""
+    """What a person would point at: a visible text, a template image, a fixed point, or
+    (in a browser) a role alone, with ``nth`` to choose among its elements."""
 
     text: str | None = Field(
         default=None, description="Visible text (OCR, or the DOM in a browser)."
@@ -86,14 +89,23 @@ class TargetSpec(_Strict):
     in_: str | None = Field(
         default=None, alias="in", description="Only matches inside the region of this text."
     )
-    role: str | None = Field(
-        default=None, description="Element role, e.g. button, textbox, checkbox, link."
+    role: Annotated[str | None, AfterValidator(check_role)] = Field(
+        default=None,
+        description=(
+            "Element role, e.g. button, textbox, checkbox, link. Alone (no text, image or at)"
+            " it names every element of that role; nth chooses (browser only)."
+        ),
     )
-    exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
+    exact: bool = Field(
+        default=False,
+        description="Match one element's or OCR line's whole text exactly (case-sensitive).",
+    )
 
     @model_validator(mode="after")
     def _one_locator(self) -> TargetSpec:
         given = [k for k in ("text", "image", "at") if getattr(self, k) is not None]
+        if not given and self.role:
+            return self  # a role alone: {role: textbox, nth: 2}
         if len(given) != 1:
             found = ", ".join(given) if given else "none of them"
             raise ValueError(f"a target needs exactly one of text, image or at; got {found}")
@@ -104,11 +116,12 @@ class TargetSpec(_Strict):
             base = f'"{self.text}"'
         elif self.image is not None:
             base = f"image {self.image}"
-        else:
-            assert self.at is not None
+        elif self.at is not None:
             base = f"point ({self.at[0]:g}, {self.at[1]:g})"
+        else:
+            base = f"a {self.role}"
         extras = []
-        if self.role:
+        if self.role and base != f"a {self.role}":
             extras.append(f"role={self.role}")
         if self.nth:
             extras.append(f"nth={self.nth}")
@@ -158,6 +171,7 @@ def _coerce_target(value: Any) -> Any:
         if unknown:
             raise ValueError(
                 f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)})"
+                f"{did_you_mean(str(unknown[0]), _TARGET_KEYS)}"
             )
         try:
             return TargetSpec.model_validate(value)
@@ -190,7 +204,7 @@ def _coerce_keys(value: Any) -> Any:
     )
 
 
-KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys)]
+KeyChord = Annotated[str | list[str], BeforeValidator(_coerce_keys), AfterValidator(check_keys)]
 
 
 # --- step payloads --------------------------------------------------------------------
@@ -309,6 +323,12 @@ class DoubleClickStep(_StepBase):
     double_click: TargetRef
 
 
+class HoverStep(_StepBase):
+    hover: TargetRef = Field(
+        description="Move the pointer onto the target without pressing, then let hover effects show."
+    )
+
+
 class RightClickStep(_StepBase):
     right_click: TargetRef
 
@@ -357,6 +377,7 @@ _STEP_CLASSES: dict[str, type[_StepBase]] = {
     "click": ClickStep,
     "double_click": DoubleClickStep,
     "right_click": RightClickStep,
+    "hover": HoverStep,
     "type": TypeStep,
     "press": PressStep,
     "scroll": ScrollStep,
@@ -392,7 +413,8 @@ def _check_step(value: Any) -> Any:
     if not kinds:
         others = [k for k in value if k not in COMMON_STEP_KEYS]
         hint = f"unknown action {others[0]!r}; " if others else "no action; "
-        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}")
+        guess = did_you_mean(str(others[0]), STEP_KINDS) if others else ""
+        raise ValueError(f"{hint}expected one of {', '.join(STEP_KINDS)}{guess}")
     if len(kinds) > 1:
         raise ValueError(f"a step has exactly one action, got {len(kinds)}: {', '.join(kinds)}")
     return value
@@ -402,6 +424,7 @@ Step = Annotated[
     Annotated[ClickStep, Tag("click")]
     | Annotated[DoubleClickStep, Tag("double_click")]
     | Annotated[RightClickStep, Tag("right_click")]
+    | Annotated[HoverStep, Tag("hover")]
     | Annotated[TypeStep, Tag("type")]
     | Annotated[PressStep, Tag("press")]
     | Annotated[ScrollStep, Tag("scroll")]
@@ -497,11 +520,21 @@ class Scenario(_Strict):
     _path: str | None = PrivateAttr(default=None)
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
     _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+    # more skill files or folders for use: steps (--skills), set by whoever runs the scenario
+    _skill_paths: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def path(self) -> str | None:
         """The file it was loaded from (None when built from data)."""
         return self._path
+
+    @property
+    def skill_paths(self) -> list[str]:
+        """More skill files or folders for ``use:`` steps (``--skills``)."""
+        return list(self._skill_paths)
+
+    def use_skill_paths(self, paths: list[str]) -> None:
+        self._skill_paths = list(paths)
 
     @property
     def lines(self) -> dict[int, int]:
@@ -831,7 +864,9 @@ def find_scenarios(paths: list[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.y*ml") if is_scenario_file(f)))
+            # skills are written in the same language; their skills/ folders are not scenarios
+            found = (f for f in p.rglob("*.y*ml") if "skills" not in f.relative_to(p).parts[:-1])
+            out.extend(sorted(f for f in found if is_scenario_file(f)))
         else:
             out.append(p)
     seen: set[Path] = set()

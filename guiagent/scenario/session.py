@@ -47,7 +47,7 @@ class SetupError(RuntimeError):
 
 class SessionOptions(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    record_dir: Path | None = None  # None: recordings/runs under the current directory
+    record_dir: Path | None = None  # None: runs/ under the current directory
     record: bool = True
     base_url: str | None = None
     headless: bool = True
@@ -56,6 +56,7 @@ class SessionOptions(BaseModel):
         None  # run desktop scenarios on this display (None: $DISPLAY or a fresh Xvfb)
     )
     agent_factory: AgentFactory | None = Field(default=None, exclude=True)
+    skill_paths: list[Path] = Field(default_factory=list)  # --skills: more skill files/folders
 
 
 def run_dir_for(root: Path, name: str) -> Path:
@@ -275,7 +276,7 @@ class ScenarioSession:
         if self.options.record:
             from guiagent.record.trajectory import Recorder, RunHeader
 
-            root = self.options.record_dir or Path("recordings") / "runs"
+            root = self.options.record_dir or Path("runs")
             recorder = Recorder(
                 run_dir_for(root, scenario.name),
                 RunHeader(
@@ -285,9 +286,15 @@ class ScenarioSession:
                         "scenario": scenario.path,
                         "variables": redactor.redact_data(scenario.variables),
                         "kind": "scenario",
+                        # what an export of the run starts from (guiagent.record.export_scenario)
+                        "target": redactor.redact_data(
+                            scenario.target.model_dump(mode="json", exclude_none=True)
+                        ),
+                        "viewport": list(scenario.viewport),
                     },
                 ),
             )
+        scenario.use_skill_paths([str(p) for p in self.options.skill_paths])
         try:
             async with self.environment(scenario) as env:
                 result = await run_scenario(

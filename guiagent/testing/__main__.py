@@ -1,28 +1,20 @@
-"""``python -m guiagent.testing --port P [--warmup S]``: run the fake model server in the foreground.
+"""``python -m guiagent.testing [options]``: the stand-in model in the foreground.
 
-A stand-in for a real Step3-VL server when trying out clients and ``guiagent serve``'s health
-wait; it answers every request with ``finish``.
+The same as ``guiagent fake-model``: by default it answers every request with a ``finish``
+tool call (``--answer``); ``--echo``, ``--script FILE`` and ``--plan FILE --cdp URL`` make it
+echo, play a script or click from a live page's DOM. ``--warmup S`` keeps ``/health`` at 503
+for S seconds (to try ``guiagent serve``'s health wait).
 """
 
 from __future__ import annotations
 
-import argparse
-import signal
-import threading
+import sys
 
-from guiagent.testing.fake_server import FakeModelServer
+from guiagent.cli import main as cli_main
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m guiagent.testing")
-    parser.add_argument("--port", type=int, default=30000)
-    parser.add_argument("--warmup", type=float, default=0.0, help="seconds /health answers 503")
-    args = parser.parse_args()
-    done = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with FakeModelServer(port=args.port, warmup_s=args.warmup):
-        done.wait()
+    sys.exit(cli_main(["fake-model", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

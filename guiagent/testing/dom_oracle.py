@@ -12,12 +12,16 @@ reaches the page on the page's own event loop.
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any, Literal
 
+import numpy as np
 from loguru import logger
+from PIL import Image
 from pydantic import BaseModel
 
-from guiagent.core.geometry import CoordSpace, Point, Size, sent_to_model
+from guiagent.core.change import zoom_region
+from guiagent.core.geometry import CoordSpace, Point, Rect, Size, sent_to_model
 from guiagent.testing.fake_server import FakeReply, FakeRequest
 
 
@@ -49,6 +53,7 @@ class DomOracle:
         self.space = space
         self.position = 0
         self.answers: list[FakeReply] = []
+        self.last_click: Point | None = None  # CSS pixels: where the agent would zoom
 
     async def __call__(self, request: FakeRequest) -> FakeReply:
         if self.from_history:
@@ -104,11 +109,38 @@ class DomOracle:
         if box is None:
             raise ValueError(f"stand-in model: {selector!r} is not visible on the page")
         sent = request.image_size or Size(int(viewport_width), int(viewport_width))
-        per_css_px = (
-            sent.width / viewport_width
-        )  # sent pixels per CSS pixel (dpr and resize folded in)
-        centre = Point(
-            (box["x"] + box["width"] / 2) * per_css_px, (box["y"] + box["height"] / 2) * per_css_px
-        )
+        view = await self._view_of(request)
+        left, top, width = (view.left, view.top, view.width) if view else (0.0, 0.0, viewport_width)
+        per_css_px = sent.width / width  # sent pixels per CSS pixel (dpr and resize folded in)
+        css_centre = Point(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        self.last_click = css_centre
+        centre = Point((css_centre.x - left) * per_css_px, (css_centre.y - top) * per_css_px)
         logger.debug("stand-in model: {} centre {} in a {} image", selector, centre, sent)
         return sent_to_model(centre, self.space, sent)
+
+    async def _view_of(self, request: FakeRequest) -> Rect | None:
+        """The part of the viewport (CSS pixels) the request's image shows, when it is the
+        agent's 2x zoom around the last click rather than the whole viewport (None)."""
+        image = request.image
+        if self.last_click is None or image is None:
+            return None
+
+        async def shoot() -> tuple[bytes, float, float]:
+            size = await self.page.evaluate("() => [window.innerWidth, window.innerHeight]")
+            return await self.page.screenshot(), float(size[0]), float(size[1])
+
+        png, width, height = await self._on_page(shoot())
+        shot = Image.open(io.BytesIO(png)).convert("L")
+        per_css = shot.width / width
+        zoom = zoom_region(Size(int(width), int(height)), self.last_click, factor=2)
+        sample = (160, max(1, round(160 * image.height / image.width)))
+        sent = np.asarray(image.convert("L").resize(sample), dtype=np.float32)
+
+        def distance(view: Rect) -> float:
+            crop = shot.crop(
+                (round(view.left * per_css), round(view.top * per_css),
+                 round(view.right * per_css), round(view.bottom * per_css))
+            )  # fmt: skip
+            return float(np.abs(np.asarray(crop.resize(sample), dtype=np.float32) - sent).mean())
+
+        return zoom if distance(zoom) < distance(Rect(0, 0, width, height)) else None

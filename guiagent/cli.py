@@ -473,17 +473,30 @@ def ask_secret(name: str) -> str:
     return value
 
 
+def _lazy_redacting_sink() -> Any:
+    """core.redact's redacting sink, imported at the first log line (`--help` logs none)."""
+    sink: Any = None
+
+    def write(message: Any) -> None:
+        nonlocal sink
+        if sink is None:
+            from guiagent.core.redact import redacting_sink
+
+            sink = redacting_sink(lambda: sys.stderr)
+        sink(message)
+
+    return write
+
+
 def configure_logging(verbosity: int) -> None:
     """The command line shows guiagent's own log (the library keeps it disabled: see __init__)."""
     logger.enable("guiagent")
-    from guiagent.core.redact import redacting_sink
-
     logger.remove()
     level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
     # every line (tracebacks too) passes the live runs' redaction; loguru's variable dumps
     # (diagnose) would print the task and secrets held in locals: only in debug mode
     logger.add(
-        redacting_sink(lambda: sys.stderr),
+        _lazy_redacting_sink(),
         level=level,
         format="<level>{level: <7}</level> {message}",
         colorize=sys.stderr.isatty(),

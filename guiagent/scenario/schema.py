@@ -39,6 +39,7 @@ STEP_KINDS: tuple[str, ...] = (
     "type",
     "press",
     "scroll",
+    "select",
     "drag",
     "wait_for",
     "expect",
@@ -231,6 +232,19 @@ class ScrollSpec(_Strict):
     on: TargetRef | None = Field(default=None, description="Scroll over this target.")
 
 
+class SelectSpec(_Strict):
+    option: str = Field(
+        min_length=1, description="The option to choose, by its visible label (exact)."
+    )
+    in_: TargetRef = Field(
+        alias="in",
+        description=(
+            "The control: a <select>, an ARIA listbox or combobox, named by its label (or any"
+            " target on or just before it). Browser only."
+        ),
+    )
+
+
 class DragSpec(_Strict):
     from_: TargetRef = Field(alias="from")
     to: TargetRef
@@ -345,6 +359,15 @@ class ScrollStep(_StepBase):
     scroll: ScrollSpec
 
 
+class SelectStep(_StepBase):
+    select: SelectSpec = Field(
+        description=(
+            "Choose an option of a drop-down or list box; passes only when the control then"
+            " has that option selected."
+        )
+    )
+
+
 class DragStep(_StepBase):
     drag: DragSpec
 
@@ -381,6 +404,7 @@ _STEP_CLASSES: dict[str, type[_StepBase]] = {
     "type": TypeStep,
     "press": PressStep,
     "scroll": ScrollStep,
+    "select": SelectStep,
     "drag": DragStep,
     "wait_for": WaitForStep,
     "expect": ExpectStep,
@@ -428,6 +452,7 @@ Step = Annotated[
     | Annotated[TypeStep, Tag("type")]
     | Annotated[PressStep, Tag("press")]
     | Annotated[ScrollStep, Tag("scroll")]
+    | Annotated[SelectStep, Tag("select")]
     | Annotated[DragStep, Tag("drag")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[ExpectStep, Tag("expect")]

@@ -50,6 +50,7 @@ from guiagent.core.env import Environment, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
+from guiagent.scenario.choice import select_option
 from guiagent.scenario.ground import (
     Grounded,
     StepFailure,
@@ -178,6 +179,12 @@ class UI(CheckedScreen):
             spec["at"] = list(at)
         return await self.do({"scroll": spec})
 
+    async def select(
+        self, option: str, *, in_: str | Mapping[str, Any], timeout: float | None = None
+    ) -> str:
+        """Choose ``option`` (its visible label) in the drop-down or list box ``in_`` names."""
+        return await self.do({"select": {"option": option, "in": _target(in_)}}, timeout)
+
     async def drag(self, source: str | Mapping[str, Any], to: str | Mapping[str, Any]) -> str:
         return await self.do({"drag": {"from": _target(source), "to": _target(to)}})
 
@@ -282,6 +289,8 @@ class UI(CheckedScreen):
             await self._act(action, rec, frame)
         elif kind == "scroll":
             await self._scroll(frame, value, timeout, rec)
+        elif kind == "select":
+            return await select_option(self, frame, value, timeout, rec)
         elif kind == "drag":
             await self._drag(frame, value, timeout, rec)
         elif kind == "wait_for":

@@ -58,7 +58,7 @@ STEP_DOCS: dict[str, tuple[str, list[str]]] = {
     "hover": ("Move the pointer onto a target without pressing; hover effects show before the next step.", ["hover: {image: icons/menu.png}", "hover: {role: button, nth: 2}"]),
     "type": ("Type text, optionally into a target first.", ["type: hello", "type: {text: '${secret:PASSWORD}', into: Password, enter: true}"]),
     "press": ("Press a key or a chord.", ["press: enter", "press: ctrl+s", "press: [ctrl, shift, t]"]),
-    "scroll": ("Scroll the wheel.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}"]),
+    "scroll": ("Scroll the wheel; with `until`, again and again until a target shows in the container (`in`/`on`, found once at the start) or the page, up to `max` scrolls; fails naming the target when it never shows or the view stops moving.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}", "scroll: {until: Item 40, in: List, max: 30}"]),
     "select": ("Choose an option of a `<select>` (clicked open, then arrow keys and Enter) or of an ARIA listbox or combobox (its option clicked), by the option's visible label; passes only when the page then has that option selected (browser only).", ["select: {option: Blue, in: Colour}", "select: {option: Large, in: {text: Size, role: listbox}}"]),
     "drag": ("Drag from one target to another.", ["drag: {from: Card 1, to: Done}"]),
     "wait_for": ("Wait until a text or image appears (or is gone).", ["wait_for: Saved", "wait_for: {text: Loading, gone: true, timeout: 20}"]),

@@ -123,6 +123,68 @@ def test_select_fails_when_the_page_refuses_the_choice(
     assert state == ["Red", "Small"]
 
 
+LONG_LIST = """<!doctype html><html><head><title>list</title>
+<style>body{font:15px sans-serif;margin:20px} h3{margin:4px 0}
+#list{height:150px;width:240px;overflow-y:auto;border:1px solid #888}
+#list button{display:block;width:220px;height:26px;border:0;background:#def;margin:2px 0}</style>
+</head><body><h3>Pick one</h3><div id="list" role="list" aria-label="Items"></div>
+<p id="out">picked none</p>
+<script>for (let i = 1; i <= 45; i++) { const b = document.createElement('button');
+  b.textContent = 'Item ' + i + (i === 40 ? ' gold' : '');
+  b.onclick = () => { document.getElementById('out').textContent = 'picked ' + b.textContent; };
+  document.getElementById('list').appendChild(b); }</script></body></html>"""
+
+SHOWN = """(() => { const box = document.getElementById('list').getBoundingClientRect();
+  const item = [...document.querySelectorAll('#list button')].find(
+    (b) => b.textContent === 'Item 40 gold').getBoundingClientRect();
+  return [document.getElementById('list').scrollTop > 0,
+          item.bottom > box.top && item.top < box.bottom,
+          document.getElementById('out').textContent]; })()"""
+
+
+def test_scroll_until_brings_the_target_into_its_container(
+    async_runner: Any, playwright_browser: Any, grounder: Any, tmp_path: Path
+) -> None:
+    async def steps(ui: Any) -> str:
+        found = await ui.do({"scroll": {"until": "Item 40 gold", "in": "Items", "amount": 2}})
+        await ui.click("Item 40 gold")
+        return found
+
+    outcome, state = _ui_run(
+        async_runner, playwright_browser, grounder, LONG_LIST, tmp_path, steps, SHOWN
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert "showed after" in outcome
+    assert state == [True, True, "picked Item 40 gold"]
+
+
+def test_scroll_until_fails_clearly_when_the_target_never_shows(
+    async_runner: Any, playwright_browser: Any, grounder: Any, tmp_path: Path
+) -> None:
+    async def steps(ui: Any) -> None:
+        await ui.scroll(until="Item 99", in_="Item 1", amount=5, max=3)
+
+    outcome, state = _ui_run(
+        async_runner, playwright_browser, grounder, LONG_LIST, tmp_path, steps, SHOWN
+    )
+    assert isinstance(outcome, StepFailure)
+    assert '"Item 99" did not show after 3 scrolls down in "Item 1"' in str(outcome)
+    assert state[0] is True  # it did scroll
+
+
+def test_scroll_until_stops_at_the_end_of_the_list(
+    async_runner: Any, playwright_browser: Any, grounder: Any, tmp_path: Path
+) -> None:
+    async def steps(ui: Any) -> None:
+        await ui.scroll(until="Item 99", in_="Item 1", amount=10, max=50)
+
+    outcome, _ = _ui_run(
+        async_runner, playwright_browser, grounder, LONG_LIST, tmp_path, steps, SHOWN
+    )
+    assert isinstance(outcome, StepFailure)
+    assert "the view stopped moving after" in str(outcome)
+
+
 def test_select_in_yaml_validates_and_bad_keys_are_named(tmp_path: Path) -> None:
     from guiagent.scenario.schema import ScenarioError, load_scenario
 

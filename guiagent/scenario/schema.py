@@ -230,6 +230,30 @@ class ScrollSpec(_Strict):
     amount: int = Field(default=3, ge=1, le=50, description="Wheel notches.")
     at: tuple[float, float] | None = Field(default=None, description="Screen point to scroll at.")
     on: TargetRef | None = Field(default=None, description="Scroll over this target.")
+    in_: TargetRef | None = Field(
+        default=None,
+        alias="in",
+        description=(
+            "Scroll inside this container: a target on it or in it (its name, or a text"
+            " already showing in it). Same as on."
+        ),
+    )
+    until: TargetRef | None = Field(
+        default=None,
+        description=(
+            "Scroll again and again until this target shows (and can be clicked); fails when"
+            " it never does within max scrolls or when the view stops moving."
+        ),
+    )
+    max: int = Field(default=20, ge=1, le=200, description="With until: the most scrolls to try.")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ScrollSpec:
+        given = [k for k in ("at", "on", "in_") if getattr(self, k) is not None]
+        if len(given) > 1:
+            names = ", ".join(k.rstrip("_") for k in given)
+            raise ValueError(f"scroll takes one of at, on or in; got {names}")
+        return self
 
 
 class SelectSpec(_Strict):

@@ -493,9 +493,40 @@ Step = Annotated[
 
 
 class BrowserTarget(_Strict):
-    url: str = Field(
-        description="Absolute URL, or a path served from the scenario's project (or --base-url)."
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Absolute URL, or a path served from the scenario's project (or --base-url)."
+            " With cdp it may be left out: the steps start on the browser's active page."
+        ),
     )
+    cdp: str | None = Field(
+        default=None,
+        description=(
+            "Attach to a running Chromium by its DevTools URL (http://127.0.0.1:9222, started"
+            " with --remote-debugging-port) and act on its active page; the browser is left"
+            " running."
+        ),
+    )
+    ws: str | None = Field(
+        default=None,
+        description="Connect to a `playwright run-server` endpoint (ws://...); needs url.",
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> BrowserTarget:
+        if self.cdp is not None and self.ws is not None:
+            raise ValueError("a browser target takes cdp or ws, not both")
+        if self.url is None and self.cdp is None:
+            raise ValueError(
+                "a browser target needs a url (or cdp: a running browser to attach to)"
+            )
+        for key in ("cdp", "ws"):
+            value = getattr(self, key)
+            schemes = ("http://", "https://", "ws://", "wss://")
+            if value is not None and not value.startswith(schemes):
+                raise ValueError(f"{key} must be a URL (http://, ws://...), got {value!r}")
+        return self
 
 
 class DesktopTarget(_Strict):
@@ -541,10 +572,25 @@ class SettleOptions(_Strict):
     )
 
 
+def _target_kind(value: Any) -> str:
+    """A desktop target names a command or window (or another desktop key); else a browser."""
+    if isinstance(value, BaseModel):
+        return "desktop" if isinstance(value, DesktopTarget) else "browser"
+    if isinstance(value, dict) and any(k in DesktopTarget.model_fields for k in value):
+        return "desktop"
+    return "browser"
+
+
+TargetKind = Annotated[
+    Annotated[BrowserTarget, Tag("browser")] | Annotated[DesktopTarget, Tag("desktop")],
+    Discriminator(_target_kind),
+]
+
+
 class Scenario(_Strict):
     name: str = Field(default="", description="Defaults to the file name.")
     description: str = ""
-    target: BrowserTarget | DesktopTarget
+    target: TargetKind
     env: Literal["browser", "desktop"] | None = Field(
         default=None, description="Inferred from target."
     )

@@ -75,8 +75,18 @@ def test_scenario_run_with_browser_cdp_runs_in_that_browser(
     file = tmp_path / "plain.yaml"
     file.write_text(f"target: {{url: '{(tmp_path / 'page.html').as_uri()}'}}\n{STEPS}", "utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "guiagent.cli", "scenario", "run", str(file)]
-        + ["--browser-cdp", cdp_chromium, "--record", str(tmp_path / "runs")],
+        [
+            sys.executable,
+            "-m",
+            "guiagent.cli",
+            "scenario",
+            "run",
+            str(file),
+            "--browser-cdp",
+            cdp_chromium,
+            "--record",
+            str(tmp_path / "runs"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -107,8 +117,16 @@ def test_bad_attach_targets_are_clear_errors(tmp_path: Path) -> None:
         assert "unknown key" not in str(caught_message(file))
     file.write_text("target: {url: x.html}\nsteps:\n  - click: OK\n", "utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "guiagent.cli", "scenario", "run", str(file)]
-        + ["--browser-cdp", "localhost:9222"],
+        [
+            sys.executable,
+            "-m",
+            "guiagent.cli",
+            "scenario",
+            "run",
+            str(file),
+            "--browser-cdp",
+            "localhost:9222",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

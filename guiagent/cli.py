@@ -130,7 +130,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--secret",
         action="append",
         default=[],
-        help="a value never sent to the model or written (repeatable)",
+        help="DEPRECATED (visible in the process list): a value never sent or written; "
+        "use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME instead",
+    )
+    parser.add_argument(
+        "--ask-secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for the secret NAME on the terminal (not echoed) before the run (repeatable)",
     )
     parser.add_argument(
         "--secret-pattern",
@@ -160,7 +168,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secrets-file",
         type=Path,
-        help="YAML of secret name: value for skills (or GUIAGENT_SECRET_<NAME>)",
+        help="YAML of secrets for skills: 'name: value' or 'name: {value, origins, windows}' "
+        "binding it to origins or windows (or GUIAGENT_SECRET_<NAME>)",
     )
     parser.add_argument(
         "--hotkey", default="ctrl+alt+k", help="desktop: kill-switch key chord ('' to disable)"
@@ -336,6 +345,8 @@ def run_settings_from_args(args: argparse.Namespace):  # -> guiagent.app.RunSett
         skills=not args.no_skills,
         skill_paths=args.skills or None,
         secrets_file=args.secrets_file,
+        # asked on the terminal, never on the command line
+        secret_values={name: ask_secret(name) for name in args.ask_secret} or None,
         hotkey=args.hotkey,
     )
 
@@ -393,6 +404,11 @@ async def _run_task(args: argparse.Namespace) -> int:
 
     check_run_arguments(args)
     config = _config_from_args(args)
+    if args.secret:
+        logger.warning(
+            "--secret VALUE is deprecated: the value is visible to every user in the process "
+            "list; use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME"
+        )
     if not config.model_url:
         console.print(
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
@@ -415,7 +431,7 @@ async def _run_task(args: argparse.Namespace) -> int:
             try:
                 result = await run.agent.run(args.task)
             except (ModelError, RecordingError) as exc:  # unreachable, not ready, a used run dir
-                console.print(f"[red]error:[/] {escape(first_line(exc))}")
+                console.print(f"[red]error:[/] {escape(_scrub(first_line(exc)))}")
                 return 2
     colour = "green" if result.ok else "red"
     console.print(
@@ -426,12 +442,41 @@ async def _run_task(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _scrub(text: str) -> str:
+    from guiagent.core.redact import scrub
+
+    return scrub(text)
+
+
+def ask_secret(name: str) -> str:
+    """A secret typed on the terminal, not echoed (a clear error without a terminal)."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise ValueError(f"--ask-secret {name}: no terminal to ask on; use GUIAGENT_SECRET_<NAME>")
+    value = getpass.getpass(f"secret {name}: ")
+    if not value:
+        raise ValueError(f"--ask-secret {name}: empty value")
+    return value
+
+
 def configure_logging(verbosity: int) -> None:
     """The command line shows guiagent's own log (the library keeps it disabled: see __init__)."""
     logger.enable("guiagent")
+    from guiagent.core.redact import redacting_sink
+
     logger.remove()
     level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
-    logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}")
+    # every line (tracebacks too) passes the live runs' redaction; loguru's variable dumps
+    # (diagnose) would print the task and secrets held in locals: only in debug mode
+    logger.add(
+        redacting_sink(lambda: sys.stderr),
+        level=level,
+        format="<level>{level: <7}</level> {message}",
+        colorize=sys.stderr.isatty(),
+        diagnose=verbosity >= 2,
+        backtrace=verbosity >= 2,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted[/]")
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {escape(first_line(exc))}")
+        console.print(f"[red]error:[/] {escape(_scrub(first_line(exc)))}")
         return 2
 
 

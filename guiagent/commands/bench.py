@@ -25,6 +25,7 @@ AREAS = (
     "scenario",
     "replay",
     "safety",
+    "secret_ocr",
     "narrate",
     "router",
 )

@@ -586,11 +586,13 @@ class BrowserEnv:
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
 
-        Each: tag, type (inputs), role, id, text, name (the accessible name), label,
-        aria_label, placeholder, title, alt (every name it answers to), value (never for
-        password fields), interactive, disabled, password, editable, ref (stable across
-        snapshots, for :meth:`hit_test`), clipped, box {x, y, width, height} (the part not
-        clipped by scrolling ancestors).
+        Each: tag, type (inputs), role, id, text (200 characters; more_text holds the rest),
+        name (the accessible name), label, aria_label, placeholder, title, alt (every name it
+        answers to), owner_name (the name of the control it sits in), pseudo (::before/::after
+        text), value (never for password fields), interactive, disabled, password, editable,
+        ref (stable across snapshots, for :meth:`hit_test`), clipped, box {x, y, width,
+        height} (the part not clipped by scrolling ancestors). Open shadow roots and
+        same-origin iframes are included, their boxes in the top viewport.
         """
         page = self._check_alive()
         with self._guard():

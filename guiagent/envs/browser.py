@@ -52,6 +52,7 @@ from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_pa
 from guiagent.core.killswitch import KillSwitch
 from guiagent.envs.browser_capture import ViewportCapture
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
+from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
     _DOM_ELEMENTS_JS,
     _FOCUS_STATE_JS,
@@ -589,6 +590,17 @@ class BrowserEnv:
         with self._guard():
             result: dict[str, Any] = await page.evaluate(_HIT_TEST_JS, [x, y, ref])
         return result
+
+    async def choice_control(
+        self, x: float, y: float, name: str | None = None, again: bool = False
+    ) -> dict[str, Any] | None:
+        """The choice control (a ``<select>``, an ARIA listbox or combobox) at or beside
+        viewport point (x, y), or named ``name``: {kind, name, box, expanded, options
+        [{label, selected}], selected, value, text}; ``again``: the one found last time."""
+        page = self._check_alive()
+        with self._guard():
+            found: dict[str, Any] | None = await page.evaluate(CHOICE_JS, [x, y, name, again])
+        return found
 
     async def scroll_into_view(self, ref: int) -> bool:
         """Scroll element ``ref`` (and its scrolling ancestors) so that it shows."""

@@ -87,6 +87,12 @@ def step_label(index: int, kind: str, value: Any) -> str:
         if value.url is not None:
             parts.append(f"url {value.url!r}")
         return f"{head} {'not ' if value.not_ else ''}{', '.join(parts)})"
+    if kind == "scroll" and value.until is not None:
+        place = value.on or value.in_
+        where = f" in {place.describe()}" if place is not None else ""
+        return f"{head} until {value.until.describe()}{where})"
+    if kind == "select":
+        return f'{head} "{value.option}" in {value.in_.describe()})'
     if kind == "screenshot":
         return f"{head} {value})"
     if kind == "use":

@@ -51,6 +51,7 @@ from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
+from guiagent.scenario.choice import select_option
 from guiagent.scenario.ground import (
     Grounded,
     StepFailure,
@@ -63,6 +64,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
     as_target,
 )
+from guiagent.scenario.scroll_until import scroll_until
 from guiagent.scenario.verify import CheckedScreen, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
@@ -171,13 +173,27 @@ class UI(CheckedScreen):
         *,
         on: str | Mapping[str, Any] | None = None,
         at: tuple[float, float] | None = None,
+        in_: str | Mapping[str, Any] | None = None,
+        until: str | Mapping[str, Any] | None = None,
+        max: int | None = None,
     ) -> str:
+        """Turn the wheel; with ``until``, again and again until that target shows
+        (``in_``: the container to scroll, ``max``: the most scrolls)."""
         spec: dict[str, Any] = {"direction": direction, "amount": amount}
-        if on is not None:
-            spec["on"] = _target(on)
+        for key, value in (("on", on), ("in", in_), ("until", until)):
+            if value is not None:
+                spec[key] = _target(value)
         if at is not None:
             spec["at"] = list(at)
+        if max is not None:
+            spec["max"] = max
         return await self.do({"scroll": spec})
+
+    async def select(
+        self, option: str, *, in_: str | Mapping[str, Any], timeout: float | None = None
+    ) -> str:
+        """Choose ``option`` (its visible label) in the drop-down or list box ``in_`` names."""
+        return await self.do({"select": {"option": option, "in": _target(in_)}}, timeout)
 
     async def drag(self, source: str | Mapping[str, Any], to: str | Mapping[str, Any]) -> str:
         return await self.do({"drag": {"from": _target(source), "to": _target(to)}})
@@ -285,7 +301,9 @@ class UI(CheckedScreen):
             rec.update(action=action)
             await self._act(action, rec, frame)
         elif kind == "scroll":
-            await self._scroll(frame, value, timeout, rec)
+            return await self._scroll(frame, value, timeout, rec)
+        elif kind == "select":
+            return await select_option(self, frame, value, timeout, rec)
         elif kind == "drag":
             await self._drag(frame, value, timeout, rec)
         elif kind == "wait_for":
@@ -415,23 +433,28 @@ class UI(CheckedScreen):
             logger.debug("cannot tell the focus: {}", exc)
             return False
 
-    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
-        hits = []
-        if spec.on is not None:
-            frame, hit = await self.ground(frame, spec.on, timeout)
-            hits.append(hit)
-            x, y = hit.screen
-        elif spec.at is not None:
-            x, y = spec.at
-        else:
-            centre = frame.transform.frame_to_screen(
-                Point(frame.size.width / 2, frame.size.height / 2)
-            )
-            x, y = centre.x, centre.y
+    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
+        if spec.until is not None:
+            return await scroll_until(self, frame, spec, timeout, rec)
+        x, y, hits = await self._scroll_point(frame, spec, timeout)
         action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
         rec.update(action=action, hits=hits)
-        where = Grounded(screen=(x, y), source="at" if spec.at is not None else "centre")
-        await self._act(action, rec, frame, hits or [where])
+        await self._act(action, rec, frame, hits)
+        return ""
+
+    async def _scroll_point(
+        self, frame: Frame, spec: Any, timeout: float
+    ) -> tuple[float, float, list[Grounded]]:
+        """Where a scroll step turns the wheel: its ``on``/``in`` target, ``at``, or the centre."""
+        place = spec.on if spec.on is not None else spec.in_
+        if place is not None:
+            frame, hit = await self.ground(frame, place, timeout)
+            return hit.screen[0], hit.screen[1], [hit]
+        if spec.at is not None:
+            x, y = spec.at
+            return x, y, [Grounded(screen=(x, y), source="at")]
+        centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
+        return centre.x, centre.y, [Grounded(screen=(centre.x, centre.y), source="centre")]
 
     async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         frame, start = await self.ground(frame, spec.from_, timeout)

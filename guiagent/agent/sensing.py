@@ -12,7 +12,7 @@ from guiagent.agent.config import AgentConfig
 from guiagent.agent.policy import Policy
 from guiagent.agent.step import redact_record
 from guiagent.core.actions import ExtraTool
-from guiagent.core.change import settle
+from guiagent.core.change import settle_env
 from guiagent.core.env import DomSource, Environment, Frame, FullPageSource, WindowList
 from guiagent.core.redact import Redactor
 from guiagent.models.profiles import ModelProfile
@@ -40,8 +40,8 @@ async def observe_settled(env: Environment, config: AgentConfig) -> Frame:
     """A frame once the screen stopped changing (or at the settle timeout)."""
     if not config.settle:
         return await env.observe()
-    settled = await settle(
-        env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
+    settled = await settle_env(
+        env, env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
     )
     return settled.frame
 

@@ -28,6 +28,7 @@ AREAS = (
     "secret_ocr",
     "narrate",
     "router",
+    "startup",
 )
 
 

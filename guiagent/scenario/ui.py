@@ -8,7 +8,8 @@
     await ui.ai("add 'milk' to the list")  # needs agent_factory (a model server)
 
 Each call is one step, exactly as the same step in a YAML scenario: settle (wait until the
-screen stops changing, by frame differences), ground the target in the settled frame (OCR,
+screen stops changing: in a browser from the page's own events, else by frame differences;
+``expect`` and ``wait_for`` retry instead, like Playwright's assertions), ground the target in the settled frame (OCR,
 DOM, templates), convert to screen coordinates, send the input through the run's
 :class:`~guiagent.agent.step.StepExecutor` (kill switch, policy, input, record), and record
 the step. The YAML runner (:mod:`guiagent.scenario.runner`) calls :meth:`UI.run_step` for
@@ -46,7 +47,7 @@ from guiagent.core.actions import (
     Scroll,
     Type,
 )
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
@@ -231,7 +232,10 @@ class UI(CheckedScreen):
         label = self.redactor.redact_text(label or step_label(index, step.kind, step.value))
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"index": index}
-        frame, settle_ms = await self.settled()
+        if step.kind in ("expect", "wait_for"):  # retrying checks: no settle first
+            frame, settle_ms = await self.for_check(step.value)
+        else:
+            frame, settle_ms = await self.settled()
         # the DOM of the settled frame, to black out its password fields on disk
         frame_dom = await self.dom() if self.out_dir is not None else None
         t1 = time.perf_counter()
@@ -347,6 +351,7 @@ class UI(CheckedScreen):
             # the matched text is under the point only when the point is on that text itself
             context.evidence_text, context.evidence_box = first.text, first.box
         outcome = await self.executor.execute(action, context)
+        self.dom_changed()
         if outcome.record:
             events.append(outcome.record)
         if outcome.status == "denied":
@@ -380,11 +385,12 @@ class UI(CheckedScreen):
         if spec.into is not None:
             into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
-            rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-            what = into.describe()
-            await self._act(
-                rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
-            )
+            if not await self._has_focus(hit):  # click into the field only when needed
+                rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
+                what = into.describe()
+                await self._act(
+                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+                )
             typed_check = self._typed_check(spec.text, frame, hit)
         if spec.text and await self.executor.typing_into_password():
             self.redactor.add_secret(spec.text)
@@ -398,6 +404,16 @@ class UI(CheckedScreen):
         await self._act(action, rec, frame, check=typed_check)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
+
+    async def _has_focus(self, hit: Grounded) -> bool:
+        """Whether the field at ``hit`` already has the keyboard focus (browser only)."""
+        if not isinstance(self.env, FocusProbe):
+            return False
+        try:
+            return await self.env.focused_at(*hit.screen)
+        except Exception as exc:  # a page mid-navigation: click as usual
+            logger.debug("cannot tell the focus: {}", exc)
+            return False
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         hits = []

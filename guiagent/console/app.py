@@ -193,11 +193,14 @@ async def _json_body(request: Request) -> Any:
         raise ConsoleError(f"the request body is not valid JSON: {exc}") from exc
 
 
-def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> Starlette:
-    """The console app for ``manager`` (which must live on the loop that serves the app)."""
-    settings = settings or ConsoleSettings()
+class _Handlers:
+    """The console's request handlers, over one run manager; errors become JSON answers."""
 
-    async def handle(request: Request, fn: Any) -> Response:
+    def __init__(self, manager: RunManager, settings: ConsoleSettings) -> None:
+        self.manager = manager
+        self.settings = settings
+
+    async def handle(self, request: Request, fn: Any) -> Response:
         try:
             return await fn(request)
         except ConsoleError as exc:
@@ -208,47 +211,51 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
             logger.debug("console: bad request {}: {}", request.url.path, exc)
             return _error(400, f"bad request: {type(exc).__name__}")
 
-    def route(path: str, fn: Any, methods: list[str]) -> Route:
+    def route(self, path: str, fn: Any, methods: list[str]) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await handle(request, fn)
+            return await self.handle(request, fn)
 
         return Route(path, endpoint, methods=methods)
 
-    async def index(request: Request) -> Response:
+    async def index(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def favicon(request: Request) -> Response:
+    async def favicon(self, request: Request) -> Response:
         return Response(status_code=204)  # pages such as reports ask for one; say "none"
 
-    async def info(request: Request) -> Response:
+    async def info(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "default_model_url": manager.default_model_url,
-                "recordings_root": str(manager.recordings_root),
-                "remote": settings.token is not None,
+                "default_model_url": self.manager.default_model_url,
+                "recordings_root": str(self.manager.recordings_root),
+                "remote": self.settings.token is not None,
             }
         )
 
-    async def list_runs(request: Request) -> Response:
-        return JSONResponse(manager.list_runs())
+    async def list_runs(self, request: Request) -> Response:
+        return JSONResponse(self.manager.list_runs())
 
-    async def start_run(request: Request) -> Response:
+    async def start_run(self, request: Request) -> Response:
         spec = RunSpec.model_validate(await _json_body(request))
-        run = await manager.start(spec)
+        run = await self.manager.start(spec)
         return JSONResponse(run.summary(), status_code=201)
 
-    async def get_run(request: Request) -> Response:
-        return JSONResponse(manager.get(request.path_params["run_id"]).summary())
+    async def get_run(self, request: Request) -> Response:
+        return JSONResponse(self.manager.get(request.path_params["run_id"]).summary())
 
-    async def control(request: Request) -> Response:
+    async def control(self, request: Request) -> Response:
         run_id, verb = request.path_params["run_id"], request.path_params["verb"]
-        actions = {"pause": manager.pause, "resume": manager.resume, "stop": manager.stop}
+        actions = {
+            "pause": self.manager.pause,
+            "resume": self.manager.resume,
+            "stop": self.manager.stop,
+        }
         if verb not in actions:
             return _error(404, f"unknown run action {verb!r}; use pause, resume or stop")
         return JSONResponse(actions[verb](run_id))
 
-    async def events(request: Request) -> Response:
-        run = manager.get(request.path_params["run_id"])
+    async def events(self, request: Request) -> Response:
+        run = self.manager.get(request.path_params["run_id"])
         after = request.headers.get("last-event-id") or request.query_params.get("after") or "-1"
         try:
             after_seq = int(after)
@@ -271,55 +278,55 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def frame(request: Request) -> Response:
-        data = manager.frame(request.path_params["run_id"], request.path_params["key"])
+    async def frame(self, request: Request) -> Response:
+        data = self.manager.frame(request.path_params["run_id"], request.path_params["key"])
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
-    async def approval(request: Request) -> Response:
+    async def approval(self, request: Request) -> Response:
         answer = ApprovalAnswer.model_validate(await _json_body(request))
         return JSONResponse(
-            manager.answer(
+            self.manager.answer(
                 request.path_params["run_id"], request.path_params["approval_id"], answer.approve
             )
         )
 
-    async def upload_image(request: Request) -> Response:
+    async def upload_image(self, request: Request) -> Response:
         form = await request.form(max_part_size=32 * 1024 * 1024)
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise ConsoleError("send the image as a multipart file field named 'image'")
         data = await upload.read()
-        return JSONResponse(await asyncio.to_thread(manager.add_image, data), status_code=201)
+        return JSONResponse(await asyncio.to_thread(self.manager.add_image, data), status_code=201)
 
-    async def image(request: Request) -> Response:
-        data = await asyncio.to_thread(manager.image_bytes, request.path_params["image_id"])
+    async def image(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self.manager.image_bytes, request.path_params["image_id"])
         return Response(data, media_type="image/jpeg")
 
-    async def ask(request: Request) -> Response:
+    async def ask(self, request: Request) -> Response:
         q = Question.model_validate(await _json_body(request))
-        answer = await manager.ask(
+        answer = await self.manager.ask(
             q.question, image_id=q.image_id, run_id=q.run_id, model_url=q.model_url, local=q.local
         )
         return JSONResponse(answer)
 
-    async def recordings(request: Request) -> Response:
-        return JSONResponse(await asyncio.to_thread(manager.recordings))
+    async def recordings(self, request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(self.manager.recordings))
 
-    async def replay(request: Request) -> Response:
+    async def replay(self, request: Request) -> Response:
         body = ReplayRequest.model_validate(await _json_body(request))
-        run = await manager.start_replay(request.path_params["name"], body.mode)
+        run = await self.manager.start_replay(request.path_params["name"], body.mode)
         return JSONResponse(run.summary(), status_code=201)
 
-    async def report(request: Request) -> Response:
-        path = await manager.report(request.path_params["name"])
+    async def report(self, request: Request) -> Response:
+        path = await self.manager.report(request.path_params["name"])
         return FileResponse(
             path,
             media_type="text/html",
             headers={**SAFE_HEADERS, "Content-Security-Policy": REPORT_CSP},
         )
 
-    async def recording_file(request: Request) -> Response:
-        path, media = manager.recording_file(
+    async def recording_file(self, request: Request) -> Response:
+        path, media = self.manager.recording_file(
             request.path_params["name"], request.path_params["path"]
         )
         return FileResponse(
@@ -328,29 +335,35 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
             headers={**SAFE_HEADERS, "Content-Security-Policy": FILE_CSP},
         )
 
+
+def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> Starlette:
+    """The console app for ``manager`` (which must live on the loop that serves the app)."""
+    settings = settings or ConsoleSettings()
+    handlers = _Handlers(manager, settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await manager.close()
 
     routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/favicon.ico", favicon, methods=["GET"]),
-        route("/api/info", info, ["GET"]),
-        route("/api/runs", list_runs, ["GET"]),
-        route("/api/runs", start_run, ["POST"]),
-        route("/api/runs/{run_id}", get_run, ["GET"]),
-        route("/api/runs/{run_id}/events", events, ["GET"]),
-        route("/api/runs/{run_id}/frames/{key}.jpg", frame, ["GET"]),
-        route("/api/runs/{run_id}/approvals/{approval_id}", approval, ["POST"]),
-        route("/api/runs/{run_id}/{verb}", control, ["POST"]),
-        route("/api/images", upload_image, ["POST"]),
-        route("/api/images/{image_id}.jpg", image, ["GET"]),
-        route("/api/ask", ask, ["POST"]),
-        route("/api/recordings", recordings, ["GET"]),
-        route("/api/recordings/{name}/replay", replay, ["POST"]),
-        route("/recordings/{name}/report.html", report, ["GET"]),
-        route("/recordings/{name}/{path:path}", recording_file, ["GET"]),
+        Route("/", handlers.index, methods=["GET"]),
+        Route("/favicon.ico", handlers.favicon, methods=["GET"]),
+        handlers.route("/api/info", handlers.info, ["GET"]),
+        handlers.route("/api/runs", handlers.list_runs, ["GET"]),
+        handlers.route("/api/runs", handlers.start_run, ["POST"]),
+        handlers.route("/api/runs/{run_id}", handlers.get_run, ["GET"]),
+        handlers.route("/api/runs/{run_id}/events", handlers.events, ["GET"]),
+        handlers.route("/api/runs/{run_id}/frames/{key}.jpg", handlers.frame, ["GET"]),
+        handlers.route("/api/runs/{run_id}/approvals/{approval_id}", handlers.approval, ["POST"]),
+        handlers.route("/api/runs/{run_id}/{verb}", handlers.control, ["POST"]),
+        handlers.route("/api/images", handlers.upload_image, ["POST"]),
+        handlers.route("/api/images/{image_id}.jpg", handlers.image, ["GET"]),
+        handlers.route("/api/ask", handlers.ask, ["POST"]),
+        handlers.route("/api/recordings", handlers.recordings, ["GET"]),
+        handlers.route("/api/recordings/{name}/replay", handlers.replay, ["POST"]),
+        handlers.route("/recordings/{name}/report.html", handlers.report, ["GET"]),
+        handlers.route("/recordings/{name}/{path:path}", handlers.recording_file, ["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

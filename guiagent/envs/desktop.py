@@ -31,7 +31,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -58,6 +57,22 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import Size, transform_for_monitor
 from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old import path)
+    _PYAUTOGUI_ALIASES,
+    _XDOTOOL_KEYS,
+    TYPE_CHUNK,
+    XTEST_BATCH,
+    XTestTyper,
+    XTypeError,
+    _chunks,
+    _path,
+    _pt,
+    _pyautogui_alive,
+    _pyautogui_display,
+    _same_display,
+    char_keysym,
+)
+from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
 
 T = TypeVar("T")
@@ -67,92 +82,6 @@ _IS_X11 = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
 
 class FailSafeError(Killed):
     """The pointer was pushed into a screen corner: the kill switch stopped the action."""
-
-
-# our key names (guiagent.core.actions.normalise_key) -> X keysyms for xdotool
-_XDOTOOL_KEYS: dict[str, str] = {
-    "enter": "Return",
-    "esc": "Escape",
-    "tab": "Tab",
-    "backspace": "BackSpace",
-    "delete": "Delete",
-    "space": "space",
-    "up": "Up",
-    "down": "Down",
-    "left": "Left",
-    "right": "Right",
-    "home": "Home",
-    "end": "End",
-    "pageup": "Prior",
-    "pagedown": "Next",
-    "insert": "Insert",
-    "ctrl": "ctrl",
-    "alt": "alt",
-    "shift": "shift",
-    "win": "super",
-    "command": "super",
-    "capslock": "Caps_Lock",
-    "printscreen": "Print",
-    "menu": "Menu",
-    "+": "plus",
-    "-": "minus",
-    "=": "equal",
-    ",": "comma",
-    ".": "period",
-    "/": "slash",
-    "\\": "backslash",
-    ";": "semicolon",
-    "'": "apostrophe",
-    "`": "grave",
-    "[": "bracketleft",
-    "]": "bracketright",
-    "<": "less",
-    ">": "greater",
-    " ": "space",
-}
-_PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
-XTEST_BATCH = 32  # keys sent in one XTest batch between two kill-switch checks
-
-
-def x11_ui_scale(env: dict[str, str] | None = None) -> float:
-    """The desktop's UI scale on X11: GDK_SCALE, QT_SCALE_FACTOR, else Xft.dpi / 96, else 1."""
-    env = dict(os.environ if env is None else env)
-    for var in ("GDK_SCALE", "QT_SCALE_FACTOR"):
-        try:
-            value = float(env.get(var, ""))
-        except ValueError:
-            continue
-        if value > 0:
-            return value
-    if shutil.which("xrdb") and env.get("DISPLAY"):
-        try:
-            out = subprocess.run(
-                ["xrdb", "-query"], env=env, capture_output=True, text=True, timeout=5
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return 1.0
-        for line in out.splitlines():
-            if line.startswith("Xft.dpi:"):
-                try:
-                    return float(line.split(":", 1)[1]) / 96.0
-                except ValueError:
-                    return 1.0
-    return 1.0
-
-
-def _make_dpi_aware() -> None:
-    """Windows: per-monitor DPI awareness, so mss and pyautogui both use physical pixels."""
-    if sys.platform != "win32":
-        return
-    import ctypes
-
-    try:
-        ctypes.windll.shcore.SetProcessDpiAwareness(2)  # type: ignore[attr-defined]
-    except (AttributeError, OSError):
-        try:
-            ctypes.windll.user32.SetProcessDPIAware()  # type: ignore[attr-defined]
-        except (AttributeError, OSError) as exc:
-            logger.warning("could not make the process DPI aware: {}", exc)
 
 
 class DesktopEnv:
@@ -672,171 +601,3 @@ class DesktopEnv:
             self._xdotool("key", "--clearmodifiers", chord)
             return ActResult(detail=f"pressed {chord}")
         raise InvalidToolCall(action.name, f"the desktop cannot perform {action.name!r}")
-
-
-TYPE_CHUNK = 16  # characters per xdotool/pyautogui call when typing: checks come between chunks
-
-
-def _chunks(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
-class XTypeError(RuntimeError):
-    """Text could not be typed through XTest (extension missing, no spare keycodes...)."""
-
-
-def char_keysym(ch: str) -> int:
-    """The X keysym that produces one character (Latin-1 directly, else the Unicode keysym)."""
-    special = {"\n": 0xFF0D, "\r": 0xFF0D, "\t": 0xFF09, "\b": 0xFF08}
-    if ch in special:
-        return special[ch]
-    code = ord(ch)
-    if 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xFF:
-        return code
-    return 0x01000000 | code
-
-
-class XTestTyper:
-    """Types text with XTest key events, choosing each keysym's real keycode and shift level.
-
-    pyautogui looks up one keycode per keysym and guesses shift from the character, which
-    types ``<`` as ``>`` where ``less`` lives on the unshifted <> key (pyautogui#198). Here
-    the keyboard map is read at each call; characters missing from it are bound to spare
-    keycodes and stay bound until :meth:`restore` (xdotool unbinds after each character,
-    and a busy app that reads the key after the unbinding gets nothing).
-    """
-
-    def __init__(self, dpy: Any) -> None:
-        self.dpy = dpy
-        self.bound: dict[int, int] = {}  # keysym -> spare keycode we bound it to
-
-    def type(
-        self, text: str, delay_s: float = 0.0, check: Callable[[], None] | None = None
-    ) -> None:
-        from Xlib import XK, X
-        from Xlib.ext import xtest
-
-        dpy = self.dpy
-        if not dpy.has_extension("XTEST"):
-            raise XTypeError("the X server has no XTEST extension")
-        text = text.replace("\r\n", "\n")
-        needed = {char_keysym(c) for c in text}
-        where = self._keymap()
-        missing = sorted(needed - set(where))
-        if missing:
-            spare = self._spare()
-            if len(missing) > len(spare):  # recycle our bindings this text does not use
-                for sym in [s for s in self.bound if s not in needed]:
-                    self._unbind(sym)
-                spare = self._spare()
-            if len(missing) > len(spare):
-                raise XTypeError(
-                    f"{len(missing)} characters need spare keycodes, only {len(spare)} free"
-                )
-            for keycode, sym in zip(spare, missing, strict=False):
-                dpy.change_keyboard_mapping(keycode, [(sym, sym)])
-                self.bound[sym] = keycode
-                where[sym] = (keycode, False)
-            dpy.sync()
-            time.sleep(0.05)  # let clients see the MappingNotify before the keys
-        shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
-        # without a per-key delay the keys go in batches of XTEST_BATCH, one round trip
-        # (sync) and one kill-switch check per batch
-        chunk = 1 if delay_s else XTEST_BATCH
-        for start in range(0, len(text), chunk):
-            if check is not None:
-                check()
-            for ch in text[start : start + chunk]:
-                keycode, shifted = where[char_keysym(ch)]
-                if shifted:
-                    xtest.fake_input(dpy, X.KeyPress, shift)
-                xtest.fake_input(dpy, X.KeyPress, keycode)
-                xtest.fake_input(dpy, X.KeyRelease, keycode)
-                if shifted:
-                    xtest.fake_input(dpy, X.KeyRelease, shift)
-            dpy.sync()
-            if delay_s:
-                time.sleep(delay_s)
-
-    def _mapping(self) -> tuple[int, list[list[int]]]:
-        first = self.dpy.display.info.min_keycode
-        count = self.dpy.display.info.max_keycode - first + 1
-        return first, [list(syms) for syms in self.dpy.get_keyboard_mapping(first, count)]
-
-    def _keymap(self) -> dict[int, tuple[int, bool]]:
-        """keysym -> (keycode, needs shift), preferring unshifted levels."""
-        first, mapping = self._mapping()
-        where: dict[int, tuple[int, bool]] = {}
-        for offset, syms in enumerate(mapping):
-            for level, sym in enumerate(syms[:2]):
-                if sym and (sym not in where or (level == 0 and where[sym][1])):
-                    where[sym] = (first + offset, level == 1)
-        return where
-
-    def _spare(self) -> list[int]:
-        first, mapping = self._mapping()
-        return [first + i for i, syms in enumerate(mapping) if not any(syms)]
-
-    def _unbind(self, sym: int) -> None:
-        from Xlib import X
-
-        keycode = self.bound.pop(sym)
-        self.dpy.change_keyboard_mapping(keycode, [(X.NoSymbol, X.NoSymbol)])
-
-    def restore(self) -> None:
-        """Give back the spare keycodes this typer bound."""
-        for sym in list(self.bound):
-            self._unbind(sym)
-        self.dpy.sync()
-
-
-def _pt(x: float | None, y: float | None) -> tuple[int, int]:
-    if x is None or y is None:
-        raise InvalidToolCall("point", "a point needs both x and y")
-    return (round(x), round(y))
-
-
-def _path(x1: int, y1: int, x2: int, y2: int, steps: int = 8) -> list[tuple[int, int]]:
-    """Intermediate pointer positions: toolkits only start a drag after some motion."""
-    return [
-        (round(x1 + (x2 - x1) * i / steps), round(y1 + (y2 - y1) * i / steps))
-        for i in range(1, steps + 1)
-    ]
-
-
-def _rect(mon: dict[str, Any]) -> dict[str, int]:
-    return {"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": mon["height"]}
-
-
-def _pyautogui_display() -> str | None:
-    """The X display pyautogui connected to when it was imported (None if unknown)."""
-    x11 = sys.modules.get("pyautogui._pyautogui_x11")
-    dpy = getattr(x11, "_display", None)
-    if dpy is None:
-        return None
-    try:
-        return str(dpy.get_display_name())
-    except Exception:
-        return None
-
-
-def _pyautogui_alive() -> bool:
-    """Whether pyautogui's X connection still reaches its server (one round trip)."""
-    x11 = sys.modules.get("pyautogui._pyautogui_x11")
-    dpy = getattr(x11, "_display", None)
-    if dpy is None:
-        return False
-    try:
-        dpy.get_input_focus()
-    except Exception:
-        return False
-    return True
-
-
-def _same_display(a: str, b: str) -> bool:
-    def norm(d: str) -> str:
-        d = d.strip()
-        d = d[4:] if d.startswith("unix:") else d
-        return d[:-2] if d.endswith(".0") else d
-
-    return norm(a) == norm(b)

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import io
 import json
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +47,18 @@ from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
 from guiagent.envs.browser_capture import ViewportCapture
+from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old import path)
+    CHROMIUM_ARGS,
+    chromium_executable,
+    launch_chromium,
+)
+from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import path)
+    _FOCUSED_AT_JS,
+    _KEYS,
+    _next_frames,
+    _refs_to_backend_ids,
+    playwright_key,
+)
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
 from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
@@ -63,133 +71,8 @@ from guiagent.envs.page_scripts import (
     _SCROLL_INTO_VIEW_JS,
 )
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-)
 WHEEL_PX_PER_NOTCH = 100
 TYPE_CHUNK = 64  # characters typed between two kill-switch checks
-
-# our key names (guiagent.core.actions.normalise_key) -> Playwright key names
-_KEYS: dict[str, str] = {
-    "ctrl": "Control",
-    "alt": "Alt",
-    "shift": "Shift",
-    "command": "Meta",
-    "win": "Meta",
-    "enter": "Enter",
-    "esc": "Escape",
-    "tab": "Tab",
-    "backspace": "Backspace",
-    "delete": "Delete",
-    "space": "Space",
-    "up": "ArrowUp",
-    "down": "ArrowDown",
-    "left": "ArrowLeft",
-    "right": "ArrowRight",
-    "home": "Home",
-    "end": "End",
-    "pageup": "PageUp",
-    "pagedown": "PageDown",
-    "insert": "Insert",
-    "capslock": "CapsLock",
-    "+": "Shift+Equal",  # "+" is Playwright's chord separator
-}
-
-
-def playwright_key(key: str) -> str:
-    """Map one of our key names to Playwright's; raise InvalidToolCall for unknown names."""
-    if key in _KEYS:
-        return _KEYS[key]
-    if len(key) == 1:
-        return key
-    if key[0] == "f" and key[1:].isdigit() and 1 <= int(key[1:]) <= 24:
-        return key.upper()
-    raise InvalidToolCall(
-        "key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a"
-    )
-
-
-def chromium_executable() -> str | None:
-    """Playwright's own Chromium when installed, else a system Chromium, else None."""
-    roots = [
-        os.environ.get("PLAYWRIGHT_BROWSERS_PATH", ""),
-        str(Path.home() / ".cache" / "ms-playwright"),
-    ]
-    for root in filter(None, roots):
-        for pattern in (
-            "chromium-*/chrome-linux*/chrome",
-            "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
-        ):
-            found = sorted(glob.glob(os.path.join(root, pattern)))
-            if found:
-                return found[-1]
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-async def launch_chromium(
-    headless: bool = True, executable_path: str | None = None
-) -> tuple[Playwright, Browser]:
-    """Start Playwright and one Chromium to share between several BrowserEnvs (one context each).
-
-    The caller closes both: ``await browser.close(); await playwright.stop()``.
-    """
-    playwright = await async_playwright().start()
-    try:
-        browser = await playwright.chromium.launch(
-            headless=headless,
-            executable_path=executable_path or chromium_executable(),
-            args=list(CHROMIUM_ARGS),
-        )
-    except BaseException:
-        await playwright.stop()
-        raise
-    return playwright, browser
-
-
-def _refs_to_backend_ids(root: dict[str, Any]) -> dict[int, int]:
-    """ref -> backendNodeId of the nodes of a CDP DOM tree that carry ``data-guiagent-ref``."""
-    found: dict[int, int] = {}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        attributes = node.get("attributes") or []
-        for i in range(0, len(attributes) - 1, 2):
-            if attributes[i] == "data-guiagent-ref" and attributes[i + 1].isdigit():
-                found[int(attributes[i + 1])] = int(node["backendNodeId"])
-        stack.extend(node.get("children") or [])
-        stack.extend(node.get("shadowRoots") or [])
-        if node.get("contentDocument"):
-            stack.append(node["contentDocument"])
-    return found
-
-
-_FOCUSED_AT_JS = """([x, y]) => {
-    let el = document.activeElement;
-    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
-    if (!el || el === document.body || el === document.documentElement) return false;
-    const editable = el.isContentEditable || ['INPUT', 'TEXTAREA'].includes(el.tagName);
-    if (!editable) return false;
-    const r = el.getBoundingClientRect();
-    return x >= r.left && x < r.right && y >= r.top && y < r.bottom;
-}"""
-
-
-async def _next_frames(page: Page, count: int = 2) -> None:
-    """Wait until the page has drawn ``count`` more frames (hover styles, scrolling)."""
-    try:
-        await page.evaluate(
-            "(n) => new Promise((done) => { const tick = (k) => k ? requestAnimationFrame(() => tick(k - 1)) : done(); tick(n); })",
-            count,
-        )
-    except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
-        logger.debug("no frame to wait for: {}", exc)
 
 
 class BrowserEnv:

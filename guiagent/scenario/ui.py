@@ -38,13 +38,8 @@ from guiagent.agent.step import StepContext, StepExecutor, action_dict
 from guiagent.core.actions import (
     BaseAction,
     Click,
-    DoubleClick,
-    Drag,
     InvalidToolCall,
     Key,
-    Move,
-    RightClick,
-    Scroll,
     Type,
 )
 from guiagent.core.env import Environment, FocusProbe, Frame
@@ -62,10 +57,9 @@ from guiagent.scenario.schema import (
     SettleOptions,
     Step,
     TypeSpec,
-    as_target,
 )
-from guiagent.scenario.scroll_until import scroll_until
-from guiagent.scenario.verify import CheckedScreen, focus_problem
+from guiagent.scenario.ui_pointer import PointerSteps
+from guiagent.scenario.verify import focus_problem
 from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
@@ -74,7 +68,7 @@ _STEP = TypeAdapter(Step)
 DEFAULT_STEP_TIMEOUT_S = 5.0
 
 
-class UI(CheckedScreen):
+class UI(PointerSteps):
     """Steps a person would take, on one environment, for one run (create one per run).
 
     ``executor``: the run's step executor (shared with an agent when a skill runs steps);
@@ -379,22 +373,6 @@ class UI(CheckedScreen):
         if outcome.status == "error":
             raise StepFailure(f"the environment refused {action.name}: {outcome.detail}")
 
-    async def _click_kind(
-        self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
-    ) -> None:
-        spec = as_target(value)
-        frame, hit = await self.ground(frame, spec, timeout)
-        frame, hit = await self._reachable(frame, spec, hit, timeout)
-        cls = {
-            "click": Click,
-            "double_click": DoubleClick,
-            "right_click": RightClick,
-            "hover": Move,
-        }[kind]
-        action = cls(x=hit.screen[0], y=hit.screen[1])
-        rec.update(action=action, hits=[hit])
-        await self._act(action, rec, frame, [hit])
-
     async def _type(
         self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]
     ) -> None:
@@ -432,36 +410,6 @@ class UI(CheckedScreen):
         except Exception as exc:  # a page mid-navigation: click as usual
             logger.debug("cannot tell the focus: {}", exc)
             return False
-
-    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
-        if spec.until is not None:
-            return await scroll_until(self, frame, spec, timeout, rec)
-        x, y, hits = await self._scroll_point(frame, spec, timeout)
-        action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
-        rec.update(action=action, hits=hits)
-        await self._act(action, rec, frame, hits)
-        return ""
-
-    async def _scroll_point(
-        self, frame: Frame, spec: Any, timeout: float
-    ) -> tuple[float, float, list[Grounded]]:
-        """Where a scroll step turns the wheel: its ``on``/``in`` target, ``at``, or the centre."""
-        place = spec.on if spec.on is not None else spec.in_
-        if place is not None:
-            frame, hit = await self.ground(frame, place, timeout)
-            return hit.screen[0], hit.screen[1], [hit]
-        if spec.at is not None:
-            x, y = spec.at
-            return x, y, [Grounded(screen=(x, y), source="at")]
-        centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
-        return centre.x, centre.y, [Grounded(screen=(centre.x, centre.y), source="centre")]
-
-    async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
-        frame, start = await self.ground(frame, spec.from_, timeout)
-        frame, end = await self.ground(frame, spec.to, timeout)
-        action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
-        rec.update(action=action, hits=[start, end])
-        await self._act(action, rec, frame, [start, end])
 
     async def _ai(self, index: int, kind: str, text: str, frame: Frame) -> str:
         if self.agent_factory is None:

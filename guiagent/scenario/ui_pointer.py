@@ -1,0 +1,64 @@
+"""The pointer steps of :class:`~guiagent.scenario.ui.UI` (click kinds, scroll, drag), a mixin
+split from ``ui.py``: they ground their targets, then act through ``UI._act``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guiagent.core.actions import Click, DoubleClick, Drag, Move, RightClick, Scroll
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point
+from guiagent.scenario.ground import Grounded
+from guiagent.scenario.schema import as_target
+from guiagent.scenario.scroll_until import scroll_until
+from guiagent.scenario.verify import CheckedScreen
+
+
+class PointerSteps(CheckedScreen):
+    """Click, double/right click, hover, scroll and drag steps (``_act`` comes from UI)."""
+
+    async def _click_kind(
+        self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
+    ) -> None:
+        spec = as_target(value)
+        frame, hit = await self.ground(frame, spec, timeout)
+        frame, hit = await self._reachable(frame, spec, hit, timeout)
+        cls = {
+            "click": Click,
+            "double_click": DoubleClick,
+            "right_click": RightClick,
+            "hover": Move,
+        }[kind]
+        action = cls(x=hit.screen[0], y=hit.screen[1])
+        rec.update(action=action, hits=[hit])
+        await self._act(action, rec, frame, [hit])
+
+    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
+        if spec.until is not None:
+            return await scroll_until(self, frame, spec, timeout, rec)
+        x, y, hits = await self._scroll_point(frame, spec, timeout)
+        action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
+        rec.update(action=action, hits=hits)
+        await self._act(action, rec, frame, hits)
+        return ""
+
+    async def _scroll_point(
+        self, frame: Frame, spec: Any, timeout: float
+    ) -> tuple[float, float, list[Grounded]]:
+        """Where a scroll step turns the wheel: its ``on``/``in`` target, ``at``, or the centre."""
+        place = spec.on if spec.on is not None else spec.in_
+        if place is not None:
+            frame, hit = await self.ground(frame, place, timeout)
+            return hit.screen[0], hit.screen[1], [hit]
+        if spec.at is not None:
+            x, y = spec.at
+            return x, y, [Grounded(screen=(x, y), source="at")]
+        centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
+        return centre.x, centre.y, [Grounded(screen=(centre.x, centre.y), source="centre")]
+
+    async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
+        frame, start = await self.ground(frame, spec.from_, timeout)
+        frame, end = await self.ground(frame, spec.to, timeout)
+        action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
+        rec.update(action=action, hits=[start, end])
+        await self._act(action, rec, frame, [start, end])

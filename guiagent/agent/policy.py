@@ -71,9 +71,21 @@ from guiagent.agent.policy_rules import (  # noqa: F401  (re-exported: old impor
     _chord,
     _line,
 )
-from guiagent.agent.words import _word_regex, leading_regex, word_list
+from guiagent.agent.words import (  # noqa: F401  (word_list_names: re-exported)
+    _word_regex,
+    leading_regex,
+    word_list,
+    word_list_names,
+)
 from guiagent.core import yamlio
-from guiagent.core.actions import BaseAction, Key, SkillCall, Type, normalise_key
+from guiagent.core.actions import (  # noqa: F401  (ACTIONS_BY_NAME: re-exported)
+    ACTIONS_BY_NAME,
+    BaseAction,
+    Key,
+    SkillCall,
+    Type,
+    normalise_key,
+)
 from guiagent.core.geometry import Point, Rect
 from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, SecretScope, title_matches
 

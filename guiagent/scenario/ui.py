@@ -569,7 +569,13 @@ def _spec(text: str | None, options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+# skill_steps uses UI; the other names ui.py imported before its pointer steps moved to
+# ui_pointer.py stay importable from here
+from guiagent.core.actions import DoubleClick, Drag, Move, RightClick, Scroll  # noqa: E402, F401
+from guiagent.scenario.schema import as_target  # noqa: E402, F401
+from guiagent.scenario.scroll_until import scroll_until  # noqa: E402, F401
 from guiagent.scenario.skill_steps import ui_steps_runner  # noqa: E402  (it uses UI)
+from guiagent.scenario.verify import CheckedScreen  # noqa: E402, F401
 
 # YAML skills run their steps through the UI: the default a skills registry uses when it
 # was given no steps runner (injected here: the skills layer never imports this one)

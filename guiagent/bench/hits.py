@@ -116,7 +116,7 @@ async def _pages(base: str) -> list[tuple[str, str, Any]]:
         *[(f"narrate {p.stem}", p.as_uri(), nothing) for p in sorted(NARRATE_PAGES.glob("*.html"))],
     ]
     pages += [
-        (f"debian {p.parent.name}/{p.name}", p.as_uri(), nothing)
+        (f"debian {p.relative_to('/usr/share/doc')}", p.as_uri(), nothing)
         for p in DEBIAN_DOCS
         if p.is_file()
     ]

@@ -58,7 +58,8 @@ STEP_DOCS: dict[str, tuple[str, list[str]]] = {
     "hover": ("Move the pointer onto a target without pressing; hover effects show before the next step.", ["hover: {image: icons/menu.png}", "hover: {role: button, nth: 2}"]),
     "type": ("Type text, optionally into a target first.", ["type: hello", "type: {text: '${secret:PASSWORD}', into: Password, enter: true}"]),
     "press": ("Press a key or a chord.", ["press: enter", "press: ctrl+s", "press: [ctrl, shift, t]"]),
-    "scroll": ("Scroll the wheel.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}"]),
+    "scroll": ("Scroll the wheel; with `until`, again and again until a target shows in the container (`in`/`on`, found once at the start) or the page, up to `max` scrolls; fails naming the target when it never shows or the view stops moving.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}", "scroll: {until: Item 40, in: List, max: 30}"]),
+    "select": ("Choose an option of a `<select>` (clicked open, then arrow keys and Enter) or of an ARIA listbox or combobox (its option clicked), by the option's visible label; passes only when the page then has that option selected (browser only).", ["select: {option: Blue, in: Colour}", "select: {option: Large, in: {text: Size, role: listbox}}"]),
     "drag": ("Drag from one target to another.", ["drag: {from: Card 1, to: Done}"]),
     "wait_for": ("Wait until a text or image appears (or is gone).", ["wait_for: Saved", "wait_for: {text: Loading, gone: true, timeout: 20}"]),
     "expect": ("Check that something is (or is not) on screen; fails the scenario otherwise.", ["expect: Welcome, alice", "expect: {url: '*/todos*'}", "expect: {text: Error, not: true}"]),
@@ -87,6 +88,8 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
     "surface": ("Where the action happens: `browser`, `desktop` or `image`.", "surface: desktop"),
     "target_words": ("Words or phrases in the target's text (OCR/DOM text under or near the point), whole-word, case-insensitive.", "target_words: [Delete, Send, Pay]"),
     "target_regex": ("A regular expression searched in the target's text.", "target_regex: '(?i)remove .* account'"),
+    "target_word_lists": ("Names of word lists shipped in `guiagent/agent/wordlists/` (`irreversible`: delete, pay, send, close account, ... in several languages), matched as `target_words` are.", "target_word_lists: [irreversible]"),
+    "target_role": ("ARIA roles or tag names of the target.", "target_role: [button, link]"),
     "region": ("`[x, y, width, height]` in screen points, or a list of them: any point of the action inside.", "region: [0, 0, 200, 60]"),
     "window_title": ("The window title: `re:<regex>`, a glob (`*Terminal*`) or a substring, case-insensitive.", "window_title: ['*Terminal*', 're:^root@']"),
     "url": ("Globs on the whole page URL.", "url: 'https://*.example.com/admin/*'"),
@@ -94,6 +97,7 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
     "domain_not": ("Matches when the host is outside all the globs given (an allow-list).", "domain_not: [localhost, '*.intranet.example']"),
     "keys": ("Key chords, order-insensitive: `ctrl+alt+delete` or `[ctrl, alt, delete]`.", "keys: [ctrl+alt+delete, ctrl+alt+backspace]"),
     "text_regex": ("A regular expression searched in the text of a `type` action.", "text_regex: '\\d{16}'"),
+    "secret": ("Names of the stored secrets a step types (a skill typing one from the secret store).", "secret: [bank_pw]"),
     "text_secret": ("The typed text contains a known secret (a `--secret` value, one from the secret store, or a match of a secret pattern).", "text_secret: true"),
 }  # fmt: skip
 

@@ -20,12 +20,13 @@ DEBIAN_PACKAGES=(
   python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
   zenity galculator   # real GTK applications the AT-SPI tests, the narration bench and tests/test_thirdparty_apps.py use
   ffmpeg              # MP4 export
-  npm                 # installs the third-party web app below
 )
 PYTHON="${PYTHON:-python3}"
 # Debian's own python needs these as packages; a python built elsewhere (pyenv) carries them
 $PYTHON -c "import ensurepip, venv" 2>/dev/null || DEBIAN_PACKAGES+=(python3-venv)
 $PYTHON -c "import tkinter" 2>/dev/null || DEBIAN_PACKAGES+=(python3-tk)
+# npm installs the third-party web app below; a machine with Node.js from elsewhere has it
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -25,8 +25,10 @@ AREAS = (
     "scenario",
     "replay",
     "safety",
+    "secret_ocr",
     "narrate",
     "router",
+    "startup",
 )
 
 

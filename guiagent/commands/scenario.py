@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from guiagent.app import model_agent_factory  # ai: steps get what `guiagent run` gets
+from guiagent.cliparse import UsageError, check_url
 
 console = Console(highlight=False, emoji=False, soft_wrap=True)  # ":id:" is text, not an emoji
 
@@ -65,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run_p.add_argument("--headed", action="store_true", help="show the browser window")
     run_p.add_argument("--base-url", help="serve relative target URLs from here instead")
+    attach = run_p.add_mutually_exclusive_group()
+    attach.add_argument(
+        "--browser-cdp",
+        metavar="URL",
+        help="run browser scenarios in a running Chromium (its DevTools URL), on its active page",
+    )
+    attach.add_argument(
+        "--browser-ws", metavar="URL", help="run browser scenarios in a `playwright run-server`"
+    )
     run_p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     check_p = sub.add_parser("check", help="validate scenario files without running them")
     check_p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories")
@@ -197,7 +207,14 @@ def _run(args: argparse.Namespace) -> int:
     if not scenarios:
         console.print("[red]no scenario to run[/red]")
         return 2
+    for option, value in (("--browser-cdp", args.browser_cdp), ("--browser-ws", args.browser_ws)):
+        if value is not None:
+            check_url(option, value)
+    if (args.browser_cdp or args.browser_ws) and args.workers > 1:
+        raise UsageError("--browser-cdp/--browser-ws share one browser: run with --workers 1")
     options = SessionOptions(
+        browser_cdp=args.browser_cdp,
+        browser_ws=args.browser_ws,
         record_dir=Path(args.record) if args.record else None,
         base_url=args.base_url,
         headless=not args.headed,

@@ -1,10 +1,13 @@
 """The console's web app (Starlette): a JSON API, server-sent events and the static page.
 
-Security: bound to loopback, requests must name a loopback host (no DNS rebinding) and
-state-changing requests from another origin are refused (no cross-site requests from
-pages the user happens to visit). Bound elsewhere, every request must carry the token:
-``Authorization: Bearer <token>``, ``?token=<token>`` (which also sets a cookie, so
-images, event streams and report pages opened from the console carry it) or that cookie.
+Security: the console starts with a random token, printed once with its URL (as Jupyter
+does); every request must carry it: ``Authorization: Bearer <token>``, ``?token=<token>``
+(which also sets an HttpOnly cookie, so the page's API calls, images, event streams and
+report pages carry it) or that cookie. Bound to loopback, requests must also name a
+loopback host (no DNS rebinding), and state-changing requests from another origin are
+refused. Files of a recording are served only as images or JSON, with a
+``Content-Security-Policy`` and ``X-Content-Type-Options: nosniff``; errors are plain
+JSON 4xx answers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ from guiagent.console.runs import ConsoleError, RunManager, RunSpec
 STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "guiagent_console_token"
 HEARTBEAT_S = 15.0
+# what a recording's files and its report may do in a browser: show pictures and styles
+FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+REPORT_CSP = (
+    "default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +67,7 @@ class ConsoleSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 7860
-    token: str | None = None  # required on every request when set
+    token: str | None = None  # required on every request when set (ConsoleServer always sets one)
 
 
 class ApprovalAnswer(BaseModel):
@@ -106,11 +117,12 @@ class Guard:
         from_query = (query.get("token") or [""])[0]
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        cookie = SimpleCookie(headers.get("cookie", ""))
-        from_cookie = cookie[COOKIE].value if COOKIE in cookie else ""
-        if not any(
-            secrets.compare_digest(c, self.token) for c in (bearer, from_query, from_cookie) if c
-        ):
+        try:
+            cookie = SimpleCookie(headers.get("cookie", ""))
+            from_cookie = cookie[COOKIE].value if COOKIE in cookie else ""
+        except Exception:  # a malformed Cookie header: as if there were none
+            from_cookie = ""
+        if not any(_same_token(c, self.token) for c in (bearer, from_query, from_cookie) if c):
             await _deny(
                 send,
                 401,
@@ -118,7 +130,7 @@ class Guard:
                 "(…?token=...) or send 'Authorization: Bearer <token>'",
             )
             return
-        if from_query and secrets.compare_digest(from_query, self.token):
+        if from_query and _same_token(from_query, self.token):
             token = self.token
 
             async def send_with_cookie(message: Message) -> None:
@@ -132,6 +144,13 @@ class Guard:
             await self.app(scope, receive, send_with_cookie)
             return
         await self.app(scope, receive, send)
+
+
+def _same_token(given: str, token: str) -> bool:
+    """Constant-time comparison that takes any text (a non-ASCII token is just wrong)."""
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+    )
 
 
 def _hostname(host_header: str) -> str:
@@ -174,59 +193,69 @@ async def _json_body(request: Request) -> Any:
         raise ConsoleError(f"the request body is not valid JSON: {exc}") from exc
 
 
-def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> Starlette:
-    """The console app for ``manager`` (which must live on the loop that serves the app)."""
-    settings = settings or ConsoleSettings()
+class _Handlers:
+    """The console's request handlers, over one run manager; errors become JSON answers."""
 
-    async def handle(request: Request, fn: Any) -> Response:
+    def __init__(self, manager: RunManager, settings: ConsoleSettings) -> None:
+        self.manager = manager
+        self.settings = settings
+
+    async def handle(self, request: Request, fn: Any) -> Response:
         try:
             return await fn(request)
         except ConsoleError as exc:
             return _error(exc.status, exc.message)
         except ValidationError as exc:
             return _error(422, _validation_message(exc))
+        except (ValueError, UnicodeError, OSError) as exc:  # odd paths (NUL bytes...): plain 400
+            logger.debug("console: bad request {}: {}", request.url.path, exc)
+            return _error(400, f"bad request: {type(exc).__name__}")
 
-    def route(path: str, fn: Any, methods: list[str]) -> Route:
+    def route(self, path: str, fn: Any, methods: list[str]) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await handle(request, fn)
+            return await self.handle(request, fn)
 
         return Route(path, endpoint, methods=methods)
 
-    async def index(request: Request) -> Response:
+    async def index(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def favicon(request: Request) -> Response:
+    async def favicon(self, request: Request) -> Response:
         return Response(status_code=204)  # pages such as reports ask for one; say "none"
 
-    async def info(request: Request) -> Response:
+    async def info(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "default_model_url": manager.default_model_url,
-                "recordings_root": str(manager.recordings_root),
-                "remote": settings.token is not None,
+                "default_model_url": self.manager.default_model_url,
+                "recordings_root": str(self.manager.recordings_root),
+                "remote": self.settings.token is not None,
             }
         )
 
-    async def list_runs(request: Request) -> Response:
-        return JSONResponse(manager.list_runs())
+    async def list_runs(self, request: Request) -> Response:
+        return JSONResponse(self.manager.list_runs())
 
-    async def start_run(request: Request) -> Response:
+    async def start_run(self, request: Request) -> Response:
         spec = RunSpec.model_validate(await _json_body(request))
-        run = await manager.start(spec)
+        run = await self.manager.start(spec)
         return JSONResponse(run.summary(), status_code=201)
 
-    async def get_run(request: Request) -> Response:
-        return JSONResponse(manager.get(request.path_params["run_id"]).summary())
+    async def get_run(self, request: Request) -> Response:
+        return JSONResponse(self.manager.get(request.path_params["run_id"]).summary())
 
-    async def control(request: Request) -> Response:
+    async def control(self, request: Request) -> Response:
         run_id, verb = request.path_params["run_id"], request.path_params["verb"]
-        actions = {"pause": manager.pause, "resume": manager.resume, "stop": manager.stop}
+        actions = {
+            "pause": self.manager.pause,
+            "resume": self.manager.resume,
+            "stop": self.manager.stop,
+        }
         if verb not in actions:
             return _error(404, f"unknown run action {verb!r}; use pause, resume or stop")
         return JSONResponse(actions[verb](run_id))
 
-    async def events(request: Request) -> Response:
-        run = manager.get(request.path_params["run_id"])
+    async def events(self, request: Request) -> Response:
+        run = self.manager.get(request.path_params["run_id"])
         after = request.headers.get("last-event-id") or request.query_params.get("after") or "-1"
         try:
             after_seq = int(after)
@@ -249,52 +278,68 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def frame(request: Request) -> Response:
-        data = manager.frame(request.path_params["run_id"], request.path_params["key"])
+    async def frame(self, request: Request) -> Response:
+        data = self.manager.frame(request.path_params["run_id"], request.path_params["key"])
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
-    async def approval(request: Request) -> Response:
+    async def approval(self, request: Request) -> Response:
         answer = ApprovalAnswer.model_validate(await _json_body(request))
         return JSONResponse(
-            manager.answer(
+            self.manager.answer(
                 request.path_params["run_id"], request.path_params["approval_id"], answer.approve
             )
         )
 
-    async def upload_image(request: Request) -> Response:
+    async def upload_image(self, request: Request) -> Response:
         form = await request.form(max_part_size=32 * 1024 * 1024)
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise ConsoleError("send the image as a multipart file field named 'image'")
         data = await upload.read()
-        return JSONResponse(await asyncio.to_thread(manager.add_image, data), status_code=201)
+        return JSONResponse(await asyncio.to_thread(self.manager.add_image, data), status_code=201)
 
-    async def image(request: Request) -> Response:
-        data = await asyncio.to_thread(manager.image_bytes, request.path_params["image_id"])
+    async def image(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self.manager.image_bytes, request.path_params["image_id"])
         return Response(data, media_type="image/jpeg")
 
-    async def ask(request: Request) -> Response:
+    async def ask(self, request: Request) -> Response:
         q = Question.model_validate(await _json_body(request))
-        answer = await manager.ask(
+        answer = await self.manager.ask(
             q.question, image_id=q.image_id, run_id=q.run_id, model_url=q.model_url, local=q.local
         )
         return JSONResponse(answer)
 
-    async def recordings(request: Request) -> Response:
-        return JSONResponse(await asyncio.to_thread(manager.recordings))
+    async def recordings(self, request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(self.manager.recordings))
 
-    async def replay(request: Request) -> Response:
+    async def replay(self, request: Request) -> Response:
         body = ReplayRequest.model_validate(await _json_body(request))
-        run = await manager.start_replay(request.path_params["name"], body.mode)
+        run = await self.manager.start_replay(request.path_params["name"], body.mode)
         return JSONResponse(run.summary(), status_code=201)
 
-    async def report(request: Request) -> Response:
-        path = await manager.report(request.path_params["name"])
-        return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-store"})
+    async def report(self, request: Request) -> Response:
+        path = await self.manager.report(request.path_params["name"])
+        return FileResponse(
+            path,
+            media_type="text/html",
+            headers={**SAFE_HEADERS, "Content-Security-Policy": REPORT_CSP},
+        )
 
-    async def recording_file(request: Request) -> Response:
-        path = manager.recording_file(request.path_params["name"], request.path_params["path"])
-        return FileResponse(path)
+    async def recording_file(self, request: Request) -> Response:
+        path, media = self.manager.recording_file(
+            request.path_params["name"], request.path_params["path"]
+        )
+        return FileResponse(
+            path,
+            media_type=media,
+            headers={**SAFE_HEADERS, "Content-Security-Policy": FILE_CSP},
+        )
+
+
+def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> Starlette:
+    """The console app for ``manager`` (which must live on the loop that serves the app)."""
+    settings = settings or ConsoleSettings()
+    handlers = _Handlers(manager, settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -302,23 +347,23 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
         await manager.close()
 
     routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/favicon.ico", favicon, methods=["GET"]),
-        route("/api/info", info, ["GET"]),
-        route("/api/runs", list_runs, ["GET"]),
-        route("/api/runs", start_run, ["POST"]),
-        route("/api/runs/{run_id}", get_run, ["GET"]),
-        route("/api/runs/{run_id}/events", events, ["GET"]),
-        route("/api/runs/{run_id}/frames/{key}.jpg", frame, ["GET"]),
-        route("/api/runs/{run_id}/approvals/{approval_id}", approval, ["POST"]),
-        route("/api/runs/{run_id}/{verb}", control, ["POST"]),
-        route("/api/images", upload_image, ["POST"]),
-        route("/api/images/{image_id}.jpg", image, ["GET"]),
-        route("/api/ask", ask, ["POST"]),
-        route("/api/recordings", recordings, ["GET"]),
-        route("/api/recordings/{name}/replay", replay, ["POST"]),
-        route("/recordings/{name}/report.html", report, ["GET"]),
-        route("/recordings/{name}/{path:path}", recording_file, ["GET"]),
+        Route("/", handlers.index, methods=["GET"]),
+        Route("/favicon.ico", handlers.favicon, methods=["GET"]),
+        handlers.route("/api/info", handlers.info, ["GET"]),
+        handlers.route("/api/runs", handlers.list_runs, ["GET"]),
+        handlers.route("/api/runs", handlers.start_run, ["POST"]),
+        handlers.route("/api/runs/{run_id}", handlers.get_run, ["GET"]),
+        handlers.route("/api/runs/{run_id}/events", handlers.events, ["GET"]),
+        handlers.route("/api/runs/{run_id}/frames/{key}.jpg", handlers.frame, ["GET"]),
+        handlers.route("/api/runs/{run_id}/approvals/{approval_id}", handlers.approval, ["POST"]),
+        handlers.route("/api/runs/{run_id}/{verb}", handlers.control, ["POST"]),
+        handlers.route("/api/images", handlers.upload_image, ["POST"]),
+        handlers.route("/api/images/{image_id}.jpg", handlers.image, ["GET"]),
+        handlers.route("/api/ask", handlers.ask, ["POST"]),
+        handlers.route("/api/recordings", handlers.recordings, ["GET"]),
+        handlers.route("/api/recordings/{name}/replay", handlers.replay, ["POST"]),
+        handlers.route("/recordings/{name}/report.html", handlers.report, ["GET"]),
+        handlers.route("/recordings/{name}/{path:path}", handlers.recording_file, ["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -341,7 +386,8 @@ class _Server(uvicorn.Server):
 class ConsoleServer:
     """The console served by uvicorn, on the running loop (:meth:`serve`) or a thread (:meth:`start`).
 
-    Binding outside loopback needs ``allow_remote=True``; a token is then generated
+    Binding outside loopback needs ``allow_remote=True``. A token is generated (unless given)
+    on loopback too
     (unless given) and every request must carry it.
     """
 
@@ -359,7 +405,7 @@ class ConsoleServer:
                 f"binding to {host} exposes the console to the network: pass --allow-remote "
                 "(a token will be required on every request)"
             )
-        if not is_loopback(host) and token is None:
+        if token is None:  # every console has one: any local process or page could call it
             token = secrets.token_urlsafe(24)
         self.manager = manager
         self.settings = ConsoleSettings(host=host, port=port, token=token)
@@ -387,14 +433,24 @@ class ConsoleServer:
                 return int(sock.getsockname()[1])
         return self.settings.port
 
-    def url(self, host: str | None = None) -> str:
+    def base_url(self, host: str | None = None) -> str:
+        """The console's address without the token (``http://host:port``)."""
         shown = host or (
             "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         )
         if ":" in shown:
             shown = f"[{shown}]"
-        base = f"http://{shown}:{self.port}/"
+        return f"http://{shown}:{self.port}"
+
+    def url(self, host: str | None = None) -> str:
+        """The URL to open: with the token, which the console turns into a cookie."""
+        base = self.base_url(host) + "/"
         return f"{base}?token={self.token}" if self.token else base
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate an API client."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def bind(self) -> socket.socket:
         """Bind the listening socket now (a clear OSError if the address is taken or absent)."""

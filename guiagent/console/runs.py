@@ -15,16 +15,14 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guiagent.agent.config import AgentConfig, RunResult
-from guiagent.agent.control import RunControl
 from guiagent.agent.policy import (
     CallbackApprover,
     Policy,
@@ -33,249 +31,69 @@ from guiagent.agent.policy import (
     describe_action,
 )
 from guiagent.app import RunSettings, build_parts, make_agent
+from guiagent.console.live import (
+    MAX_FRAMES_PER_RUN,
+    MAX_IMAGES,
+    MAX_UPLOAD_BYTES,
+    Approval,
+    Channel,
+    ConflictError,
+    ConsoleControl,
+    ConsoleError,
+    ConsoleRun,
+    EnvFactory,
+    NotFoundError,
+    RunKind,
+    RunSpec,
+    RunStatus,
+    StillEnv,
+    _close_quietly,
+    encode_jpeg,
+)
+from guiagent.console.recordings import (
+    ALLOWED_ABOUT,
+    LOCAL_SCHEMES,
+    SERVED_TYPES,
+    RecordingsMixin,
+    refuse_local_url,
+)
 from guiagent.core.actions import BaseAction
-from guiagent.core.env import ActResult, Environment, Frame
-from guiagent.core.geometry import CoordSpace, Point
+from guiagent.core.env import Environment, Frame
+from guiagent.core.geometry import Point
 from guiagent.core.killswitch import KillSwitch
-from guiagent.record.trajectory import RUN_FILE, RecordingError, load, read_header
 
 if TYPE_CHECKING:
     from guiagent.agent.loop import Agent
 
-RunKind = Literal["task", "replay"]
-RunStatus = Literal["starting", "running", "finished", "failed", "stopped", "error"]
-EnvFactory = Callable[["RunSpec"], Awaitable[Environment]]
-
-MAX_FRAMES_PER_RUN = 400
-MAX_IMAGES = 32
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-
-
-class ConsoleError(Exception):
-    """A request the console cannot honour; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFoundError(ConsoleError):
-    status = 404
-
-
-class ConflictError(ConsoleError):
-    status = 409
-
-
-class RunSpec(BaseModel):
-    """What the run form sends."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(min_length=1, max_length=4000)
-    env: Literal["browser", "desktop"] = "browser"
-    start_url: str | None = None
-    display: str | None = None
-    model_url: str | None = None
-    model_name: str | None = None
-    max_steps: int = Field(default=30, ge=1, le=500)
-    dry_run: bool = False
-    policy_path: str | None = None
-    coord_space: CoordSpace | None = None
-    record: bool = True
-
-    @field_validator("task")
-    @classmethod
-    def _task_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the task must not be blank")
-        return value.strip()
-
-    @field_validator(
-        "start_url", "display", "model_url", "model_name", "policy_path", mode="before"
-    )
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-
-class StillEnv:
-    """An environment showing one still image: lets the model answer questions about a picture."""
-
-    surface = "image"
-
-    def __init__(self, frame: Frame) -> None:
-        self.frame = frame
-
-    async def observe(self) -> Frame:
-        return self.frame
-
-    async def act(self, action: BaseAction) -> ActResult:
-        return ActResult(ok=False, detail="a still image cannot be acted on")
-
-    async def close(self) -> None:
-        return None
-
-
-class Channel:
-    """An append-only event log with live subscribers (one asyncio.Queue per watcher)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
-        self.closed = False
-
-    def publish(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        event = {**data, "seq": len(self.events), "kind": kind, "time": time.time()}
-        self.events.append(event)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
-        return event
-
-    def close(self) -> None:
-        self.closed = True
-        self.disconnect_all()
-
-    def disconnect_all(self) -> None:
-        """End every watcher's stream (the server is going down); the log stays."""
-        for queue in self._subscribers:
-            queue.put_nowait(None)
-
-    @property
-    def watchers(self) -> int:
-        return len(self._subscribers)
-
-    async def subscribe(
-        self, after: int = -1, heartbeat_s: float | None = None
-    ) -> AsyncIterator[dict[str, Any] | None]:
-        """Past events with ``seq > after``, then live ones until the channel closes.
-
-        With ``heartbeat_s``, yields None after that long without an event (keep-alives).
-        """
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._subscribers.add(queue)
-        try:
-            backlog = [e for e in self.events if e["seq"] > after]
-            last = after
-            for event in backlog:
-                last = event["seq"]
-                yield event
-            if self.closed:
-                return
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), heartbeat_s)
-                except TimeoutError:
-                    yield None
-                    continue
-                if event is None:
-                    return
-                if event["seq"] > last:
-                    last = event["seq"]
-                    yield event
-        finally:
-            self._subscribers.discard(queue)
-
-
-class ConsoleControl(RunControl):
-    """RunControl that says when the loop is really waiting (not just asked to pause)."""
-
-    def __init__(self, on_wait: Callable[[bool], None]) -> None:
-        super().__init__()
-        self._on_wait = on_wait
-
-    async def wait_if_paused(self) -> None:
-        if not self.paused:
-            return
-        self._on_wait(True)
-        try:
-            await super().wait_if_paused()
-        finally:
-            self._on_wait(False)
-
-
-class Approval:
-    def __init__(self, approval_id: str, info: dict[str, Any]) -> None:
-        self.id = approval_id
-        self.info = info
-        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-
-class ConsoleRun:
-    """One run (an agent task or a replay) as the console sees it."""
-
-    def __init__(self, run_id: str, kind: RunKind, spec: RunSpec, run_dir: Path | None) -> None:
-        self.id = run_id
-        self.kind: RunKind = kind
-        self.spec = spec
-        self.run_dir = run_dir
-        self.status: RunStatus = "starting"
-        self.waiting = False  # paused and actually waiting between two actions
-        self.channel = Channel()
-        self.control = ConsoleControl(self._waiting_changed)
-        self.frames: OrderedDict[str, bytes] = OrderedDict()
-        self.approvals: dict[str, Approval] = {}
-        self.last_frame: Frame | None = None
-        self.env: Environment | None = None  # while the run is live
-        self.steps = 0
-        self.created_at = time.time()
-        self.result: dict[str, Any] | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.redact: Callable[[str], str] = lambda text: text  # the agent's redactor, once made
-
-    @property
-    def active(self) -> bool:
-        return self.status in ("starting", "running")
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "run_kind": self.kind,
-            "task": self.spec.task,
-            "env": self.spec.env,
-            "status": self.status,
-            "paused": self.control.paused,
-            "waiting": self.waiting,
-            "steps": self.steps,
-            "created_at": self.created_at,
-            "recording": self.run_dir.name if self.run_dir else None,
-            "result": self.result,
-            "pending_approvals": [a.info for a in self.approvals.values() if not a.future.done()],
-            "watchers": self.channel.watchers,
-        }
-
-    def publish(self, kind: str, **data: Any) -> None:
-        self.channel.publish(kind, data)
-
-    def publish_state(self) -> None:
-        self.publish("state", status=self.status, paused=self.control.paused, waiting=self.waiting)
-
-    def _waiting_changed(self, waiting: bool) -> None:
-        self.waiting = waiting
-        self.publish_state()
-
-    def store_frame(self, key: str, data: bytes) -> None:
-        self.frames[key] = data
-        while len(self.frames) > MAX_FRAMES_PER_RUN:
-            self.frames.popitem(last=False)
-
-
-def encode_jpeg(image: Image.Image, quality: int = 80) -> bytes:
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+__all__ = [  # what other modules import from here, wherever it now lives
+    "ALLOWED_ABOUT",
+    "LOCAL_SCHEMES",
+    "MAX_FRAMES_PER_RUN",
+    "MAX_IMAGES",
+    "MAX_UPLOAD_BYTES",
+    "SERVED_TYPES",
+    "Approval",
+    "Channel",
+    "ConflictError",
+    "ConsoleControl",
+    "ConsoleError",
+    "ConsoleRun",
+    "EnvFactory",
+    "NotFoundError",
+    "RecordingsMixin",
+    "RunKind",
+    "RunManager",
+    "RunSpec",
+    "RunStatus",
+    "StillEnv",
+    "default_env_factory",
+    "encode_jpeg",
+    "refuse_local_url",
+]
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "-", text.lower()).strip("-")[:40] or "run"
-
-
-def _safe_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise NotFoundError(f"no recording named {name!r}")
-    return name
 
 
 async def default_env_factory(spec: RunSpec) -> Environment:
@@ -289,7 +107,7 @@ async def default_env_factory(spec: RunSpec) -> Environment:
     return await BrowserEnv(start_url=spec.start_url, headless=True).start()
 
 
-class RunManager:
+class RunManager(RecordingsMixin):
     """Starts runs and replays, answers approvals and questions, lists recordings."""
 
     def __init__(
@@ -300,6 +118,7 @@ class RunManager:
         env_factory: EnvFactory | None = None,
         agent_options: dict[str, Any] | None = None,
         settings: RunSettings | None = None,
+        allow_file_urls: bool = False,
     ) -> None:
         """``settings``: skills, secrets, policy and kill switch of every run (default: as
         `guiagent run` has them without flags, from the GUIAGENT_* variables)."""
@@ -314,6 +133,8 @@ class RunManager:
         self.runs: dict[str, ConsoleRun] = {}
         self.images: OrderedDict[str, Frame] = OrderedDict()
         self._grounder: Any = None
+        self._reports: dict[Path, int] = {}  # reports this console wrote: path -> mtime_ns
+        self.allow_file_urls = allow_file_urls
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -335,6 +156,8 @@ class RunManager:
         return path
 
     async def start(self, spec: RunSpec) -> ConsoleRun:
+        if spec.start_url and not self.allow_file_urls:
+            refuse_local_url(spec.start_url)
         model_url = spec.model_url or self.default_model_url
         if not model_url:
             raise ConsoleError("no model server: give a model URL (e.g. http://127.0.0.1:30000)")
@@ -378,7 +201,7 @@ class RunManager:
                 }
             )
             agent = self.make_agent(run, env, config)
-            run.redact = agent.redactor.redact_text
+            run.redactor = agent.redactor
             run.status = "running"
             run.publish_state()
             await agent.run(spec.task)
@@ -387,7 +210,9 @@ class RunManager:
             run.result = {"status": "stopped", "stop_reason": run.control.stop_reason}
             run.publish("end", **run.result)
         except Exception as exc:  # the run fails; the console and other runs go on
-            logger.opt(exception=exc).error("console run {} failed", run.id)
+            logger.error(
+                "console run {} failed: {}", run.id, run.redact(f"{type(exc).__name__}: {exc}")
+            )
             run.status = "error"
             run.result = {"status": "error", "stop_reason": f"{type(exc).__name__}: {exc}"}
             run.publish("error", message=run.result["stop_reason"])
@@ -676,143 +501,3 @@ class RunManager:
         lines = await self._local_grounder().aread_text(frame)
         text = "; ".join(line.text for line in lines if line.text.strip())
         return (f"(text on screen) {text}" if text else "(no text found on this screen)"), "ocr"
-
-    # --- recordings -------------------------------------------------------------------------
-
-    def recordings(self) -> list[dict[str, Any]]:
-        root = self.recordings_root
-        if not root.is_dir():
-            return []
-        out = []
-        for path in root.iterdir():
-            header_file = path / RUN_FILE
-            if not header_file.is_file():
-                continue
-            try:
-                header = read_header(path)  # a killed run shows as interrupted
-            except (OSError, ValueError, RecordingError) as exc:
-                out.append(
-                    {
-                        "name": path.name,
-                        "task": "",
-                        "status": "unreadable",
-                        "error": str(exc),
-                        "started_at": 0,
-                    }
-                )
-                continue
-            out.append(
-                {
-                    "name": path.name,
-                    "task": header.task,
-                    "surface": header.surface,
-                    "status": header.status,
-                    "steps": header.step_count,
-                    "started_at": header.started_at,
-                    "answer": header.answer,
-                }
-            )
-        return sorted(out, key=lambda r: -float(r["started_at"] or 0))
-
-    def _recording_dir(self, name: str) -> Path:
-        path = self.recordings_root / _safe_name(name)
-        if not (path / RUN_FILE).is_file():
-            raise NotFoundError(f"no recording named {name!r} in {self.recordings_root}")
-        return path
-
-    async def report(self, name: str) -> Path:
-        """The recording's report.html, (re)written when missing or older than the recording."""
-        from guiagent.record.report import write_report
-
-        path = self._recording_dir(name)
-        report = path / "report.html"
-        sources = [p for p in (path / RUN_FILE, path / "steps.jsonl") if p.exists()]
-        newest = max((p.stat().st_mtime for p in sources), default=0.0)
-        if report.is_file() and report.stat().st_mtime >= newest:
-            return report
-        try:
-            run = await asyncio.to_thread(load, path)
-            return await asyncio.to_thread(write_report, run, report)
-        except RecordingError as exc:
-            raise ConsoleError(f"cannot write the report of {name}: {exc}") from exc
-
-    def recording_file(self, name: str, relative: str) -> Path:
-        root = self._recording_dir(name).resolve()
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            raise NotFoundError(f"no file {relative!r} in recording {name!r}")
-        return target
-
-    async def start_replay(
-        self, name: str, mode: Literal["strict", "heal"] = "strict"
-    ) -> ConsoleRun:
-        path = self._recording_dir(name)
-        try:
-            recording = await asyncio.to_thread(load, path)
-        except RecordingError as exc:
-            raise ConsoleError(f"cannot read recording {name}: {exc}") from exc
-        surface = recording.header.surface or "browser"
-        url = next((s.meta.get("url") for s in recording.steps if s.meta.get("url")), None)
-        if surface == "browser" and not url:
-            raise ConsoleError("the recording names no page URL to replay on")
-        spec = RunSpec(
-            task=f"replay ({mode}) of {name}: {recording.header.task}",
-            env="desktop" if surface == "desktop" else "browser",
-            start_url=url,
-            record=False,
-        )
-        run = ConsoleRun(secrets.token_hex(6), "replay", spec, None)
-        self.runs[run.id] = run
-        run.publish("run", **run.summary())
-        run.task = asyncio.create_task(self._replay_task(run, recording, mode))
-        return run
-
-    async def _replay_task(
-        self, run: ConsoleRun, recording: Any, mode: Literal["strict", "heal"]
-    ) -> None:
-        from guiagent.record.replay import replay
-
-        env: Environment | None = None
-        try:
-            env = await self.env_factory(run.spec)
-            run.status = "running"
-            run.publish_state()
-            grounder = None
-            if mode == "heal":
-                from guiagent.grounding.local import LocalGrounder
-
-                grounder = LocalGrounder()
-            from guiagent.agent.replay_act import executor_act  # the one step executor
-
-            act = executor_act(env, None, None)
-            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder, act=act)
-            run.steps = len(report.steps)
-            for step in report.steps:
-                run.publish("replay_step", **step.model_dump(mode="json"))
-            run.status = "finished" if report.ok else "failed"
-            run.result = {"status": run.status, "stop_reason": report.summary(), "steps": run.steps}
-            run.publish("end", **run.result)
-        except asyncio.CancelledError:
-            run.status = "stopped"
-            run.result = {"status": "stopped", "stop_reason": "stopped"}
-            run.publish("end", **run.result)
-        except Exception as exc:  # ReplayError, an env that would not start, ...
-            logger.opt(exception=exc).error("console replay {} failed", run.id)
-            run.status = "error"
-            run.result = {"status": "error", "stop_reason": f"{type(exc).__name__}: {exc}"}
-            run.publish("error", message=run.result["stop_reason"])
-            run.publish("end", **run.result)
-        finally:
-            await _close_quietly(env, f"console replay {run.id}")
-            run.publish_state()
-            run.channel.close()
-
-
-async def _close_quietly(closer: Any, what: str) -> None:
-    """Close an agent or environment at the end of a run; a failure there is logged, not raised."""
-    if closer is None:
-        return
-    try:
-        await closer.close()
-    except Exception as exc:
-        logger.warning("{}: closing failed: {}", what, exc)

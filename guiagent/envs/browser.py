@@ -50,6 +50,9 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
+from guiagent.envs.browser_capture import ViewportCapture
+from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
+from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
     _DOM_ELEMENTS_JS,
     _FOCUS_STATE_JS,
@@ -67,6 +70,7 @@ CHROMIUM_ARGS = (
     "--disable-gpu",
 )
 WHEEL_PX_PER_NOTCH = 100
+TYPE_CHUNK = 64  # characters typed between two kill-switch checks
 
 # our key names (guiagent.core.actions.normalise_key) -> Playwright key names
 _KEYS: dict[str, str] = {
@@ -166,6 +170,17 @@ def _refs_to_backend_ids(root: dict[str, Any]) -> dict[int, int]:
     return found
 
 
+_FOCUSED_AT_JS = """([x, y]) => {
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return false;
+    const editable = el.isContentEditable || ['INPUT', 'TEXTAREA'].includes(el.tagName);
+    if (!editable) return false;
+    const r = el.getBoundingClientRect();
+    return x >= r.left && x < r.right && y >= r.top && y < r.bottom;
+}"""
+
+
 async def _next_frames(page: Page, count: int = 2) -> None:
     """Wait until the page has drawn ``count`` more frames (hover styles, scrolling)."""
     try:
@@ -220,6 +235,7 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
+        self._capture = ViewportCapture(timeout_ms)
         # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
         self.accessible_names = True
         self._cdp: Any = None
@@ -281,6 +297,7 @@ class BrowserEnv:
                 )
                 self._page = await self._active_page(self._browser)
                 self._context = self._page.context
+                await self._page.add_init_script(QUIET_INSTALL_JS)
                 self._watch()
                 logger.info("attached over CDP to {} ({})", self.cdp_url, self._page.url)
                 return
@@ -301,6 +318,7 @@ class BrowserEnv:
         self._owns_context = True
         self._context.set_default_timeout(self.timeout_ms)
         self._page = await self._context.new_page()
+        await self._page.add_init_script(QUIET_INSTALL_JS)
         self._watch()
 
     def _ws_headers(self) -> dict[str, str] | None:
@@ -351,6 +369,7 @@ class BrowserEnv:
     async def close(self) -> None:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
+        self._capture.reset()
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -406,13 +425,17 @@ class BrowserEnv:
 
     async def observe(self) -> Frame:
         page = self._check_alive()
-        with self._guard():
-            state = await page.evaluate(_PAGE_STATE_JS)
-            png = await page.screenshot(
-                type="png", full_page=self.full_page, timeout=self.timeout_ms
+        with self._guard():  # page state and pixels in parallel
+            state, png = await asyncio.gather(
+                page.evaluate(_PAGE_STATE_JS), self._capture.png(page, self.full_page)
             )
-        image = Image.open(io.BytesIO(png)).convert("RGB")
-        dpr = float(state["dpr"])
+            image = Image.open(io.BytesIO(png)).convert("RGB")
+            dpr = float(state["dpr"])
+            if self._capture.from_cdp and abs(image.width - round(state["width"] * dpr)) > 1:
+                # an emulated device scale: CDP's plain capture is in CSS pixels here
+                self._capture.give_up_cdp()
+                png = await self._capture.png(page, self.full_page)
+                image = Image.open(io.BytesIO(png)).convert("RGB")
         transform = transform_for_page(
             Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
         )
@@ -433,6 +456,13 @@ class BrowserEnv:
             "full_page": self.full_page,
         }
         return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+
+    async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None:
+        """Wait until the page itself is quiet (network, timers, DOM, animations, fonts);
+        None when the page cannot be instrumented (see guiagent.envs.browser_quiet)."""
+        page = self._check_alive()
+        with self._guard():
+            return await wait_quiet(page, timeout_s)
 
     # -- act -------------------------------------------------------------------------
 
@@ -525,12 +555,12 @@ class BrowserEnv:
             await mouse.wheel(dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            if self.killswitch is None:
-                await page.keyboard.type(action.text)
-            else:
-                for char in action.text:  # one key at a time, the kill switch checked between keys
-                    self._check_killed()
-                    await page.keyboard.type(char)
+            # real key events (no fill), one call per chunk: the kill switch is checked
+            # between chunks, not between keys, so typing costs no round trip per key
+            text = action.text
+            for start in range(0, len(text), TYPE_CHUNK):
+                self._check_killed()
+                await page.keyboard.type(text[start : start + TYPE_CHUNK])
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)
@@ -547,6 +577,12 @@ class BrowserEnv:
             focused: dict[str, Any] | None = await page.evaluate(_FOCUSED_JS)
         return focused
 
+    async def focused_at(self, x: float, y: float) -> bool:
+        """Whether the text field with keyboard focus covers viewport point (x, y)."""
+        page = self._check_alive()
+        with self._guard():
+            return bool(await page.evaluate(_FOCUSED_AT_JS, [x, y]))
+
     async def hit_test(self, x: float, y: float, ref: int) -> dict[str, Any]:
         """What is drawn at viewport point (x, y) and whether it is element ``ref`` (from a
         DOM snapshot) or inside it: {found, hit, at, target} (``at``/``target`` described)."""
@@ -554,6 +590,17 @@ class BrowserEnv:
         with self._guard():
             result: dict[str, Any] = await page.evaluate(_HIT_TEST_JS, [x, y, ref])
         return result
+
+    async def choice_control(
+        self, x: float, y: float, name: str | None = None, again: bool = False
+    ) -> dict[str, Any] | None:
+        """The choice control (a ``<select>``, an ARIA listbox or combobox) at or beside
+        viewport point (x, y), or named ``name``: {kind, name, box, expanded, options
+        [{label, selected}], selected, value, text}; ``again``: the one found last time."""
+        page = self._check_alive()
+        with self._guard():
+            found: dict[str, Any] | None = await page.evaluate(CHOICE_JS, [x, y, name, again])
+        return found
 
     async def scroll_into_view(self, ref: int) -> bool:
         """Scroll element ``ref`` (and its scrolling ancestors) so that it shows."""
@@ -574,11 +621,13 @@ class BrowserEnv:
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
 
-        Each: tag, type (inputs), role, id, text, name (the accessible name), label,
-        aria_label, placeholder, title, alt (every name it answers to), value (never for
-        password fields), interactive, disabled, password, editable, ref (stable across
-        snapshots, for :meth:`hit_test`), clipped, box {x, y, width, height} (the part not
-        clipped by scrolling ancestors).
+        Each: tag, type (inputs), role, id, text (200 characters; more_text holds the rest),
+        name (the accessible name), label, aria_label, placeholder, title, alt (every name it
+        answers to), owner_name (the name of the control it sits in), pseudo (::before/::after
+        text), value (never for password fields), interactive, disabled, password, editable,
+        ref (stable across snapshots, for :meth:`hit_test`), clipped, box {x, y, width,
+        height} (the part not clipped by scrolling ancestors). Open shadow roots and
+        same-origin iframes are included, their boxes in the top viewport.
         """
         page = self._check_alive()
         with self._guard():

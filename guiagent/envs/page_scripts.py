@@ -98,7 +98,10 @@ _DOM_ELEMENTS_JS = (
     "(inViewport) => {"
     + _REFS_JS
     + """
+  // walks the page, open shadow roots and same-origin iframes (boxes in the top page's
+  // viewport); text past 200 characters goes to more_text, CSS ::before/::after to pseudo
   const INTERACTIVE = 'a[href],button,input,select,textarea,summary,label,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true],img[alt],[aria-label],[title]';
+  const CONTROL = 'a[href],button,[role=button],[role=link],[role=menuitem],[role=tab],[role=option],summary,label';
   const vw = window.innerWidth, vh = window.innerHeight;
   const out = [];
   const seen = new Set();
@@ -109,10 +112,11 @@ _DOM_ELEMENTS_JS = (
     const s = getComputedStyle(el);
     return s.visibility !== 'hidden' && s.display !== 'none' && parseFloat(s.opacity || '1') > 0;
   };
-  // the part of r not cut away by ancestors that clip their overflow
+  // the part of r (the element's own frame coordinates) not cut away by ancestors that clip
   const clipRect = (el, r) => {
     let [l, t, rr, b] = [r.left, r.top, r.right, r.bottom];
-    for (let p = el.parentElement; p && p !== document.body && p !== document.documentElement; p = p.parentElement) {
+    const doc = el.ownerDocument;
+    for (let p = el.parentElement; p && p !== doc.body && p !== doc.documentElement; p = p.parentElement) {
       const s = getComputedStyle(p);
       if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
       const c = p.getBoundingClientRect();
@@ -121,24 +125,32 @@ _DOM_ELEMENTS_JS = (
     }
     return [l, t, rr, b];
   };
-  const textOf = (id) => { const n = document.getElementById(id); return n ? clean(n.innerText || n.textContent) : ''; };
+  const textOf = (el, id) => {
+    const root = el.getRootNode();
+    const n = root.getElementById ? root.getElementById(id) : el.ownerDocument.getElementById(id);
+    return n ? clean(n.innerText || n.textContent) : '';
+  };
   const pseudo = (el, which) => {
     const c = getComputedStyle(el, which).content;
     return c && c !== 'none' && c !== 'normal' && /^["']/.test(c) ? c.slice(1, -1) : '';
   };
-  const push = (el, interactive) => {
+  const pseudoText = (el) => clean(pseudo(el, '::before') + ' ' + pseudo(el, '::after'));
+  const nameOf = (el) => el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || el.getAttribute('alt') || null;
+  const push = (el, interactive, dx, dy) => {
     if (seen.has(el)) return;
-    const r = el.getBoundingClientRect();
+    const own = el.getBoundingClientRect();
+    const r = {left: own.left + dx, top: own.top + dy, right: own.right + dx, bottom: own.bottom + dy, width: own.width, height: own.height};
     if (!visible(el, r)) return;
     seen.add(el);
     const tag = el.tagName.toLowerCase();
     const type = tag === 'input' ? (el.getAttribute('type') || 'text').toLowerCase() : null;
-    let text = clean(el.innerText);
+    let text = clean(el.innerText || el.textContent);
     if (tag === 'input' && ['button', 'submit', 'reset'].includes(type)) text = el.value || text;
-    if (!text) text = clean(pseudo(el, '::before') + ' ' + pseudo(el, '::after'));
+    const generated = pseudoText(el);
+    if (!text) text = generated;
     const secret = type === 'password';
     const by = el.getAttribute('aria-labelledby');
-    const labelledby = by ? clean(by.split(/\\s+/).map(textOf).join(' ')) : '';
+    const labelledby = by ? clean(by.split(/\\s+/).map((id) => textOf(el, id)).join(' ')) : '';
     const labels = el.labels && el.labels.length ? clean(Array.from(el.labels).map((l) => l.innerText).join(' ')) : '';
     const aria = clean(el.getAttribute('aria-label'));
     const placeholder = clean(el.getAttribute('placeholder'));
@@ -146,25 +158,49 @@ _DOM_ELEMENTS_JS = (
     const alt = clean(el.getAttribute('alt'));
     const named = tag === 'label' || tag === 'option' || tag === 'button' || tag === 'a' || el.getAttribute('role');
     const name = labelledby || aria || labels || (named && text) || placeholder || title || alt || null;
-    const [l, t, rr, b] = clipRect(el, r);
+    const owner = el.parentElement ? el.parentElement.closest(CONTROL) : null;
+    const [l, t, rr, b] = clipRect(el, own);
     const clipped = rr <= l || b <= t;
     const box = clipped ? {x: r.left, y: r.top, width: r.width, height: r.height}
-      : {x: l, y: t, width: rr - l, height: b - t};
+      : {x: l + dx, y: t + dy, width: rr - l, height: b - t};
     out.push({
       tag, type, role: el.getAttribute('role') || null, id: el.id || null,
-      text: text.slice(0, 200), name: name ? name.slice(0, 200) : null,
+      text: text.slice(0, 200), more_text: text.length > 200 ? text.slice(200, 20000) : null,
+      name: name ? name.slice(0, 200) : null,
       label: (labelledby || labels || null), aria_label: aria || null,
       placeholder: placeholder || null, title: title || null, alt: alt || null,
+      owner_name: owner ? (nameOf(owner) || clean(owner.innerText).slice(0, 100) || null) : null,
+      pseudo: generated || null,
       value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
       interactive, disabled: !!el.disabled, password: secret, editable: editable(el),
       ref: refOf(el), clipped, box,
     });
   };
-  document.querySelectorAll(INTERACTIVE).forEach(el => push(el, true));
-  const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false);
-  }
+  const walk = (root, dx, dy, depth) => {
+    if (depth > 8) return;
+    root.querySelectorAll(INTERACTIVE).forEach(el => push(el, true, dx, dy));
+    const start = root.body || root.documentElement || root;
+    if (!start) return;
+    const walker = document.createTreeWalker(start, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let n = walker.currentNode; n; n = walker.nextNode()) {
+      if (n.nodeType === Node.TEXT_NODE) {
+        if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false, dx, dy);
+        continue;
+      }
+      if (n.nodeType !== Node.ELEMENT_NODE) continue;
+      if (n.shadowRoot) walk(n.shadowRoot, dx, dy, depth + 1);
+      if (n.tagName === 'IFRAME' || n.tagName === 'FRAME') {
+        let doc = null;
+        try { doc = n.contentDocument; } catch (e) { doc = null; }  // cross-origin: not readable
+        if (doc) {
+          const fr = n.getBoundingClientRect();
+          walk(doc, dx + fr.left + n.clientLeft, dy + fr.top + n.clientTop, depth + 1);
+        }
+      }
+      if (n !== start && pseudoText(n)) push(n, false, dx, dy);
+    }
+  };
+  walk(document, 0, 0, 0);
   return out;
 }"""
 )

@@ -16,29 +16,41 @@ Three sources, tried in this order:
 from __future__ import annotations
 
 import asyncio
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from loguru import logger
-from PIL import Image
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
 
 from guiagent.core.env import Frame
-from guiagent.core.geometry import FrameTransform, Point, Rect
+from guiagent.core.geometry import FrameTransform, Rect
 from guiagent.grounding.buttons import ButtonReader
+from guiagent.grounding.candidates import (
+    _Candidate,
+    _contains,
+    _in_reading_order,
+    _iou,
+    _reject,
+)
+from guiagent.grounding.dom import (
+    DOM_SNAPSHOT_JS,
+    DomBox,
+    DomElement,
+    _canonical_role,
+)
 from guiagent.grounding.fields import field_beside, find_field_box
 from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
+from guiagent.grounding.targets import (
+    AmbiguousTarget,
+    GroundingError,
+    GroundResult,
+    RejectedCandidate,
+    Source,
+    Target,
+    TargetNotFound,
+    _fmt_rect,
+    _fmt_region,
+    _image_name,
+)
 from guiagent.grounding.template import TemplateError, load_template, match_template
 from guiagent.grounding.text import (
     TextMatch,
@@ -62,498 +74,6 @@ __all__ = [
     "TextBox",
     "match_text",
 ]
-
-Source = Literal["ocr", "template", "dom"]
-
-
-# --- inputs ---------------------------------------------------------------------------
-
-
-def _rect_from_any(value: Any) -> Any:
-    if isinstance(value, (list, tuple)) and len(value) == 4:
-        return Rect(*(float(v) for v in value))
-    if isinstance(value, dict):
-        if {"x", "y", "width", "height"} <= value.keys():
-            return Rect(value["x"], value["y"], value["width"], value["height"])
-        return Rect(value["left"], value["top"], value["width"], value["height"])
-    return value
-
-
-class Target(BaseModel):
-    """What to find. Exactly one of ``text`` and ``image``, or a ``role`` alone (DOM only:
-    every element of that role, in reading order, ``nth`` choosing).
-
-    - ``role``: button, link, input (textbox), checkbox, radio, select (combobox), ...;
-      enforced on DOM elements; with OCR, input/select move the result from the label
-      to the field outlined right of or below it; other roles only lower confidence;
-    - ``nth``: 1-based, in reading order among the equally good matches;
-    - ``near``: another text; the candidate closest to it wins;
-    - ``in_region``: a Rect (frame pixels, or ``[left, top, width, height]``) or a text
-      naming a container (DOM: the smallest section/form/list item/... holding that text;
-      without DOM: the row of that text);
-    - ``exact``: case-sensitive match of one element's or OCR line's whole text (default:
-      case-insensitive, whitespace normalised, partial and fuzzy matches allowed at lower
-      scores; never forgiving a differing sign, digit or currency symbol).
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    text: str | None = None
-    image: Path | Image.Image | None = None
-    role: str | None = None
-    nth: int | None = Field(default=None, ge=1)
-    near: str | None = None
-    in_region: Rect | str | None = None
-    exact: bool = False
-
-    @field_validator("in_region", mode="before")
-    @classmethod
-    def _region(cls, value: Any) -> Any:
-        return _rect_from_any(value)
-
-    @field_validator("text", "near")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Target:
-        if self.text is None and self.image is None and self.role:
-            return self  # a role alone
-        if (self.text is None) == (self.image is None):
-            raise ValueError("give exactly one of text or image (or a role alone)")
-        return self
-
-    def describe(self) -> str:
-        if self.text is not None:
-            what = repr(self.text)
-        elif self.image is not None:
-            what = f"image {_image_name(self.image)}"
-        else:
-            what = "any"
-        parts = [what]
-        if self.role:
-            parts.append(f"role={self.role}")
-        if self.nth:
-            parts.append(f"nth={self.nth}")
-        if self.near:
-            parts.append(f"near={self.near!r}")
-        if self.in_region is not None:
-            parts.append(f"in={_fmt_region(self.in_region)}")
-        return " ".join(parts)
-
-
-def _image_name(image: Path | Image.Image | None) -> str:
-    if isinstance(image, Image.Image):
-        return f"<{image.width}x{image.height} image>"
-    return str(image)
-
-
-def _fmt_rect(rect: Rect) -> str:
-    return f"[{rect.left:.0f},{rect.top:.0f} {rect.width:.0f}x{rect.height:.0f}]"
-
-
-def _fmt_region(region: Rect | str) -> str:
-    return repr(region) if isinstance(region, str) else _fmt_rect(region)
-
-
-class DomBox(BaseModel):
-    """An element's box in CSS pixels of the viewport (getBoundingClientRect)."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-class DomElement(BaseModel):
-    """One page element as the browser environment reports it (see :data:`DOM_SNAPSHOT_JS`).
-
-    Accepted dict shape (unknown keys ignored; only ``box`` is required)::
-
-        {"tag": "input", "text": "", "role": null, "type": "password",
-         "label": "Password", "placeholder": "Password", "aria_label": null,
-         "name": null, "value": null, "title": null, "alt": null, "id": "password",
-         "box": {"x": 24, "y": 180, "width": 280, "height": 38},
-         "visible": true, "enabled": true, "checked": null}
-
-    ``label`` is the text of the element's <label>s (or aria-labelledby); ``aria_label``
-    also accepts ``ariaLabel``; ``name`` is an accessible name if the source has one.
-    The shape :meth:`BrowserEnv.dom_elements` returns is accepted as is (its
-    ``disabled: true`` means ``enabled: false``; ``interactive``/``password`` are ignored,
-    the role is derived from tag and type).
-    """
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    tag: str = ""
-    text: str = ""
-    role: str | None = None
-    type: str | None = None
-    label: str | None = None
-    placeholder: str | None = None
-    aria_label: str | None = Field(
-        default=None, validation_alias=AliasChoices("aria_label", "ariaLabel")
-    )
-    name: str | None = None
-    value: str | None = None
-    title: str | None = None
-    alt: str | None = None
-    id: str | None = None
-    box: DomBox
-    visible: bool = True
-    enabled: bool = True
-    checked: bool | None = None
-    editable: bool | None = None  # takes typed text (None: the source does not say)
-    ref: int | None = None  # the browser's handle on this element (hit test, scroll, focus)
-    clipped: bool = False  # entirely cut away by a scrolling ancestor
-    ax_name: str | None = None  # the accessible name from the browser's accessibility tree
-    ax_role: str | None = None  # the role from that tree (Chromium's names)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _disabled_flag(cls, data: Any) -> Any:
-        # BrowserEnv.dom_elements() reports "disabled" rather than "enabled".
-        if isinstance(data, dict) and "enabled" not in data and "disabled" in data:
-            data = {**data, "enabled": not data["disabled"]}
-        return data
-
-    @field_validator("tag")
-    @classmethod
-    def _lower_tag(cls, value: str) -> str:
-        return value.lower()
-
-    @property
-    def effective_role(self) -> str:
-        if self.role:
-            return self.role.lower()
-        derived = self._tag_role()
-        if derived == "generic" and self.ax_role:
-            ax = _canonical_role(self.ax_role)
-            if ax in _INTERACTIVE_ROLES:  # e.g. a div the browser exposes as a button
-                return ax
-        return derived
-
-    def _tag_role(self) -> str:
-        kind = (self.type or "").lower()
-        if self.tag == "a":
-            return "link"
-        if self.tag == "button" or (self.tag == "input" and kind in _BUTTON_INPUTS):
-            return "button"
-        if self.tag == "input" and kind in ("checkbox", "radio"):
-            return kind
-        if self.tag in ("input", "textarea") or self.editable:
-            return "textbox"
-        if self.tag == "select":
-            return "combobox"
-        if re.fullmatch(r"h[1-6]", self.tag):
-            return "heading"
-        return {"li": "listitem", "label": "label", "img": "img", "option": "option"}.get(
-            self.tag, "generic"
-        )
-
-    @property
-    def interactive(self) -> bool:
-        return self.effective_role in _INTERACTIVE_ROLES
-
-    @property
-    def container(self) -> bool:
-        return self.tag in _CONTAINER_TAGS or (self.role or "").lower() in _CONTAINER_ROLES
-
-    def names(self) -> list[str]:
-        """The texts a person might use to name this element."""
-        values = [
-            self.text,
-            self.ax_name,
-            self.label,
-            self.aria_label,
-            self.placeholder,
-            self.title,
-            self.alt,
-            self.name,
-        ]
-        if self.effective_role == "button" and self.tag == "input":
-            values.append(self.value)
-        return list(dict.fromkeys(v for v in values if v and v.strip()))
-
-    def frame_box(self, transform: FrameTransform) -> Rect:
-        top_left = transform.screen_to_frame(Point(self.box.x, self.box.y))
-        bottom_right = transform.screen_to_frame(
-            Point(self.box.x + self.box.width, self.box.y + self.box.height)
-        )
-        return Rect.from_corners(top_left.x, top_left.y, bottom_right.x, bottom_right.y)
-
-
-_BUTTON_INPUTS = {"button", "submit", "reset", "image"}
-_INTERACTIVE_ROLES = {
-    "button",
-    "link",
-    "textbox",
-    "checkbox",
-    "radio",
-    "combobox",
-    "listbox",
-    "option",
-    "tab",
-    "menuitem",
-    "switch",
-    "searchbox",
-    "slider",
-    "spinbutton",
-    "menuitemcheckbox",
-    "menuitemradio",
-    "treeitem",
-}
-_CONTAINER_TAGS = {
-    "section",
-    "form",
-    "li",
-    "ul",
-    "ol",
-    "nav",
-    "header",
-    "footer",
-    "main",
-    "aside",
-    "fieldset",
-    "dialog",
-    "table",
-    "tr",
-    "article",
-    "details",
-}
-_CONTAINER_ROLES = {
-    "region",
-    "dialog",
-    "group",
-    "listitem",
-    "list",
-    "form",
-    "navigation",
-    "row",
-    "tabpanel",
-}
-_ROLE_SYNONYMS = {
-    "input": "textbox",
-    "field": "textbox",
-    "textfield": "textbox",
-    "text field": "textbox",
-    "edit": "textbox",
-    "entry": "textbox",
-    "textarea": "textbox",
-    "searchbox": "textbox",
-    "select": "combobox",
-    "dropdown": "combobox",
-    "listbox": "combobox",
-    "check box": "checkbox",
-    "radio button": "radio",
-    "radiobutton": "radio",
-    "image": "img",
-    "icon": "img",
-}
-
-
-def _canonical_role(role: str) -> str:
-    role = " ".join(role.lower().split())
-    return _ROLE_SYNONYMS.get(role, role)
-
-
-# JavaScript for page.evaluate(): returns the list of dicts DomElement accepts.
-DOM_SNAPSHOT_JS = r"""
-() => {
-  const wanted = 'a,button,input,select,textarea,label,summary,option,img,[role],[aria-label],[title],' +
-    'h1,h2,h3,h4,h5,h6,p,span,li,td,th,section,form,ul,ol,nav,header,footer,main,aside,fieldset,' +
-    'dialog,table,tr,article,details,legend,div';
-  const out = [];
-  const vw = window.innerWidth, vh = window.innerHeight;
-  const clean = (s) => (s || '').replace(/\s+/g, ' ').trim();
-  for (const el of document.querySelectorAll(wanted)) {
-    const r = el.getBoundingClientRect();
-    if (r.width <= 0 || r.height <= 0 || r.bottom < 0 || r.right < 0 || r.top > vh || r.left > vw) continue;
-    const tag = el.tagName.toLowerCase();
-    let ownText = '';
-    for (const node of el.childNodes) if (node.nodeType === 3) ownText += node.textContent;
-    const isLeafish = clean(ownText) !== '' || ['button', 'a', 'label', 'option', 'summary', 'li', 'td', 'th', 'legend'].includes(tag);
-    const interesting = isLeafish || el.matches('input,select,textarea,img,[role],[aria-label],[title],section,form,ul,ol,nav,header,footer,main,aside,fieldset,dialog,table,tr,article,details');
-    if (!interesting) continue;
-    const style = getComputedStyle(el);
-    const visible = style.visibility !== 'hidden' && style.display !== 'none' && parseFloat(style.opacity || '1') > 0;
-    let label = null;
-    if (el.labels && el.labels.length) label = clean(Array.from(el.labels).map((l) => l.innerText).join(' '));
-    const by = el.getAttribute('aria-labelledby');
-    if (!label && by) label = clean(by.split(/\s+/).map((id) => (document.getElementById(id) || {}).innerText || '').join(' '));
-    out.push({
-      tag, text: clean(el.innerText).slice(0, 300), role: el.getAttribute('role'),
-      type: el.getAttribute('type'), label, placeholder: el.getAttribute('placeholder'),
-      aria_label: el.getAttribute('aria-label'), title: el.getAttribute('title'),
-      alt: el.getAttribute('alt'), id: el.id || null,
-      value: (tag === 'input' || tag === 'select' || tag === 'textarea') ? String(el.value) : null,
-      box: {x: r.x, y: r.y, width: r.width, height: r.height},
-      visible, enabled: !el.disabled && el.getAttribute('aria-disabled') !== 'true',
-      checked: (el.type === 'checkbox' || el.type === 'radio') ? !!el.checked : null,
-    });
-  }
-  return out;
-}
-"""
-
-
-# --- outputs and errors -----------------------------------------------------------------
-
-
-class RejectedCandidate(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    text: str
-    box: Rect
-    score: float
-    reason: str
-
-    @field_validator("box", mode="before")
-    @classmethod
-    def _box_in(cls, value: Any) -> Any:
-        return _rect_from_any(value)
-
-    @field_serializer("box")
-    def _box(self, box: Rect) -> list[float]:
-        return [box.left, box.top, box.width, box.height]
-
-
-class GroundResult(BaseModel):
-    """Where the target is: ``box`` and ``point`` (its centre) in frame pixels."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    box: Rect
-    point: Point
-    confidence: float = Field(ge=0.0, le=1.0)
-    source: Source
-    text: str = ""
-    candidates_rejected: list[RejectedCandidate] = Field(default_factory=list)
-    field: bool = False  # a label's text was resolved to the field it names
-    element: DomElement | None = None  # the DOM element found (its ref, role, editable)
-
-    @field_validator("box", mode="before")
-    @classmethod
-    def _box_in(cls, value: Any) -> Any:
-        return _rect_from_any(value)
-
-    @field_validator("point", mode="before")
-    @classmethod
-    def _point_in(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return Point(float(value[0]), float(value[1]))
-        return value
-
-    @field_serializer("box")
-    def _box(self, box: Rect) -> list[float]:
-        return [box.left, box.top, box.width, box.height]
-
-    @field_serializer("point")
-    def _point(self, point: Point) -> list[float]:
-        return [point.x, point.y]
-
-
-class GroundingError(LookupError):
-    """Base of the grounder's named failures."""
-
-
-class AmbiguousTarget(GroundingError):
-    """Several candidates are equally good; ``candidates`` holds (text, box, score).
-
-    ``anchor``: None when the target itself is ambiguous, else ``"near"`` or ``"in"``: the
-    text the target was to be found near (or in) shows in several places.
-    """
-
-    def __init__(
-        self,
-        target: Target,
-        candidates: list[tuple[str, Rect, float]],
-        anchor: str | None = None,
-    ) -> None:
-        self.target = target
-        self.candidates = candidates
-        self.anchor = anchor
-        listed = "; ".join(
-            f"{text!r} at {_fmt_rect(box)} (score {score:.2f})" for text, box, score in candidates
-        )
-        if anchor is None:
-            what = f"target {target.describe()} is ambiguous"
-            hint = "Add nth, near or in_region to choose."
-        else:
-            helper = target.near if anchor == "near" else target.in_region
-            what = f"the {anchor} text {helper!r} of target {target.describe()} is ambiguous"
-            hint = f"Make the {anchor} text name one place."
-        super().__init__(f"{what}: {len(candidates)} equally good matches: {listed}. {hint}")
-
-
-class TargetNotFound(GroundingError):
-    """Nothing matched; ``closest`` lists the texts seen that came nearest."""
-
-    def __init__(self, target: Target, closest: list[str], detail: str = "") -> None:
-        self.target = target
-        self.closest = closest
-        seen = ", ".join(repr(t) for t in closest) if closest else "no text at all"
-        extra = f" ({detail})" if detail else ""
-        super().__init__(f"target {target.describe()} not found{extra}; closest texts seen: {seen}")
-
-
-# --- candidates -----------------------------------------------------------------------
-
-
-@dataclass
-class _Candidate:
-    text: str
-    box: Rect
-    score: float
-    source: Source
-    element: DomElement | None = None
-    field: bool = False  # resolved from a label to its field
-
-
-def _iou(a: Rect, b: Rect) -> float:
-    x1, y1 = max(a.left, b.left), max(a.top, b.top)
-    x2, y2 = min(a.right, b.right), min(a.bottom, b.bottom)
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _contains(outer: Rect, inner: Rect, slack: float = 1.0) -> bool:
-    return (
-        outer.left - slack <= inner.left
-        and outer.top - slack <= inner.top
-        and inner.right <= outer.right + slack
-        and inner.bottom <= outer.bottom + slack
-    )
-
-
-def _reject(candidate: _Candidate, reason: str) -> RejectedCandidate:
-    return RejectedCandidate(
-        text=candidate.text, box=candidate.box, score=round(candidate.score, 4), reason=reason
-    )
-
-
-def _reading_key(candidate: _Candidate) -> tuple[float, float]:
-    return (candidate.box.centre.y, candidate.box.left)
-
-
-def _in_reading_order(candidates: list[_Candidate]) -> list[_Candidate]:
-    ordered = sorted(candidates, key=_reading_key)
-    rows: list[list[_Candidate]] = []
-    for candidate in ordered:
-        if rows:
-            anchor = rows[-1][0].box
-            if (
-                abs(candidate.box.centre.y - anchor.centre.y)
-                <= max(anchor.height, candidate.box.height) / 2
-            ):
-                rows[-1].append(candidate)
-                continue
-        rows.append([candidate])
-    return [c for row in rows for c in sorted(row, key=lambda c: c.box.left)]
 
 
 # --- the grounder -----------------------------------------------------------------------
@@ -645,33 +165,7 @@ class LocalGrounder:
             e if isinstance(e, DomElement) else DomElement.model_validate(e) for e in dom or []
         ]
         rejected: list[RejectedCandidate] = []
-
-        if target.image is not None:
-            candidates = self._template_candidates(frame, target)
-            source: Source = "template"
-        elif target.text is None:  # a role alone: every element of that role
-            if not elements:
-                raise TargetNotFound(
-                    target, [], detail="a target by role alone needs the page's elements"
-                )
-            candidates = self._role_candidates(elements, transform, frame, target, rejected)
-            source = "dom"
-        else:
-            assert target.text is not None
-            candidates, source = [], "ocr"
-            if elements:
-                candidates = self._dom_candidates(elements, transform, frame, target, rejected)
-                if candidates and max(c.score for c in candidates) >= self.dom_preference:
-                    source = "dom"
-                else:
-                    candidates = []
-            if not candidates:
-                candidates = self._ocr_candidates(frame, target.text, target.exact)
-        if target.role and source == "ocr" and _canonical_role(target.role) in _FIELD_ROLES:
-            candidates = [_field_for_label(frame, c) for c in candidates]
-        elif target.role and source != "dom":
-            for candidate in candidates:
-                candidate.score *= 0.9  # pixels cannot confirm the role
+        candidates, source = self._find_candidates(frame, target, elements, transform, rejected)
 
         region = (
             self._resolve_region(frame, target, elements, transform)
@@ -714,6 +208,44 @@ class LocalGrounder:
             field=chosen.field,
             element=chosen.element,
         )
+
+    def _find_candidates(
+        self,
+        frame: Frame,
+        target: Target,
+        elements: list[DomElement],
+        transform: FrameTransform,
+        rejected: list[RejectedCandidate],
+    ) -> tuple[list[_Candidate], Source]:
+        """The candidates for ``target`` and the source they came from (template, dom or ocr)."""
+        source: Source
+        if target.image is not None:
+            candidates = self._template_candidates(frame, target)
+            source = "template"
+        elif target.text is None:  # a role alone: every element of that role
+            if not elements:
+                raise TargetNotFound(
+                    target, [], detail="a target by role alone needs the page's elements"
+                )
+            candidates = self._role_candidates(elements, transform, frame, target, rejected)
+            source = "dom"
+        else:
+            assert target.text is not None
+            candidates, source = [], "ocr"
+            if elements:
+                candidates = self._dom_candidates(elements, transform, frame, target, rejected)
+                if candidates and max(c.score for c in candidates) >= self.dom_preference:
+                    source = "dom"
+                else:
+                    candidates = []
+            if not candidates:
+                candidates = self._ocr_candidates(frame, target.text, target.exact)
+        if target.role and source == "ocr" and _canonical_role(target.role) in _FIELD_ROLES:
+            candidates = [_field_for_label(frame, c) for c in candidates]
+        elif target.role and source != "dom":
+            for candidate in candidates:
+                candidate.score *= 0.9  # pixels cannot confirm the role
+        return candidates, source
 
     # -- choosing among candidates ---------------------------------------------------
 

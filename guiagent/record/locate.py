@@ -27,7 +27,7 @@ from guiagent.record import compare, match
 from guiagent.record.capture import RegionCapture, ScreenBox
 from guiagent.record.dom_probe import candidates, element_at, has_dom
 from guiagent.record.evidence import DEFAULT_RADIUS, box_xywh, crop_box_around, element_field
-from guiagent.record.trajectory import Run, StepRecord
+from guiagent.record.trajectory import RecordingError, Run, StepRecord
 
 TEMPLATE_MIN_SCORE = 0.8
 TEMPLATE_SCALES = (1.0, 0.9, 1.1, 0.8, 1.25, 0.67, 1.5)
@@ -282,7 +282,7 @@ class Locator:
         try:
             with Image.open(self.run.file(str(crop_path))) as im:
                 image = im.convert("RGB")
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecordingError):  # unreadable, or a path leaving the run
             return None
         if image.size != (box[2] - box[0], box[3] - box[1]):
             return None

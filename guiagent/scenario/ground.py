@@ -20,7 +20,7 @@ from loguru import logger
 from pydantic import BaseModel, Field
 
 from guiagent.agent.step import StepExecutor
-from guiagent.core.env import DomSource, Environment, Frame
+from guiagent.core.env import DomSource, Environment, Frame, QuietSource
 from guiagent.core.geometry import Point
 from guiagent.scenario.schema import (
     ExpectSpec,
@@ -87,6 +87,12 @@ def step_label(index: int, kind: str, value: Any) -> str:
         if value.url is not None:
             parts.append(f"url {value.url!r}")
         return f"{head} {'not ' if value.not_ else ''}{', '.join(parts)})"
+    if kind == "scroll" and value.until is not None:
+        place = value.on or value.in_
+        where = f" in {place.describe()}" if place is not None else ""
+        return f"{head} until {value.until.describe()}{where})"
+    if kind == "select":
+        return f'{head} "{value.option}" in {value.in_.describe()})'
     if kind == "screenshot":
         return f"{head} {value})"
     if kind == "use":
@@ -178,11 +184,15 @@ class Screen:
         self.settle_opts = settle
         self.base_dir = base_dir
         self.recent: deque[Frame] = deque(maxlen=RECENT_FRAMES)
+        # the DOM read since the last observe and the last input event, read once per frame
+        self._dom: list[Any] | None = None
+        self._dom_fresh = False
 
     # --- observing --------------------------------------------------------------------
 
     async def observe(self) -> Frame:
         frame = await self.env.observe()
+        self.dom_changed()
         # keep distinct frames only: a long quiet settle must not push a brief toast out
         if self.recent and self.recent[-1].digest == frame.digest:
             self.recent[-1] = frame
@@ -194,23 +204,53 @@ class Screen:
         opts = self.settle_opts
         if not opts.enabled:
             return await self.observe(), 0.0
-        from guiagent.core.change import settle
+        from guiagent.core.change import settle_env
 
-        result = await settle(
-            self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s
+        result = await settle_env(
+            self.env,
+            self.observe,
+            threshold=opts.threshold,
+            quiet_ms=opts.quiet_ms,
+            timeout_s=opts.timeout_s,
         )
         if not result.settled:
             logger.debug("screen still changing after {:.0f} ms; going on", result.waited_ms)
         return result.frame, float(result.waited_ms)
 
+    async def for_check(self, spec: Any) -> tuple[Frame, float]:
+        """The frame a retrying check (expect, wait_for) starts from: no settle, as the
+        check retries until it holds. A check for absence (``not``, ``gone``) would pass
+        at once on a page that is about to show the thing, so it waits for the page's own
+        quiet first when the surface can tell (events only, never pixels)."""
+        negative = bool(getattr(spec, "not_", False) or getattr(spec, "gone", False))
+        if negative and self.settle_opts.enabled and isinstance(self.env, QuietSource):
+            start = time.monotonic()
+            try:
+                await self.env.wait_quiet(self.settle_opts.timeout_s)
+            except Exception as exc:  # the observe below reports a dead surface
+                logger.debug("no quiet wait before the check: {}", exc)
+            waited = (time.monotonic() - start) * 1000
+            return await self.observe(), waited
+        return await self.observe(), 0.0
+
+    def dom_changed(self) -> None:
+        """Forget the DOM read so far (a new frame was taken, or input was sent)."""
+        self._dom_fresh = False
+
     async def dom(self) -> list[Any] | None:
+        """The page's elements as of the last frame (read once per frame and input event)."""
         if not isinstance(self.env, DomSource):
             return None
+        if self._dom_fresh:
+            return self._dom
         try:
-            return list(await self.env.dom_elements())
+            self._dom = list(await self.env.dom_elements())
         except Exception as exc:  # a page mid-navigation: fall back to OCR for this frame
             logger.debug("no DOM for this frame: {}", exc)
+            self._dom = None
             return None
+        self._dom_fresh = True
+        return self._dom
 
     async def for_disk(
         self, frame: Frame, dom: list[Any] | None

@@ -39,6 +39,7 @@ STEP_KINDS: tuple[str, ...] = (
     "type",
     "press",
     "scroll",
+    "select",
     "drag",
     "wait_for",
     "expect",
@@ -229,6 +230,43 @@ class ScrollSpec(_Strict):
     amount: int = Field(default=3, ge=1, le=50, description="Wheel notches.")
     at: tuple[float, float] | None = Field(default=None, description="Screen point to scroll at.")
     on: TargetRef | None = Field(default=None, description="Scroll over this target.")
+    in_: TargetRef | None = Field(
+        default=None,
+        alias="in",
+        description=(
+            "Scroll inside this container: a target on it or in it (its name, or a text"
+            " already showing in it). Same as on."
+        ),
+    )
+    until: TargetRef | None = Field(
+        default=None,
+        description=(
+            "Scroll again and again until this target shows (and can be clicked); fails when"
+            " it never does within max scrolls or when the view stops moving."
+        ),
+    )
+    max: int = Field(default=20, ge=1, le=200, description="With until: the most scrolls to try.")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ScrollSpec:
+        given = [k for k in ("at", "on", "in_") if getattr(self, k) is not None]
+        if len(given) > 1:
+            names = ", ".join(k.rstrip("_") for k in given)
+            raise ValueError(f"scroll takes one of at, on or in; got {names}")
+        return self
+
+
+class SelectSpec(_Strict):
+    option: str = Field(
+        min_length=1, description="The option to choose, by its visible label (exact)."
+    )
+    in_: TargetRef = Field(
+        alias="in",
+        description=(
+            "The control: a <select>, an ARIA listbox or combobox, named by its label (or any"
+            " target on or just before it). Browser only."
+        ),
+    )
 
 
 class DragSpec(_Strict):
@@ -345,6 +383,15 @@ class ScrollStep(_StepBase):
     scroll: ScrollSpec
 
 
+class SelectStep(_StepBase):
+    select: SelectSpec = Field(
+        description=(
+            "Choose an option of a drop-down or list box; passes only when the control then"
+            " has that option selected."
+        )
+    )
+
+
 class DragStep(_StepBase):
     drag: DragSpec
 
@@ -381,6 +428,7 @@ _STEP_CLASSES: dict[str, type[_StepBase]] = {
     "type": TypeStep,
     "press": PressStep,
     "scroll": ScrollStep,
+    "select": SelectStep,
     "drag": DragStep,
     "wait_for": WaitForStep,
     "expect": ExpectStep,
@@ -428,6 +476,7 @@ Step = Annotated[
     | Annotated[TypeStep, Tag("type")]
     | Annotated[PressStep, Tag("press")]
     | Annotated[ScrollStep, Tag("scroll")]
+    | Annotated[SelectStep, Tag("select")]
     | Annotated[DragStep, Tag("drag")]
     | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[ExpectStep, Tag("expect")]
@@ -444,9 +493,40 @@ Step = Annotated[
 
 
 class BrowserTarget(_Strict):
-    url: str = Field(
-        description="Absolute URL, or a path served from the scenario's project (or --base-url)."
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Absolute URL, or a path served from the scenario's project (or --base-url)."
+            " With cdp it may be left out: the steps start on the browser's active page."
+        ),
     )
+    cdp: str | None = Field(
+        default=None,
+        description=(
+            "Attach to a running Chromium by its DevTools URL (http://127.0.0.1:9222, started"
+            " with --remote-debugging-port) and act on its active page; the browser is left"
+            " running."
+        ),
+    )
+    ws: str | None = Field(
+        default=None,
+        description="Connect to a `playwright run-server` endpoint (ws://...); needs url.",
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> BrowserTarget:
+        if self.cdp is not None and self.ws is not None:
+            raise ValueError("a browser target takes cdp or ws, not both")
+        if self.url is None and self.cdp is None:
+            raise ValueError(
+                "a browser target needs a url (or cdp: a running browser to attach to)"
+            )
+        for key in ("cdp", "ws"):
+            value = getattr(self, key)
+            schemes = ("http://", "https://", "ws://", "wss://")
+            if value is not None and not value.startswith(schemes):
+                raise ValueError(f"{key} must be a URL (http://, ws://...), got {value!r}")
+        return self
 
 
 class DesktopTarget(_Strict):
@@ -492,10 +572,25 @@ class SettleOptions(_Strict):
     )
 
 
+def _target_kind(value: Any) -> str:
+    """A desktop target names a command or window (or another desktop key); else a browser."""
+    if isinstance(value, BaseModel):
+        return "desktop" if isinstance(value, DesktopTarget) else "browser"
+    if isinstance(value, dict) and any(k in DesktopTarget.model_fields for k in value):
+        return "desktop"
+    return "browser"
+
+
+TargetKind = Annotated[
+    Annotated[BrowserTarget, Tag("browser")] | Annotated[DesktopTarget, Tag("desktop")],
+    Discriminator(_target_kind),
+]
+
+
 class Scenario(_Strict):
     name: str = Field(default="", description="Defaults to the file name.")
     description: str = ""
-    target: BrowserTarget | DesktopTarget
+    target: TargetKind
     env: Literal["browser", "desktop"] | None = Field(
         default=None, description="Inferred from target."
     )

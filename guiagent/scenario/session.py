@@ -57,6 +57,9 @@ class SessionOptions(BaseModel):
     )
     agent_factory: AgentFactory | None = Field(default=None, exclude=True)
     skill_paths: list[Path] = Field(default_factory=list)  # --skills: more skill files/folders
+    # --browser-cdp / --browser-ws: every browser scenario runs in this browser instead
+    browser_cdp: str | None = None
+    browser_ws: str | None = None
 
 
 def run_dir_for(root: Path, name: str) -> Path:
@@ -171,12 +174,23 @@ class ScenarioSession:
     ) -> AsyncIterator[Environment]:
         from guiagent.envs.browser import BrowserEnv
 
-        url = self.url_for(scenario, target.url)
-        env = BrowserEnv(start_url=url, viewport=scenario.viewport, browser=await self.browser())
+        url = self.url_for(scenario, target.url) if target.url is not None else None
+        cdp, ws = target.cdp, target.ws
+        if self.options.browser_cdp or self.options.browser_ws:
+            cdp, ws = self.options.browser_cdp, self.options.browser_ws
+        if cdp is not None or ws is not None:
+            env = BrowserEnv(start_url=url, viewport=scenario.viewport, cdp_url=cdp, ws_endpoint=ws)
+            where = f"the browser at {cdp or ws}"
+        else:
+            env = BrowserEnv(
+                start_url=url, viewport=scenario.viewport, browser=await self.browser()
+            )
+            where = str(url)
         try:
             await env.start()
         except Exception as exc:
-            raise SetupError(f"cannot open {url}: {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SetupError(f"cannot open {where}: {first}") from exc
         try:
             yield env
         finally:

@@ -8,7 +8,8 @@
     await ui.ai("add 'milk' to the list")  # needs agent_factory (a model server)
 
 Each call is one step, exactly as the same step in a YAML scenario: settle (wait until the
-screen stops changing, by frame differences), ground the target in the settled frame (OCR,
+screen stops changing: in a browser from the page's own events, else by frame differences;
+``expect`` and ``wait_for`` retry instead, like Playwright's assertions), ground the target in the settled frame (OCR,
 DOM, templates), convert to screen coordinates, send the input through the run's
 :class:`~guiagent.agent.step.StepExecutor` (kill switch, policy, input, record), and record
 the step. The YAML runner (:mod:`guiagent.scenario.runner`) calls :meth:`UI.run_step` for
@@ -46,10 +47,11 @@ from guiagent.core.actions import (
     Scroll,
     Type,
 )
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
+from guiagent.scenario.choice import select_option
 from guiagent.scenario.ground import (
     Grounded,
     StepFailure,
@@ -62,6 +64,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
     as_target,
 )
+from guiagent.scenario.scroll_until import scroll_until
 from guiagent.scenario.verify import CheckedScreen, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
@@ -170,13 +173,27 @@ class UI(CheckedScreen):
         *,
         on: str | Mapping[str, Any] | None = None,
         at: tuple[float, float] | None = None,
+        in_: str | Mapping[str, Any] | None = None,
+        until: str | Mapping[str, Any] | None = None,
+        max: int | None = None,
     ) -> str:
+        """Turn the wheel; with ``until``, again and again until that target shows
+        (``in_``: the container to scroll, ``max``: the most scrolls)."""
         spec: dict[str, Any] = {"direction": direction, "amount": amount}
-        if on is not None:
-            spec["on"] = _target(on)
+        for key, value in (("on", on), ("in", in_), ("until", until)):
+            if value is not None:
+                spec[key] = _target(value)
         if at is not None:
             spec["at"] = list(at)
+        if max is not None:
+            spec["max"] = max
         return await self.do({"scroll": spec})
+
+    async def select(
+        self, option: str, *, in_: str | Mapping[str, Any], timeout: float | None = None
+    ) -> str:
+        """Choose ``option`` (its visible label) in the drop-down or list box ``in_`` names."""
+        return await self.do({"select": {"option": option, "in": _target(in_)}}, timeout)
 
     async def drag(self, source: str | Mapping[str, Any], to: str | Mapping[str, Any]) -> str:
         return await self.do({"drag": {"from": _target(source), "to": _target(to)}})
@@ -231,7 +248,10 @@ class UI(CheckedScreen):
         label = self.redactor.redact_text(label or step_label(index, step.kind, step.value))
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"index": index}
-        frame, settle_ms = await self.settled()
+        if step.kind in ("expect", "wait_for"):  # retrying checks: no settle first
+            frame, settle_ms = await self.for_check(step.value)
+        else:
+            frame, settle_ms = await self.settled()
         # the DOM of the settled frame, to black out its password fields on disk
         frame_dom = await self.dom() if self.out_dir is not None else None
         t1 = time.perf_counter()
@@ -281,7 +301,9 @@ class UI(CheckedScreen):
             rec.update(action=action)
             await self._act(action, rec, frame)
         elif kind == "scroll":
-            await self._scroll(frame, value, timeout, rec)
+            return await self._scroll(frame, value, timeout, rec)
+        elif kind == "select":
+            return await select_option(self, frame, value, timeout, rec)
         elif kind == "drag":
             await self._drag(frame, value, timeout, rec)
         elif kind == "wait_for":
@@ -347,6 +369,7 @@ class UI(CheckedScreen):
             # the matched text is under the point only when the point is on that text itself
             context.evidence_text, context.evidence_box = first.text, first.box
         outcome = await self.executor.execute(action, context)
+        self.dom_changed()
         if outcome.record:
             events.append(outcome.record)
         if outcome.status == "denied":
@@ -380,11 +403,12 @@ class UI(CheckedScreen):
         if spec.into is not None:
             into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
-            rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-            what = into.describe()
-            await self._act(
-                rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
-            )
+            if not await self._has_focus(hit):  # click into the field only when needed
+                rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
+                what = into.describe()
+                await self._act(
+                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+                )
             typed_check = self._typed_check(spec.text, frame, hit)
         if spec.text and await self.executor.typing_into_password():
             self.redactor.add_secret(spec.text)
@@ -399,23 +423,38 @@ class UI(CheckedScreen):
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
 
-    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
-        hits = []
-        if spec.on is not None:
-            frame, hit = await self.ground(frame, spec.on, timeout)
-            hits.append(hit)
-            x, y = hit.screen
-        elif spec.at is not None:
-            x, y = spec.at
-        else:
-            centre = frame.transform.frame_to_screen(
-                Point(frame.size.width / 2, frame.size.height / 2)
-            )
-            x, y = centre.x, centre.y
+    async def _has_focus(self, hit: Grounded) -> bool:
+        """Whether the field at ``hit`` already has the keyboard focus (browser only)."""
+        if not isinstance(self.env, FocusProbe):
+            return False
+        try:
+            return await self.env.focused_at(*hit.screen)
+        except Exception as exc:  # a page mid-navigation: click as usual
+            logger.debug("cannot tell the focus: {}", exc)
+            return False
+
+    async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
+        if spec.until is not None:
+            return await scroll_until(self, frame, spec, timeout, rec)
+        x, y, hits = await self._scroll_point(frame, spec, timeout)
         action = Scroll(x=x, y=y, direction=spec.direction, amount=spec.amount)
         rec.update(action=action, hits=hits)
-        where = Grounded(screen=(x, y), source="at" if spec.at is not None else "centre")
-        await self._act(action, rec, frame, hits or [where])
+        await self._act(action, rec, frame, hits)
+        return ""
+
+    async def _scroll_point(
+        self, frame: Frame, spec: Any, timeout: float
+    ) -> tuple[float, float, list[Grounded]]:
+        """Where a scroll step turns the wheel: its ``on``/``in`` target, ``at``, or the centre."""
+        place = spec.on if spec.on is not None else spec.in_
+        if place is not None:
+            frame, hit = await self.ground(frame, place, timeout)
+            return hit.screen[0], hit.screen[1], [hit]
+        if spec.at is not None:
+            x, y = spec.at
+            return x, y, [Grounded(screen=(x, y), source="at")]
+        centre = frame.transform.frame_to_screen(Point(frame.size.width / 2, frame.size.height / 2))
+        return centre.x, centre.y, [Grounded(screen=(centre.x, centre.y), source="centre")]
 
     async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         frame, start = await self.ground(frame, spec.from_, timeout)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from loguru import logger
-from rich.console import Console
 from rich.markup import escape
 
 from guiagent import __version__
@@ -22,14 +21,13 @@ from guiagent.cliparse import (
     check_display,
     check_positive,
     check_url,
+    cli_console,
     first_line,
     parse_region,
     parse_size,
 )
 
-console = Console(
-    stderr=False, soft_wrap=True, emoji=False
-)  # one line per message, whatever the width
+console = cli_console()
 
 # subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -422,7 +420,9 @@ async def _run_task(args: argparse.Namespace) -> int:
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
     )
     if result.run_dir:
-        console.print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
+        console.print(
+            f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})", markup=False
+        )
     return 0 if result.ok else 1
 
 

@@ -150,3 +150,36 @@ def test_narrate_rejects_bad_urls_and_displays(capsys, options, expected):
     captured = capsys.readouterr()
     text = " ".join((captured.out + captured.err).split())
     assert expected in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{p}"],
+        ["replay", "{p}", "--mode", "verify"],
+        ["export", "{p}", "--gif", "{p}.gif"],
+        ["scenario", "check", "{p}"],
+        ["skills", "list", "--skills", "{p}"],
+        ["run", "x", "--start-url", "about:blank", "--policy", "{p}", *MODEL],
+    ],
+    ids=["report", "replay", "export", "scenario", "skills", "run"],
+)
+def test_a_long_path_prints_as_one_line_as_written(capsys, tmp_path, argv):
+    """Off a terminal rich would wrap at 80 columns, read `:id:` as an emoji and `[serve]` as
+    markup: every command prints through one console that does none of that."""
+    path = str(tmp_path / ("deep-" * 30) / "a :id: [serve] thing")
+    line = _one_line_error(capsys, [arg.replace("{p}", path) for arg in argv])
+    assert path in line, line
+
+
+def test_the_cli_console_never_wraps_a_long_line(capsys):
+    from rich.markup import escape
+
+    from guiagent.cliparse import cli_console
+
+    text = "word " * 100 + ":id: [bold] 42 /tmp/x"
+    cli_console().print(f"[red]error:[/red] {escape(text)}")
+    cli_console(stderr=True).print(text, markup=False)
+    captured = capsys.readouterr()
+    assert captured.out == f"error: {text}\n"
+    assert captured.err == f"{text}\n"

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
+from guiagent.cliparse import cli_console
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
     ReplayError,
@@ -134,7 +134,7 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
+    console = cli_console()
     try:
         recording = load(args.run)
         if args.speed < 0:

@@ -50,6 +50,8 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         (["--start-url", "about:blank", "--viewport", "0x600"], "--viewport wants WIDTHxHEIGHT"),
         (["--start-url", "about:blank", "--device-scale-factor", "0"], "must be positive"),
         (["--start-url", "about:blank", "--redact-region", "1,2,3"], "--redact-region wants"),
+        (["--start-url", "about:blank", "--max-reply-bytes", "10"], "--max-reply-bytes must be"),
+        (["--start-url", "about:blank", "--max-tool-calls", "0"], "--max-tool-calls must be"),
         (["--start-url", "about:blank", "--policy", "/nonexistent.yaml"], "--policy"),
         (["--start-url", "about:blank", "--secrets-file", "/nonexistent.yaml"], "--secrets-file"),
         (["--start-url", "about:blank", "--skills", "/nonexistent"], "/nonexistent"),

@@ -185,3 +185,12 @@ def test_the_cli_console_never_wraps_a_long_line(capsys):
     captured = capsys.readouterr()
     assert captured.out == f"error: {text}\n"
     assert captured.err == f"{text}\n"
+
+
+def test_calibrate_against_no_server_is_one_line_and_exit_code_2(capsys):
+    """The run never started: configuration (docs/FAULTS.md), not one failure per target."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    line = _one_line_error(capsys, ["calibrate", "--model-url", url])
+    assert "cannot reach the model server" in line and url in line
+    line = _one_line_error(capsys, ["calibrate", "--model-url", "127.0.0.1:30000"])
+    assert "--model-url wants a URL" in line

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from guiagent.cliparse import cli_console, print_wide
+from guiagent.cliparse import check_url, cli_console, print_wide
 from guiagent.eval.calibrate import CalibrationReport, calibrate
 from guiagent.eval.cli_support import add_model_arguments, parse_viewport, profile_from_args
 from guiagent.models.budget import BudgetError
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = cli_console()
     try:
+        check_url("--model-url", args.model_url)
         profile = profile_from_args(args)
         viewport = parse_viewport(args.viewport)
     except (ProfileError, ValueError) as exc:
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         async with ModelClient(
             args.model_url, model=args.model, sampling=profile.sampling
         ) as client:
+            # an unreachable or unready server is configuration (exit 2, one line), found once
+            # here rather than as one failed request per calibration target
+            await client.health()
             return await calibrate(
                 client,
                 profile.max_image_tokens,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import functools
 import importlib
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
-from rich.markup import escape
 
 from guiagent import __version__
 from guiagent.cliparse import (
@@ -27,7 +27,18 @@ from guiagent.cliparse import (
     parse_size,
 )
 
-console = cli_console()
+
+@functools.cache
+def _console() -> Any:
+    """The output console, made on first output (`guiagent --help` imports no rich)."""
+    return cli_console()
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
 
 # the model reply bounds, as AgentConfig's defaults (not imported here: the CLI starts fast)
 MAX_REPLY_BYTES = 8 * 1024 * 1024
@@ -132,7 +143,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--secret",
         action="append",
         default=[],
-        help="a value never sent to the model or written (repeatable)",
+        help="DEPRECATED (visible in the process list): a value never sent or written; "
+        "use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME instead",
+    )
+    parser.add_argument(
+        "--ask-secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for the secret NAME on the terminal (not echoed) before the run (repeatable)",
     )
     parser.add_argument(
         "--secret-pattern",
@@ -162,7 +181,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secrets-file",
         type=Path,
-        help="YAML of secret name: value for skills (or GUIAGENT_SECRET_<NAME>)",
+        help="YAML of secrets for skills: 'name: value' or 'name: {value, origins, windows}' "
+        "binding it to origins or windows (or GUIAGENT_SECRET_<NAME>)",
     )
     parser.add_argument(
         "--hotkey", default="ctrl+alt+k", help="desktop: kill-switch key chord ('' to disable)"
@@ -223,7 +243,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``only``, just that subcommand's module is imported (fast start)."""
+    """The argument parser; only the ``only`` subcommand's module is imported (fast start;
+    none for ``guiagent --help``)."""
     parser = Parser(prog="guiagent", description="Operate graphical interfaces like a person.")
     parser.add_argument("--version", action="version", version=f"guiagent {__version__}")
     parser.add_argument(
@@ -234,7 +255,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.add_parser("run", help="run a natural-language task in a browser or on the desktop")
     )
     for name, (module, help_text) in COMMANDS.items():
-        if only is not None and name != only:
+        if name != only:  # a placeholder: `guiagent --help` imports no command module
             sub.add_parser(name, help=help_text, add_help=False)
             continue
         mod = importlib.import_module(f"guiagent.commands.{module}")
@@ -327,7 +348,9 @@ def start_displays(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
             f"--displays {args.displays}: cannot start Xorg: {first_line(exc)}"
         ) from exc
     args.display = xorg.display
-    console.print(f"display {xorg.display}: Xorg with {args.displays} monitors of {width}x{height}")
+    _console().print(
+        f"display {xorg.display}: Xorg with {args.displays} monitors of {width}x{height}"
+    )
 
 
 def env_spec_from_args(args: argparse.Namespace):  # -> guiagent.app.EnvSpec
@@ -357,6 +380,8 @@ def run_settings_from_args(args: argparse.Namespace):  # -> guiagent.app.RunSett
         skills=not args.no_skills,
         skill_paths=args.skills or None,
         secrets_file=args.secrets_file,
+        # asked on the terminal, never on the command line
+        secret_values={name: ask_secret(name) for name in args.ask_secret} or None,
         hotkey=args.hotkey,
     )
 
@@ -414,8 +439,13 @@ async def _run_task(args: argparse.Namespace) -> int:
 
     check_run_arguments(args)
     config = _config_from_args(args)
+    if args.secret:
+        logger.warning(
+            "--secret VALUE is deprecated: the value is visible to every user in the process "
+            "list; use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME"
+        )
     if not config.model_url:
-        console.print(
+        _console().print(
             "[red]error:[/] --model-url is required for `guiagent run` (start one with `guiagent serve`)"
         )
         return 2
@@ -428,25 +458,58 @@ async def _run_task(args: argparse.Namespace) -> int:
             build_run(config, env, settings, install_sigint=True) as run,
         ):
             if run.hotkey:
-                console.print(
+                _console().print(
                     f"kill switch: {run.hotkey}, Ctrl-C, or the pointer into a screen corner"
                 )
             for note in run.notes:
-                console.print(f"[yellow]{escape(note)}[/]")
+                _console().print(f"[yellow]{escape(note)}[/]")
             try:
                 result = await run.agent.run(args.task)
             except (ModelError, RecordingError) as exc:  # unreachable, not ready, a used run dir
-                console.print(f"[red]error:[/] {escape(first_line(exc))}")
+                _console().print(f"[red]error:[/] {escape(_scrub(first_line(exc)))}")
                 return 2
     colour = "green" if result.ok else "red"
-    console.print(
+    _console().print(
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
     )
     if result.run_dir:
-        console.print(
+        _console().print(
             f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})", markup=False
         )
     return 0 if result.ok else 1
+
+
+def _scrub(text: str) -> str:
+    from guiagent.core.redact import scrub
+
+    return scrub(text)
+
+
+def ask_secret(name: str) -> str:
+    """A secret typed on the terminal, not echoed (a clear error without a terminal)."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise ValueError(f"--ask-secret {name}: no terminal to ask on; use GUIAGENT_SECRET_<NAME>")
+    value = getpass.getpass(f"secret {name}: ")
+    if not value:
+        raise ValueError(f"--ask-secret {name}: empty value")
+    return value
+
+
+def _lazy_redacting_sink() -> Any:
+    """core.redact's redacting sink, imported at the first log line (`--help` logs none)."""
+    sink: Any = None
+
+    def write(message: Any) -> None:
+        nonlocal sink
+        if sink is None:
+            from guiagent.core.redact import redacting_sink
+
+            sink = redacting_sink(lambda: sys.stderr)
+        sink(message)
+
+    return write
 
 
 def configure_logging(verbosity: int) -> None:
@@ -454,7 +517,16 @@ def configure_logging(verbosity: int) -> None:
     logger.enable("guiagent")
     logger.remove()
     level = "WARNING" if verbosity == 0 else "INFO" if verbosity == 1 else "DEBUG"
-    logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}")
+    # every line (tracebacks too) passes the live runs' redaction; loguru's variable dumps
+    # (diagnose) would print the task and secrets held in locals: only in debug mode
+    logger.add(
+        _lazy_redacting_sink(),
+        level=level,
+        format="<level>{level: <7}</level> {message}",
+        colorize=sys.stderr.isatty(),
+        diagnose=verbosity >= 2,
+        backtrace=verbosity >= 2,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,14 +539,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         if args.command == "run":
+            import asyncio
+
             return asyncio.run(_run_task(args))
         module = importlib.import_module(f"guiagent.commands.{COMMANDS[args.command][0]}")
         return int(module.run(args))
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        _console().print("[yellow]interrupted[/]")
         return 1
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {escape(first_line(exc))}")
+        _console().print(f"[red]error:[/] {escape(_scrub(first_line(exc)))}")
         return 2
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from rich.console import Console, RenderableType
+if TYPE_CHECKING:  # rich is imported on first output (`guiagent --help` imports no rich)
+    from rich.console import Console, RenderableType
 
 
 def cli_console(*, stderr: bool = False) -> Console:
@@ -24,6 +25,8 @@ def cli_console(*, stderr: bool = False) -> Console:
     paths on its own. Markup stays on for the command's own styling: user text printed with
     it must go through ``rich.markup.escape`` (or be printed with ``markup=False``).
     """
+    from rich.console import Console
+
     return Console(stderr=stderr, soft_wrap=True, emoji=False, highlight=False)
 
 

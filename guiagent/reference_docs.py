@@ -55,6 +55,7 @@ STEP_DOCS: dict[str, tuple[str, list[str]]] = {
     "click": ("Click a target (text, image or point).", ["click: Sign in", "click: {text: Save, role: button, nth: 2}"]),
     "double_click": ("Double-click a target.", ["double_click: report.txt"]),
     "right_click": ("Right-click a target (context menu).", ["right_click: {text: report.txt, in: Files}"]),
+    "hover": ("Move the pointer onto a target without pressing; hover effects show before the next step.", ["hover: {image: icons/menu.png}", "hover: {role: button, nth: 2}"]),
     "type": ("Type text, optionally into a target first.", ["type: hello", "type: {text: '${secret:PASSWORD}', into: Password, enter: true}"]),
     "press": ("Press a key or a chord.", ["press: enter", "press: ctrl+s", "press: [ctrl, shift, t]"]),
     "scroll": ("Scroll the wheel.", ["scroll: {direction: down, amount: 5}", "scroll: {direction: up, on: Results}"]),
@@ -86,6 +87,8 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
     "surface": ("Where the action happens: `browser`, `desktop` or `image`.", "surface: desktop"),
     "target_words": ("Words or phrases in the target's text (OCR/DOM text under or near the point), whole-word, case-insensitive.", "target_words: [Delete, Send, Pay]"),
     "target_regex": ("A regular expression searched in the target's text.", "target_regex: '(?i)remove .* account'"),
+    "target_word_lists": ("Names of word lists shipped in `guiagent/agent/wordlists/` (`irreversible`: delete, pay, send, close account, ... in several languages), matched as `target_words` are.", "target_word_lists: [irreversible]"),
+    "target_role": ("ARIA roles or tag names of the target.", "target_role: [button, link]"),
     "region": ("`[x, y, width, height]` in screen points, or a list of them: any point of the action inside.", "region: [0, 0, 200, 60]"),
     "window_title": ("The window title: `re:<regex>`, a glob (`*Terminal*`) or a substring, case-insensitive.", "window_title: ['*Terminal*', 're:^root@']"),
     "url": ("Globs on the whole page URL.", "url: 'https://*.example.com/admin/*'"),
@@ -93,6 +96,7 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
     "domain_not": ("Matches when the host is outside all the globs given (an allow-list).", "domain_not: [localhost, '*.intranet.example']"),
     "keys": ("Key chords, order-insensitive: `ctrl+alt+delete` or `[ctrl, alt, delete]`.", "keys: [ctrl+alt+delete, ctrl+alt+backspace]"),
     "text_regex": ("A regular expression searched in the text of a `type` action.", "text_regex: '\\d{16}'"),
+    "secret": ("Names of the stored secrets a step types (a skill typing one from the secret store).", "secret: [bank_pw]"),
     "text_secret": ("The typed text contains a known secret (a `--secret` value, one from the secret store, or a match of a secret pattern).", "text_secret: true"),
 }  # fmt: skip
 

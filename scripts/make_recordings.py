@@ -42,7 +42,7 @@ from guiagent.scenario.schema import load_scenario  # noqa: E402
 from guiagent.scenario.session import ScenarioSession, SessionOptions  # noqa: E402
 from guiagent.testing.dom_oracle import DomOracle, OracleStep  # noqa: E402
 from guiagent.testing.fake_server import FakeModelServer  # noqa: E402
-from guiagent.testing.fixtures import StaticServer  # noqa: E402
+from guiagent.testing.fixtures import PINNED_RENDERING_ARGS, StaticServer  # noqa: E402
 
 WEBAPP = "guiagent/demo/webapp/index.html"
 LOGIN_PLAN = [
@@ -132,7 +132,9 @@ async def make(root: Path) -> list[Path]:
             shutil.rmtree(path)
     pw = await async_playwright().start()
     browser = await pw.chromium.launch(
-        headless=True, executable_path=chromium_executable(), args=list(CHROMIUM_ARGS)
+        headless=True,
+        executable_path=chromium_executable(),
+        args=[*CHROMIUM_ARGS, *PINNED_RENDERING_ARGS],  # as the tests' browser draws
     )
     try:
         await browser_login(browser, targets[0])

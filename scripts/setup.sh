@@ -12,18 +12,21 @@ DEBIAN_PACKAGES=(
   x11-apps            # xcalc, an unmodified X program the scenarios drive
   x11-utils xcvt      # xdpyinfo (is a display up?), cvt (RandR modes for the dummy driver)
   libgl1              # OpenCV (brought by rapidocr-onnxruntime) needs it on a bare machine
-  fonts-dejavu-core   # a TrueType font for generated test frames
+  fonts-dejavu-core   # the font test pages and the demo web app pin ("DejaVu Sans"), and generated test frames
+  fonts-liberation2   # a second sans-serif font: replay is tested after a change of default font
   espeak-ng           # speech for narration
   at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
   libatk-adaptor      # GTK 3's bridge onto that bus
   python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
-  zenity galculator   # real GTK applications the AT-SPI tests and the narration bench read
+  zenity galculator   # real GTK applications the AT-SPI tests, the narration bench and tests/test_thirdparty_apps.py use
   ffmpeg              # MP4 export
 )
 PYTHON="${PYTHON:-python3}"
 # Debian's own python needs these as packages; a python built elsewhere (pyenv) carries them
 $PYTHON -c "import ensurepip, venv" 2>/dev/null || DEBIAN_PACKAGES+=(python3-venv)
 $PYTHON -c "import tkinter" 2>/dev/null || DEBIAN_PACKAGES+=(python3-tk)
+# npm installs the third-party web app below; a machine with Node.js from elsewhere has it
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -51,5 +54,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" !
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
   echo "$EXTRAS" > "$stamp"
+fi
+# a third-party web app, shipped built in an npm package, never copied into the repository:
+# tests/test_thirdparty_apps.py serves it locally (the folder is git-ignored)
+SWAGGER_UI=swagger-ui-dist@5.35.0
+if [ ! -f .thirdparty/npm/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  echo "setup: installing $SWAGGER_UI into .thirdparty/npm"
+  npm install --prefix .thirdparty/npm --no-audit --no-fund --no-save "$SWAGGER_UI" >/dev/null
 fi
 echo "setup: ready (.venv/bin/guiagent)"

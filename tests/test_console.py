@@ -328,8 +328,8 @@ def test_console_runs_pauses_approves_asks_and_reports(
 
 
 def test_api_rejects_bad_input_with_named_errors(harness, tmp_path):
-    base = harness.server.url().rstrip("/")
-    with httpx.Client(base_url=base, timeout=30) as client:
+    base = harness.server.base_url()
+    with httpx.Client(base_url=base, headers=harness.server.auth_headers, timeout=30) as client:
         r = client.post("/api/runs", json={"task": "   ", "start_url": "http://x/"})
         assert r.status_code == 422 and "task" in r.json()["error"]
         r = client.post("/api/runs", json={"task": "x", "start_url": "http://x/", "bogus": 1})
@@ -364,8 +364,8 @@ def test_api_rejects_bad_input_with_named_errors(harness, tmp_path):
 
 
 def test_ask_without_a_model_reads_the_screen_locally(harness):
-    base = harness.server.url().rstrip("/")
-    with httpx.Client(base_url=base, timeout=60) as client:
+    base = harness.server.base_url()
+    with httpx.Client(base_url=base, headers=harness.server.auth_headers, timeout=60) as client:
         r = client.post(
             "/api/images",
             files={"image": ("t.png", _text_image("Invoice 42", (360, 120)), "image/png")},
@@ -380,10 +380,10 @@ def test_ask_without_a_model_reads_the_screen_locally(harness):
 
 
 def test_stop_ends_a_run_waiting_between_actions(async_runner, harness, static_server, switchboard):
-    base = harness.server.url().rstrip("/")
+    base = harness.server.base_url()
     switchboard.delay_s = 0.3
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, headers=harness.server.auth_headers, timeout=30) as client:
             r = client.post(
                 "/api/runs",
                 json={
@@ -469,13 +469,17 @@ def test_remote_binding_needs_the_flag_and_the_token(tmp_path):
 
 
 def test_loopback_console_refuses_foreign_hosts_and_origins(harness):
-    base = harness.server.url().rstrip("/")
-    assert httpx.get(base + "/api/runs").status_code == 200
-    assert httpx.get(base + "/api/runs", headers={"Host": "evil.example:7860"}).status_code == 403
+    base = harness.server.base_url()
+    auth = harness.server.auth_headers
+    assert httpx.get(base + "/api/runs", headers=auth).status_code == 200
+    assert (
+        httpx.get(base + "/api/runs", headers={**auth, "Host": "evil.example:7860"}).status_code
+        == 403
+    )
     r = httpx.post(
         base + "/api/runs",
         json={"task": "x"},
-        headers={"Origin": "http://evil.example"},
+        headers={**auth, "Origin": "http://evil.example"},
     )
     assert r.status_code == 403
 
@@ -537,7 +541,9 @@ def test_a_desktop_run_on_xvfb(async_runner, x_display, tmp_path):
         serving = asyncio.ensure_future(server.serve())
         await server.wait_started()
         try:
-            async with httpx.AsyncClient(base_url=server.url().rstrip("/"), timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=server.base_url(), headers=server.auth_headers, timeout=30
+            ) as client:
                 spec = {
                     "task": "click the middle of the screen",
                     "env": "desktop",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -312,3 +313,67 @@ def test_closed_page_raises_surface_gone(browser_env_factory: Any, async_runner:
     async_runner.run(env.page.close())
     with pytest.raises(SurfaceGoneError, match="closed"):
         async_runner.run(env.observe())
+
+
+@pytest.mark.parametrize(
+    ("button", "expected"),
+    [("Later", "timer done"), ("Fetch", "fetch ok done"), ("Fade", "transition done")],
+)
+def test_the_next_step_sees_a_change_that_comes_300_ms_after_the_click(
+    button: str, expected: str, browser_env_factory: Any, async_runner: Any, static_server: Any
+) -> None:
+    """Event-driven settle: a change 300 ms after a click (a timer, a fetch answered late,
+    a CSS transition) is on the frame the next scenario step starts from."""
+    from guiagent.grounding.local import LocalGrounder
+    from guiagent.scenario.ui import UI
+
+    env = browser_env_factory(start_url=static_server.url_for("tests/apps/late_changes.html"))
+
+    async def slow_answer(route: Any) -> None:
+        await asyncio.sleep(0.3)
+        await route.fulfill(status=200, body="ok", content_type="text/plain")
+
+    async def go() -> tuple[Any, str, str, str]:
+        await env.page.route("**/slow-answer", slow_answer)
+        ui = UI(env, LocalGrounder())
+        await ui.click({"text": button, "role": "button"})
+        frame, _ = await ui.settled()  # what the next step starts from
+        shown = await env.page.text_content("#out") or ""
+        colour = await env.page.evaluate(
+            "() => getComputedStyle(document.getElementById('panel')).backgroundColor"
+        )
+        box = await env.page.evaluate(
+            "() => { const r = document.getElementById('panel').getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; }"
+        )
+        point = frame.transform.screen_to_frame(Point(box[0], box[1]))
+        return frame.image.getpixel((int(point.x), int(point.y))), shown, colour, button
+
+    pixel, shown, colour, _ = async_runner.run(go())
+    assert shown == expected
+    assert colour == "rgb(0, 192, 0)"
+    assert pixel == (0, 192, 0), f"the settled frame shows the panel as {pixel}, not green"
+
+
+def test_typing_into_the_focused_field_does_not_click_it_again(
+    browser_env_factory: Any, async_runner: Any
+) -> None:
+    from guiagent.grounding.local import LocalGrounder
+    from guiagent.scenario.ui import UI
+
+    page = (
+        "data:text/html,<label for=n>Name</label><input id=n placeholder=Name>"
+        "<p id=downs>0</p><script>let d=0;document.getElementById('n').addEventListener("
+        "'mousedown',()=>{document.getElementById('downs').textContent=++d})</script>"
+    )
+    env = browser_env_factory(start_url=page)
+
+    async def go() -> tuple[str, str]:
+        ui = UI(env, LocalGrounder())
+        await ui.type("ab", into="Name")
+        await ui.type("cd", into="Name")  # the field has the focus: typed, not clicked
+        return await env.page.input_value("#n"), await env.page.text_content("#downs") or ""
+
+    value, downs = async_runner.run(go())
+    assert value == "abcd"
+    assert downs == "1"

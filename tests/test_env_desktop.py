@@ -55,8 +55,11 @@ def wait_state(path: Path, check: Any, timeout: float = 10) -> dict[str, Any]:
     while time.monotonic() < deadline:
         if path.exists():
             state = json.loads(path.read_text(encoding="utf-8"))
-            if check(state):
-                return state
+            try:
+                if check(state):
+                    return state
+            except KeyError:  # the app has not written that key yet (input still in flight)
+                pass
         time.sleep(0.03)
     raise AssertionError(f"app state never matched; last state: {state}")
 

@@ -9,6 +9,7 @@ from typing import Any
 from guiagent.agent.config import AgentConfig
 from guiagent.core.actions import ACTIONS_BY_NAME, POINT_KEYS, ActionSpace, InvalidToolCall
 from guiagent.core.geometry import CoordSpace
+from guiagent.core.redact import Redactor, StreamRedactor
 from guiagent.models.budget import ImagePlan
 from guiagent.models.openai_client import ModelClient
 from guiagent.models.pacore import ground_votes, pacore
@@ -139,21 +140,37 @@ def reply_record(completion: Completion) -> dict[str, Any]:
     }
 
 
-def stream_forwarder(
-    emit: Callable[[str, dict[str, Any]], Any], redact: Callable[[str], str]
-) -> DeltaSink:
-    """A streamed-delta callback that passes redacted text to an event sink, awaiting async ones."""
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[Any]] = set()
+class stream_forwarder:
+    """A streamed-delta callback passing redacted prose to an event sink (async sinks are
+    awaited). One :class:`StreamRedactor` per part holds back what may be the start of a
+    secret split across chunks; :meth:`flush` releases the rest when the reply is complete.
+    Tool-call argument deltas are not passed on: they may be a password being typed."""
 
-    def forward(event: Any) -> None:
-        text = getattr(event, "text", None)
+    def __init__(self, emit: Callable[[str, dict[str, Any]], Any], redactor: Redactor) -> None:
+        self.emit = emit
+        self.redactor = redactor
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams: dict[str, StreamRedactor] = {}
+
+    def _send(self, kind: str, text: str) -> None:
         if not text:
             return
-        outcome = emit("delta", {"kind": getattr(event, "kind", "content"), "text": redact(text)})
+        outcome = self.emit("delta", {"kind": kind, "text": text})
         if asyncio.iscoroutine(outcome):  # an async sink: run it, do not drop it
-            task = loop.create_task(outcome)
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            task = self._loop.create_task(outcome)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    return forward
+    def __call__(self, event: Any) -> None:
+        text = getattr(event, "text", None)
+        kind = getattr(event, "kind", "content")
+        if not text or kind not in ("reasoning", "content"):
+            return
+        stream = self._streams.setdefault(kind, StreamRedactor(self.redactor))
+        self._send(kind, stream.feed(text))
+
+    def flush(self) -> None:
+        for kind, stream in self._streams.items():
+            self._send(kind, stream.flush())
+        self._streams = {}

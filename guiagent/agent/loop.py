@@ -35,12 +35,20 @@ from guiagent.agent.sensing import (
     dom_snapshot,
     observe_settled,
     open_recorder,
+    register_secrets,
     text_near_reader,
     window_list,
 )
 from guiagent.agent.state import RunState, Turn, zoom_frame
 from guiagent.agent.step import StepContext, StepExecutor, action_dict, frame_title
-from guiagent.agent.untrusted import find_injections, untrusted_note
+from guiagent.agent.target import is_password_at
+from guiagent.agent.untrusted import (
+    LazyLocalReader,
+    find_injections,
+    read_screen_lines,
+    screen_texts,
+    untrusted_note,
+)
 from guiagent.core.actions import (
     TERMINAL_ACTIONS,
     ActionSpace,
@@ -56,7 +64,13 @@ from guiagent.core.env import (
 )
 from guiagent.core.geometry import CoordSpace, OutOfImageError, Point, Rect, resolve_point
 from guiagent.core.killswitch import DeadlineExceeded, Killed, KillSwitch
-from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, Redactor
+from guiagent.core.redact import (
+    DEFAULT_SECRET_PATTERNS,
+    ChangedTextScan,
+    Redactor,
+    redact_messages,
+    scrub_logs_with,
+)
 from guiagent.models.budget import encode_image, plan_image
 from guiagent.models.openai_client import ModelClient, ModelError
 from guiagent.models.profiles import ModelProfile, get_profile
@@ -112,8 +126,14 @@ class Agent:
             secrets=config.secrets,
             ocr=desktop_ocr(env, config),
         )
-        for value in secrets.known_values() if secrets is not None else ():
-            self._add_secret(value)
+        register_secrets(self.redactor, self.policy, secrets, config.secrets)
+        scrub_logs_with(self.redactor)
+        # OCR of what changed: the desktop's text for redaction and the untrusted-text note;
+        # in a browser, the final pass over the image sent once secrets are known
+        reader = LazyLocalReader()  # reads whole crops (no diffing of its own)
+        self._scan = ChangedTextScan(reader)
+        if env.surface == "browser" and self.redactor.final_ocr is None:
+            self.redactor.final_ocr = reader
         self.killswitch = killswitch or KillSwitch()
         self.control = control or RunControl()
         self.on_event = on_event
@@ -129,11 +149,12 @@ class Agent:
         self._client = client
         self._owns_client = client is None
         self._steps_done = 0
+        self._pointed_at_password = False  # the last click landed on a password field
 
     def _add_secret(self, value: str, model_may_type: bool = False) -> None:
         """A value that must never be sent or written; unless ``model_may_type``, the policy's
         secret rule also stops the model from typing it (a value the model was never shown)."""
-        self.redactor.add_secret(value)
+        self.redactor.add_secret(value, look_for_pixels=not model_may_type)
         if not model_may_type:
             self.policy.add_secret(value)
 
@@ -167,6 +188,7 @@ class Agent:
     async def _emit(self, kind: str, **data: Any) -> None:
         if self.on_event is None:
             return
+        data = {k: self.redactor.redact_data(v) for k, v in data.items()}  # what leaves the agent
         result = self.on_event(kind, data)
         if asyncio.iscoroutine(result):
             await result
@@ -205,7 +227,13 @@ class Agent:
             )
         except BaseException as exc:
             self.killswitch.set_deadline(None)
-            logger.exception("run crashed at step {}", state.index)
+            # the message only: a traceback with loguru's variable dump would print the task and
+            # secrets held in locals (the exception goes on up with its own traceback)
+            logger.error(
+                "run crashed at step {}: {}",
+                state.index,
+                self.redactor.redact_text(f"{type(exc).__name__}: {exc}"),
+            )
             # keep the recording consistent: the crash is its last word
             self.executor.finish("crashed", f"unexpected error: {type(exc).__name__}: {exc}")
             raise
@@ -248,6 +276,7 @@ class Agent:
         assert result is not None
         result.steps = self._steps_done
         result.invalid_replies = state.invalid_total
+        result.stop_reason = self.redactor.redact_text(result.stop_reason or "") or None
         recorder = self.executor.recorder
         if recorder is not None:
             # a password recognised during the run may stand in the task as it was given
@@ -282,11 +311,13 @@ class Agent:
         t = time.perf_counter()
         frame = await observe_settled(self.env, self.config)
         turn.dom = await dom_snapshot(self.env)
+        # the desktop's text, OCR of the changed regions: redaction and the note use it
+        lines = None if turn.dom is not None else await read_screen_lines(frame, self._scan)
         frame, notes = await self.redactor.redact(
-            frame, turn.dom, await window_list(self.env, self.redactor)
+            frame, turn.dom, await window_list(self.env, self.redactor), text_boxes=lines
         )
         turn.redactions = [n.model_dump() for n in notes]
-        injections = find_injections([str(e.get("text") or "") for e in turn.dom or []])
+        injections = find_injections(screen_texts(turn.dom, lines))
         if injections:
             state.notes.append(untrusted_note(injections, self.redactor.redact_text(state.task)))
             turn.step.untrusted = self.redactor.redact_data([i.model_dump() for i in injections])
@@ -317,8 +348,9 @@ class Agent:
         turn.plan = plan
         turn.space = self._action_space(frame)
         turn.tools = turn.space.tools_json(self.space, plan.sent)
-        turn.messages = state.conversation.messages(
-            turn.image_bytes, mime, state.index, state.notes
+        turn.messages = redact_messages(
+            self.redactor,
+            state.conversation.messages(turn.image_bytes, mime, state.index, state.notes),
         )
         state.notes = []
         turn.timed("encode", t)
@@ -328,7 +360,7 @@ class Agent:
         assert turn.plan is not None and turn.space is not None and turn.frame is not None
         t = time.perf_counter()
         await self._emit("step", index=state.index, frame=turn.frame, plan=turn.plan)
-        forward = stream_forwarder(self._emit_now, self.redactor.redact_text)
+        forward = stream_forwarder(self._emit_now, self.redactor)
         completion, extra = await self._watched(
             decide(
                 self.client,
@@ -341,6 +373,7 @@ class Agent:
                 forward,
             )
         )
+        forward.flush()  # the held-back tail of each streamed part, redacted
         state.tracker.add_usage(completion.usage)
         turn.completion = completion
         turn.timed("request", t)
@@ -363,6 +396,12 @@ class Agent:
         t = time.perf_counter()
         problem = self._parse(turn)
         turn.timed("parse", t)
+        if isinstance(turn.action, Type) and await self._typing_into_password():
+            # the model wrote this password itself: hide it from now on (before any event
+            # shows the action), let it type it
+            self._add_secret(turn.action.text, model_may_type=True)
+        if problem is not None:
+            problem = self.redactor.redact_text(problem)  # it may quote the bad argument
         await self._emit(
             "reply",
             index=state.index,
@@ -429,7 +468,9 @@ class Agent:
         turn.step.action = {"action": action.name, **self._redacted_args(action)}
         turn.step.trail = [tr.to_dict() for tr in turn.trails]
         turn.step.outcome = "ok"
-        text = getattr(action, "answer", None) or getattr(action, "reason", "")
+        text = self.redactor.redact_text(
+            getattr(action, "answer", None) or getattr(action, "reason", "")
+        )
         state.result = RunResult(
             status="finished" if action.name == "finish" else "failed",
             answer=text,
@@ -441,10 +482,11 @@ class Agent:
         """The action in screen coordinates, judged by the policy (an ``ask`` goes to the approver)."""
         action, frame = turn.action, turn.frame
         assert action is not None and frame is not None
-        if isinstance(action, Type) and await self.executor.typing_into_password():
-            # the model wrote this password itself: hide it from now on, let it type it
-            self._add_secret(action.text, model_may_type=True)
         trails = turn.trails
+        if trails and turn.dom is not None and action.name in ("click", "double_click"):
+            # a dry run clicks nothing, so focus cannot tell what the next "type" goes into
+            point = trails[0].screen
+            self._pointed_at_password = is_password_at(turn.dom, point.x, point.y)
         turn.screen_action = (
             action.with_points([(tr.screen.x, tr.screen.y) for tr in trails]) if trails else action
         )
@@ -602,6 +644,11 @@ class Agent:
             [*self.action_space.extra_tools.values(), *tools],
         )
 
+    async def _typing_into_password(self) -> bool:
+        if self.config.dry_run:
+            return self._pointed_at_password
+        return await self.executor.typing_into_password()
+
     def _redacted_args(self, action: Any) -> dict[str, Any]:
         return {
             k: self.redactor.redact_text(v) if isinstance(v, str) else v
@@ -619,8 +666,8 @@ class Agent:
         conversation = Conversation(frame.surface, question, self.space, plan.sent)
         content = [image_part(data, "image/jpeg"), {"type": "text", "text": question}]
         messages = [conversation.head()[0], {"role": "user", "content": content}]
-        completion = await self.client.complete(messages, None)
-        return completion.reply.content.strip()
+        completion = await self.client.complete(redact_messages(self.redactor, messages), None)
+        return self.redactor.redact_text(completion.reply.content.strip())
 
     async def ask_yes_no(self, question: str, frame: Frame | None = None) -> tuple[bool, str]:
         answer = await self.ask(

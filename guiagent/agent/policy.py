@@ -23,8 +23,15 @@ the desktop, no target text) does not match. Matchers:
 
 - ``action``: action kinds (``click``, ``type``, ``key``, ... ``skill`` or ``skill:<name>``);
 - ``surface``: ``browser`` / ``desktop`` / ``image``;
-- ``target_words``: words or phrases in the target text (the OCR/DOM text under or near
-  the point), whole-word and case-insensitive; ``target_regex``: a regex searched in it;
+- ``target_words``: words or phrases in any name of the target: its visible text (DOM or
+  OCR under the point) or its CSS-drawn text (``::before``/``::after``) anywhere, its
+  accessible name (``aria-label``, ``title``, ...) at its start (names lead with their
+  verb, "Delete account", and may go on with the user's content, "Complete buy milk");
+  whole-word and case-insensitive (CJK entries match inside a longer text);
+  ``target_regex``: a regex searched in all of them;
+- ``target_word_lists``: names of word lists shipped in ``guiagent/agent/wordlists/``
+  (``irreversible``: delete, pay, send, close account, ... in several languages);
+- ``target_role``: ARIA roles or tag names of the target (``button``, ``link``, ``a``);
 - ``region``: ``[x, y, width, height]`` (or a list of them) in screen points: any point
   of the action inside;
 - ``window_title``: ``re:<regex>``, a glob (``*Terminal*``) or a substring, case-insensitive;
@@ -34,30 +41,31 @@ the desktop, no target text) does not match. Matchers:
 - ``keys``: key chords (``ctrl+alt+delete`` or ``[ctrl, alt, delete]``), order-insensitive;
 - ``text_regex``: a regex searched in the text of a ``type`` action; ``text_secret``:
   the typed text contains a known secret (a value registered with :meth:`Policy.add_secret`
-  or a match of a secret pattern).
+  or a match of a secret pattern) that this step may not type here; ``secret``: names of
+  the stored secret a step types (a skill typing it).
+
+Whatever the rules say, a stored secret bound to origins or windows is never typed, nor
+handed to a skill, outside them: the verdict is ``deny`` with rule ``secret-scope``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
-import inspect
 import re
-import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from guiagent.agent.words import _word_regex, leading_regex, word_list, word_list_names
 from guiagent.core import yamlio
 from guiagent.core.actions import ACTIONS_BY_NAME, BaseAction, Key, SkillCall, Type, normalise_key
-from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
-from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, title_matches
+from guiagent.core.redact import DEFAULT_SECRET_PATTERNS, SecretScope, title_matches
 
 Decision = Literal["allow", "ask", "deny"]
 
@@ -101,7 +109,9 @@ class When(BaseModel):
     action: list[str] | None = None
     surface: list[Literal["browser", "desktop", "image"]] | None = None
     target_words: list[str] | None = None
+    target_word_lists: list[str] | None = None
     target_regex: str | None = None
+    target_role: list[str] | None = None
     region: list[tuple[float, float, float, float]] | None = None
     window_title: list[str] | None = None
     url: list[str] | None = None
@@ -110,9 +120,13 @@ class When(BaseModel):
     keys: list[frozenset[str]] | None = None
     text_regex: str | None = None
     text_secret: bool | None = None
+    secret: list[str] | None = None
 
     @field_validator(
         "action",
+        "target_word_lists",
+        "target_role",
+        "secret",
         "surface",
         "target_words",
         "window_title",
@@ -185,6 +199,16 @@ class When(BaseModel):
                 raise ValueError(f"not a valid regular expression: {exc}") from exc
         return value
 
+    @field_validator("target_word_lists")
+    @classmethod
+    def _known_lists(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if name not in word_list_names():
+                raise ValueError(
+                    f"unknown word list {name!r}; shipped: {', '.join(word_list_names())}"
+                )
+        return value
+
     @field_validator("target_words")
     @classmethod
     def _words(cls, value: list[str] | None) -> list[str] | None:
@@ -209,8 +233,17 @@ class ActionContext(BaseModel):
     surface: str = "desktop"
     url: str | None = None
     window_title: str | None = None
-    target_text: str | None = None
+    target_text: str | None = None  # visible text (DOM, or OCR around the point)
+    target_name: str | None = None  # accessible name: aria-label, title, alt, placeholder
+    target_role: str | None = None  # ARIA role, else the tag name
+    target_css_text: str | None = None  # text drawn by CSS (::before/::after), or OCR at the point
     screen_point: tuple[float, float] | None = None
+    secret: str | None = None  # the stored secret this step types (a skill typing it)
+
+    def target_names(self) -> list[str]:
+        """Every name the target goes by, for word and regex matchers."""
+        names = (self.target_text, self.target_name, self.target_css_text)
+        return [n for n in names if n]
 
 
 class Verdict(BaseModel):
@@ -236,9 +269,13 @@ def domain_matches(pattern: str, host: str) -> bool:
     return fnmatch.fnmatchcase(host, pattern)
 
 
-def _word_regex(words: Sequence[str]) -> re.Pattern[str]:
-    alternatives = [r"\s+".join(re.escape(part) for part in w.split()) for w in words]
-    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+@dataclass(frozen=True)
+class KnownSecret:
+    """A secret value the policy must recognise in typed text, with its name and scope."""
+
+    value: str
+    name: str | None = None
+    scope: SecretScope | None = None
 
 
 class Policy:
@@ -260,9 +297,16 @@ class Policy:
         self._ordered = [
             r for _, r in sorted(enumerate(self.rules), key=lambda ir: (-ir[1].priority, ir[0]))
         ]
-        self._words = {
-            r.name: _word_regex(r.when.target_words) for r in self.rules if r.when.target_words
+        words = {
+            r.name: [
+                *(r.when.target_words or []),
+                *(w for name in r.when.target_word_lists or [] for w in word_list(name)),
+            ]
+            for r in self.rules
+            if r.when.target_words or r.when.target_word_lists
         }
+        self._words = {name: _word_regex(ws) for name, ws in words.items()}
+        self._leading = {name: leading_regex(ws) for name, ws in words.items()}
         try:
             self._secret_patterns = [
                 re.compile(p) for p in (*DEFAULT_SECRET_PATTERNS, *secret_patterns)
@@ -271,12 +315,19 @@ class Policy:
             raise PolicyError(
                 f"secret_patterns: not a valid regular expression: {exc}", source
             ) from exc
-        self._secrets = [s for s in secrets if s]
+        self._secrets: list[KnownSecret] = [KnownSecret(s) for s in secrets if s]
 
-    def add_secret(self, value: str) -> None:
-        """Typing this value now matches ``text_secret`` rules."""
-        if value and value not in self._secrets:
-            self._secrets.append(value)
+    def add_secret(
+        self, value: str, name: str | None = None, scope: SecretScope | None = None
+    ) -> None:
+        """Typing this value now matches ``text_secret`` rules, unless the step types it as
+        the stored secret ``name`` where its ``scope`` allows (a skill); a skill asked to
+        use ``name`` outside ``scope`` is denied."""
+        if not value:
+            return
+        known = KnownSecret(value, name, scope if scope and not scope.unrestricted else None)
+        self._secrets = [k for k in self._secrets if k.value != value or k.name != name]
+        self._secrets.append(known)
 
     # --- loading ------------------------------------------------------------------------
 
@@ -386,7 +437,23 @@ class Policy:
 
     # --- judging ------------------------------------------------------------------------
 
+    def kinds_reading_target(self) -> set[str]:
+        """Action kinds whose rules look at the target's names or role (``*``: every kind):
+        the loop reads what is under the point only for these."""
+        return {
+            kind
+            for rule in self.rules
+            if rule.when.target_words
+            or rule.when.target_word_lists
+            or rule.when.target_regex
+            or rule.when.target_role
+            for kind in (rule.when.action or ["*"])
+        }
+
     def judge(self, action: BaseAction, ctx: ActionContext) -> Verdict:
+        refused = self._secret_out_of_scope(action, ctx)
+        if refused is not None:
+            return Verdict(decision="deny", rule="secret-scope", reason=refused)
         for rule in self._ordered:
             if self._matches(rule, action, ctx):
                 reason = rule.reason or f"policy rule {rule.name!r}"
@@ -408,16 +475,19 @@ class Policy:
             yield bool(kinds & set(w.action))
         if w.surface is not None:
             yield ctx.surface in w.surface
-        if w.target_words is not None:
-            yield (
-                bool(ctx.target_text)
-                and self._words[rule.name].search(ctx.target_text or "") is not None
+        if w.target_words is not None or w.target_word_lists is not None:
+            # visible and CSS text anywhere; an accessible name by the words it starts with
+            words, leading = self._words[rule.name], self._leading[rule.name]
+            shown = [t for t in (ctx.target_text, ctx.target_css_text) if t]
+            yield any(words.search(t) for t in shown) or bool(
+                ctx.target_name and leading.search(ctx.target_name)
             )
         if w.target_regex is not None:
-            yield (
-                bool(ctx.target_text)
-                and re.search(w.target_regex, ctx.target_text or "", re.IGNORECASE) is not None
-            )
+            yield any(re.search(w.target_regex, name, re.IGNORECASE) for name in ctx.target_names())
+        if w.target_role is not None:
+            yield bool(ctx.target_role) and (ctx.target_role or "").lower() in {
+                r.lower() for r in w.target_role
+            }
         if w.region is not None:
             points = [ctx.screen_point] if ctx.screen_point is not None else action.points()
             rects = [Rect(*r) for r in w.region]
@@ -441,12 +511,49 @@ class Policy:
         if w.text_regex is not None:
             yield isinstance(action, Type) and re.search(w.text_regex, action.text) is not None
         if w.text_secret is not None:
-            yield isinstance(action, Type) and self._has_secret(action.text) == w.text_secret
+            yield isinstance(action, Type) and self._has_secret(action.text, ctx) == w.text_secret
+        if w.secret is not None:
+            yield ctx.secret is not None and ctx.secret in w.secret
 
-    def _has_secret(self, text: str) -> bool:
-        return any(s in text for s in self._secrets) or any(
-            p.search(text) for p in self._secret_patterns
-        )
+    def _has_secret(self, text: str, ctx: ActionContext) -> bool:
+        """The text holds a known secret this step is not entitled to type here, or a
+        credential pattern. Only a step typing the stored secret by its name (a skill) in
+        that secret's scope is entitled; the model typing a value it read is not."""
+        for known in self._secrets:
+            if known.value in text and not self._entitled(known, ctx):
+                return True
+        if any(k.value in text for k in self._secrets):
+            return False  # the entitled secret itself may look like a pattern
+        return any(p.search(text) for p in self._secret_patterns)
+
+    @staticmethod
+    def _entitled(known: KnownSecret, ctx: ActionContext) -> bool:
+        if known.name is None or ctx.secret != known.name:
+            return False
+        return known.scope is None or known.scope.allows(ctx.url, ctx.window_title)
+
+    def _secret_out_of_scope(self, action: BaseAction, ctx: ActionContext) -> str | None:
+        """Why this action would put a scoped secret where it does not belong (or None)."""
+        here = ctx.url or (f"window {ctx.window_title!r}" if ctx.window_title else "this screen")
+        scoped = [k for k in self._secrets if k.scope is not None]
+        if isinstance(action, Type):
+            for known in scoped:
+                if known.value in action.text and not known.scope.allows(  # type: ignore[union-attr]
+                    ctx.url, ctx.window_title
+                ):
+                    label = f"secret {known.name!r}" if known.name else "a stored secret"
+                    return f"{label} may only be typed on {known.scope.describe()}, not on {here}"  # type: ignore[union-attr]
+        if isinstance(action, SkillCall):
+            names = {v for v in action.params.values() if isinstance(v, str)}
+            for known in scoped:
+                if known.name in names and not known.scope.allows(  # type: ignore[union-attr]
+                    ctx.url, ctx.window_title
+                ):
+                    return (
+                        f"skill {action.skill!r} may not use secret {known.name!r} here: it is "
+                        f"bound to {known.scope.describe()}, this is {here}"  # type: ignore[union-attr]
+                    )
+        return None
 
 
 def _child(node: yaml.Node | None, key: Any) -> yaml.Node | None:
@@ -483,135 +590,37 @@ BUILTIN_RULES: list[dict[str, Any]] = [
     {
         "name": "ask-before-irreversible-clicks",
         "decision": "ask",
-        "reason": "this click may delete, send or pay for something",
+        "reason": "this click may delete, send, pay for, publish or close something for good",
         "when": {
             "action": ["click", "double_click"],
-            "target_words": [
-                "Delete",
-                "Send",
-                "Pay",
-                "Purchase",
-                "Submit payment",
-                "Place order",
-                "Buy now",
-            ],
+            "target_word_lists": ["irreversible"],
         },
     },
 ]
 
 
-# --- approvals --------------------------------------------------------------------------
+from guiagent.agent.approval import (  # noqa: E402 - re-exported; approval imports this module
+    Approver,
+    AutoApprover,
+    CallbackApprover,
+    TerminalApprover,
+    decide,
+    describe_action,
+)
 
-
-class Approver(Protocol):
-    """Asked when a verdict is ``ask``; returns True to let the action happen."""
-
-    async def __call__(self, action: BaseAction, verdict: Verdict, frame: Frame | None) -> bool: ...
-
-
-def describe_action(action: BaseAction, max_text: int = 60) -> str:
-    args = action.arguments()
-    if isinstance(action, Type):
-        shown = action.text if len(action.text) <= max_text else action.text[:max_text] + "..."
-        args = {"text": shown}
-    inner = ", ".join(
-        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in args.items()
-    )
-    return f"{action.name}({inner})"
-
-
-class TerminalApprover:
-    """Asks on the terminal (rich); with no terminal to ask on, it denies and logs it."""
-
-    def __init__(self, stream: TextIO | None = None, console: Any = None) -> None:
-        self.stream = stream
-        self.console = console
-
-    def _interactive(self) -> bool:
-        stream = self.stream if self.stream is not None else sys.stdin
-        try:
-            return stream is not None and stream.isatty()
-        except (ValueError, OSError):  # closed or detached stream
-            return False
-
-    async def __call__(self, action: BaseAction, verdict: Verdict, frame: Frame | None) -> bool:
-        if not self._interactive():
-            logger.warning(
-                "action {} needs approval ({}) but there is no terminal to ask on: denied",
-                action.name,
-                verdict.reason,
-            )
-            return False
-        return await asyncio.to_thread(self._ask, action, verdict)
-
-    def _ask(self, action: BaseAction, verdict: Verdict) -> bool:
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.prompt import Confirm
-
-        console = self.console or Console(stderr=True, soft_wrap=True, emoji=False)
-        console.print(
-            f"[bold yellow]Approval needed[/]: {escape(describe_action(action))}", highlight=False
-        )
-        why = verdict.reason + (f" (rule {verdict.rule})" if verdict.rule else "")
-        console.print(f"  why: {escape(why)}", highlight=False)
-        try:
-            answer = Confirm.ask(
-                "Allow this action?", default=False, console=console, stream=self.stream
-            )
-        except EOFError:
-            answer = False
-        logger.info(
-            "user {} action {} (rule {})",
-            "approved" if answer else "denied",
-            action.name,
-            verdict.rule,
-        )
-        return bool(answer)
-
-
-class CallbackApprover:
-    """Wraps a sync or async callback ``fn(action, verdict, frame) -> bool``."""
-
-    def __init__(
-        self, fn: Callable[[BaseAction, Verdict, Frame | None], bool | Awaitable[bool]]
-    ) -> None:
-        self.fn = fn
-
-    async def __call__(self, action: BaseAction, verdict: Verdict, frame: Frame | None) -> bool:
-        result = self.fn(action, verdict, frame)
-        if inspect.isawaitable(result):
-            result = await result
-        return bool(result)
-
-
-class AutoApprover:
-    """Always answers the same (tests, dry runs). Counts how often it was asked."""
-
-    def __init__(self, answer: bool) -> None:
-        self.answer = answer
-        self.asked = 0
-
-    async def __call__(self, action: BaseAction, verdict: Verdict, frame: Frame | None) -> bool:
-        self.asked += 1
-        return self.answer
-
-
-async def decide(
-    policy: Policy,
-    action: BaseAction,
-    ctx: ActionContext,
-    approver: Approver,
-    frame: Frame | None = None,
-) -> Verdict:
-    """Judge ``action`` and settle an ``ask`` with the approver: the result is allow or deny."""
-    verdict = policy.judge(action, ctx)
-    if verdict.decision != "ask":
-        return verdict
-    approved = await approver(action, verdict, frame)
-    return Verdict(
-        decision="allow" if approved else "deny",
-        rule=verdict.rule,
-        reason=f"{'approved' if approved else 'denied'} on request: {verdict.reason}",
-        asked=True,
-    )
+__all__ = [
+    "ActionContext",
+    "Approver",
+    "AutoApprover",
+    "CallbackApprover",
+    "KnownSecret",
+    "Policy",
+    "PolicyError",
+    "PolicyRule",
+    "TerminalApprover",
+    "Verdict",
+    "When",
+    "decide",
+    "describe_action",
+    "word_list",
+]

@@ -10,8 +10,10 @@ from typing import Any, Protocol
 from loguru import logger
 
 from guiagent.agent.config import AgentConfig
+from guiagent.agent.policy import Policy
+from guiagent.agent.step import redact_record
 from guiagent.core.actions import ExtraTool
-from guiagent.core.change import NearText, near_box, settle
+from guiagent.core.change import NearText, near_box, settle_env
 from guiagent.core.env import DomSource, Environment, Frame, FullPageSource, WindowList
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
@@ -30,7 +32,8 @@ class SkillSource(Protocol):
 
 
 class SecretSource(Protocol):
-    """Named secrets a skill may type (a :class:`guiagent.skills.SecretStore`)."""
+    """Named secrets a skill may type (a :class:`guiagent.skills.SecretStore`; its
+    ``entries()`` also give each secret's name and scope)."""
 
     def known_values(self) -> Iterable[str]: ...
 
@@ -39,8 +42,8 @@ async def observe_settled(env: Environment, config: AgentConfig) -> Frame:
     """A frame once the screen stopped changing (or at the settle timeout)."""
     if not config.settle:
         return await env.observe()
-    settled = await settle(
-        env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
+    settled = await settle_env(
+        env, env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
     )
     return settled.frame
 
@@ -131,4 +134,26 @@ def open_recorder(
         model={"url": config.model_url, "name": config.model_name, "profile": profile.name},
         settings=config.model_dump(mode="json", exclude={"api_key", "secrets"}),
     )
-    return Recorder(Path(config.record_dir), header)
+    # every record written passes the run's redaction once more (the last net for secrets)
+    return Recorder(
+        Path(config.record_dir), header, redact=lambda data: redact_record(redactor, data)
+    )
+
+
+def register_secrets(
+    redactor: Redactor, policy: Policy, secrets: SecretSource | None, values: Iterable[str]
+) -> None:
+    """Stored secrets (by name, with their scope) and ``--secret`` values: never written or
+    sent, and never typed by the model; a skill may type a stored one inside its scope."""
+    entries = getattr(secrets, "entries", None)
+    if callable(entries):
+        for entry in entries():
+            redactor.add_secret(entry.value)
+            policy.add_secret(entry.value, name=entry.name, scope=entry.scope)
+    elif secrets is not None:
+        for value in secrets.known_values():
+            redactor.add_secret(value)
+            policy.add_secret(value)
+    for value in values:
+        redactor.add_secret(value)
+        policy.add_secret(value)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,12 +33,18 @@ from typing import Any, Literal
 from loguru import logger
 
 from guiagent.agent.policy import ActionContext, Approver, AutoApprover, Policy, Verdict
+from guiagent.agent.target import needs_ocr, target_fields
 from guiagent.core.actions import BaseAction, Type
 from guiagent.core.env import Environment, FocusSource, Frame, KillSwitchHolder
 from guiagent.core.geometry import Point
 from guiagent.core.killswitch import KillSwitch
 from guiagent.core.redact import REDACTED, Redactor
-from guiagent.record.evidence import collect_evidence, crop_box_around, dom_at_point
+from guiagent.record.evidence import (
+    collect_evidence,
+    crop_box_around,
+    dom_at_point,
+    dom_evidence,
+)
 from guiagent.record.trajectory import Recorder, StepRecord
 
 StepStatus = Literal["ok", "error", "denied", "dry_run"]
@@ -72,6 +78,8 @@ class StepContext:
     evidence_text: str | None = None  # the OCR text matched at the point, and its box
     evidence_box: tuple[float, float, float, float] | None = None
     variables: dict[str, Any] | None = None  # how a replay gets a typed secret's value
+    # the element at the first point (role, name, DOM path...), read before the input
+    target: dict[str, Any] | None = None
     gated: tuple[Verdict | None, dict[str, Any] | None] | None = None  # gate() already ran
     perform: Perform | None = None
     check: OutcomeCheck | None = None
@@ -121,18 +129,21 @@ class StepExecutor:
         self.recorder = recorder
         self.dry_run = dry_run
         self._grounder = grounder  # reads the text under a point on a desktop (made on first use)
-        self._may_type: set[str] = set()
+        self._may_type: dict[str, str | None] = {}  # value -> the stored secret's name
 
     @contextmanager
-    def typing_allowed(self, values: Iterable[str]) -> Iterator[None]:
+    def typing_allowed(self, values: Iterable[str] | Mapping[str, str]) -> Iterator[None]:
         """While inside, typing one of ``values`` (secrets a skill resolved from the secret
-        store for this call) is not judged a secret leak; every other rule still applies."""
-        added = {v for v in values if v} - self._may_type
-        self._may_type |= added
+        store for this call; a mapping gives their names) is not judged a secret leak; every
+        other rule still applies, and a named secret is judged against its scope."""
+        named = values.items() if isinstance(values, Mapping) else ((None, v) for v in values)
+        added = {v: n for n, v in named if v and v not in self._may_type}
+        self._may_type.update(added)
         try:
             yield
         finally:
-            self._may_type -= added
+            for value in added:
+                self._may_type.pop(value, None)
 
     # --- the pipeline -------------------------------------------------------------------
 
@@ -149,6 +160,10 @@ class StepExecutor:
         elif self.dry_run:
             outcome = StepOutcome("dry_run", "not executed (dry run)", verdict)
         else:
+            if context.record and self.recorder is not None and context.trail:
+                # replay evidence: the element under the point as it was before the input
+                sx, sy = context.trail[0]["screen"]
+                context.target = await dom_evidence(self.env, sx, sy, context.dom)
             outcome = await self._perform(action, context, verdict)
         outcome.ms = (time.perf_counter() - started) * 1000
         outcome.policy = policy_record
@@ -166,10 +181,14 @@ class StepExecutor:
         if self.policy is None:
             return None, None
         judged = action
+        ctx = await self._action_context(action, context)
         if isinstance(action, Type) and action.text in self._may_type:
-            # a stored secret a skill was given to type: judged without its value
-            judged = action.model_copy(update={"text": REDACTED})
-        verdict = self.policy.judge(judged, await self._action_context(action, context))
+            name = self._may_type[action.text]
+            if name is not None:  # a stored secret typed by name: its scope decides
+                ctx = ctx.model_copy(update={"secret": name})
+            else:  # a secret a skill was given to type: judged without its value
+                judged = action.model_copy(update={"text": REDACTED})
+        verdict = self.policy.judge(judged, ctx)
         record = verdict.model_dump()
         if verdict.decision != "ask":
             return verdict, record
@@ -203,35 +222,43 @@ class StepExecutor:
         point = context.trail[0]["screen"] if context.trail else None
         if point is None and action.points():
             point = action.points()[0]
-        target_text = context.target_text
-        if target_text is None and point is not None and self._reads_target_text(action):
-            target_text = await self._target_text(context)
+        target: dict[str, str | None] = {}
+        if context.target_text is not None:
+            target["target_text"] = context.target_text
+        if point is not None and self._reads_target_text(action):
+            target = {**await self._target(context), **target}
         frame = context.frame
         return ActionContext(
             surface=frame.surface,
             url=frame.meta.get("url"),
             window_title=frame_title(frame),
-            target_text=target_text,
             screen_point=(float(point[0]), float(point[1])) if point is not None else None,
+            **target,
         )
 
     def _reads_target_text(self, action: BaseAction) -> bool:
         assert self.policy is not None
-        for rule in self.policy.rules:
-            if rule.when.target_words or rule.when.target_regex:
-                kinds = rule.when.action or ["*"]
-                if action.name in kinds or "*" in kinds:
-                    return True
-        return False
+        kinds = self.policy.kinds_reading_target()
+        return action.name in kinds or "*" in kinds
 
-    async def _target_text(self, context: StepContext) -> str | None:
-        """The text under the point: the DOM node in a browser, else OCR around it."""
+    async def _target(self, context: StepContext) -> dict[str, str | None]:
+        """Every name of what is under the point: in a browser the DOM node's text,
+        accessible name, role and CSS-drawn text (OCR at the point when it has none: an
+        icon, a canvas); on the desktop the OCR text around the point."""
         if not context.trail:
-            return None
+            return {}
         sx, sy = context.trail[0]["screen"]
         if context.dom is not None:
-            node = dom_at_point(context.dom, sx, sy)
-            return (node or {}).get("text") or None
+            fields = target_fields(context.dom, sx, sy)
+            if needs_ocr(fields):
+                fields["target_css_text"] = await self._target_text(context)
+            return fields
+        return {"target_text": await self._target_text(context)}
+
+    async def _target_text(self, context: StepContext) -> str | None:
+        """The OCR text nearest the point."""
+        if not context.trail:
+            return None
         if self._grounder is None:
             from guiagent.grounding.local import LocalGrounder
 
@@ -328,7 +355,7 @@ class StepExecutor:
         if not (0 <= fx < shown.size.width and 0 <= fy < shown.size.height):
             return None  # a point off the frame (an explicit `at`): no pixels to keep
         sx, sy = context.trail[0]["screen"]
-        node = dom_at_point(context.dom, sx, sy) if context.dom else None
+        node = context.target or (dom_at_point(context.dom, sx, sy) if context.dom else None)
         try:
             return collect_evidence(
                 self.recorder,
@@ -344,14 +371,7 @@ class StepExecutor:
 
     def redact(self, value: Any) -> Any:
         """Every known secret in the strings of ``value`` replaced (file names kept)."""
-        if isinstance(value, dict):
-            return {
-                k: v if isinstance(v, _KEEP_KEYS.get(k, ())) else self.redact(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.redact(v) for v in value)
-        return self.redactor.redact_data(value)
+        return redact_record(self.redactor, value)
 
     async def write(self, data: dict[str, Any] | StepRecord) -> None:
         """Append one step record, redacted now (a later step may have revealed a secret)."""
@@ -367,6 +387,19 @@ class StepExecutor:
         """Close the recording: ``run.json`` gets the same redaction as every step."""
         if self.recorder is not None:
             finish_recording(self.recorder, self.redactor, status, stop_reason, answer)
+
+
+def redact_record(redactor: Redactor, value: Any) -> Any:
+    """Every known secret in the strings of a record replaced; file names and a replay's
+    ``variables`` (secret names) kept as they are."""
+    if isinstance(value, dict):
+        return {
+            k: v if isinstance(v, _KEEP_KEYS.get(k, ())) else redact_record(redactor, v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_record(redactor, v) for v in value)
+    return redactor.redact_data(value)
 
 
 def finish_recording(

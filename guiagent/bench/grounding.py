@@ -25,7 +25,8 @@ from PIL import Image, ImageDraw, ImageFont
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Size, transform_for_page
 from guiagent.demo import WEBAPP_DIR
-from guiagent.grounding.local import DOM_SNAPSHOT_JS, LocalGrounder, Target
+from guiagent.envs.page_scripts import DOM_ELEMENTS_JS
+from guiagent.grounding.local import LocalGrounder, Target
 from guiagent.grounding.ocr import OcrEngine, ScreenReader
 
 CHROMIUM_ARGS = [
@@ -61,7 +62,7 @@ async def _render(extra: int) -> tuple[list[Frame], list[dict[str, Any]]]:
                 await page.fill("#new-item", text)
                 await page.click("#add-item")
             frames = [await _shot(page)]
-            dom = await page.evaluate(DOM_SNAPSHOT_JS)
+            dom = await page.evaluate(DOM_ELEMENTS_JS, True)
             for k in range(1, extra + 1):
                 if k > 1:  # keep the list length constant: the previous task goes
                     await page.get_by_role("button", name=f"Delete {_item(k - 1)}").click()

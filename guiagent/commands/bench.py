@@ -23,11 +23,14 @@ AREAS = (
     "parser",
     "client",
     "grounding",
+    "hits",
     "scenario",
     "replay",
     "safety",
+    "secret_ocr",
     "narrate",
     "router",
+    "startup",
 )
 
 

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where runs are recorded and listed (default: runs/ in the working directory)",
     )
     parser.add_argument("--model-url", help="default model server for runs and questions")
+    parser.add_argument(
+        "--allow-file-urls",
+        action="store_true",
+        help="allow file:, chrome: and view-source: start URLs (refused by default: a run "
+        "would show local files to whoever holds the console's token)",
+    )
 
 
 async def _serve(
@@ -61,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return 2
-    manager = RunManager(args.recordings, default_model_url=args.model_url)
+    manager = RunManager(
+        args.recordings, default_model_url=args.model_url, allow_file_urls=args.allow_file_urls
+    )
     try:
         server = ConsoleServer(manager, args.host, args.port, allow_remote=args.allow_remote)
     except ConsoleError as exc:

@@ -1,4 +1,4 @@
-"""``guiagent export RUN --gif FILE | --mp4 FILE | --scenario FILE``."""
+"""``guiagent export RUN --gif FILE | --mp4 FILE | --scenario FILE | --playwright FILE``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from pathlib import Path
 from rich.markup import escape
 
 from guiagent.cliparse import cli_console
-from guiagent.record.export import ExportError, export_gif, export_mp4, export_scenario
+from guiagent.record.export import (
+    ExportError,
+    export_gif,
+    export_mp4,
+    export_playwright,
+    export_scenario,
+)
 from guiagent.record.trajectory import RecordingError, load
 
 
@@ -22,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--scenario", type=Path, metavar="FILE", help="scenario YAML replaying the run's steps"
     )
+    what.add_argument(
+        "--playwright",
+        type=Path,
+        metavar="FILE",
+        help="plain Playwright Python script of a browser run (role/label locators)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             path = export_gif(recording, args.gif)
         elif args.mp4:
             path = export_mp4(recording, args.mp4)
+        elif args.playwright:
+            path = export_playwright(recording, args.playwright)
         else:
             path = export_scenario(recording, args.scenario)
     except (RecordingError, ExportError, OSError) as exc:

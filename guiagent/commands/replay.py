@@ -9,9 +9,14 @@ from typing import Any
 
 from rich.markup import escape
 
+from guiagent.agent.policy import Policy, PolicyError
+from guiagent.agent.replay_act import executor_act
 from guiagent.cliparse import cli_console
+from guiagent.core.env import Frame
+from guiagent.core.killswitch import KillSwitch
 from guiagent.record.replay import (
     DEFAULT_THRESHOLD,
+    ModelFallback,
     ReplayError,
     ReplayReport,
     rebase_url,
@@ -61,6 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="where replay.json and difference crops go")
     parser.add_argument("--headed", action="store_true", help="browser: show the window")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="judge every replayed action by this policy YAML (default: no policy; the kill"
+        " switch, Ctrl-C, always applies)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="URL",
+        help="heal: ask this model server where a target is when the recorded evidence does not decide",
+    )
 
 
 def _variables(items: list[str]) -> dict[str, str]:
@@ -112,12 +128,32 @@ def _grounder() -> Any:
     return LocalGrounder(incremental=False)
 
 
-async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
+def _model_fallback(client: Any) -> ModelFallback:
+    """The model as heal's last resort: a point on the frame for a described target."""
+    from guiagent.eval.screenspot import model_grounder
+
+    ground = model_grounder(client)
+
+    async def ask(frame: Frame, description: str) -> tuple[float, float] | None:
+        return await ground(frame.image, description)
+
+    return ask
+
+
+async def _main(args: argparse.Namespace, run: Run, killswitch: Any) -> ReplayReport:
     variables = _variables(args.var)
     if args.mode == "verify":
         return await replay(run, None, mode="verify")
+    if args.model and args.mode != "heal":
+        raise ReplayError("--model is used by --mode heal only")
+    policy = Policy.load(args.policy) if args.policy is not None else None  # before any window
     env = await _open_env(args, run)
+    client: Any = None
     try:
+        if args.model:
+            from guiagent.models.openai_client import ModelClient
+
+            client = ModelClient(args.model)
         return await replay(
             run,
             env,
@@ -125,11 +161,18 @@ async def _main(args: argparse.Namespace, run: Run) -> ReplayReport:
             variables=variables,
             speed=args.speed,
             threshold=args.threshold,
-            grounder=_grounder() if args.mode == "heal" else None,
+            # heal reads text by OCR; strict only for a desktop scenario's expected texts
+            grounder=_grounder()
+            if args.mode == "heal" or run.header.surface == "desktop"
+            else None,
+            model=_model_fallback(client) if client is not None else None,
             out_dir=args.out,
             save_healed=args.save_healed,
+            act=executor_act(env, policy, killswitch),
         )
     finally:
+        if client is not None:
+            await client.aclose()
         await env.close()
 
 
@@ -139,8 +182,10 @@ def run(args: argparse.Namespace) -> int:
         recording = load(args.run)
         if args.speed < 0:
             raise ReplayError(f"--speed must be >= 0, got {args.speed}")
-        report = asyncio.run(_main(args, recording))
-    except (RecordingError, ReplayError) as exc:
+        killswitch = KillSwitch()
+        with killswitch.install_sigint():  # Ctrl-C stops the replay between two input events
+            report = asyncio.run(_main(args, recording, killswitch))
+    except (RecordingError, ReplayError, PolicyError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     console.print(report.summary(), markup=False, highlight=False)

@@ -1,10 +1,13 @@
 """The console's web app (Starlette): a JSON API, server-sent events and the static page.
 
-Security: bound to loopback, requests must name a loopback host (no DNS rebinding) and
-state-changing requests from another origin are refused (no cross-site requests from
-pages the user happens to visit). Bound elsewhere, every request must carry the token:
-``Authorization: Bearer <token>``, ``?token=<token>`` (which also sets a cookie, so
-images, event streams and report pages opened from the console carry it) or that cookie.
+Security: the console starts with a random token, printed once with its URL (as Jupyter
+does); every request must carry it: ``Authorization: Bearer <token>``, ``?token=<token>``
+(which also sets an HttpOnly cookie, so the page's API calls, images, event streams and
+report pages carry it) or that cookie. Bound to loopback, requests must also name a
+loopback host (no DNS rebinding), and state-changing requests from another origin are
+refused. Files of a recording are served only as images or JSON, with a
+``Content-Security-Policy`` and ``X-Content-Type-Options: nosniff``; errors are plain
+JSON 4xx answers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ from guiagent.console.runs import ConsoleError, RunManager, RunSpec
 STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "guiagent_console_token"
 HEARTBEAT_S = 15.0
+# what a recording's files and its report may do in a browser: show pictures and styles
+FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+REPORT_CSP = (
+    "default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +67,7 @@ class ConsoleSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 7860
-    token: str | None = None  # required on every request when set
+    token: str | None = None  # required on every request when set (ConsoleServer always sets one)
 
 
 class ApprovalAnswer(BaseModel):
@@ -106,11 +117,12 @@ class Guard:
         from_query = (query.get("token") or [""])[0]
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        cookie = SimpleCookie(headers.get("cookie", ""))
-        from_cookie = cookie[COOKIE].value if COOKIE in cookie else ""
-        if not any(
-            secrets.compare_digest(c, self.token) for c in (bearer, from_query, from_cookie) if c
-        ):
+        try:
+            cookie = SimpleCookie(headers.get("cookie", ""))
+            from_cookie = cookie[COOKIE].value if COOKIE in cookie else ""
+        except Exception:  # a malformed Cookie header: as if there were none
+            from_cookie = ""
+        if not any(_same_token(c, self.token) for c in (bearer, from_query, from_cookie) if c):
             await _deny(
                 send,
                 401,
@@ -118,7 +130,7 @@ class Guard:
                 "(…?token=...) or send 'Authorization: Bearer <token>'",
             )
             return
-        if from_query and secrets.compare_digest(from_query, self.token):
+        if from_query and _same_token(from_query, self.token):
             token = self.token
 
             async def send_with_cookie(message: Message) -> None:
@@ -132,6 +144,13 @@ class Guard:
             await self.app(scope, receive, send_with_cookie)
             return
         await self.app(scope, receive, send)
+
+
+def _same_token(given: str, token: str) -> bool:
+    """Constant-time comparison that takes any text (a non-ASCII token is just wrong)."""
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+    )
 
 
 def _hostname(host_header: str) -> str:
@@ -185,6 +204,9 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
             return _error(exc.status, exc.message)
         except ValidationError as exc:
             return _error(422, _validation_message(exc))
+        except (ValueError, UnicodeError, OSError) as exc:  # odd paths (NUL bytes...): plain 400
+            logger.debug("console: bad request {}: {}", request.url.path, exc)
+            return _error(400, f"bad request: {type(exc).__name__}")
 
     def route(path: str, fn: Any, methods: list[str]) -> Route:
         async def endpoint(request: Request) -> Response:
@@ -290,11 +312,21 @@ def create_app(manager: RunManager, settings: ConsoleSettings | None = None) -> 
 
     async def report(request: Request) -> Response:
         path = await manager.report(request.path_params["name"])
-        return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-store"})
+        return FileResponse(
+            path,
+            media_type="text/html",
+            headers={**SAFE_HEADERS, "Content-Security-Policy": REPORT_CSP},
+        )
 
     async def recording_file(request: Request) -> Response:
-        path = manager.recording_file(request.path_params["name"], request.path_params["path"])
-        return FileResponse(path)
+        path, media = manager.recording_file(
+            request.path_params["name"], request.path_params["path"]
+        )
+        return FileResponse(
+            path,
+            media_type=media,
+            headers={**SAFE_HEADERS, "Content-Security-Policy": FILE_CSP},
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -341,7 +373,8 @@ class _Server(uvicorn.Server):
 class ConsoleServer:
     """The console served by uvicorn, on the running loop (:meth:`serve`) or a thread (:meth:`start`).
 
-    Binding outside loopback needs ``allow_remote=True``; a token is then generated
+    Binding outside loopback needs ``allow_remote=True``. A token is generated (unless given)
+    on loopback too
     (unless given) and every request must carry it.
     """
 
@@ -359,7 +392,7 @@ class ConsoleServer:
                 f"binding to {host} exposes the console to the network: pass --allow-remote "
                 "(a token will be required on every request)"
             )
-        if not is_loopback(host) and token is None:
+        if token is None:  # every console has one: any local process or page could call it
             token = secrets.token_urlsafe(24)
         self.manager = manager
         self.settings = ConsoleSettings(host=host, port=port, token=token)
@@ -387,14 +420,24 @@ class ConsoleServer:
                 return int(sock.getsockname()[1])
         return self.settings.port
 
-    def url(self, host: str | None = None) -> str:
+    def base_url(self, host: str | None = None) -> str:
+        """The console's address without the token (``http://host:port``)."""
         shown = host or (
             "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
         )
         if ":" in shown:
             shown = f"[{shown}]"
-        base = f"http://{shown}:{self.port}/"
+        return f"http://{shown}:{self.port}"
+
+    def url(self, host: str | None = None) -> str:
+        """The URL to open: with the token, which the console turns into a cookie."""
+        base = self.base_url(host) + "/"
         return f"{base}?token={self.token}" if self.token else base
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate an API client."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def bind(self) -> socket.socket:
         """Bind the listening socket now (a clear OSError if the address is taken or absent)."""

@@ -37,6 +37,7 @@ from guiagent.core.actions import BaseAction
 from guiagent.core.env import ActResult, Environment, Frame
 from guiagent.core.geometry import CoordSpace, Point
 from guiagent.core.killswitch import KillSwitch
+from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import RUN_FILE, RecordingError, load, read_header
 
 if TYPE_CHECKING:
@@ -56,9 +57,11 @@ class ConsoleError(Exception):
 
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if status is not None:
+            self.status = status
 
 
 class NotFoundError(ConsoleError):
@@ -223,13 +226,21 @@ class ConsoleRun:
         self.created_at = time.time()
         self.result: dict[str, Any] | None = None
         self.task: asyncio.Task[None] | None = None
-        self.redact: Callable[[str], str] = lambda text: text  # the agent's redactor, once made
+        # the agent's redactor once it is made; until then the built-in credential patterns.
+        # Every event and summary leaving the console passes it.
+        self.redactor = Redactor()
+
+    def redact(self, text: str) -> str:
+        return self.redactor.redact_text(text)
 
     @property
     def active(self) -> bool:
         return self.status in ("starting", "running")
 
     def summary(self) -> dict[str, Any]:
+        return self.redactor.redact_data(self._summary())
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "run_kind": self.kind,
@@ -247,7 +258,7 @@ class ConsoleRun:
         }
 
     def publish(self, kind: str, **data: Any) -> None:
-        self.channel.publish(kind, data)
+        self.channel.publish(kind, self.redactor.redact_data(data))
 
     def publish_state(self) -> None:
         self.publish("state", status=self.status, paused=self.control.paused, waiting=self.waiting)
@@ -270,6 +281,33 @@ def encode_jpeg(image: Image.Image, quality: int = 80) -> bytes:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "-", text.lower()).strip("-")[:40] or "run"
+
+
+# what a recording folder may serve: pictures and data, never anything a browser runs
+SERVED_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".json": "application/json",
+    ".jsonl": "application/json",
+}
+LOCAL_SCHEMES = ("file:", "chrome:", "chrome-extension:", "view-source:", "devtools:", "about:")
+ALLOWED_ABOUT = ("about:blank",)
+
+
+def refuse_local_url(url: str) -> None:
+    """A start URL that would show local files or browser internals is refused (ConsoleError)."""
+    lowered = url.strip().lower()
+    if lowered in ALLOWED_ABOUT:
+        return
+    if lowered.startswith(LOCAL_SCHEMES) or lowered.startswith("/"):
+        raise ConsoleError(
+            f"start URL {url!r} would show local files or browser internals: refused "
+            "(start the console with --allow-file-urls to allow file: URLs)",
+            status=403,
+        )
 
 
 def _safe_name(name: str) -> str:
@@ -300,6 +338,7 @@ class RunManager:
         env_factory: EnvFactory | None = None,
         agent_options: dict[str, Any] | None = None,
         settings: RunSettings | None = None,
+        allow_file_urls: bool = False,
     ) -> None:
         """``settings``: skills, secrets, policy and kill switch of every run (default: as
         `guiagent run` has them without flags, from the GUIAGENT_* variables)."""
@@ -314,6 +353,8 @@ class RunManager:
         self.runs: dict[str, ConsoleRun] = {}
         self.images: OrderedDict[str, Frame] = OrderedDict()
         self._grounder: Any = None
+        self._reports: dict[Path, int] = {}  # reports this console wrote: path -> mtime_ns
+        self.allow_file_urls = allow_file_urls
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -335,6 +376,8 @@ class RunManager:
         return path
 
     async def start(self, spec: RunSpec) -> ConsoleRun:
+        if spec.start_url and not self.allow_file_urls:
+            refuse_local_url(spec.start_url)
         model_url = spec.model_url or self.default_model_url
         if not model_url:
             raise ConsoleError("no model server: give a model URL (e.g. http://127.0.0.1:30000)")
@@ -378,7 +421,7 @@ class RunManager:
                 }
             )
             agent = self.make_agent(run, env, config)
-            run.redact = agent.redactor.redact_text
+            run.redactor = agent.redactor
             run.status = "running"
             run.publish_state()
             await agent.run(spec.task)
@@ -387,7 +430,9 @@ class RunManager:
             run.result = {"status": "stopped", "stop_reason": run.control.stop_reason}
             run.publish("end", **run.result)
         except Exception as exc:  # the run fails; the console and other runs go on
-            logger.opt(exception=exc).error("console run {} failed", run.id)
+            logger.error(
+                "console run {} failed: {}", run.id, run.redact(f"{type(exc).__name__}: {exc}")
+            )
             run.status = "error"
             run.result = {"status": "error", "stop_reason": f"{type(exc).__name__}: {exc}"}
             run.publish("error", message=run.result["stop_reason"])
@@ -725,23 +770,50 @@ class RunManager:
         from guiagent.record.report import write_report
 
         path = self._recording_dir(name)
+        if not path.resolve().is_relative_to(self.recordings_root.resolve()):
+            raise NotFoundError(f"no recording named {name!r} in {self.recordings_root}")
         report = path / "report.html"
         sources = [p for p in (path / RUN_FILE, path / "steps.jsonl") if p.exists()]
         newest = max((p.stat().st_mtime for p in sources), default=0.0)
-        if report.is_file() and report.stat().st_mtime >= newest:
+        # serve only a report this console wrote (an .html found in the folder may have been
+        # planted there); rewrite it when the recording is newer
+        written = self._reports.get(report.resolve())
+        if (
+            written is not None
+            and report.is_file()
+            and not report.is_symlink()
+            and report.stat().st_mtime_ns == written
+            and report.stat().st_mtime >= newest
+        ):
             return report
         try:
             run = await asyncio.to_thread(load, path)
-            return await asyncio.to_thread(write_report, run, report)
-        except RecordingError as exc:
+            if report.is_symlink():
+                report.unlink()
+            out = await asyncio.to_thread(write_report, run, report)
+        except (RecordingError, OSError) as exc:
             raise ConsoleError(f"cannot write the report of {name}: {exc}") from exc
+        self._reports[report.resolve()] = out.stat().st_mtime_ns
+        return out
 
-    def recording_file(self, name: str, relative: str) -> Path:
+    def recording_file(self, name: str, relative: str) -> tuple[Path, str]:
+        """A recording's image or JSON file and its media type. Anything else (HTML a page
+        could plant to run with the console's origin), paths leaving the recording and
+        symlinks pointing out of it are refused."""
+        if "\x00" in relative:
+            raise ConsoleError(f"a NUL byte in the file path {relative!r}")
         root = self._recording_dir(name).resolve()
+        if not root.is_relative_to(self.recordings_root.resolve()):
+            raise NotFoundError(f"no recording named {name!r} in {self.recordings_root}")
         target = (root / relative).resolve()
         if not target.is_relative_to(root) or not target.is_file():
             raise NotFoundError(f"no file {relative!r} in recording {name!r}")
-        return target
+        media = SERVED_TYPES.get(target.suffix.lower())
+        if media is None:
+            raise ConsoleError(
+                f"{relative!r}: only images and JSON are served from a recording", status=403
+            )
+        return target, media
 
     async def start_replay(
         self, name: str, mode: Literal["strict", "heal"] = "strict"
@@ -755,6 +827,8 @@ class RunManager:
         url = next((s.meta.get("url") for s in recording.steps if s.meta.get("url")), None)
         if surface == "browser" and not url:
             raise ConsoleError("the recording names no page URL to replay on")
+        if url and not self.allow_file_urls:
+            refuse_local_url(url)  # a crafted recording must not open local files either
         spec = RunSpec(
             task=f"replay ({mode}) of {name}: {recording.header.task}",
             env="desktop" if surface == "desktop" else "browser",
@@ -782,7 +856,10 @@ class RunManager:
                 from guiagent.grounding.local import LocalGrounder
 
                 grounder = LocalGrounder()
-            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder)
+            from guiagent.agent.replay_act import executor_act  # the one step executor
+
+            act = executor_act(env, None, None)
+            report = await replay(recording, env, mode=mode, speed=0.0, grounder=grounder, act=act)
             run.steps = len(report.steps)
             for step in report.steps:
                 run.publish("replay_step", **step.model_dump(mode="json"))

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from guiagent.core.actions import BaseAction
-from guiagent.core.env import Frame
+from guiagent.core.env import Frame, QuietSource
 from guiagent.core.geometry import Point, Rect, Size
 
 # --- frame difference -------------------------------------------------------------------
@@ -114,6 +114,7 @@ class SettleResult:
     settled: bool
     waited_ms: float
     polls: int = 0
+    how: str = "pixels"  # "pixels" (frames compared) or "events" (the surface said it is quiet)
 
 
 async def settle(
@@ -148,6 +149,30 @@ async def settle(
         if thumbnail_difference(reference, current) > threshold:
             reference = current
             quiet_since = time.monotonic()
+
+
+async def settle_env(
+    env: object,
+    observe: Callable[[], Awaitable[Frame]],
+    threshold: float = 0.002,
+    quiet_ms: float = 300,
+    timeout_s: float = 5,
+    poll_ms: float = 50,
+) -> SettleResult:
+    """Settle ``env``: from its own events when it can tell (a browser page: network,
+    timers, DOM mutations, animations, fonts), then one frame; else by pixels (:func:`settle`).
+    """
+    if isinstance(env, QuietSource):
+        start = time.monotonic()
+        try:
+            report = await env.wait_quiet(timeout_s)
+        except Exception:  # a surface error shows again in observe below
+            report = None
+        if report is not None:
+            frame = await observe()
+            waited = (time.monotonic() - start) * 1000
+            return SettleResult(frame, bool(report.get("settled")), waited, 1, "events")
+    return await settle(observe, threshold, quiet_ms, timeout_s, poll_ms)
 
 
 # --- loop detection ---------------------------------------------------------------------

@@ -92,6 +92,13 @@ class FocusSource(Protocol):
 
 
 @runtime_checkable
+class FocusProbe(Protocol):
+    """An environment that can say whether the focused text field is at a point (a browser)."""
+
+    async def focused_at(self, x: float, y: float) -> bool: ...
+
+
+@runtime_checkable
 class FullPageSource(Protocol):
     """An environment whose frame may be the whole document, not only the viewport."""
 
@@ -125,6 +132,14 @@ class KillSwitchHolder(Protocol):
     """An environment that checks a kill switch between any two input events it sends."""
 
     killswitch: Any
+
+
+@runtime_checkable
+class QuietSource(Protocol):
+    """An environment that can tell when its surface has stopped changing, from events
+    rather than pixels (a browser page): None when it cannot tell this time."""
+
+    async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None: ...
 
 
 def dom_of(env: object) -> DomSource | None:

@@ -20,11 +20,9 @@ records) the same way.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import inspect
-import math
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -35,6 +33,31 @@ from pydantic import BaseModel
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
+from guiagent.core.scope import SecretScope, origin_matches, origin_of, title_matches
+from guiagent.core.text_scan import ChangedTextScan, TextReader, clipped_int, read_text_with
+
+__all__ = [
+    "DEFAULT_SECRET_PATTERNS",
+    "REDACTED",
+    "ChangedTextScan",
+    "RedactionError",
+    "RedactionNote",
+    "Redactor",
+    "SecretScope",
+    "StreamRedactor",
+    "TextBoxLike",
+    "TextReader",
+    "clipped_int",
+    "find_bullet_runs",
+    "origin_matches",
+    "origin_of",
+    "read_text_with",
+    "redact_messages",
+    "redacting_sink",
+    "scrub",
+    "scrub_logs_with",
+    "title_matches",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -51,6 +74,8 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----",
     r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
 )
+
+_DEFAULT_COMPILED = [re.compile(p) for p in DEFAULT_SECRET_PATTERNS]
 
 # Masked password text as OCR reads it: bullets, stars, black circles, middle dots.
 _MASK_RUN = re.compile(r"[•*●∙·⚫⬤◦]{3,}")
@@ -88,25 +113,6 @@ class TextBoxLike(Protocol):
     box: Rect  # frame pixels
 
 
-@runtime_checkable
-class TextReader(Protocol):
-    """Anything that reads text boxes from a frame (e.g. LocalGrounder); may be sync or async."""
-
-    def read_text(self, frame: Frame) -> Any: ...
-
-
-def title_matches(pattern: str, title: str | None) -> bool:
-    """Match a window title: ``re:<regex>`` is a regex search, a pattern with ``*?[`` a
-    glob, anything else a substring; all case-insensitive."""
-    if title is None:
-        return False
-    if pattern.startswith("re:"):
-        return re.search(pattern[3:], title, re.IGNORECASE) is not None
-    if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(title.lower(), pattern.lower())
-    return pattern.lower() in title.lower()
-
-
 def _compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
     compiled = []
     for i, pattern in enumerate(patterns):
@@ -137,6 +143,7 @@ class Redactor:
         ocr: TextReader | None = None,
         pad: int = 2,
         detect_bullets: bool = True,
+        final_ocr: TextReader | None = None,
     ) -> None:
         self.regions = list(regions)
         self.window_titles = list(window_titles)
@@ -145,15 +152,27 @@ class Redactor:
         )
         # longest first, so a secret containing another is replaced whole
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._declared = set(self.secrets)  # the secrets the final OCR pass looks for
         self.mask_password_fields = mask_password_fields
         self.detect_bullets = detect_bullets
         self.ocr = ocr
+        # read the image about to be sent and saved, once the DOM boxes are black, when
+        # secrets are known: text the DOM did not report (canvas, images, closed shadow
+        # roots, cross-origin frames) is still found. Meant for a reader that re-reads only
+        # what changed since the last frame (guiagent.grounding's ScreenReader).
+        self.final_ocr = final_ocr
+        self._final_scan: ChangedTextScan | None = None
         self.pad = pad
 
-    def add_secret(self, value: str) -> None:
-        """Register a literal secret learned at run time (e.g. a password the user gave)."""
+    def add_secret(self, value: str, look_for_pixels: bool = True) -> None:
+        """Register a literal secret learned at run time (e.g. a password the user gave).
+
+        ``look_for_pixels=False`` (a password the model made up and typed into a masked
+        field) scrubs it from text without starting the final OCR pass for it."""
         if value and value not in self.secrets:
             self.secrets = sorted([*self.secrets, value], key=len, reverse=True)
+        if value and look_for_pixels:
+            self._declared.add(value)
 
     # --- text ---------------------------------------------------------------------------
 
@@ -183,6 +202,10 @@ class Redactor:
             return {k: self.redact_data(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.redact_data(v) for v in value)
+        if isinstance(value, BaseModel):  # e.g. an action or a result handed to an event sink
+            return value.model_copy(
+                update={k: self.redact_data(getattr(value, k)) for k in type(value).model_fields}
+            )
         return value
 
     # --- frames -------------------------------------------------------------------------
@@ -195,13 +218,7 @@ class Redactor:
         """Run the OCR reader off the event loop (it is slow and blocking)."""
         if self.ocr is None:
             return []
-        if inspect.iscoroutinefunction(self.ocr.read_text):
-            result = await self.ocr.read_text(frame)
-        else:
-            result = await asyncio.to_thread(self.ocr.read_text, frame)
-            if inspect.isawaitable(result):
-                result = await result
-        return list(result)
+        return await read_text_with(self.ocr, frame)
 
     async def redact(
         self,
@@ -238,8 +255,12 @@ class Redactor:
             if self.mask_password_fields and _is_password(element):
                 add(from_screen(rect), "password_field", "mask_password_fields", self.pad)
                 continue
-            text = element.get("text") or element.get("value")
-            if isinstance(text, str) and text:
+            text = " ".join(
+                t
+                for t in (element.get(k) for k in ("text", "more_text", "value", "pseudo"))
+                if isinstance(t, str) and t
+            )
+            if text:
                 rule = self.secret_rule(text)
                 if rule is not None:
                     add(from_screen(rect), "secret_text", rule, self.pad)
@@ -277,19 +298,48 @@ class Redactor:
             if rule is not None:
                 add(tb.box, "secret_text", rule, self.pad)
 
+        image = _blacked(frame.image, [rect for rect, _ in boxes])
+        if self.final_ocr is not None and self._declared and dom is not None:
+            # the DOM said where its text was (checked above as text); OCR reads the rest of
+            # what changed in the pixels: canvases, images, frames the DOM could not see
+            known = [rect for rect, _ in boxes]
+            for element in dom:
+                rect = _dom_rect(element)
+                # a line or a control whose text the DOM gave; not a big container, which
+                # may also hold a canvas or an image
+                if (
+                    rect is not None
+                    and rect.height <= 96
+                    and (element.get("text") or element.get("value"))
+                ):
+                    known.append(from_screen(rect))
+            if self._final_scan is None:
+                self._final_scan = ChangedTextScan(self.final_ocr)
+            for box, text in await self._final_scan.scan(image, known):
+                rule = self.secret_rule(text)
+                if rule is not None:
+                    add(box, "secret_text", f"final_ocr:{rule}", self.pad)
+            image = _blacked(frame.image, [rect for rect, _ in boxes])
         if not boxes:
             return frame, []
-        image = frame.image.copy()
-        draw = ImageDraw.Draw(image)
-        for rect, _ in boxes:
-            x, y, w, h = clipped_int(rect)
-            draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
         notes = [note for _, note in boxes]
         logger.debug(
             "redacted {} box(es): {}", len(notes), ", ".join(f"{n.kind}({n.rule})" for n in notes)
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+
+def _blacked(image: Image.Image, rects: list[Rect]) -> Image.Image:
+    """A copy of ``image`` with every rect filled black (the image itself when none)."""
+    if not rects:
+        return image
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    for rect in rects:
+        x, y, w, h = clipped_int(rect)
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
+    return out
 
 
 def find_bullet_runs(
@@ -360,13 +410,6 @@ def _clear_above_below(mask: np.ndarray, x: int, y: int, w: int, h: int) -> bool
     return not above.any() and not below.any()
 
 
-def clipped_int(rect: Rect) -> tuple[int, int, int, int]:
-    """Integer [x, y, w, h] covering ``rect`` entirely (floor the start, ceil the end)."""
-    x1, y1 = math.floor(rect.left), math.floor(rect.top)
-    x2, y2 = math.ceil(rect.right), math.ceil(rect.bottom)
-    return (x1, y1, x2 - x1, y2 - y1)
-
-
 def _clip(rect: Rect, width: int, height: int, pad: int) -> Rect | None:
     x1 = max(rect.left - pad, 0.0)
     y1 = max(rect.top - pad, 0.0)
@@ -401,3 +444,120 @@ def _dom_rect(element: dict[str, Any]) -> Rect | None:
             "DOM element without a usable box skipped during redaction (keys: {})", sorted(element)
         )
         return None
+
+
+# --- text leaving the process ---------------------------------------------------------------
+
+
+class StreamRedactor:
+    """Redacts a text stream chunk by chunk; what may be the start of a secret split across
+    chunks is held back until it is whole (or ruled out); :meth:`flush` releases the rest.
+
+    Held back: a tail that is the beginning of a known secret, the last unfinished word
+    (credential patterns are single tokens: an API key may still grow), an open
+    ``-----BEGIN`` block. A cut never falls inside a match, and what is released is the
+    redaction of a finished prefix, so text still flows word by word.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._pending = ""
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for secret in self.redactor.secrets:
+            start = text.find(secret)
+            while start != -1:
+                spans.append((start, start + len(secret)))
+                start = text.find(secret, start + 1)
+        for pattern in self.redactor.patterns:
+            spans.extend(m.span() for m in pattern.finditer(text))
+        return spans
+
+    def _cut(self, raw: str) -> int:
+        cut = len(raw)
+        for secret in self.redactor.secrets:  # the start of a secret at the very end
+            for k in range(min(len(secret) - 1, len(raw)), 0, -1):
+                if raw.endswith(secret[:k]):
+                    cut = min(cut, len(raw) - k)
+                    break
+        last_word = re.search(r"\S+$", raw)
+        if last_word is not None:
+            cut = min(cut, last_word.start())
+        begin = raw.rfind("-----BEGIN")
+        if begin != -1 and "-----" not in raw[begin + 10 :]:
+            cut = min(cut, begin)
+        moved = True
+        while moved:  # back off to the start of any match the cut would split or touch
+            moved = False
+            for start, end in self._spans(raw):
+                if start < cut <= end:
+                    cut, moved = start, True
+        return cut
+
+    def feed(self, chunk: str) -> str:
+        """The redacted text that is safe to release now (may be empty)."""
+        raw = self._pending + chunk
+        cut = self._cut(raw)
+        self._pending = raw[cut:]
+        return self.redactor.redact_text(raw[:cut]) if cut > 0 else ""
+
+    def flush(self) -> str:
+        text, self._pending = self.redactor.redact_text(self._pending), ""
+        return text
+
+
+def redact_messages(redactor: Redactor, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages with every text part redacted (image parts are left as they are: their
+    pixels were redacted before encoding, and their base64 is not text to scrub)."""
+
+    def part(p: Any) -> Any:
+        if isinstance(p, dict) and p.get("type") == "image_url":
+            return p
+        return redactor.redact_data(p)
+
+    out = []
+    for message in messages:
+        content = message.get("content")
+        rest = redactor.redact_data({k: v for k, v in message.items() if k != "content"})
+        if isinstance(content, list):
+            rest["content"] = [part(p) for p in content]
+        else:
+            rest["content"] = redactor.redact_data(content)
+        out.append(rest)
+    return out
+
+
+# Redactors of the runs alive in this process: log lines pass all of them. Weak, so a
+# finished run's secrets are not kept in memory by the logging set-up.
+_LIVE_REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+
+def scrub_logs_with(redactor: Redactor) -> None:
+    """Log records (messages and tracebacks) written through :func:`redacting_sink` are
+    scrubbed with this redactor's secrets and patterns while it lives."""
+    _LIVE_REDACTORS.add(redactor)
+
+
+def scrub(text: str) -> str:
+    """``text`` with the secrets of every live redactor and the built-in patterns removed."""
+    for redactor in list(_LIVE_REDACTORS):
+        text = redactor.redact_text(text)
+    for pattern in _DEFAULT_COMPILED:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redacting_sink(stream: Any) -> Callable[[Any], None]:
+    """A loguru sink writing fully formatted records (traceback included) scrubbed.
+    ``stream``: a text stream, or a function returning one at each write (``lambda:
+    sys.stderr`` follows a replaced ``sys.stderr``)."""
+
+    def write(message: Any) -> None:
+        target = stream() if callable(stream) and not hasattr(stream, "write") else stream
+        target.write(scrub(str(message)))
+        flush = getattr(target, "flush", None)
+        if flush is not None:
+            flush()
+
+    return write

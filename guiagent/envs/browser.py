@@ -50,6 +50,17 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
+from guiagent.envs.browser_capture import ViewportCapture
+from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
+from guiagent.envs.page_scripts import (
+    _DOM_ELEMENTS_JS,
+    _FOCUS_STATE_JS,
+    _FOCUSED_JS,
+    _HIT_TEST_JS,
+    _MARK_REFS_JS,
+    _PAGE_STATE_JS,
+    _SCROLL_INTO_VIEW_JS,
+)
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -58,6 +69,7 @@ CHROMIUM_ARGS = (
     "--disable-gpu",
 )
 WHEEL_PX_PER_NOTCH = 100
+TYPE_CHUNK = 64  # characters typed between two kill-switch checks
 
 # our key names (guiagent.core.actions.normalise_key) -> Playwright key names
 _KEYS: dict[str, str] = {
@@ -140,62 +152,43 @@ async def launch_chromium(
     return playwright, browser
 
 
-_FOCUSED_JS = """() => {
+def _refs_to_backend_ids(root: dict[str, Any]) -> dict[int, int]:
+    """ref -> backendNodeId of the nodes of a CDP DOM tree that carry ``data-guiagent-ref``."""
+    found: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        attributes = node.get("attributes") or []
+        for i in range(0, len(attributes) - 1, 2):
+            if attributes[i] == "data-guiagent-ref" and attributes[i + 1].isdigit():
+                found[int(attributes[i + 1])] = int(node["backendNodeId"])
+        stack.extend(node.get("children") or [])
+        stack.extend(node.get("shadowRoots") or [])
+        if node.get("contentDocument"):
+            stack.append(node["contentDocument"])
+    return found
+
+
+_FOCUSED_AT_JS = """([x, y]) => {
     let el = document.activeElement;
     while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
-    if (!el || el === document.body || el === document.documentElement) return null;
-    return {tag: el.tagName.toLowerCase(), type: (el.getAttribute('type') || '').toLowerCase(), id: el.id || null};
-}"""
-
-_PAGE_STATE_JS = """() => ({
-    dpr: window.devicePixelRatio,
-    width: window.innerWidth,
-    height: window.innerHeight,
-    scrollX: window.scrollX,
-    scrollY: window.scrollY,
-    docWidth: Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0),
-    docHeight: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
-    url: location.href,
-    title: document.title,
-})"""
-
-_DOM_ELEMENTS_JS = """(inViewport) => {
-  const INTERACTIVE = 'a[href],button,input,select,textarea,summary,label,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true]';
-  const vw = window.innerWidth, vh = window.innerHeight;
-  const out = [];
-  const seen = new Set();
-  const visible = (el, r) => {
-    if (r.width <= 0 || r.height <= 0) return false;
-    if (inViewport && (r.right <= 0 || r.bottom <= 0 || r.left >= vw || r.top >= vh)) return false;
-    const s = getComputedStyle(el);
-    return s.visibility !== 'hidden' && s.display !== 'none' && parseFloat(s.opacity || '1') > 0;
-  };
-  const push = (el, interactive) => {
-    if (seen.has(el)) return;
+    if (!el || el === document.body || el === document.documentElement) return false;
+    const editable = el.isContentEditable || ['INPUT', 'TEXTAREA'].includes(el.tagName);
+    if (!editable) return false;
     const r = el.getBoundingClientRect();
-    if (!visible(el, r)) return;
-    seen.add(el);
-    const tag = el.tagName.toLowerCase();
-    const type = tag === 'input' ? (el.getAttribute('type') || 'text').toLowerCase() : null;
-    let text = (el.innerText || '').trim().replace(/\\s+/g, ' ');
-    if (tag === 'input' && ['button', 'submit', 'reset'].includes(type)) text = el.value || text;
-    const secret = type === 'password';
-    out.push({
-      tag, type, role: el.getAttribute('role') || null, id: el.id || null,
-      text: text.slice(0, 200),
-      name: el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || null,
-      value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
-      interactive, disabled: !!el.disabled, password: secret,
-      box: {x: r.left, y: r.top, width: r.width, height: r.height},
-    });
-  };
-  document.querySelectorAll(INTERACTIVE).forEach(el => push(el, true));
-  const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false);
-  }
-  return out;
+    return x >= r.left && x < r.right && y >= r.top && y < r.bottom;
 }"""
+
+
+async def _next_frames(page: Page, count: int = 2) -> None:
+    """Wait until the page has drawn ``count`` more frames (hover styles, scrolling)."""
+    try:
+        await page.evaluate(
+            "(n) => new Promise((done) => { const tick = (k) => k ? requestAnimationFrame(() => tick(k - 1)) : done(); tick(n); })",
+            count,
+        )
+    except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+        logger.debug("no frame to wait for: {}", exc)
 
 
 class BrowserEnv:
@@ -241,6 +234,11 @@ class BrowserEnv:
         self._owns_browser = False
         self._page: Page | None = None
         self._gone: str | None = None
+        self._capture = ViewportCapture(timeout_ms)
+        # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
+        self.accessible_names = True
+        self._cdp: Any = None
+        self._cdp_page: Page | None = None
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
 
@@ -298,6 +296,7 @@ class BrowserEnv:
                 )
                 self._page = await self._active_page(self._browser)
                 self._context = self._page.context
+                await self._page.add_init_script(QUIET_INSTALL_JS)
                 self._watch()
                 logger.info("attached over CDP to {} ({})", self.cdp_url, self._page.url)
                 return
@@ -318,6 +317,7 @@ class BrowserEnv:
         self._owns_context = True
         self._context.set_default_timeout(self.timeout_ms)
         self._page = await self._context.new_page()
+        await self._page.add_init_script(QUIET_INSTALL_JS)
         self._watch()
 
     def _ws_headers(self) -> dict[str, str] | None:
@@ -368,6 +368,7 @@ class BrowserEnv:
     async def close(self) -> None:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
+        self._capture.reset()
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -423,13 +424,17 @@ class BrowserEnv:
 
     async def observe(self) -> Frame:
         page = self._check_alive()
-        with self._guard():
-            state = await page.evaluate(_PAGE_STATE_JS)
-            png = await page.screenshot(
-                type="png", full_page=self.full_page, timeout=self.timeout_ms
+        with self._guard():  # page state and pixels in parallel
+            state, png = await asyncio.gather(
+                page.evaluate(_PAGE_STATE_JS), self._capture.png(page, self.full_page)
             )
-        image = Image.open(io.BytesIO(png)).convert("RGB")
-        dpr = float(state["dpr"])
+            image = Image.open(io.BytesIO(png)).convert("RGB")
+            dpr = float(state["dpr"])
+            if self._capture.from_cdp and abs(image.width - round(state["width"] * dpr)) > 1:
+                # an emulated device scale: CDP's plain capture is in CSS pixels here
+                self._capture.give_up_cdp()
+                png = await self._capture.png(page, self.full_page)
+                image = Image.open(io.BytesIO(png)).convert("RGB")
         transform = transform_for_page(
             Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
         )
@@ -450,6 +455,13 @@ class BrowserEnv:
             "full_page": self.full_page,
         }
         return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+
+    async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None:
+        """Wait until the page itself is quiet (network, timers, DOM, animations, fonts);
+        None when the page cannot be instrumented (see guiagent.envs.browser_quiet)."""
+        page = self._check_alive()
+        with self._guard():
+            return await wait_quiet(page, timeout_s)
 
     # -- act -------------------------------------------------------------------------
 
@@ -494,14 +506,20 @@ class BrowserEnv:
                 if self.full_page
                 else (action.x, action.y)
             )
+            # move first and let the page draw its hover state (an icon that swaps its image
+            # on :hover gets no click when the press lands in the same instant as the move)
+            await mouse.move(x, y)
+            await _next_frames(page)
+            if isinstance(action, Move):
+                return ActResult(detail=f"{action.name} at {x:g},{y:g}")
             if isinstance(action, Click):
-                await mouse.click(x, y)
+                await mouse.down()
+                await mouse.up()
             elif isinstance(action, DoubleClick):
                 await mouse.dblclick(x, y)
-            elif isinstance(action, RightClick):
-                await mouse.click(x, y, button="right")
             else:
-                await mouse.move(x, y)
+                await mouse.down(button="right")
+                await mouse.up(button="right")
             return ActResult(detail=f"{action.name} at {x:g},{y:g}")
         if isinstance(action, Drag):
             x1, y1, x2, y2 = action.x1, action.y1, action.x2, action.y2
@@ -536,12 +554,12 @@ class BrowserEnv:
             await mouse.wheel(dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            if self.killswitch is None:
-                await page.keyboard.type(action.text)
-            else:
-                for char in action.text:  # one key at a time, the kill switch checked between keys
-                    self._check_killed()
-                    await page.keyboard.type(char)
+            # real key events (no fill), one call per chunk: the kill switch is checked
+            # between chunks, not between keys, so typing costs no round trip per key
+            text = action.text
+            for start in range(0, len(text), TYPE_CHUNK):
+                self._check_killed()
+                await page.keyboard.type(text[start : start + TYPE_CHUNK])
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)
@@ -558,16 +576,89 @@ class BrowserEnv:
             focused: dict[str, Any] | None = await page.evaluate(_FOCUSED_JS)
         return focused
 
+    async def focused_at(self, x: float, y: float) -> bool:
+        """Whether the text field with keyboard focus covers viewport point (x, y)."""
+        page = self._check_alive()
+        with self._guard():
+            return bool(await page.evaluate(_FOCUSED_AT_JS, [x, y]))
+
+    async def hit_test(self, x: float, y: float, ref: int) -> dict[str, Any]:
+        """What is drawn at viewport point (x, y) and whether it is element ``ref`` (from a
+        DOM snapshot) or inside it: {found, hit, at, target} (``at``/``target`` described)."""
+        page = self._check_alive()
+        with self._guard():
+            result: dict[str, Any] = await page.evaluate(_HIT_TEST_JS, [x, y, ref])
+        return result
+
+    async def scroll_into_view(self, ref: int) -> bool:
+        """Scroll element ``ref`` (and its scrolling ancestors) so that it shows."""
+        page = self._check_alive()
+        with self._guard():
+            done = bool(await page.evaluate(_SCROLL_INTO_VIEW_JS, ref))
+            await _next_frames(page)
+        return done
+
+    async def focus_state(self, text: str | None = None) -> dict[str, Any]:
+        """The focused element: {focused, editable, ref, at (described), contains (its value
+        holds ``text``), password}; the value itself is never returned."""
+        page = self._check_alive()
+        with self._guard():
+            state: dict[str, Any] = await page.evaluate(_FOCUS_STATE_JS, text)
+        return state
+
     async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
 
-        Each: tag, type (inputs), role, id, text, name, value (never for password fields),
-        interactive, disabled, password, box {x, y, width, height}.
+        Each: tag, type (inputs), role, id, text (200 characters; more_text holds the rest),
+        name (the accessible name), label, aria_label, placeholder, title, alt (every name it
+        answers to), owner_name (the name of the control it sits in), pseudo (::before/::after
+        text), value (never for password fields), interactive, disabled, password, editable,
+        ref (stable across snapshots, for :meth:`hit_test`), clipped, box {x, y, width,
+        height} (the part not clipped by scrolling ancestors). Open shadow roots and
+        same-origin iframes are included, their boxes in the top viewport.
         """
         page = self._check_alive()
         with self._guard():
             elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
+            if elements and self.accessible_names:
+                await self._add_accessible_names(page, elements)
         return elements
+
+    async def _add_accessible_names(self, page: Page, elements: list[dict[str, Any]]) -> None:
+        """``ax_name`` and ``ax_role`` of each element from Chromium's accessibility tree
+        (CDP ``Accessibility.getFullAXTree``): the name and role a screen reader announces.
+
+        Elements are matched to tree nodes by their backend node ids, read from
+        ``DOM.getDocument`` while each reported element carries a ``data-guiagent-ref``
+        attribute (removed again at once). Without CDP (another browser) nothing is added.
+        """
+        try:
+            if self._cdp is None or self._cdp_page is not page:
+                self._cdp = await page.context.new_cdp_session(page)
+                self._cdp_page = page
+            await page.evaluate(_MARK_REFS_JS, True)
+            try:
+                doc = await self._cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})
+            finally:
+                await page.evaluate(_MARK_REFS_JS, False)
+            tree = await self._cdp.send("Accessibility.getFullAXTree")
+        except PlaywrightError as exc:
+            logger.debug("no accessibility tree: {}", exc)
+            self.accessible_names = False  # not Chromium (or CDP refused): do not ask again
+            return
+        backend_of_ref = _refs_to_backend_ids(doc.get("root", {}))
+        ax_of_backend: dict[int, tuple[str, str]] = {}
+        for node in tree.get("nodes", []):
+            backend = node.get("backendDOMNodeId")
+            if backend is None or node.get("ignored"):
+                continue
+            role = str((node.get("role") or {}).get("value") or "")
+            name = str((node.get("name") or {}).get("value") or "")
+            ax_of_backend[int(backend)] = (role, " ".join(name.split())[:200])
+        for element in elements:
+            found = ax_of_backend.get(backend_of_ref.get(int(element.get("ref") or 0), -1))
+            if found is not None:
+                element["ax_role"], element["ax_name"] = found[0] or None, found[1] or None
 
     async def accessibility_snapshot(self) -> str:
         """The page's ARIA snapshot (Playwright's YAML outline of roles and names)."""

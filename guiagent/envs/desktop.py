@@ -111,6 +111,7 @@ _XDOTOOL_KEYS: dict[str, str] = {
     " ": "space",
 }
 _PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
+XTEST_BATCH = 32  # keys sent in one XTest batch between two kill-switch checks
 
 
 def x11_ui_scale(env: dict[str, str] | None = None) -> float:
@@ -161,7 +162,8 @@ class DesktopEnv:
     one monitor, ``"primary"`` the primary one. ``scale`` overrides the frame-to-screen
     scale (device pixels per desktop point; derived from the capture when None).
     ``failsafe`` keeps pyautogui's corner kill switch on (default: on, except on an Xvfb
-    this env started itself). ``type_delay_ms`` is the per-key delay for typing.
+    this env started itself). ``type_delay_ms`` is the per-key delay for typing (0: keys
+    go in XTest batches of XTEST_BATCH).
     """
 
     surface = "desktop"
@@ -173,7 +175,7 @@ class DesktopEnv:
         scale: float | None = None,
         failsafe: bool | None = None,
         input_backend: InputBackend = "auto",
-        type_delay_ms: int = 8,
+        type_delay_ms: int = 0,
     ) -> None:
         if isinstance(monitor, str) and monitor not in ("all", "primary"):
             if not monitor.isdigit():
@@ -738,16 +740,20 @@ class XTestTyper:
             dpy.sync()
             time.sleep(0.05)  # let clients see the MappingNotify before the keys
         shift = dpy.keysym_to_keycode(XK.XK_Shift_L)
-        for ch in text:
+        # without a per-key delay the keys go in batches of XTEST_BATCH, one round trip
+        # (sync) and one kill-switch check per batch
+        chunk = 1 if delay_s else XTEST_BATCH
+        for start in range(0, len(text), chunk):
             if check is not None:
                 check()
-            keycode, shifted = where[char_keysym(ch)]
-            if shifted:
-                xtest.fake_input(dpy, X.KeyPress, shift)
-            xtest.fake_input(dpy, X.KeyPress, keycode)
-            xtest.fake_input(dpy, X.KeyRelease, keycode)
-            if shifted:
-                xtest.fake_input(dpy, X.KeyRelease, shift)
+            for ch in text[start : start + chunk]:
+                keycode, shifted = where[char_keysym(ch)]
+                if shifted:
+                    xtest.fake_input(dpy, X.KeyPress, shift)
+                xtest.fake_input(dpy, X.KeyPress, keycode)
+                xtest.fake_input(dpy, X.KeyRelease, keycode)
+                if shifted:
+                    xtest.fake_input(dpy, X.KeyRelease, shift)
             dpy.sync()
             if delay_s:
                 time.sleep(delay_s)

@@ -16,7 +16,6 @@ Three sources, tried in this order:
 from __future__ import annotations
 
 import asyncio
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,17 @@ from pydantic import (
 
 from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
+from guiagent.grounding.buttons import ButtonReader
+from guiagent.grounding.fields import field_beside, find_field_box
 from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
 from guiagent.grounding.template import TemplateError, load_template, match_template
+from guiagent.grounding.text import (
+    TextMatch,
+    match_text,
+    normalise,
+    similarity,
+    sub_box,
+)
 
 __all__ = [
     "DOM_SNAPSHOT_JS",
@@ -72,7 +80,8 @@ def _rect_from_any(value: Any) -> Any:
 
 
 class Target(BaseModel):
-    """What to find. Exactly one of ``text`` and ``image``.
+    """What to find. Exactly one of ``text`` and ``image``, or a ``role`` alone (DOM only:
+    every element of that role, in reading order, ``nth`` choosing).
 
     - ``role``: button, link, input (textbox), checkbox, radio, select (combobox), ...;
       enforced on DOM elements; with OCR, input/select move the result from the label
@@ -82,8 +91,9 @@ class Target(BaseModel):
     - ``in_region``: a Rect (frame pixels, or ``[left, top, width, height]``) or a text
       naming a container (DOM: the smallest section/form/list item/... holding that text;
       without DOM: the row of that text);
-    - ``exact``: case-sensitive whole-text match (default: case-insensitive, whitespace
-      normalised, partial and fuzzy matches allowed at lower scores).
+    - ``exact``: case-sensitive match of one element's or OCR line's whole text (default:
+      case-insensitive, whitespace normalised, partial and fuzzy matches allowed at lower
+      scores; never forgiving a differing sign, digit or currency symbol).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -110,12 +120,19 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Target:
+        if self.text is None and self.image is None and self.role:
+            return self  # a role alone
         if (self.text is None) == (self.image is None):
-            raise ValueError("give exactly one of text or image")
+            raise ValueError("give exactly one of text or image (or a role alone)")
         return self
 
     def describe(self) -> str:
-        what = repr(self.text) if self.text is not None else f"image {_image_name(self.image)}"
+        if self.text is not None:
+            what = repr(self.text)
+        elif self.image is not None:
+            what = f"image {_image_name(self.image)}"
+        else:
+            what = "any"
         parts = [what]
         if self.role:
             parts.append(f"role={self.role}")
@@ -189,6 +206,11 @@ class DomElement(BaseModel):
     visible: bool = True
     enabled: bool = True
     checked: bool | None = None
+    editable: bool | None = None  # takes typed text (None: the source does not say)
+    ref: int | None = None  # the browser's handle on this element (hit test, scroll, focus)
+    clipped: bool = False  # entirely cut away by a scrolling ancestor
+    ax_name: str | None = None  # the accessible name from the browser's accessibility tree
+    ax_role: str | None = None  # the role from that tree (Chromium's names)
 
     @model_validator(mode="before")
     @classmethod
@@ -207,6 +229,14 @@ class DomElement(BaseModel):
     def effective_role(self) -> str:
         if self.role:
             return self.role.lower()
+        derived = self._tag_role()
+        if derived == "generic" and self.ax_role:
+            ax = _canonical_role(self.ax_role)
+            if ax in _INTERACTIVE_ROLES:  # e.g. a div the browser exposes as a button
+                return ax
+        return derived
+
+    def _tag_role(self) -> str:
         kind = (self.type or "").lower()
         if self.tag == "a":
             return "link"
@@ -214,7 +244,7 @@ class DomElement(BaseModel):
             return "button"
         if self.tag == "input" and kind in ("checkbox", "radio"):
             return kind
-        if self.tag in ("input", "textarea"):
+        if self.tag in ("input", "textarea") or self.editable:
             return "textbox"
         if self.tag == "select":
             return "combobox"
@@ -236,6 +266,7 @@ class DomElement(BaseModel):
         """The texts a person might use to name this element."""
         values = [
             self.text,
+            self.ax_name,
             self.label,
             self.aria_label,
             self.placeholder,
@@ -245,7 +276,7 @@ class DomElement(BaseModel):
         ]
         if self.effective_role == "button" and self.tag == "input":
             values.append(self.value)
-        return [v for v in values if v and v.strip()]
+        return list(dict.fromkeys(v for v in values if v and v.strip()))
 
     def frame_box(self, transform: FrameTransform) -> Rect:
         top_left = transform.screen_to_frame(Point(self.box.x, self.box.y))
@@ -401,6 +432,8 @@ class GroundResult(BaseModel):
     source: Source
     text: str = ""
     candidates_rejected: list[RejectedCandidate] = Field(default_factory=list)
+    field: bool = False  # a label's text was resolved to the field it names
+    element: DomElement | None = None  # the DOM element found (its ref, role, editable)
 
     @field_validator("box", mode="before")
     @classmethod
@@ -428,18 +461,32 @@ class GroundingError(LookupError):
 
 
 class AmbiguousTarget(GroundingError):
-    """Several candidates are equally good; ``candidates`` holds (text, box, score)."""
+    """Several candidates are equally good; ``candidates`` holds (text, box, score).
 
-    def __init__(self, target: Target, candidates: list[tuple[str, Rect, float]]) -> None:
+    ``anchor``: None when the target itself is ambiguous, else ``"near"`` or ``"in"``: the
+    text the target was to be found near (or in) shows in several places.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        candidates: list[tuple[str, Rect, float]],
+        anchor: str | None = None,
+    ) -> None:
         self.target = target
         self.candidates = candidates
+        self.anchor = anchor
         listed = "; ".join(
             f"{text!r} at {_fmt_rect(box)} (score {score:.2f})" for text, box, score in candidates
         )
-        super().__init__(
-            f"target {target.describe()} is ambiguous: {len(candidates)} equally good matches: "
-            f"{listed}. Add nth, near or in_region to choose."
-        )
+        if anchor is None:
+            what = f"target {target.describe()} is ambiguous"
+            hint = "Add nth, near or in_region to choose."
+        else:
+            helper = target.near if anchor == "near" else target.in_region
+            what = f"the {anchor} text {helper!r} of target {target.describe()} is ambiguous"
+            hint = f"Make the {anchor} text name one place."
+        super().__init__(f"{what}: {len(candidates)} equally good matches: {listed}. {hint}")
 
 
 class TargetNotFound(GroundingError):
@@ -453,97 +500,6 @@ class TargetNotFound(GroundingError):
         super().__init__(f"target {target.describe()} not found{extra}; closest texts seen: {seen}")
 
 
-# --- text matching (pure) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    score: float  # 0..1
-    start: int  # span of the match within the whitespace-normalised line
-    end: int
-    kind: str  # "exact" | "phrase" | "substring" | "fuzzy"
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def match_text(
-    target: str, line: str, exact: bool = False, fuzzy_threshold: float = 0.8
-) -> TextMatch | None:
-    """Score how well ``line`` names ``target``: exact > whole phrase inside > fuzzy.
-
-    Spans index the whitespace-normalised line (used to estimate a sub-box).
-    """
-    wanted, seen = normalise(target), normalise(line)
-    if not wanted or not seen:
-        return None
-    if exact:
-        if seen == wanted:
-            return TextMatch(1.0, 0, len(seen), "exact")
-        found = re.search(r"(?<!\w)" + re.escape(wanted) + r"(?!\w)", seen)
-        if found:
-            return TextMatch(
-                0.8 + 0.15 * len(wanted) / len(seen), found.start(), found.end(), "phrase"
-            )
-        return None
-    low_wanted, low_seen = wanted.lower(), seen.lower()
-    if len(low_seen) != len(seen):  # lower() changed the length: spans would drift
-        low_seen = seen
-        low_wanted = wanted
-    if low_seen == low_wanted:
-        return TextMatch(1.0 if seen == wanted else 0.98, 0, len(seen), "exact")
-    found = re.search(r"(?<!\w)" + re.escape(low_wanted) + r"(?!\w)", low_seen)
-    if found:
-        return TextMatch(0.8 + 0.15 * len(wanted) / len(seen), found.start(), found.end(), "phrase")
-    index = low_seen.find(low_wanted)
-    if index >= 0:
-        return TextMatch(
-            0.5 + 0.2 * len(wanted) / len(seen), index, index + len(wanted), "substring"
-        )
-    best: tuple[float, int, int] = (0.0, 0, 0)
-    numbers = re.findall(r"\d+", low_wanted)
-    for ratio, start, end in _fuzzy_windows(low_wanted, low_seen):
-        # "Task 6" is not a misreading of "Task 1": numbers must agree exactly.
-        if re.findall(r"\d+", low_seen[start:end]) != numbers:
-            continue
-        if ratio > best[0]:
-            best = (ratio, start, end)
-    ratio, start, end = best
-    if ratio >= fuzzy_threshold:
-        return TextMatch(0.75 * ratio, start, end, "fuzzy")
-    return None
-
-
-def _fuzzy_windows(wanted: str, seen: str) -> list[tuple[float, int, int]]:
-    """Ratios of the target against the whole line and each run of about as many words."""
-    results = [(difflib.SequenceMatcher(None, wanted, seen).ratio(), 0, len(seen))]
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", seen)]
-    count = len(wanted.split())
-    for size in {max(1, count - 1), count, count + 1}:
-        if size >= len(words):
-            continue
-        for i in range(len(words) - size + 1):
-            start, end = words[i][0], words[i + size - 1][1]
-            ratio = difflib.SequenceMatcher(None, wanted, seen[start:end]).ratio()
-            results.append((ratio, start, end))
-    return results
-
-
-def sub_box(box: Rect, line: str, start: int, end: int) -> Rect:
-    """The part of a line's box holding characters ``start:end``, by character proportion."""
-    length = len(normalise(line))
-    if length == 0 or (start <= 0 and end >= length):
-        return box
-    left = box.left + box.width * start / length
-    right = box.left + box.width * end / length
-    return Rect(left, box.top, max(1.0, right - left), box.height)
-
-
-def similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, normalise(a).lower(), normalise(b).lower()).ratio()
-
-
 # --- candidates -----------------------------------------------------------------------
 
 
@@ -554,6 +510,7 @@ class _Candidate:
     score: float
     source: Source
     element: DomElement | None = None
+    field: bool = False  # resolved from a label to its field
 
 
 def _iou(a: Rect, b: Rect) -> float:
@@ -618,9 +575,12 @@ class LocalGrounder:
         tie_margin: float = 0.02,
         dom_preference: float = 0.75,
         incremental: bool = True,
+        read_buttons: bool = True,
     ) -> None:
         self._engine = engine
         self._reader: ScreenReader | None = None
+        self._buttons: ButtonReader | None = None
+        self.read_buttons = read_buttons
         self.fuzzy_threshold = fuzzy_threshold
         self.template_threshold = template_threshold
         self.tie_margin = tie_margin
@@ -689,6 +649,13 @@ class LocalGrounder:
         if target.image is not None:
             candidates = self._template_candidates(frame, target)
             source: Source = "template"
+        elif target.text is None:  # a role alone: every element of that role
+            if not elements:
+                raise TargetNotFound(
+                    target, [], detail="a target by role alone needs the page's elements"
+                )
+            candidates = self._role_candidates(elements, transform, frame, target, rejected)
+            source = "dom"
         else:
             assert target.text is not None
             candidates, source = [], "ocr"
@@ -744,6 +711,8 @@ class LocalGrounder:
             source=source,
             text=chosen.text,
             candidates_rejected=rejected,
+            field=chosen.field,
+            element=chosen.element,
         )
 
     # -- choosing among candidates ---------------------------------------------------
@@ -771,6 +740,10 @@ class LocalGrounder:
 
         if target.near is not None:
             anchors = self._anchors(frame, target.near, elements, transform)
+            if len(anchors) > 1:
+                raise AmbiguousTarget(
+                    target, [(target.near, box, 1.0) for box in anchors], anchor="near"
+                )
             if not anchors:
                 raise TargetNotFound(
                     target,
@@ -846,7 +819,16 @@ class LocalGrounder:
         if not found:
             return []
         best = max(c.score for c in found)
-        return [c.box for c in found if c.score >= best - self.tie_margin]
+        tier = [c for c in found if c.score >= best - self.tie_margin]
+        # one place counts once: an element and its own inner element, or a DOM and OCR box
+        distinct: list[Rect] = []
+        for box in sorted((c.box for c in tier), key=lambda b: b.width * b.height):
+            if not any(
+                _iou(box, kept) > 0.5 or _contains(box, kept, 2.0) or _contains(kept, box, 2.0)
+                for kept in distinct
+            ):
+                distinct.append(box)
+        return _in_reading_order_boxes(distinct)
 
     def _resolve_region(
         self, frame: Frame, target: Target, elements: list[DomElement], transform: FrameTransform
@@ -862,6 +844,8 @@ class LocalGrounder:
                 self._closest(frame, target, elements),
                 detail=f"region {region!r} not found",
             )
+        if len(anchors) > 1:
+            raise AmbiguousTarget(target, [(region, box, 1.0) for box in anchors], anchor="in")
         anchor = anchors[0]
         containers = [
             box
@@ -880,8 +864,23 @@ class LocalGrounder:
     # -- sources -----------------------------------------------------------------------
 
     def _ocr_candidates(self, frame: Frame, text: str, exact: bool) -> list[_Candidate]:
+        found = self._line_candidates(self.read_text(frame), text, exact)
+        if not found and self.read_buttons and frame.surface == "desktop":
+            # a glyph on a small button: read the buttons one by one
+            found = self._line_candidates(self.buttons.read(frame.image), text, exact)
+        return found
+
+    @property
+    def buttons(self) -> ButtonReader:
+        if self._buttons is None:
+            self._buttons = ButtonReader(
+                self._engine if self._engine is not None else shared_engine()
+            )
+        return self._buttons
+
+    def _line_candidates(self, lines: list[TextBox], text: str, exact: bool) -> list[_Candidate]:
         found = []
-        for line in self.read_text(frame):
+        for line in lines:
             match = match_text(text, line.text, exact, self.fuzzy_threshold)
             if match is None:
                 continue
@@ -925,9 +924,55 @@ class LocalGrounder:
             elif not element.enabled:
                 rejected.append(_reject(candidate, "disabled"))
             elif wanted_role and element.effective_role != wanted_role:
+                field = (
+                    _dom_field_beside(element, elements, transform, wanted_role)
+                    if wanted_role in _FIELD_ROLES and not element.interactive
+                    else None
+                )
+                if field is not None:  # a label's text names the field it sits beside
+                    found.append(
+                        _Candidate(
+                            candidate.text,
+                            field.frame_box(transform),
+                            best.score * 0.95,
+                            "dom",
+                            field,
+                            field=True,
+                        )
+                    )
+                    continue
                 rejected.append(
                     _reject(candidate, f"role is {element.effective_role}, not {wanted_role}")
                 )
+            else:
+                found.append(candidate)
+        return found
+
+    def _role_candidates(
+        self,
+        elements: list[DomElement],
+        transform: FrameTransform,
+        frame: Frame,
+        target: Target,
+        rejected: list[RejectedCandidate],
+    ) -> list[_Candidate]:
+        """Every shown, enabled element of the target's role (a target by role alone)."""
+        assert target.role is not None
+        wanted = _canonical_role(target.role)
+        bounds = Rect(0.0, 0.0, float(frame.size.width), float(frame.size.height))
+        found = []
+        for element in elements:
+            if element.effective_role != wanted:
+                continue
+            box = element.frame_box(transform)
+            names = element.names()
+            candidate = _Candidate(names[0] if names else wanted, box, 1.0, "dom", element)
+            if not element.visible or box.width <= 0 or box.height <= 0:
+                rejected.append(_reject(candidate, "hidden"))
+            elif not _intersects(box, bounds):
+                rejected.append(_reject(candidate, "outside the frame"))
+            elif not element.enabled:
+                rejected.append(_reject(candidate, "disabled"))
             else:
                 found.append(candidate)
         return found
@@ -954,37 +999,22 @@ class LocalGrounder:
 _FIELD_ROLES = {"textbox", "combobox"}
 
 
-def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
-    """The input field a text label names, found by its outline: right of the label on the
-    same row, or just below it. ``None`` when no field-like rectangle is there."""
-    import cv2
+def _in_reading_order_boxes(boxes: list[Rect]) -> list[Rect]:
+    return [c.box for c in _in_reading_order([_Candidate("", b, 0.0, "dom") for b in boxes])]
 
-    height, width = gray.shape[:2]
-    line = max(label.height, 8.0)
-    x1, y1 = int(max(0, label.left - line)), int(max(0, label.top - line * 1.5))
-    x2, y2 = int(min(width, label.right + 40 * line)), int(min(height, label.bottom + line * 5))
-    if x2 - x1 < 8 or y2 - y1 < 8:
-        return None
-    crop = gray[y1:y2, x1:x2]
-    edges = cv2.Canny(crop, 50, 150)
-    edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
-    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    best: tuple[float, Rect] | None = None
-    for contour in contours:
-        bx, by, bw, bh = cv2.boundingRect(contour)
-        box = Rect(float(bx + x1), float(by + y1), float(bw), float(bh))
-        if not (line * 1.1 <= bh <= line * 4 and bw >= max(3 * bh, 4 * line)):
-            continue
-        if cv2.contourArea(contour) < 0.6 * bw * bh:  # an outline, not a stroke of text
-            continue
-        right_of = box.left >= label.right - 2 and box.top <= label.centre.y <= box.bottom
-        below = box.top >= label.bottom - 2 and box.left <= label.right and box.right >= label.left
-        if not (right_of or below):
-            continue
-        distance = box.left - label.right if right_of else box.top - label.bottom
-        if best is None or distance < best[0]:
-            best = (distance, box)
-    return best[1] if best else None
+
+def _dom_field_beside(
+    label: DomElement, elements: list[DomElement], transform: FrameTransform, role: str
+) -> DomElement | None:
+    """The shown, enabled field of ``role`` that the text element ``label`` sits beside."""
+    fields = [
+        e
+        for e in elements
+        if e.effective_role == role and e.visible and e.enabled and e is not label
+    ]
+    boxes = [f.frame_box(transform) for f in fields]
+    box = field_beside(label.frame_box(transform), boxes)
+    return None if box is None else fields[boxes.index(box)]
 
 
 def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
@@ -992,7 +1022,7 @@ def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
     box = find_field_box(np.asarray(frame.image.convert("L")), candidate.box)
     if box is None:
         return _Candidate(candidate.text, candidate.box, candidate.score * 0.8, candidate.source)
-    return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source)
+    return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source, field=True)
 
 
 def _intersects(a: Rect, b: Rect) -> bool:

@@ -106,6 +106,18 @@ class OcrEngine:
             )
         return boxes
 
+    def recognise_line(self, rgb: np.ndarray) -> tuple[str, float]:
+        """Recognise ``rgb`` as one line of text (no detection): (text, score)."""
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        with self._lock:
+            self.calls += 1
+            self.pixels += bgr.shape[0] * bgr.shape[1]
+            result, _elapsed = self._ocr(bgr, use_det=False, use_cls=False, use_rec=True)
+        if not result:
+            return "", 0.0
+        text, score = result[0][0], result[0][1]
+        return " ".join(str(text).split()), float(score)
+
 
 def recognise_crops(crops: list[np.ndarray]) -> list[tuple[str, float]]:
     """Read one line from each small RGB crop (recognition only, batched): a control's

@@ -55,11 +55,15 @@ def _states(item: Item) -> list[str]:
     return [s for s in item.state if s != "focused"]
 
 
-def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> list[Announcement]:
-    """What changed from ``old`` to ``new``, most important first; [] when nothing did."""
+def _dialog_regions(narration: Narration) -> dict[str, Region]:
+    return {_region_key(r): r for r in narration.regions if r.kind == "dialog"}
+
+
+def _dialog_changes(
+    old_dialogs: dict[str, Region], new_dialogs: dict[str, Region]
+) -> list[Announcement]:
+    """Dialogs that opened (said whole, with what is inside) or closed."""
     out: list[Announcement] = []
-    old_dialogs = {_region_key(r): r for r in old.regions if r.kind == "dialog"}
-    new_dialogs = {_region_key(r): r for r in new.regions if r.kind == "dialog"}
     for key, region in new_dialogs.items():
         if key not in old_dialogs:
             inside = ". ".join(i.spoken() for i in region.items)
@@ -79,33 +83,56 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                     kind="dialog_closed", text=f"Dialog closed{title}", key=f"dialog|{key}"
                 )
             )
+    return out
 
+
+def _title_change(old: Narration, new: Narration) -> list[Announcement]:
     old_title = next((r.title for r in old.regions if r.kind == "title_bar"), None)
     new_title = next((r.title for r in new.regions if r.kind == "title_bar"), None)
     if new_title and new_title != old_title:
-        out.append(Announcement(kind="title_changed", text=f"Title: {new_title}", key="title"))
+        return [Announcement(kind="title_changed", text=f"Title: {new_title}", key="title")]
+    return []
 
+
+def _focus_change(old: Narration, new: Narration, tolerance: float) -> list[Announcement]:
     if new.focused is not None and (
         old.focused is None
         or old.focused.role != new.focused.role
         or old.focused.label != new.focused.label
         or not _near(old.focused, new.focused, tolerance)
     ):
-        out.append(
+        return [
             Announcement(
                 kind="focus_moved",
                 text=f"Focus: {new.focused.spoken()}".replace(", focused", ""),
                 key="focus",
                 item=new.focused,
             )
-        )
+        ]
+    return []
 
-    # items outside dialogs that opened or closed (those were announced whole)
+
+def _items_outside_changed_dialogs(
+    old: Narration,
+    new: Narration,
+    old_dialogs: dict[str, Region],
+    new_dialogs: dict[str, Region],
+) -> tuple[list[Item], list[Item]]:
+    """The items to compare one by one: those of dialogs that opened or closed were
+    announced whole with their dialog."""
     skip_new = {id(i) for k, r in new_dialogs.items() if k not in old_dialogs for i in r.items}
     skip_old = {id(i) for k, r in old_dialogs.items() if k not in new_dialogs for i in r.items}
     before = [i for i in old.items() if id(i) not in skip_old]
     after = [i for i in new.items() if id(i) not in skip_new]
+    return before, after
 
+
+def _same_item_changes(
+    before: list[Item], after: list[Item], tolerance: float
+) -> tuple[list[Announcement], list[Item], list[Item]]:
+    """State and value changes of items found again (same role, label and place); returns
+    them with the old items not found again and the new items not matched."""
+    out: list[Announcement] = []
     unmatched_old = list(before)
     unmatched_new: list[Item] = []
     for item in after:
@@ -140,8 +167,17 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                     item=item,
                 )
             )
-    appeared: list[Item] = []
+    return out, unmatched_old, unmatched_new
+
+
+def _relabel_and_live_changes(
+    unmatched_new: list[Item], unmatched_old: list[Item], tolerance: float
+) -> tuple[list[Announcement], list[Announcement], list[Item]]:
+    """New items that replace an old one in place (a relabel), live-region content, and
+    items that simply appeared. Removes the old items matched here from ``unmatched_old``."""
+    changes: list[Announcement] = []
     live: list[Announcement] = []
+    appeared: list[Item] = []
     for item in unmatched_new:
         match = next(
             (o for o in unmatched_old if o.role == item.role and _near(o, item, tolerance)), None
@@ -163,7 +199,7 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
         if match is None:
             appeared.append(item)
             continue
-        out.append(
+        changes.append(
             Announcement(
                 kind="text_changed",
                 text=f"{match.label!r} changed to {item.label!r}",
@@ -171,12 +207,11 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                 item=item,
             )
         )
-    # assertive regions interrupt: said first; polite ones after what is already queued
-    out = (
-        [a for a in live if a.item and a.item.live == "assertive"]
-        + out
-        + [a for a in live if not (a.item and a.item.live == "assertive")]
-    )
+    return changes, live, appeared
+
+
+def _appeared_and_gone(appeared: list[Item], gone: list[Item]) -> list[Announcement]:
+    out: list[Announcement] = []
     if appeared:
         listed = ". ".join(i.spoken() for i in appeared[:_MAX_LISTED])
         more = f", and {len(appeared) - _MAX_LISTED} more" if len(appeared) > _MAX_LISTED else ""
@@ -187,21 +222,37 @@ def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> 
                 key="appeared|" + ";".join(item_key(i) for i in appeared),
             )
         )
-    if unmatched_old:
-        listed = ", ".join(i.label or i.role for i in unmatched_old[:_MAX_LISTED])
-        more = (
-            f", and {len(unmatched_old) - _MAX_LISTED} more"
-            if len(unmatched_old) > _MAX_LISTED
-            else ""
-        )
+    if gone:
+        listed = ", ".join(i.label or i.role for i in gone[:_MAX_LISTED])
+        more = f", and {len(gone) - _MAX_LISTED} more" if len(gone) > _MAX_LISTED else ""
         out.append(
             Announcement(
                 kind="disappeared",
                 text=f"Gone: {listed}{more}",
-                key="gone|" + ";".join(item_key(i) for i in unmatched_old),
+                key="gone|" + ";".join(item_key(i) for i in gone),
             )
         )
     return out
+
+
+def diff_narrations(old: Narration, new: Narration, tolerance: float = 24.0) -> list[Announcement]:
+    """What changed from ``old`` to ``new``, most important first; [] when nothing did."""
+    old_dialogs, new_dialogs = _dialog_regions(old), _dialog_regions(new)
+    out = _dialog_changes(old_dialogs, new_dialogs)
+    out += _title_change(old, new)
+    out += _focus_change(old, new, tolerance)
+    before, after = _items_outside_changed_dialogs(old, new, old_dialogs, new_dialogs)
+    changes, unmatched_old, unmatched_new = _same_item_changes(before, after, tolerance)
+    out += changes
+    relabels, live, appeared = _relabel_and_live_changes(unmatched_new, unmatched_old, tolerance)
+    out += relabels
+    # assertive regions interrupt: said first; polite ones after what is already queued
+    out = (
+        [a for a in live if a.item and a.item.live == "assertive"]
+        + out
+        + [a for a in live if not (a.item and a.item.live == "assertive")]
+    )
+    return out + _appeared_and_gone(appeared, unmatched_old)
 
 
 def visible_change(a: Frame, b: Frame, area: Rect | None = None, min_side: int = 4) -> bool:

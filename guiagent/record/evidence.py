@@ -107,3 +107,18 @@ def collect_evidence(
     if neighbours:
         evidence["neighbours"] = neighbours
     return evidence
+
+
+async def dom_evidence(
+    env: Any, x: float, y: float, elements: Sequence[Any] | None = None
+) -> dict[str, Any] | None:
+    """The DOM evidence of screen point (x, y): the element a click there acts on, with its
+    accessible role and name, DOM path, rank among its kind and the named texts around it
+    (see guiagent.record.dom_probe); else the smallest of ``elements`` under the point."""
+    from guiagent.record.dom_probe import element_at, has_dom
+
+    if has_dom(env):
+        node = await element_at(env, x, y, neighbours=True)
+        if node is not None:
+            return node
+    return dom_at_point(elements, x, y) if elements else None

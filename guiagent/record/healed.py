@@ -15,7 +15,11 @@ from guiagent.record.evidence import collect_evidence
 from guiagent.record.trajectory import Recorder, RecordingError, Run, RunHeader, StepRecord
 
 if TYPE_CHECKING:
-    from guiagent.record.replay import ReplayReport
+    from collections.abc import Mapping
+
+# flattened step position -> {frame: the Frame the heal used, point: (x, y) screen point acted
+# at, method: how it was found, live: the live DOM element (browser) or None}
+Healed = dict[int, dict[str, Any]]
 
 
 def _copy_file(run: Run, relative: str | None, out: Path) -> None:
@@ -27,11 +31,20 @@ def _copy_file(run: Run, relative: str | None, out: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) -> StepRecord:
-    old = result.point
-    new = Point(*result.new_point)
-    dx, dy = new.x - old[0], new.y - old[1]
+def _heal_step(
+    step: StepRecord,
+    frame: Frame,
+    point: tuple[float, float],
+    live: Mapping[str, Any] | None,
+    method: str,
+    recorder: Recorder,
+) -> StepRecord:
+    """``step`` acting at the healed point, with the evidence found there."""
     assert step.screen_action is not None
+    old = step.screen_point()
+    assert old is not None
+    new = Point(*point)
+    dx, dy = new.x - old[0], new.y - old[1]
     action = action_from_dict(step.screen_action)
     moved = action.with_points([(x + dx, y + dy) for x, y in action.points()])
     trail: list[dict[str, Any]] = []
@@ -55,7 +68,9 @@ def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) 
     evidence = dict(step.evidence or {})
     evidence.pop("text_box", None)
     fp = frame.transform.screen_to_frame(new)
-    evidence.update(collect_evidence(recorder, frame.image, (fp.x, fp.y)))
+    evidence.update(
+        collect_evidence(recorder, frame.image, (fp.x, fp.y), dom=dict(live) if live else None)
+    )
     return step.model_copy(
         update={
             "frame": frame_path,
@@ -65,12 +80,7 @@ def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) 
             "trail": trail,
             "evidence": evidence,
             "outcome": "healed",
-            "healed": {
-                "method": result.method,
-                "old_point": old,
-                "new_point": result.new_point,
-                "score": result.score,
-            },
+            "healed": {"method": method, "old_point": list(old), "new_point": [new.x, new.y]},
             "meta": {
                 **step.meta,
                 "transform": {
@@ -82,16 +92,45 @@ def _heal_step(step: StepRecord, result: Any, frame: Frame, recorder: Recorder) 
     )
 
 
-def save_healed_run(
-    run: Run, report: ReplayReport, healed_frames: dict[int, Frame], out_dir: Path
-) -> Path:
-    """Copy ``run`` to ``out_dir`` with healed steps' points, frames and evidence replaced."""
+class _Rewriter:
+    """Walks the steps in replay order (sub-steps depth first), replacing the healed ones."""
+
+    def __init__(self, run: Run, healed: Healed, recorder: Recorder, out: Path) -> None:
+        self.run, self.healed, self.recorder, self.out = run, healed, recorder, out
+        self.position = 0
+
+    def step(self, step: StepRecord) -> StepRecord:
+        _copy_file(self.run, step.frame, self.out)
+        _copy_file(self.run, (step.evidence or {}).get("crop"), self.out)
+        if step.sub_steps:
+            subs = [
+                self.step(StepRecord.model_validate(s)).model_dump(mode="json")
+                for s in step.sub_steps
+            ]
+            return step.model_copy(update={"sub_steps": subs})
+        position, self.position = self.position, self.position + 1
+        if position in self.healed and step.screen_action is not None:
+            info = self.healed[position]
+            if info.get("frame") is not None:
+                return _heal_step(
+                    step,
+                    info["frame"],
+                    info["point"],
+                    info.get("live"),
+                    info["method"],
+                    self.recorder,
+                )
+        return step
+
+
+def save_healed_run(run: Run, healed: Healed, out_dir: Path) -> Path:
+    """Copy ``run`` to ``out_dir`` with healed steps' points, frames and evidence replaced
+    (steps inside a skill or a scenario step too: they are found by their replay position)."""
     out_dir = Path(out_dir)
     if (out_dir / "steps.jsonl").exists():
         raise RecordingError(
             f"{out_dir}: a recording already exists there; choose another --save-healed directory"
         )
-    results = {r.index: r for r in report.steps if r.status == "healed"}
     header = RunHeader.model_validate(
         {
             **run.header.model_dump(),
@@ -104,11 +143,8 @@ def save_healed_run(
     )
     recorder = Recorder(out_dir, header)
     with recorder:
+        rewriter = _Rewriter(run, healed, recorder, out_dir)
         for step in run.steps:
-            _copy_file(run, step.frame, out_dir)
-            _copy_file(run, (step.evidence or {}).get("crop"), out_dir)
-            if step.index in results and step.index in healed_frames and not step.sub_steps:
-                step = _heal_step(step, results[step.index], healed_frames[step.index], recorder)
-            recorder.append(step)
+            recorder.append(rewriter.step(step))
         recorder.finish(run.header.status, run.header.stop_reason, run.header.answer)
     return out_dir

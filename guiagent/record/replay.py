@@ -1,13 +1,23 @@
 """Replay a recorded run: strict re-execution, self-healing re-location, or verification only.
 
-- ``strict``: re-execute each step's recorded ``screen_action``; before a pointed action,
-  the region around the recorded point on a fresh observe() must look like the recording
-  (grayscale mean absolute difference <= threshold, re-observed until ``settle_timeout``
-  to let the page catch up); otherwise stop with a difference report and the two crops.
-- ``heal``: as strict, but a step whose region differs is re-located from its evidence:
-  DOM node (same id / text / role), OCR text under the recorded point, template match of
-  the recorded crop, then neighbours; an optional async model fallback decides last.
+Every pointed step is located from its evidence before it acts (guiagent.record.locate):
+
+- ``strict``: in a browser with DOM evidence, the element at the recorded point must be the
+  recorded one (accessible role and name, id, DOM path: guiagent.record.match); pixels are
+  not compared, so fonts and rendering may differ between machines. Without a DOM (a
+  desktop) the region around the point must look like the recorded crop (grayscale mean
+  absolute difference <= threshold). Anything else stops the replay with the evidence that
+  disagreed and the recorded and live crops side by side.
+- ``heal``: a step whose target is not at its point is re-located: by role and name (with
+  id, form field name, text, DOM path, named neighbours and rank combined, so a renamed
+  label can still be found) in a browser; by OCR text, the crop at several scales, then
+  neighbours elsewhere; the model last, when one is given and the evidence does not decide.
 - ``verify``: execute nothing; check files, hashes, indices, actions and point trails.
+
+Outcomes are replayed too (guiagent.record.outcomes): a scenario's ``expect``/``wait_for``
+steps, the page or window each step led to, and (browser) that typed text landed in the
+field the replay focused. Acting goes through ``act`` (the agent's step executor when the
+command layer gives it; ``env.act`` otherwise).
 """
 
 from __future__ import annotations
@@ -21,36 +31,68 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from loguru import logger
-from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 
-from guiagent.core.actions import TERMINAL_ACTIONS, BaseAction, Wait, action_from_dict
-from guiagent.core.env import DomSource, Environment, Frame
+from guiagent.core.actions import (
+    TERMINAL_ACTIONS,
+    BaseAction,
+    Type,
+    Wait,
+    action_from_dict,
+)
+from guiagent.core.env import ActResult, Environment
 from guiagent.core.geometry import Point
+from guiagent.core.killswitch import Killed
 from guiagent.core.redact import REDACTED
-from guiagent.record import compare
-from guiagent.record.capture import RegionCapture, ScreenBox
-from guiagent.record.evidence import DEFAULT_RADIUS, box_xywh, crop_box_around, element_field
+from guiagent.record.dom_probe import focused, snapshot
+from guiagent.record.healed import Healed
+from guiagent.record.locate import Located, Locator, ModelFallback
+from guiagent.record.match import SAME_ELEMENT
+from guiagent.record.outcomes import OutcomeChecker, OutcomeUnchecked
 from guiagent.record.trajectory import Run, StepRecord
+from guiagent.record.variables import (
+    RedactedTextError,
+    ReplayError,
+    check_variables,
+    declared_variables,
+    resolve_typed,
+    substitute_declared,
+)
 from guiagent.record.verify import verify_run
 
 ReplayMode = Literal["strict", "heal", "verify"]
 DEFAULT_THRESHOLD = 0.08
-TEMPLATE_MIN_SCORE = 0.8
-MIN_COVERAGE = 0.1  # a crop with less left after redaction is not compared
-OCR_RADIUS = 120  # frame pixels read around a recorded point to learn its text
 SKIPPED_OUTCOMES = ("invalid", "denied", "dry_run")
 
-# (frame of now, description of the target) -> a frame point, or None when it cannot tell
-ModelFallback = Callable[[Frame, str], Awaitable[tuple[float, float] | None]]
+
+@dataclass
+class ActRequest:
+    """One action a replay performs, with what it found out about the target first."""
+
+    action: BaseAction  # in screen coordinates
+    step: StepRecord  # the recorded step it replays
+    target: dict[str, Any] | None = None  # the live DOM element at the point (browser)
+    page: dict[str, Any] | None = None  # the page's url and title just before (browser)
+
+    @property
+    def target_text(self) -> str | None:
+        if not self.target:
+            return None
+        return self.target.get("name") or self.target.get("text") or None
 
 
-class ReplayError(Exception):
-    """A replay cannot start as asked (unknown mode, missing variable, unexecutable step)."""
+# performs one action (the agent's step executor, given by the command layer; else env.act)
+ActFn = Callable[[ActRequest], Awaitable[ActResult]]
 
-
-class RedactedTextError(ReplayError):
-    """A typed text was redacted by the recorder and no value was given for it."""
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "ActFn",
+    "ActRequest",
+    "ModelFallback",
+    "ReplayError",
+    "ReplayReport",
+    "replay",
+]
 
 
 class StepResult(BaseModel):
@@ -59,12 +101,14 @@ class StepResult(BaseModel):
     status: Literal["ok", "skipped", "healed", "failed", "ended"] = "ok"
     point: list[float] | None = None  # recorded screen point
     new_point: list[float] | None = None  # healed screen point
-    method: str | None = None
-    score: float | None = None
-    threshold: float | None = None
+    method: str | None = None  # dom, dom:id, pixels, template(..), ocr_text, expect, ...
+    score: float | None = None  # a difference: 0 the same as recorded .. 1 nothing alike
+    threshold: float | None = None  # the largest difference accepted
+    rule: str = ""  # the evidence that agreed or disagreed, readable
     message: str = ""
     expected_crop: str | None = None
     actual_crop: str | None = None
+    side_by_side: str | None = None
     duration_ms: float = 0.0
 
 
@@ -90,6 +134,8 @@ class ReplayReport(BaseModel):
         ]
         for s in self.healed:
             lines.append(f"  step {s.index} healed by {s.method}: {s.point} -> {s.new_point}")
+            if s.rule:
+                lines.append(f"    because {s.rule}")
         if self.failure:
             lines.append(f"  {self.failure}")
         lines.extend(f"  problem: {p}" for p in self.problems)
@@ -99,20 +145,22 @@ class ReplayReport(BaseModel):
 class _Context:
     def __init__(
         self,
-        run: Run,
         env: Environment,
-        mode: ReplayMode,
-        out_dir: Path,
-        threshold: float,
-        settle_timeout: float,
-        grounder: Any,
-        model: ModelFallback | None,
+        locator: Locator,
+        outcomes: OutcomeChecker,
+        act: ActFn,
+        variables: Mapping[str, str],
+        declared: Mapping[str, str],
+        scenario_dir: Path | None,
     ) -> None:
-        self.run, self.env, self.mode, self.out_dir = run, env, mode, out_dir
-        self.threshold, self.settle_timeout = threshold, settle_timeout
-        self.grounder, self.model = grounder, model
-        self.healed_frames: dict[int, Frame] = {}
-        self.capture = RegionCapture(env)
+        self.env, self.locator, self.outcomes, self.act = env, locator, outcomes, act
+        self.variables, self.declared, self.scenario_dir = variables, declared, scenario_dir
+        self.last_target: dict[str, Any] | None = None  # the live element the last pointed step hit
+        # this step's page read in one round trip (dom_probe.snapshot)
+        self.seen: dict[str, Any] = {}
+        # text typed by the last step, not yet checked in the field: (text, secret, its result)
+        self.pending_typed: tuple[str, bool, StepResult] | None = None
+        self.healed: Healed = {}  # see guiagent.record.healed
 
 
 def rebase_url(recorded: str, base: str) -> str:
@@ -130,328 +178,15 @@ def rebase_url(recorded: str, base: str) -> str:
     return urlunsplit((new.scheme, new.netloc, path, old.query, old.fragment))
 
 
-def _flatten(steps: list[StepRecord]) -> list[StepRecord]:
-    """Skill steps replay through their recorded sub-steps."""
+def flatten(steps: list[StepRecord]) -> list[StepRecord]:
+    """Skill and scenario steps replay through their recorded sub-steps (depth first)."""
     out: list[StepRecord] = []
     for step in steps:
         if step.sub_steps:
-            out.extend(_flatten([StepRecord.model_validate(s) for s in step.sub_steps]))
+            out.extend(flatten([StepRecord.model_validate(s) for s in step.sub_steps]))
         else:
             out.append(step)
     return out
-
-
-def _resolve_variables(
-    step: StepRecord, action: BaseAction, variables: Mapping[str, str]
-) -> BaseAction:
-    if action.name != "type":
-        return action
-    if not step.variables:
-        text = str(getattr(action, "text", ""))
-        if REDACTED not in text:
-            return action
-        # the recorder replaced a secret in the typed text: the value must come from the user
-        key = f"step{step.index}"
-        if key in variables:
-            return action.model_copy(update={"text": variables[key]})
-        raise RedactedTextError(
-            f"step {step.index} types text that was redacted when it was recorded ({text!r}):"
-            f" give the value with --var {key}=VALUE"
-        )
-    name = step.variables.get("name")
-    if name in variables:
-        return action.model_copy(update={"text": variables[name]})
-    if "value" in step.variables:
-        return action.model_copy(update={"text": str(step.variables["value"])})
-    if "value_hash" not in step.variables:
-        return action  # the recorded text is the value
-    # only a hash was kept (a secret): the recorded text is not the value
-    raise ReplayError(
-        f"step {step.index} types the variable {name!r}: give its value with --var {name}=VALUE"
-        f" (variables given: {', '.join(sorted(variables)) or 'none'})"
-    )
-
-
-def _check_variables(steps: list[StepRecord], variables: Mapping[str, str]) -> None:
-    for step in steps:
-        if step.screen_action and step.screen_action.get("action") == "type":
-            try:
-                _resolve_variables(step, action_from_dict(step.screen_action), variables)
-            except RedactedTextError:
-                continue  # reported when the replay reaches it: the steps before still run
-
-
-def _recorded_points(step: StepRecord) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """(frame point, screen point) of the step's first point, when the recording has both."""
-    fp, sp = step.frame_point(), step.screen_point()
-    if fp is None or sp is None:
-        return None
-    return fp, sp
-
-
-def _save_crop(ctx: _Context, image: Image.Image, name: str) -> str:
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.out_dir / name
-    image.save(path)
-    return str(path)
-
-
-@dataclass
-class _Target:
-    """What a pointed step's check compares: the recorded crop and where it sits now."""
-
-    fp: tuple[float, float]  # recorded frame point
-    sp: tuple[float, float]  # recorded screen point
-    box: list[int]  # the crop's box in the recorded frame's pixels
-    expected: Image.Image
-    screen_box: ScreenBox
-    scale: float  # recorded frame pixels per screen point
-    mask: Any = None  # pixels of ``expected`` to compare (None: all); redacted ones are left out
-    coverage: float = 1.0  # the share of ``expected`` compared
-
-
-def _evidence_crop(ctx: _Context, step: StepRecord) -> tuple[Image.Image, list[int]] | None:
-    """The recorded crop (lossless PNG, no need to decode the whole frame), when it is usable."""
-    evidence = step.evidence or {}
-    crop_path, crop_box = evidence.get("crop"), evidence.get("crop_box")
-    if not crop_path or not isinstance(crop_box, list) or len(crop_box) != 4:
-        return None
-    box = [round(float(v)) for v in crop_box]
-    try:
-        with Image.open(ctx.run.file(str(crop_path))) as im:
-            image = im.convert("RGB")
-    except (OSError, ValueError):
-        return None
-    if image.size != (box[2] - box[0], box[3] - box[1]):
-        return None
-    return image, box
-
-
-def _target(ctx: _Context, step: StepRecord) -> _Target | None:
-    points = _recorded_points(step)
-    if points is None:
-        return None
-    fp, sp = points
-    scale = _recorded_scale(step)
-    found = _evidence_crop(ctx, step)
-    if (
-        found is not None
-        and found[1][0] <= fp[0] <= found[1][2]
-        and found[1][1] <= fp[1] <= found[1][3]
-    ):
-        expected, box = found
-    else:
-        recorded = ctx.run.frame_image(step)
-        if recorded is None:
-            return None
-        box = crop_box_around(recorded, fp[0], fp[1], DEFAULT_RADIUS)
-        expected = compare.crop(recorded, box)
-    screen_box = (
-        sp[0] + (box[0] - fp[0]) / scale,
-        sp[1] + (box[1] - fp[1]) / scale,
-        sp[0] + (box[2] - fp[0]) / scale,
-        sp[1] + (box[3] - fp[1]) / scale,
-    )
-    redacted = [
-        [round(float(v)) for v in r["box"]]
-        for r in step.redactions
-        if isinstance(r, Mapping) and isinstance(r.get("box"), list) and len(r["box"]) == 4
-    ]
-    target = _Target(fp, sp, box, expected, screen_box, scale)
-    if redacted:
-        # the recorder blacked these out: the live screen shows them, so leave them out
-        target.mask = compare.unmasked(expected.size, (box[0], box[1]), redacted)
-        target.coverage = float(target.mask.mean())
-    return target
-
-
-async def _compare(ctx: _Context, target: _Target) -> tuple[float, Image.Image]:
-    """Grab the target's region until it matches or settle_timeout passes; return the last score.
-
-    Only the region is captured (see guiagent.record.capture); a region that already
-    matches returns at once, otherwise it is re-grabbed with a short back-off.
-    """
-    deadline = time.monotonic() + ctx.settle_timeout
-    pause = 0.01
-    while True:
-        actual = await ctx.capture.grab(target.screen_box)
-        score = compare.difference(target.expected, actual, target.mask)
-        if score <= ctx.threshold or time.monotonic() >= deadline:
-            return score, actual
-        await asyncio.sleep(pause)
-        pause = min(0.05, pause * 2)
-
-
-def _recorded_scale(step: StepRecord) -> float:
-    transform = step.meta.get("transform") or {}
-    if isinstance(transform, Mapping) and transform.get("scale"):
-        return float(transform["scale"])
-    if step.meta.get("scale"):
-        return float(step.meta["scale"])
-    return 1.0
-
-
-async def _read_text(grounder: Any, frame: Frame) -> list[Any]:
-    if hasattr(grounder, "aread_text"):
-        return list(await grounder.aread_text(frame))
-    return list(await asyncio.to_thread(grounder.read_text, frame))
-
-
-def _text_box_centre(box: Any) -> tuple[float, float] | None:
-    xywh = box_xywh(box)
-    if xywh is None:
-        return None
-    return (xywh[0] + xywh[2] / 2, xywh[1] + xywh[3] / 2)
-
-
-async def _heal_dom(
-    ctx: _Context, step: StepRecord, sp: tuple[float, float]
-) -> tuple[str, tuple[float, float]] | None:
-    """Same element by id, else text + role/tag; returns a screen point."""
-    wanted = (step.evidence or {}).get("dom")
-    if not wanted or not isinstance(ctx.env, DomSource):
-        return None
-    elements = await ctx.env.dom_elements()  # type: ignore[attr-defined]
-
-    def centre(element: Any) -> tuple[float, float] | None:
-        box = box_xywh(element_field(element, "box"))
-        return None if box is None else (box[0] + box[2] / 2, box[1] + box[3] / 2)
-
-    if wanted.get("id"):
-        same_id = [e for e in elements if element_field(e, "id") == wanted["id"]]
-        if len(same_id) == 1 and (point := centre(same_id[0])) is not None:
-            return ("dom:id", point)
-    text = compare.normalise_text(str(wanted.get("text") or ""))
-    if text:
-        candidates = [
-            e
-            for e in elements
-            if compare.normalise_text(str(element_field(e, "text") or "")) == text
-            and (not wanted.get("role") or element_field(e, "role") in (None, wanted["role"]))
-            and (not wanted.get("tag") or element_field(e, "tag") in (None, wanted["tag"]))
-        ]
-        points = [p for e in candidates if (p := centre(e)) is not None]
-        if len(points) == 1:
-            return ("dom:text", points[0])
-        if len(points) > 1:
-            best = min(points, key=lambda p: Point(*p).distance(Point(*sp)))
-            return (f"dom:text(nearest of {len(points)})", best)
-    return None
-
-
-async def _heal_ocr(
-    ctx: _Context, step: StepRecord, recorded: Image.Image, fp: tuple[float, float], frame: Frame
-) -> tuple[str, tuple[float, float]] | None:
-    """The text under the recorded point, found again on the new frame; returns a frame point."""
-    if ctx.grounder is None:
-        return None
-    evidence = step.evidence or {}
-    text = evidence.get("text")
-    if not text:
-        # read only around the point: OCR of a whole frame costs seconds, of a crop far less
-        box = crop_box_around(recorded, fp[0], fp[1], OCR_RADIUS)
-        x, y = fp[0] - box[0], fp[1] - box[1]
-        for tb in await _read_text(ctx.grounder, Frame.from_image(recorded.crop(box))):
-            xywh = box_xywh(element_field(tb, "box"))
-            if xywh and xywh[0] <= x <= xywh[0] + xywh[2] and xywh[1] <= y <= xywh[1] + xywh[3]:
-                text = element_field(tb, "text")
-                break
-    if not text:
-        return None
-    wanted = compare.normalise_text(str(text))
-    found = await _read_text(ctx.grounder, frame)
-    points = [
-        c
-        for tb in found
-        if compare.normalise_text(str(element_field(tb, "text") or "")) == wanted
-        and (c := _text_box_centre(element_field(tb, "box"))) is not None
-    ]
-    if len(points) == 1:
-        return ("ocr_text", points[0])
-    if len(points) > 1:
-        return (
-            f"ocr_text(nearest of {len(points)})",
-            min(points, key=lambda p: Point(*p).distance(Point(*fp))),
-        )
-    return None
-
-
-def _heal_template(target: _Target, frame: Frame) -> tuple[str, tuple[float, float]] | None:
-    """Find the recorded crop on the new frame; returns a frame point."""
-    scale = frame.transform.scale / target.scale
-    match = compare.template_match(frame.image, target.expected, scale)
-    if match is None or match[0] < TEMPLATE_MIN_SCORE:
-        return None
-    (mx, my) = match[1]
-    return (
-        f"template({match[0]:.2f})",
-        (mx + (target.fp[0] - target.box[0]) * scale, my + (target.fp[1] - target.box[1]) * scale),
-    )
-
-
-async def _heal_neighbours(
-    ctx: _Context, step: StepRecord, fp: tuple[float, float], frame: Frame
-) -> tuple[str, tuple[float, float]] | None:
-    """Keep the offset from a recorded neighbouring text that is still on screen (unique)."""
-    neighbours = (step.evidence or {}).get("neighbours") or []
-    if ctx.grounder is None or not neighbours:
-        return None
-    found = await _read_text(ctx.grounder, frame)
-    for neighbour in neighbours:
-        old = _text_box_centre(neighbour.get("box"))
-        wanted = compare.normalise_text(str(neighbour.get("text") or ""))
-        if old is None or not wanted:
-            continue
-        hits = [
-            c
-            for tb in found
-            if compare.normalise_text(str(element_field(tb, "text") or "")) == wanted
-            and (c := _text_box_centre(element_field(tb, "box"))) is not None
-        ]
-        if len(hits) == 1:
-            return (
-                f"neighbour:{neighbour.get('text')}",
-                (hits[0][0] + fp[0] - old[0], hits[0][1] + fp[1] - old[1]),
-            )
-    return None
-
-
-def _describe_target(step: StepRecord) -> str:
-    evidence = step.evidence or {}
-    dom = evidence.get("dom") or {}
-    parts = [str(p) for p in (dom.get("text"), evidence.get("text"), dom.get("role")) if p]
-    return " ".join(parts) or f"the target of a {step.action_name} at {step.screen_point()}"
-
-
-async def _heal(
-    ctx: _Context, step: StepRecord, target: _Target, frame: Frame
-) -> tuple[str, Point] | None:
-    """Re-locate the step's target on ``frame``; returns (method, new screen point)."""
-    fp, sp = target.fp, target.sp
-    found = await _heal_dom(ctx, step, sp)
-    if found:
-        return found[0], Point(*found[1])
-
-    async def ocr() -> tuple[str, tuple[float, float]] | None:
-        recorded = ctx.run.frame_image(step)
-        if recorded is None:
-            return None
-        return await _heal_ocr(ctx, step, recorded, fp, frame)
-
-    attempts: tuple[Callable[[], Awaitable[tuple[str, tuple[float, float]] | None]], ...] = (
-        ocr,
-        lambda: asyncio.to_thread(_heal_template, target, frame),
-        lambda: _heal_neighbours(ctx, step, fp, frame),
-    )
-    for attempt in attempts:
-        hit = await attempt()
-        if hit:
-            return hit[0], frame.transform.frame_to_screen(Point(*hit[1]))
-    if ctx.model is not None:
-        point = await ctx.model(frame, _describe_target(step))
-        if point is not None:
-            return "model", frame.transform.frame_to_screen(Point(*point))
-    return None
 
 
 def _move_action(action: BaseAction, old: tuple[float, float], new: Point) -> BaseAction:
@@ -470,9 +205,71 @@ async def _pace(
         await asyncio.sleep(remaining)
 
 
-async def _run_step(
-    ctx: _Context, step: StepRecord, variables: Mapping[str, str], speed: float
-) -> StepResult:
+def _result_from(result: StepResult, located: Located) -> None:
+    result.method, result.rule = located.method or None, located.rule
+    result.score, result.threshold = located.score, located.threshold
+    result.expected_crop = located.crops.get("expected")
+    result.actual_crop = located.crops.get("actual")
+    result.side_by_side = located.crops.get("side_by_side")
+
+
+async def _pointed(
+    ctx: _Context, position: int, step: StepRecord, action: BaseAction, result: StepResult
+) -> BaseAction | None:
+    """Locate the target of a pointed step; the action to perform there, or None (failed)."""
+    sp = step.screen_point()
+    result.point = list(sp) if sp else None
+    located = await ctx.locator.locate(step, action.name, ctx.seen.get("at"))
+    _result_from(result, located)
+    if located.method == "dom" and located.score is not None and not located.healed:
+        # report the DOM agreement as a difference, like the pixel score: lower is closer
+        result.score = round(1.0 - located.score, 3) if located.point else result.score
+        result.threshold = round(1.0 - SAME_ELEMENT, 3) if located.point else result.threshold
+    if located.point is None:
+        result.status, result.message = "failed", located.failure or located.rule
+        return None
+    ctx.last_target = located.live
+    if located.healed and sp is not None:
+        result.new_point = [located.point.x, located.point.y]
+        result.status = "healed"
+        result.message = (
+            f"step {step.index} healed by {located.method}: {sp} ->"
+            f" ({located.point.x:.1f}, {located.point.y:.1f}); {located.rule}"
+        )
+        logger.info(result.message)
+        ctx.healed[position] = {
+            "frame": located.frame,
+            "point": (located.point.x, located.point.y),
+            "method": located.method,
+            "live": located.live,
+        }
+        return _move_action(action, sp, located.point)
+    return action
+
+
+async def _typing_target_ok(ctx: _Context, step: StepRecord) -> str | None:
+    """Before typing in a browser: the field the last pointed step acted on has the focus."""
+    wanted = ctx.last_target
+    if not ctx.locator.dom or not wanted or not wanted.get("editable"):
+        return None
+    field = ctx.seen["focused"] if "focused" in ctx.seen else await focused(ctx.env)
+    if field is not None and field.get("css_path") == wanted.get("css_path"):
+        return None
+    got = f"{field.get('role')} {field.get('name')!r}" if field else "nothing"
+    return (
+        f"step {step.index}: would type into {got}, not the field the replay clicked"
+        f" ({wanted.get('role')} {wanted.get('name')!r}): not typed"
+    )
+
+
+def _is_secret(step: StepRecord, action: BaseAction) -> bool:
+    recorded = str((step.screen_action or {}).get("text", ""))
+    return (
+        REDACTED in recorded or bool(step.variables.get("secret")) or "value_hash" in step.variables
+    )
+
+
+async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float) -> StepResult:
     assert step.screen_action is not None
     try:
         action = action_from_dict(step.screen_action)
@@ -489,76 +286,125 @@ async def _run_step(
             f"step {step.index}: skill call {step.screen_action} has no recorded sub-steps to replay"
         )
     try:
-        action = _resolve_variables(step, action, variables)
+        action = resolve_typed(step, action, ctx.variables, ctx.declared)
     except RedactedTextError as exc:
         result.status, result.message = "failed", str(exc)
         return result
     if isinstance(action, Wait):
         if speed > 0:
-            await ctx.env.act(Wait(seconds=min(60.0, action.seconds / speed)))
+            await ctx.act(ActRequest(Wait(seconds=min(60.0, action.seconds / speed)), step))
         return result
-    target = _target(ctx, step) if action.points() else None
-    if target is not None:
-        sp = target.sp
-        result.point = list(sp)
-        if target.coverage < MIN_COVERAGE:
-            # almost all of the crop was redacted when recording: nothing left to compare
-            result.message = (
-                f"step {step.index}: not checked ({target.coverage:.0%} of the recorded crop"
-                " is left after redaction)"
-            )
-            logger.warning(result.message)
-            target = None
-    if target is not None:
-        score, actual = await _compare(ctx, target)
-        result.score, result.threshold = round(score, 4), ctx.threshold
-        if score > ctx.threshold:
-            result.expected_crop = _save_crop(
-                ctx, target.expected, f"step{step.index:04d}-expected.png"
-            )
-            result.actual_crop = _save_crop(ctx, actual, f"step{step.index:04d}-actual.png")
-            diff = (
-                f"step {step.index} ({action.name} at screen {sp[0]:.0f},{sp[1]:.0f}): the screen around "
-                f"the target differs from the recording: score {score:.3f} > threshold {ctx.threshold:.3f}"
-                f" (expected {result.expected_crop}, actual {result.actual_crop})"
-            )
-            if ctx.mode != "heal":
-                result.status, result.message = "failed", diff
-                return result
-            frame = await ctx.env.observe()
-            healed = await _heal(ctx, step, target, frame)
-            if healed is None:
-                result.status = "failed"
-                result.message = (
-                    diff + "; healing found no match from DOM, OCR text, crop or neighbours"
-                )
-                return result
-            result.method, result.new_point = healed[0], [healed[1].x, healed[1].y]
-            result.status = "healed"
-            result.message = f"step {step.index} healed by {healed[0]}: {sp} -> ({healed[1].x:.1f}, {healed[1].y:.1f})"
-            action = _move_action(action, sp, healed[1])
-            ctx.healed_frames[step.index] = frame
-            logger.info(result.message)
-    act = await ctx.env.act(action)
+    if action.points():
+        moved = await _pointed(ctx, position, step, action, result)
+        if moved is None:
+            return result
+        action = moved
+    elif isinstance(action, Type) and (problem := await _typing_target_ok(ctx, step)):
+        result.status, result.message = "failed", problem
+        return result
+    page = {k: ctx.seen[k] for k in ("url", "title") if k in ctx.seen} or None
+    target = ctx.last_target if action.points() else None
+    try:
+        act = await ctx.act(ActRequest(action, step, target, page))
+    except Killed as exc:
+        result.status, result.message = "failed", f"step {step.index}: stopped: {exc}"
+        return result
     if not act.ok:
         result.status, result.message = (
             "failed",
             f"step {step.index}: {action.name} failed: {act.detail}",
         )
+        return result
+    if isinstance(action, Type):
+        # checked with the next step's page read (one round trip), or at the end
+        ctx.pending_typed = (action.text, _is_secret(step, action), result)
     return result
 
 
+async def _scenario_check(ctx: _Context, step: StepRecord) -> StepResult | None:
+    """Replay an ``expect``/``wait_for`` step of a scenario recording; None for other steps."""
+    info = (step.model_extra or {}).get("scenario_step") or {}
+    kind = info.get("kind")
+    if kind not in ("expect", "wait_for") or step.screen_action is not None:
+        return None
+    spec = {
+        key: substitute_declared(value, ctx.variables, ctx.declared)
+        if isinstance(value, str)
+        else value
+        for key, value in ((info.get("spec") or {}).get(kind) or {}).items()
+    }
+    result = StepResult(index=step.index, status="ok", method=kind)
+    try:
+        problem = await ctx.outcomes.scenario_check(kind, spec, ctx.scenario_dir)
+    except OutcomeUnchecked as exc:
+        problem = f"cannot be checked here: {exc}"
+    label = info.get("label") or f"step {step.index} ({kind})"
+    if problem:
+        result.status, result.message = "failed", f"{label}: {problem}"
+    else:
+        result.message = f"{label}: checked"
+    return result
+
+
+async def _snapshot(ctx: _Context, step: StepRecord | None) -> dict[str, Any]:
+    """A browser step's page (url, title, element at its point, focus) in one round trip;
+    it also checks the text the previous step typed (see _typed_landed)."""
+    action = (step.screen_action if step is not None else None) or {}
+    typed = ctx.pending_typed[0] if ctx.pending_typed else None
+    if not ctx.locator.dom or (typed is None and (not action or step.outcome in SKIPPED_OUTCOMES)):  # type: ignore[union-attr]
+        return {}
+    point = None
+    if step is not None and action.get("action") not in (None, "type", "key", "wait"):
+        point = step.screen_point()
+    return await snapshot(ctx.env, point, action.get("action") == "type", typed) or {}
+
+
+async def _typed_landed(ctx: _Context) -> bool:
+    """The previous step's typed text is in the focused field; else that step fails."""
+    if ctx.pending_typed is None:
+        return True
+    text, secret, result = ctx.pending_typed
+    ctx.pending_typed = None
+    field = ctx.seen.get("focused")
+    if field is not None and field.get("has_typed"):
+        return True
+    problem = await ctx.outcomes.typed(text, secret)  # polls until the field has caught up
+    if problem:
+        result.status, result.message = "failed", f"step {result.index}: {problem}"
+        return False
+    return True
+
+
 async def _run_steps(
-    ctx: _Context,
-    steps: list[StepRecord],
-    report: ReplayReport,
-    variables: Mapping[str, str],
-    speed: float,
+    ctx: _Context, steps: list[StepRecord], report: ReplayReport, speed: float
 ) -> None:
     previous: StepRecord | None = None
-    for step in steps:
+    for position, step in enumerate(steps):
         step_started = time.monotonic()
         name = (step.action or {}).get("action")
+        if step.screen_action is not None and step.outcome not in SKIPPED_OUTCOMES:
+            await _pace(step, previous, step_started, speed)
+        ctx.seen = await _snapshot(ctx, step)
+        if not await _typed_landed(ctx):
+            break
+        if previous is not None and (problem := await ctx.outcomes.followed(step, ctx.seen)):
+            # the screen after the previous step is not the one the recording saw next
+            report.steps.append(
+                StepResult(
+                    index=step.index,
+                    action=step.screen_action,
+                    status="failed",
+                    message=f"step {step.index}: not on the recorded page after step {previous.index}: {problem}",
+                )
+            )
+            break
+        checked = await _scenario_check(ctx, step)
+        if checked is not None:
+            report.steps.append(checked)
+            previous = step
+            if checked.status == "failed":
+                break
+            continue
         if step.screen_action is None and name in TERMINAL_ACTIONS and step.outcome == "ok":
             # the loop records finish/fail in model space only: nothing to execute
             report.steps.append(
@@ -569,7 +415,7 @@ async def _run_steps(
                     message=f"{name} ends the run",
                 )
             )
-            return
+            break
         if step.screen_action is None or step.outcome in SKIPPED_OUTCOMES:
             reason = "no action" if step.screen_action is None else f"outcome {step.outcome}"
             report.steps.append(
@@ -578,17 +424,26 @@ async def _run_steps(
                 )
             )
             continue
-        await _pace(step, previous, step_started, speed)
         previous = step
-        result = await _run_step(ctx, step, variables, speed)
+        result = await _run_step(ctx, position, step, speed)
         result.duration_ms = round((time.monotonic() - step_started) * 1000, 2)
         report.steps.append(result)
-        if result.status == "failed":
-            report.ok, report.failure = False, result.message
-            logger.warning("replay stopped: {}", result.message)
-            return
-        if result.status == "ended":
-            return
+        if result.status in ("failed", "ended"):
+            break
+    if ctx.pending_typed is not None and ctx.pending_typed[2].status != "failed":
+        ctx.seen = await _snapshot(ctx, None)
+        await _typed_landed(ctx)
+    failed = next((s for s in report.steps if s.status == "failed"), None)
+    if failed is not None:
+        report.ok, report.failure = False, failed.message
+        logger.warning("replay stopped: {}", failed.message)
+
+
+def _env_act(env: Environment) -> ActFn:
+    async def act(request: ActRequest) -> ActResult:
+        return await env.act(request.action)
+
+    return act
 
 
 async def replay(
@@ -603,8 +458,13 @@ async def replay(
     out_dir: Path | None = None,
     settle_timeout: float = 2.0,
     save_healed: Path | None = None,
+    act: ActFn | None = None,
 ) -> ReplayReport:
-    """Replay ``run`` on ``env`` (``env`` may be None for verify). See the module docstring."""
+    """Replay ``run`` on ``env`` (``env`` may be None for verify). See the module docstring.
+
+    ``act`` performs each action (default ``env.act``): the command layer passes the agent's
+    step executor so a replay goes through the same kill switch and policy as a run.
+    """
     if mode not in ("strict", "heal", "verify"):
         raise ReplayError(f"unknown replay mode {mode!r}: use strict, heal or verify")
     if speed < 0:
@@ -617,22 +477,34 @@ async def replay(
         report.ok = not report.problems
         report.duration_s = time.monotonic() - started
         return report
+    steps = flatten(run.steps)
+    declared = declared_variables(run)
+    check_variables(run, steps, variables, declared)
     if env is None:
         raise ReplayError(f"{mode} replay needs an environment to act on")
-    steps = _flatten(run.steps)
-    _check_variables(steps, variables)
     out = out_dir or run.path / "replays" / time.strftime("%Y%m%d-%H%M%S")
     report.out_dir = str(out)
-    ctx = _Context(run, env, mode, out, threshold, settle_timeout, grounder, model)
+    locator = Locator(run, env, mode == "heal", out, threshold, settle_timeout, grounder, model)
+    source = run.header.settings.get("scenario")
+    ctx = _Context(
+        env,
+        locator,
+        OutcomeChecker(env, grounder, settle_timeout),
+        act or _env_act(env),
+        variables,
+        declared,
+        Path(str(source)).parent if source else None,
+    )
     try:
-        await _run_steps(ctx, steps, report, variables, speed)
+        await ctx.outcomes.start(steps)
+        await _run_steps(ctx, steps, report, speed)
     finally:
-        await ctx.capture.close()
+        await locator.close()
     report.duration_s = time.monotonic() - started
     if save_healed is not None and report.ok:
         from guiagent.record.healed import save_healed_run
 
-        report.saved_healed = str(save_healed_run(run, report, ctx.healed_frames, save_healed))
+        report.saved_healed = str(save_healed_run(run, ctx.healed, save_healed))
     out.mkdir(parents=True, exist_ok=True)
     (out / "replay.json").write_text(report.model_dump_json(indent=2))
     return report

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from loguru import logger
 from PIL import Image
 
+from guiagent.core.redact import scrub
 from guiagent.record.trajectory import RecordingError, Run, StepRecord
 
 THUMB_WIDTH = 480
@@ -36,7 +37,12 @@ def _thumbnail(
     what is wrong with the frame file (missing, truncated, not an image)."""
     if frame in cache:
         return cache[frame]
-    src = run.file(frame)
+    try:
+        src = run.file(frame)  # refuses a path leaving the run folder
+    except RecordingError as exc:
+        logger.warning("report: {}", exc)
+        cache[frame] = f"{frame} is outside the run folder: not shown"
+        return cache[frame]
     if not src.is_file():
         logger.warning("report: frame {} is missing", src)
         cache[frame] = f"{frame} is missing"
@@ -50,6 +56,7 @@ def _thumbnail(
                 im.draft("RGB", (THUMB_WIDTH, thumb_h))  # JPEG: decode at a reduced scale
                 thumb = im.convert("RGB").resize((THUMB_WIDTH, thumb_h), Image.Resampling.BILINEAR)
                 thumb.save(dst, "JPEG", quality=THUMB_QUALITY)
+                os.chmod(dst, 0o600)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         dst.unlink(missing_ok=True)
         logger.warning("report: frame {} cannot be read: {}", src, exc)
@@ -137,7 +144,7 @@ def write_report(run: Run, out: Path | None = None) -> Path:
     out_dir = out.parent.resolve()
     files_dir = out_dir / f"{out.stem}_files"
     try:
-        files_dir.mkdir(parents=True, exist_ok=True)
+        files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise RecordingError(
             f"{files_dir}: cannot create the report's files directory: {exc}"
@@ -158,6 +165,8 @@ def write_report(run: Run, out: Path | None = None) -> Path:
         started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.started_at)),
         duration=duration,
     )
-    out.write_text(html, encoding="utf-8")
+    # the recording was redacted when written; scrub again for older or edited recordings
+    out.write_text(scrub(html), encoding="utf-8")
+    os.chmod(out, 0o600)
     logger.debug("report of {} steps written to {}", len(steps), out)
     return out

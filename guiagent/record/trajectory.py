@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -164,7 +165,9 @@ class Run(BaseModel):
     load_errors: list[str] = Field(default_factory=list)
 
     def file(self, relative: str) -> Path:
-        return self.path / relative
+        """A file of this run; a path that leaves the run folder (``..``, absolute, a symlink
+        out) is refused: a crafted ``steps.jsonl`` must not make a reader open other files."""
+        return confined(self.path, relative)
 
     def frame_image(self, step: StepRecord) -> Image.Image | None:
         """The frame a step saw, as RGB, or None when the step has none."""
@@ -181,9 +184,26 @@ class Run(BaseModel):
 # --- writing --------------------------------------------------------------------------
 
 
+def confined(root: Path, relative: str) -> Path:
+    """``root / relative``, refused (RecordingError) when it resolves outside ``root``."""
+    if "\x00" in relative:
+        raise RecordingError(f"{root}: a file path with a NUL byte: {relative!r}")
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise RecordingError(f"{root}: file path {relative!r} leaves the run folder; refused")
+    return target
+
+
+def _private_file(path: Path, mode: str = "wb") -> Any:
+    """Open a new file readable by its owner only (0600), whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with _private_file(tmp) as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -211,9 +231,16 @@ class Recorder:
     """Writes one run directory. One writer; calls are serialised by a lock."""
 
     def __init__(
-        self, run_dir: Path | str, header: RunHeader, frame_format: str = "jpg", quality: int = 90
+        self,
+        run_dir: Path | str,
+        header: RunHeader,
+        frame_format: str = "jpg",
+        quality: int = 90,
+        redact: Callable[[Any], Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
+        # applied to every record written (steps, run.json): the last net for secrets
+        self.redact: Callable[[Any], Any] = redact or (lambda data: data)
         self.header = header
         self.frame_format = frame_format
         self.quality = quality
@@ -221,15 +248,18 @@ class Recorder:
         self._known: set[str] = set()
         self._finished = False
         try:
-            (self.run_dir / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
-            (self.run_dir / CROPS_DIR).mkdir(parents=True, exist_ok=True)
+            # screenshots live here: readable by the owner only
+            for folder in (self.run_dir, self.run_dir / FRAMES_DIR, self.run_dir / CROPS_DIR):
+                if not folder.is_dir():
+                    folder.mkdir(mode=0o700, parents=True)
+                    os.chmod(folder, 0o700)  # whatever the umask
         except OSError as exc:
             raise RecordingError(f"{self.run_dir}: cannot create the run directory: {exc}") from exc
         if (self.run_dir / STEPS_FILE).exists() and (self.run_dir / STEPS_FILE).stat().st_size > 0:
             raise RecordingError(
                 f"{self.run_dir / STEPS_FILE}: a recording already exists here; pick a new directory"
             )
-        self._steps = open(self.run_dir / STEPS_FILE, "ab")  # noqa: SIM115 - kept open for the run
+        self._steps = _private_file(self.run_dir / STEPS_FILE, "ab")  # kept open for the run
         header.pid = os.getpid()
         header.process_started = process_start_time(header.pid)
         header.host = socket.gethostname()
@@ -238,7 +268,10 @@ class Recorder:
         logger.debug("recording run {} to {}", header.run_id, self.run_dir)
 
     def _write_header(self) -> None:
-        _atomic_write(self.run_dir / RUN_FILE, self.header.model_dump_json(indent=2).encode())
+        data = self.redact(self.header.model_dump(mode="json"))
+        _atomic_write(
+            self.run_dir / RUN_FILE, json.dumps(data, indent=2, ensure_ascii=False).encode()
+        )
 
     def _save_bytes(self, folder: str, data: bytes, ext: str) -> str:
         relative = f"{folder}/{content_name(data)}.{ext}"
@@ -249,7 +282,8 @@ class Recorder:
             if not path.exists():
                 # temp + rename: a killed writer never leaves a half file under a valid name
                 tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_bytes(data)
+                with _private_file(tmp) as fh:
+                    fh.write(data)
                 os.replace(tmp, path)
             self._known.add(relative)
         return relative
@@ -274,7 +308,10 @@ class Recorder:
         return self._save_bytes(CROPS_DIR, data, ext)
 
     def append(self, step: StepRecord) -> None:
-        line = step.model_dump_json().encode() + b"\n"
+        line = (
+            json.dumps(self.redact(step.model_dump(mode="json")), ensure_ascii=False).encode()
+            + b"\n"
+        )
         with self._lock:
             if self._finished:
                 raise RecordingError(

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from guiagent.core.actions import action_from_dict
 from guiagent.core.geometry import FrameTransform, Point, Size, sent_to_frame
-from guiagent.record.trajectory import Run, StepRecord
+from guiagent.record.trajectory import RecordingError, Run, StepRecord
 
 TOLERANCE_PX = 0.5
 
@@ -19,7 +19,11 @@ TOLERANCE_PX = 0.5
 def _check_file(run: Run, relative: str, what: str, checked: dict[str, str | None]) -> str | None:
     if relative in checked:
         return checked[relative]
-    path = run.file(relative)
+    try:
+        path = run.file(relative)
+    except RecordingError as exc:  # a path leaving the run folder: refused, reported
+        checked[relative] = f"{what}: {exc}"
+        return checked[relative]
     problem: str | None = None
     if not path.is_file():
         problem = f"{what}: file {relative} is missing"

@@ -20,7 +20,7 @@ from loguru import logger
 from pydantic import BaseModel, Field
 
 from guiagent.agent.step import StepExecutor
-from guiagent.core.env import DomSource, Environment, Frame
+from guiagent.core.env import DomSource, Environment, Frame, QuietSource
 from guiagent.core.geometry import Point
 from guiagent.scenario.schema import (
     ExpectSpec,
@@ -59,11 +59,14 @@ class Grounded(BaseModel):
     role: str | None = None
     text: str = ""  # what the grounder matched (OCR line or DOM name)
     dom: list[Any] | None = Field(default=None, exclude=True, repr=False)  # for evidence
+    field: bool = False  # the grounder resolved a label to the field it names
+    ref: int | None = None  # the browser's handle on the DOM element found
+    editable: bool | None = None  # the DOM element found takes typed text
 
 
 def step_label(index: int, kind: str, value: Any) -> str:
     head = f"step {index + 1} ({kind}"
-    if kind in ("click", "double_click", "right_click"):
+    if kind in ("click", "double_click", "right_click", "hover"):
         return f"{head} {as_target(value).describe()})"
     if kind == "type":
         into = f" into {value.into.describe()}" if value.into is not None else ""
@@ -135,6 +138,13 @@ def ambiguous_message(spec: TargetSpec, exc: Any) -> str:
         f'"{text}" at [{box.left:.0f},{box.top:.0f} {box.width:.0f}x{box.height:.0f}] ({score:.2f})'
         for text, box, score in exc.candidates
     )
+    anchor = getattr(exc, "anchor", None)
+    if anchor is not None:
+        helper = spec.near if anchor == "near" else spec.in_
+        return (
+            f'the {anchor} text "{helper}" of {spec.describe()} is ambiguous: it shows in '
+            f"{len(exc.candidates)} places: {listed}; make it name one place"
+        )
     return (
         f"{len(exc.candidates)} equally good matches for {spec.describe()}: {listed}; "
         "add nth, near or in to choose"
@@ -168,11 +178,15 @@ class Screen:
         self.settle_opts = settle
         self.base_dir = base_dir
         self.recent: deque[Frame] = deque(maxlen=RECENT_FRAMES)
+        # the DOM read since the last observe and the last input event, read once per frame
+        self._dom: list[Any] | None = None
+        self._dom_fresh = False
 
     # --- observing --------------------------------------------------------------------
 
     async def observe(self) -> Frame:
         frame = await self.env.observe()
+        self.dom_changed()
         # keep distinct frames only: a long quiet settle must not push a brief toast out
         if self.recent and self.recent[-1].digest == frame.digest:
             self.recent[-1] = frame
@@ -184,23 +198,53 @@ class Screen:
         opts = self.settle_opts
         if not opts.enabled:
             return await self.observe(), 0.0
-        from guiagent.core.change import settle
+        from guiagent.core.change import settle_env
 
-        result = await settle(
-            self.observe, threshold=opts.threshold, quiet_ms=opts.quiet_ms, timeout_s=opts.timeout_s
+        result = await settle_env(
+            self.env,
+            self.observe,
+            threshold=opts.threshold,
+            quiet_ms=opts.quiet_ms,
+            timeout_s=opts.timeout_s,
         )
         if not result.settled:
             logger.debug("screen still changing after {:.0f} ms; going on", result.waited_ms)
         return result.frame, float(result.waited_ms)
 
+    async def for_check(self, spec: Any) -> tuple[Frame, float]:
+        """The frame a retrying check (expect, wait_for) starts from: no settle, as the
+        check retries until it holds. A check for absence (``not``, ``gone``) would pass
+        at once on a page that is about to show the thing, so it waits for the page's own
+        quiet first when the surface can tell (events only, never pixels)."""
+        negative = bool(getattr(spec, "not_", False) or getattr(spec, "gone", False))
+        if negative and self.settle_opts.enabled and isinstance(self.env, QuietSource):
+            start = time.monotonic()
+            try:
+                await self.env.wait_quiet(self.settle_opts.timeout_s)
+            except Exception as exc:  # the observe below reports a dead surface
+                logger.debug("no quiet wait before the check: {}", exc)
+            waited = (time.monotonic() - start) * 1000
+            return await self.observe(), waited
+        return await self.observe(), 0.0
+
+    def dom_changed(self) -> None:
+        """Forget the DOM read so far (a new frame was taken, or input was sent)."""
+        self._dom_fresh = False
+
     async def dom(self) -> list[Any] | None:
+        """The page's elements as of the last frame (read once per frame and input event)."""
         if not isinstance(self.env, DomSource):
             return None
+        if self._dom_fresh:
+            return self._dom
         try:
-            return list(await self.env.dom_elements())
+            self._dom = list(await self.env.dom_elements())
         except Exception as exc:  # a page mid-navigation: fall back to OCR for this frame
             logger.debug("no DOM for this frame: {}", exc)
+            self._dom = None
             return None
+        self._dom_fresh = True
+        return self._dom
 
     async def for_disk(
         self, frame: Frame, dom: list[Any] | None
@@ -219,6 +263,8 @@ class Screen:
             image = str((self.base_dir / spec.image).resolve())
             if not Path(image).exists():
                 raise StepFailure(f"template image {spec.image} not found (looked at {image})")
+        if spec.text is None and spec.image is None and spec.role is None:
+            raise StepFailure(f"{spec.describe()} cannot be grounded")
         return Target(
             text=spec.text,
             image=image,
@@ -244,7 +290,12 @@ class Screen:
         if spec.text is not None and result.confidence < MIN_TEXT_CONFIDENCE:
             raise WeakMatch([result.text])
         screen = frame.transform.frame_to_screen(result.point)
+        element = result.element
         return Grounded(
+            field=result.field,
+            ref=element.ref if element is not None else None,
+            editable=(element.editable if element is not None else None),
+            role=(element.effective_role if element is not None else spec.role),
             frame_point=(result.point.x, result.point.y),
             screen=(screen.x, screen.y),
             box=result.box.as_xyxy(),
@@ -328,11 +379,7 @@ class Screen:
         desktop the label and the entry are separate pixels, so look along the label's
         middle row for the entry's border and click a little inside it.
         """
-        if (
-            hit.box is None
-            or hit.source == "dom"
-            or (hit.role or "") in ("textbox", "input", "combobox")
-        ):
+        if hit.box is None or hit.source == "dom" or hit.field:
             return hit
         _x1, y1, x2, y2 = hit.box
         image = frame.image

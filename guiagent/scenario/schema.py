@@ -35,6 +35,7 @@ STEP_KINDS: tuple[str, ...] = (
     "click",
     "double_click",
     "right_click",
+    "hover",
     "type",
     "press",
     "scroll",
@@ -68,7 +69,8 @@ class _Strict(BaseModel):
 
 
 class TargetSpec(_Strict):
-    """What a person would point at: a visible text, a template image, or a fixed point."""
+    """What a person would point at: a visible text, a template image, a fixed point, or
+    (in a browser) a role alone, with ``nth`` to choose among its elements."""
 
     text: str | None = Field(
         default=None, description="Visible text (OCR, or the DOM in a browser)."
@@ -88,13 +90,22 @@ class TargetSpec(_Strict):
         default=None, alias="in", description="Only matches inside the region of this text."
     )
     role: Annotated[str | None, AfterValidator(check_role)] = Field(
-        default=None, description="Element role, e.g. button, textbox, checkbox, link."
+        default=None,
+        description=(
+            "Element role, e.g. button, textbox, checkbox, link. Alone (no text, image or at)"
+            " it names every element of that role; nth chooses (browser only)."
+        ),
     )
-    exact: bool = Field(default=False, description="Match the whole text exactly (case-sensitive).")
+    exact: bool = Field(
+        default=False,
+        description="Match one element's or OCR line's whole text exactly (case-sensitive).",
+    )
 
     @model_validator(mode="after")
     def _one_locator(self) -> TargetSpec:
         given = [k for k in ("text", "image", "at") if getattr(self, k) is not None]
+        if not given and self.role:
+            return self  # a role alone: {role: textbox, nth: 2}
         if len(given) != 1:
             found = ", ".join(given) if given else "none of them"
             raise ValueError(f"a target needs exactly one of text, image or at; got {found}")
@@ -105,11 +116,12 @@ class TargetSpec(_Strict):
             base = f'"{self.text}"'
         elif self.image is not None:
             base = f"image {self.image}"
-        else:
-            assert self.at is not None
+        elif self.at is not None:
             base = f"point ({self.at[0]:g}, {self.at[1]:g})"
+        else:
+            base = f"a {self.role}"
         extras = []
-        if self.role:
+        if self.role and base != f"a {self.role}":
             extras.append(f"role={self.role}")
         if self.nth:
             extras.append(f"nth={self.nth}")
@@ -311,6 +323,12 @@ class DoubleClickStep(_StepBase):
     double_click: TargetRef
 
 
+class HoverStep(_StepBase):
+    hover: TargetRef = Field(
+        description="Move the pointer onto the target without pressing, then let hover effects show."
+    )
+
+
 class RightClickStep(_StepBase):
     right_click: TargetRef
 
@@ -359,6 +377,7 @@ _STEP_CLASSES: dict[str, type[_StepBase]] = {
     "click": ClickStep,
     "double_click": DoubleClickStep,
     "right_click": RightClickStep,
+    "hover": HoverStep,
     "type": TypeStep,
     "press": PressStep,
     "scroll": ScrollStep,
@@ -405,6 +424,7 @@ Step = Annotated[
     Annotated[ClickStep, Tag("click")]
     | Annotated[DoubleClickStep, Tag("double_click")]
     | Annotated[RightClickStep, Tag("right_click")]
+    | Annotated[HoverStep, Tag("hover")]
     | Annotated[TypeStep, Tag("type")]
     | Annotated[PressStep, Tag("press")]
     | Annotated[ScrollStep, Tag("scroll")]

@@ -286,6 +286,11 @@ class ScenarioSession:
                         "scenario": scenario.path,
                         "variables": redactor.redact_data(scenario.variables),
                         "kind": "scenario",
+                        # what an export of the run starts from (guiagent.record.export_scenario)
+                        "target": redactor.redact_data(
+                            scenario.target.model_dump(mode="json", exclude_none=True)
+                        ),
+                        "viewport": list(scenario.viewport),
                     },
                 ),
             )

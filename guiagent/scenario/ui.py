@@ -8,7 +8,8 @@
     await ui.ai("add 'milk' to the list")  # needs agent_factory (a model server)
 
 Each call is one step, exactly as the same step in a YAML scenario: settle (wait until the
-screen stops changing, by frame differences), ground the target in the settled frame (OCR,
+screen stops changing: in a browser from the page's own events, else by frame differences;
+``expect`` and ``wait_for`` retry instead, like Playwright's assertions), ground the target in the settled frame (OCR,
 DOM, templates), convert to screen coordinates, send the input through the run's
 :class:`~guiagent.agent.step.StepExecutor` (kill switch, policy, input, record), and record
 the step. The YAML runner (:mod:`guiagent.scenario.runner`) calls :meth:`UI.run_step` for
@@ -41,17 +42,17 @@ from guiagent.core.actions import (
     Drag,
     InvalidToolCall,
     Key,
+    Move,
     RightClick,
     Scroll,
     Type,
 )
-from guiagent.core.env import Environment, Frame
+from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.record.trajectory import Recorder
 from guiagent.scenario.ground import (
     Grounded,
-    Screen,
     StepFailure,
     step_label,
 )
@@ -62,6 +63,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
     as_target,
 )
+from guiagent.scenario.verify import CheckedScreen, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
@@ -70,7 +72,7 @@ _STEP = TypeAdapter(Step)
 DEFAULT_STEP_TIMEOUT_S = 5.0
 
 
-class UI(Screen):
+class UI(CheckedScreen):
     """Steps a person would take, on one environment, for one run (create one per run).
 
     ``executor``: the run's step executor (shared with an agent when a skill runs steps);
@@ -139,6 +141,10 @@ class UI(Screen):
         self, target: str | Mapping[str, Any], *, timeout: float | None = None
     ) -> str:
         return await self.do({"right_click": _target(target)}, timeout)
+
+    async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
+        """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""
+        return await self.do({"hover": _target(target)}, timeout)
 
     async def type(
         self,
@@ -226,7 +232,10 @@ class UI(Screen):
         label = self.redactor.redact_text(label or step_label(index, step.kind, step.value))
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"index": index}
-        frame, settle_ms = await self.settled()
+        if step.kind in ("expect", "wait_for"):  # retrying checks: no settle first
+            frame, settle_ms = await self.for_check(step.value)
+        else:
+            frame, settle_ms = await self.settled()
         # the DOM of the settled frame, to black out its password fields on disk
         frame_dom = await self.dom() if self.out_dir is not None else None
         t1 = time.perf_counter()
@@ -267,7 +276,7 @@ class UI(Screen):
     async def _dispatch(self, step: Any, frame: Frame, rec: dict[str, Any]) -> str:
         kind, value = step.kind, step.value
         timeout = step.timeout or self.step_timeout
-        if kind in ("click", "double_click", "right_click"):
+        if kind in ("click", "double_click", "right_click", "hover"):
             await self._click_kind(kind, frame, value, timeout, rec)
         elif kind == "type":
             await self._type(frame, value, timeout, rec)
@@ -299,6 +308,7 @@ class UI(Screen):
         rec: dict[str, Any],
         frame: Frame,
         hits: list[Grounded] | None = None,
+        check: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         """One input event through the run's step executor (kill switch, policy, input,
         record); its record is kept for the step's.
@@ -326,15 +336,28 @@ class UI(Screen):
             variables=rec.get("variables") if action.name == "type" else None,
             index=rec.get("index", 0),
         )
+        problems: list[str] = []
+        if check is not None:
+
+            async def outcome_check(_action: BaseAction) -> str | None:
+                problem = await check()
+                if problem:
+                    problems.append(problem)
+                return problem
+
+            context.check = outcome_check
         first = hits[0] if hits else None
         if first is not None and first.source == "ocr" and first.text and first.box is not None:
             # the matched text is under the point only when the point is on that text itself
             context.evidence_text, context.evidence_box = first.text, first.box
         outcome = await self.executor.execute(action, context)
+        self.dom_changed()
         if outcome.record:
             events.append(outcome.record)
         if outcome.status == "denied":
             raise StepFailure(f"{action.name} denied by policy: {outcome.detail}")
+        if outcome.status == "error" and problems:
+            raise StepFailure(problems[0])
         if outcome.status == "error":
             raise StepFailure(f"the environment refused {action.name}: {outcome.detail}")
 
@@ -343,7 +366,13 @@ class UI(Screen):
     ) -> None:
         spec = as_target(value)
         frame, hit = await self.ground(frame, spec, timeout)
-        cls = {"click": Click, "double_click": DoubleClick, "right_click": RightClick}[kind]
+        frame, hit = await self._reachable(frame, spec, hit, timeout)
+        cls = {
+            "click": Click,
+            "double_click": DoubleClick,
+            "right_click": RightClick,
+            "hover": Move,
+        }[kind]
         action = cls(x=hit.screen[0], y=hit.screen[1])
         rec.update(action=action, hits=[hit])
         await self._act(action, rec, frame, [hit])
@@ -352,12 +381,17 @@ class UI(Screen):
         self, frame: Frame, spec: TypeSpec, timeout: float, rec: dict[str, Any]
     ) -> None:
         hits = []
+        typed_check = None
         if spec.into is not None:
-            frame, hit = await self.ground(frame, spec.into, timeout)
-            hit = self._input_beside_label(frame, hit)
+            into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
-            rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-            await self._act(rec["action"], rec, frame, [hit])
+            if not await self._has_focus(hit):  # click into the field only when needed
+                rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
+                what = into.describe()
+                await self._act(
+                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+                )
+            typed_check = self._typed_check(spec.text, frame, hit)
         if spec.text and await self.executor.typing_into_password():
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
@@ -367,9 +401,19 @@ class UI(Screen):
             rec["variables"] = {"name": f"secret:{named[0]}", "secret": True, "value_hash": None}
         action = Type(text=spec.text)
         rec.update(action=action, hits=hits)
-        await self._act(action, rec, frame)
+        await self._act(action, rec, frame, check=typed_check)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
+
+    async def _has_focus(self, hit: Grounded) -> bool:
+        """Whether the field at ``hit`` already has the keyboard focus (browser only)."""
+        if not isinstance(self.env, FocusProbe):
+            return False
+        try:
+            return await self.env.focused_at(*hit.screen)
+        except Exception as exc:  # a page mid-navigation: click as usual
+            logger.debug("cannot tell the focus: {}", exc)
+            return False
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         hits = []
@@ -554,45 +598,7 @@ def _spec(text: str | None, options: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-async def ui_steps_runner(
-    ctx: Any, steps: list[Any], variables: Mapping[str, str]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """How a YAML skill runs its steps (injected into the skills registry): a UI sharing
-    the caller's executor (its policy, kill switch and recorder); records are collected as
-    the skill's sub-steps instead of being appended to the recording."""
-    from guiagent.scenario.schema import ScenarioError, scenario_from_data
-
-    target = {"url": "about:blank"} if ctx.env.surface == "browser" else {"window": "*"}
-    data = {"name": "skill", "target": target, "steps": steps}
-    try:
-        scenario = scenario_from_data(data, variables=dict(variables), environ={})
-    except ScenarioError as exc:
-        return [], str(exc)
-    records: dict[int, dict[str, Any]] = {}
-
-    async def keep(record: dict[str, Any]) -> None:
-        records[int(record["index"])] = record
-
-    ui = UI(ctx.env, ctx.grounder, executor=ctx.executor, sink=keep, settle=scenario.settle)
-    out: list[dict[str, Any]] = []
-    failure: str | None = None
-    for index, step in enumerate(scenario.steps):
-        result = await ui.run_step(step, index)
-        out.append(
-            {
-                **records.get(index, {}),
-                "label": result.label,
-                "status": result.status,
-                "ms": round(result.ms, 1),
-                "error": result.error,
-            }
-        )
-        if result.status == "failed":
-            failure = result.error or result.label
-            break
-    await ui.close()
-    return out, failure
-
+from guiagent.scenario.skill_steps import ui_steps_runner  # noqa: E402  (it uses UI)
 
 # YAML skills run their steps through the UI: the default a skills registry uses when it
 # was given no steps runner (injected here: the skills layer never imports this one)

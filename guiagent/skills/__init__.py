@@ -3,6 +3,8 @@
 from guiagent.skills.model import (
     AppliesTo,
     Secret,
+    SecretEntry,
+    SecretScopeError,
     SecretStore,
     Skill,
     SkillError,
@@ -22,6 +24,8 @@ from guiagent.skills.registry import (
 __all__ = [
     "AppliesTo",
     "Secret",
+    "SecretEntry",
+    "SecretScopeError",
     "SecretStore",
     "Skill",
     "SkillContext",

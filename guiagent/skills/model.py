@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guiagent.core import yamlio
 from guiagent.core.actions import ACTIONS_BY_NAME
+from guiagent.core.redact import SecretScope
 
 ParamType = Literal["string", "number", "integer", "boolean", "secret", "object"]
 _JSON_TYPES = {
@@ -268,37 +269,139 @@ def skill(
 # --- secrets ----------------------------------------------------------------------------
 
 
+class SecretScopeError(SkillError):
+    """A secret asked for outside the origins or windows it is bound to."""
+
+
+class SecretEntry(BaseModel):
+    """A stored secret: its name, its value (never shown by repr) and where it may be typed."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    value: str = Field(repr=False)
+    scope: SecretScope = Field(default_factory=SecretScope)
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+ENV_PREFIX = "GUIAGENT_SECRET_"
+
+
 class SecretStore:
-    """Secret values by name: given values, then ``GUIAGENT_SECRET_<NAME>``, then a YAML file."""
+    """Secret values by name, each optionally bound to origins or windows.
+
+    Sources, first found wins: given ``values``, then ``GUIAGENT_SECRET_<NAME>`` variables,
+    then a YAML file (``file`` or ``GUIAGENT_SECRETS_FILE``) whose entries are either
+    ``name: value`` or::
+
+        bank_pw:
+          value: hunter2            # or leave it out: taken from GUIAGENT_SECRET_BANK_PW
+          origins: [https://bank.example]    # origins or URL globs it may be typed on
+          windows: ["*KeePass*"]             # window titles it may be typed into
+
+    ``scopes`` binds names to origins/windows from code. The model only ever sees names.
+    """
 
     def __init__(
         self,
         values: Mapping[str, str] | None = None,
         file: Path | str | None = None,
         environ: Mapping[str, str] | None = None,
+        scopes: Mapping[str, SecretScope | Mapping[str, Any]] | None = None,
     ) -> None:
         self._values = dict(values or {})
+        self._scopes: dict[str, SecretScope] = {
+            name: SecretScope.model_validate(scope) for name, scope in (scopes or {}).items()
+        }
         self._environ = os.environ if environ is None else environ
         path = file or self._environ.get("GUIAGENT_SECRETS_FILE")
         if path:
-            try:
-                loaded = yamlio.load_yaml(path) or {}
-            except yamlio.YamlError as exc:
-                raise SkillError(f"secrets file {exc}") from exc
-            if not isinstance(loaded, dict):
-                raise SkillError(f"secrets file {path}: expected a mapping of name: value")
-            for key, value in loaded.items():
-                self._values.setdefault(str(key), str(value))
+            self._load_file(Path(path))
+
+    def _load_file(self, path: Path) -> None:
+        try:
+            loaded = yamlio.load_yaml(path) or {}
+        except yamlio.YamlError as exc:
+            raise SkillError(f"secrets file {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SkillError(f"secrets file {path}: expected a mapping of name: value")
+        for key, entry in loaded.items():
+            name = str(key)
+            if isinstance(entry, dict):
+                unknown = set(entry) - {"value", "origins", "windows"}
+                if unknown:
+                    raise SkillError(
+                        f"secrets file {path}: secret {name!r}: unknown key(s) "
+                        f"{', '.join(sorted(map(str, unknown)))} (expected value, origins, windows)"
+                    )
+                try:
+                    scope = SecretScope(
+                        origins=_strings(entry.get("origins")),
+                        windows=_strings(entry.get("windows")),
+                    )
+                except ValueError as exc:
+                    raise SkillError(f"secrets file {path}: secret {name!r}: {exc}") from None
+                self._scopes.setdefault(name, scope)
+                if entry.get("value") is not None:
+                    self._values.setdefault(name, str(entry["value"]))
+            elif entry is not None:
+                self._values.setdefault(name, str(entry))
+
+    def add(self, name: str, value: str, scope: SecretScope | None = None) -> None:
+        """Store a value (e.g. one asked for on the terminal) under ``name``."""
+        self._values[name] = value
+        if scope is not None:
+            self._scopes[name] = scope
 
     def get(self, name: str) -> str:
         if name in self._values:
             return self._values[name]
-        env_name = "GUIAGENT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        if env_name in self._environ:
-            return self._environ[env_name]
+        variable = env_name(name)
+        if variable in self._environ:
+            return self._environ[variable]
         raise SkillError(
-            f"secret {name!r} not found: set {env_name} or add it to the secrets file (GUIAGENT_SECRETS_FILE)"
+            f"secret {name!r} not found: set {variable} or add it to the secrets file (GUIAGENT_SECRETS_FILE)"
         )
 
+    def scope(self, name: str) -> SecretScope:
+        return self._scopes.get(name, SecretScope())
+
+    def check_scope(self, name: str, url: str | None, window_title: str | None) -> None:
+        """Raise :class:`SecretScopeError` when ``name`` may not be typed here."""
+        scope = self.scope(name)
+        if not scope.allows(url, window_title):
+            here = url or (f"window {window_title!r}" if window_title else "this screen")
+            raise SecretScopeError(
+                f"secret {name!r} may only be used on {scope.describe()}, not on {here}"
+            )
+
+    def entries(self) -> list[SecretEntry]:
+        """Every secret whose value is known now (given, file, or environment)."""
+        found: dict[str, SecretEntry] = {}
+        for name, value in self._values.items():
+            if value:
+                found[name] = SecretEntry(name=name, value=value, scope=self.scope(name))
+        for variable, value in self._environ.items():
+            if variable.startswith(ENV_PREFIX) and value:
+                name = variable[len(ENV_PREFIX) :].lower()
+                declared = next((n for n in self._scopes if env_name(n) == variable), name)
+                if declared not in found:
+                    found[declared] = SecretEntry(
+                        name=declared, value=value, scope=self.scope(declared)
+                    )
+        return list(found.values())
+
     def known_values(self) -> list[str]:
-        return [v for v in self._values.values() if v]
+        return [entry.value for entry in self.entries()]
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError("origins and windows must be a string or a list of strings")

@@ -19,7 +19,13 @@ from guiagent.agent.step import StepContext, StepExecutor, StepOutcome
 from guiagent.core.actions import BaseAction, ExtraTool, SkillCall
 from guiagent.core.env import Environment
 from guiagent.core.geometry import Point
-from guiagent.skills.model import SecretStore, Skill, SkillError, skill_from_yaml
+from guiagent.skills.model import (
+    SecretScopeError,
+    SecretStore,
+    Skill,
+    SkillError,
+    skill_from_yaml,
+)
 
 ENTRY_POINT_GROUP = "guiagent.skills"
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -139,6 +145,7 @@ class SkillOutcome(BaseModel):
     detail: str = ""
     sub_steps: list[dict[str, Any]] = Field(default_factory=list)
     ms: float = 0.0
+    denied: bool = False  # refused before anything was typed (a secret out of its scope)
 
 
 class SkillRegistry:
@@ -200,38 +207,58 @@ class SkillRegistry:
         on_secret: Callable[[str], None] | None = None,
         executor: StepExecutor | None = None,
         steps_runner: StepsRunner | None = None,
+        where: tuple[str | None, str | None] | None = None,
     ) -> SkillOutcome:
         """Run a skill with validated parameters; secrets are resolved here and hidden from the outcome.
 
         ``executor``: the run's step executor, through which every input event of the skill
-        goes (its policy, kill switch and recorder); ``steps_runner``: how YAML steps run.
+        goes (its policy, kill switch and recorder); ``steps_runner``: how YAML steps run;
+        ``where``: the page URL and window title (default: asked from ``env``) that a
+        secret's scope is checked against.
         """
         item = self.get(name)
         values = item.validate_params(params)
         secrets = secrets or SecretStore()
         hidden: list[str] = []
+        named: dict[str, str] = {}  # secret name -> value, for the executor's policy checks
         ctx = SkillContext(env, secrets, grounder, executor, steps_runner or self.steps_runner)
         started = time.perf_counter()
+        url, title = where if where is not None else _where(env)
         try:
             for key in item.secret_params:
                 if values.get(key) is not None:
-                    values[key] = secrets.get(values[key])
+                    # the secret is bound to origins or windows: refuse it anywhere else,
+                    # before its value is even looked up
+                    secrets.check_scope(values[key], url, title)
+                    secret_name = values[key]
+                    values[key] = secrets.get(secret_name)
                     hidden.append(values[key])
+                    named[secret_name] = values[key]
                     if on_secret is not None:  # e.g. the loop's redactor, before anything is typed
                         on_secret(values[key])
-            with ctx.executor.typing_allowed(hidden):
+            with ctx.executor.typing_allowed(named):
                 if item.function is not None:
                     detail = await item.function(ctx, **values)
                 else:
                     await ctx.run_steps(item.steps or [], values, hidden)
                     detail = f"skill {name} done ({len(ctx.sub_steps)} steps)"
+        except SecretScopeError as exc:
+            logger.warning("skill {}: {}", name, exc)
+            return SkillOutcome(
+                ok=False,
+                detail=str(exc),
+                sub_steps=ctx.sub_steps,
+                ms=_ms(started),
+                denied=True,
+            )
         except SkillError as exc:
             return SkillOutcome(
                 ok=False, detail=_hide(str(exc), hidden), sub_steps=ctx.sub_steps, ms=_ms(started)
             )
         except Exception as exc:  # a bug in a skill's own code: reported, not a crash of the run
-            logger.exception("skill {} raised", name)
+            # no traceback here: loguru's variable dump would print the secret values in locals
             detail = _hide(f"skill {name} raised {type(exc).__name__}: {exc}", hidden)
+            logger.error("{} (at {})", detail, _where_raised(exc))
             return SkillOutcome(ok=False, detail=detail, sub_steps=ctx.sub_steps, ms=_ms(started))
         return SkillOutcome(
             ok=True,
@@ -239,6 +266,28 @@ class SkillRegistry:
             sub_steps=ctx.sub_steps,
             ms=_ms(started),
         )
+
+
+def _where(env: Environment) -> tuple[str | None, str | None]:
+    """The page URL and the window title the environment is on now (for secret scopes)."""
+    page = getattr(env, "page", None)
+    url = getattr(page, "url", None) if page is not None else None
+    title_of = getattr(env, "_window_title", None)  # the desktop's active window
+    title = None
+    if callable(title_of):
+        try:
+            title = title_of()
+        except Exception as exc:  # no window manager answer: no window-bound secret then
+            logger.debug("no active window title: {}", exc)
+    return (url if isinstance(url, str) else None, title if isinstance(title, str) else None)
+
+
+def _where_raised(exc: BaseException) -> str:
+    """file:line of the innermost frame of ``exc`` (no locals, no values)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 def _ms(started: float) -> float:

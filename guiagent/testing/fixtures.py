@@ -108,6 +108,16 @@ def x_display() -> Iterator[XvfbDisplay]:
                     os.environ[key] = value
 
 
+# Test browsers draw text the same way on every machine: no hinting, no subpixel placement or
+# LCD anti-aliasing, one colour profile (the fonts themselves: scripts/setup.sh installs them).
+PINNED_RENDERING_ARGS = (
+    "--font-render-hinting=none",
+    "--disable-font-subpixel-positioning",
+    "--disable-lcd-text",
+    "--force-color-profile=srgb",
+)
+
+
 @pytest.fixture(scope="session")
 def playwright_browser(async_runner: AsyncRunner) -> Iterator[Any]:
     """One headless Chromium for the session, living on ``async_runner``'s loop."""
@@ -116,7 +126,9 @@ def playwright_browser(async_runner: AsyncRunner) -> Iterator[Any]:
     async def launch() -> tuple[Any, Any]:
         pw = await async_playwright().start()
         browser = await pw.chromium.launch(
-            headless=True, executable_path=chromium_executable(), args=list(CHROMIUM_ARGS)
+            headless=True,
+            executable_path=chromium_executable(),
+            args=[*CHROMIUM_ARGS, *PINNED_RENDERING_ARGS],
         )
         return pw, browser
 

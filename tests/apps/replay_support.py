@@ -16,7 +16,7 @@ from guiagent.demo import tkapp
 from guiagent.envs.browser import BrowserEnv
 from guiagent.grounding.local import LocalGrounder
 from guiagent.record import Recorder, RunHeader, StepRecord
-from guiagent.record.evidence import collect_evidence, dom_at_point
+from guiagent.record.evidence import collect_evidence, dom_evidence
 from guiagent.testing.fake_server import FakeReply, FakeRequest
 from guiagent.testing.fixtures import TkApp, launch_tk_app
 
@@ -64,7 +64,7 @@ async def record_step(
             trail_objs.append(resolve_point(fp, CoordSpace.IMAGE, sent, frame.transform))
         trail = [t.to_dict() for t in trail_objs]
         screen_action = action.with_points([(t.screen.x, t.screen.y) for t in trail_objs])
-        dom = dom_at_point(await env.dom_elements(), trail_objs[0].screen.x, trail_objs[0].screen.y)
+        dom = await dom_evidence(env, trail_objs[0].screen.x, trail_objs[0].screen.y)
         evidence = collect_evidence(
             recorder, frame.image, (trail_objs[0].frame.x, trail_objs[0].frame.y), dom=dom
         )

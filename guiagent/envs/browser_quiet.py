@@ -1,0 +1,166 @@
+"""Event-driven settle for a browser page: wait for quiet from the page itself.
+
+An init script (installed in every document of the env's context, and on demand in a
+page that loaded before it) keeps count of what is still going on in the page:
+
+- fetch and XMLHttpRequest calls not finished yet (network);
+- ``setTimeout`` callbacks of up to ``TIMER_DELAY_CAP_MS`` scheduled since the last settle
+  (a page that changes "300 ms after the click");
+- the time of the last DOM mutation (a MutationObserver on the whole document);
+- a navigation under way (``beforeunload`` / ``pagehide``).
+
+:func:`wait_quiet` then asks the page, in one ``evaluate``, to resolve once nothing is
+pending and the DOM has stayed unchanged for ``frames`` animation frames, no finite CSS
+animation or transition runs (``document.getAnimations()``) and fonts are loaded. When
+nothing at all happened since the last settle it resolves at once. Network and timers
+are each waited for at most their cap; the whole wait at most the step's timeout.
+A page that cannot be instrumented answers None: the caller falls back to pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loguru import logger
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+TIMER_DELAY_CAP_MS = 1000  # longer setTimeout delays are not waited for (polls, idle timers)
+TIMER_WAIT_CAP_MS = 1500  # pending short timers hold the settle at most this long
+NETWORK_WAIT_CAP_MS = 3000  # pending requests hold the settle at most this long
+
+QUIET_INSTALL_JS = """(() => {
+  if (window.__guiagentQuiet) return;
+  const q = {pending: 0, mutatedAt: 0, mark: -1, timers: new Map(), unloading: false,
+             setTimeout: window.setTimeout.bind(window)};
+  Object.defineProperty(window, '__guiagentQuiet', {value: q, enumerable: false});
+  const now = () => performance.now();
+  const done = () => { let over = false; return () => { if (!over) { over = true; q.pending--; q.mutatedAt = now(); } }; };
+  const origFetch = window.fetch;
+  if (origFetch) {
+    window.fetch = function (...args) {
+      q.pending++;
+      const fin = done();
+      try { const p = origFetch.apply(this, args); p.then(fin, fin); return p; }
+      catch (e) { fin(); throw e; }
+    };
+  }
+  if (window.XMLHttpRequest) {
+    const send = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.send = function (...args) {
+      q.pending++;
+      const fin = done();
+      this.addEventListener('loadend', fin);
+      try { return send.apply(this, args); } catch (e) { fin(); throw e; }
+    };
+  }
+  const setT = window.setTimeout, clearT = window.clearTimeout;
+  window.setTimeout = function (fn, delay, ...rest) {
+    const d = Number(delay) || 0;
+    if (typeof fn !== 'function' || d > DELAY_CAP) return setT.call(window, fn, delay, ...rest);
+    let id;
+    const run = function (...a) { q.timers.delete(id); return fn.apply(this, a); };
+    id = setT.call(window, run, delay, ...rest);
+    q.timers.set(id, now());
+    return id;
+  };
+  window.clearTimeout = function (id) { q.timers.delete(id); return clearT.call(window, id); };
+  const watch = () => new MutationObserver(() => { q.mutatedAt = now(); })
+    .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  watch();
+  window.addEventListener('beforeunload', () => { q.unloading = true; });
+  window.addEventListener('pagehide', () => { q.unloading = true; });
+  window.addEventListener('pageshow', () => { q.unloading = false; });
+})()""".replace("DELAY_CAP", str(TIMER_DELAY_CAP_MS))
+
+QUIET_WAIT_JS = """async (o) => {
+  const q = window.__guiagentQuiet;
+  if (!q) return null;
+  const t0 = performance.now();
+  const mark = q.mark;
+  const nextFrame = () => new Promise(r => {
+    let fired = false;
+    const go = () => { if (!fired) { fired = true; r(); } };
+    requestAnimationFrame(go);
+    q.setTimeout(go, 50);  // rAF is throttled in hidden pages (not a timer the page set)
+  });
+  const finite = a => { try { return a.effect.getComputedTiming().endTime !== Infinity; } catch (e) { return false; } };
+  const busy = (elapsed) => {
+    const why = [];
+    if (q.unloading && elapsed < o.networkCap) why.push('navigation');
+    if (q.pending > 0 && elapsed < o.networkCap) why.push('network');
+    if (elapsed < o.timerCap) { for (const at of q.timers.values()) if (at >= mark) { why.push('timer'); break; } }
+    if (document.getAnimations && document.getAnimations().some(a => a.playState === 'running' && finite(a))) why.push('animation');
+    if (document.fonts && document.fonts.status === 'loading') why.push('fonts');
+    return why;
+  };
+  let why = busy(0);
+  if (why.length === 0 && q.mutatedAt <= mark) {
+    q.mark = performance.now();
+    return {settled: true, ms: 0, frames: 0, why: []};
+  }
+  let quiet = 0, frames = 0, seen = performance.now();
+  const reasons = new Set(why);
+  while (true) {
+    await nextFrame();
+    frames++;
+    const now = performance.now();
+    why = busy(now - t0);
+    why.forEach(w => reasons.add(w));
+    const mutated = q.mutatedAt > seen;
+    seen = now;
+    quiet = (why.length === 0 && !mutated) ? quiet + 1 : 0;
+    if (quiet >= o.frames || now - t0 >= o.timeout) {
+      q.mark = performance.now();
+      return {settled: quiet >= o.frames, ms: now - t0, frames, why: [...reasons]};
+    }
+  }
+}"""
+
+_NAVIGATING = ("Execution context was destroyed", "navigation", "Cannot find context")
+
+
+async def install_quiet(page: Page) -> bool:
+    """Instrument the page's current document (new documents get the init script)."""
+    try:
+        await page.evaluate(QUIET_INSTALL_JS)
+        return True
+    except PlaywrightError as exc:
+        logger.debug("cannot instrument the page for settling: {}", exc)
+        return False
+
+
+async def wait_quiet(page: Page, timeout_s: float, frames: int = 2) -> dict[str, Any] | None:
+    """Wait until the page is quiet (see the module doc); None when it cannot be instrumented.
+
+    The result: ``settled`` (False at the timeout), ``ms`` waited, ``frames`` seen and
+    ``why`` (what was still going on while waiting: network, timer, animation, ...).
+    """
+    start = time.monotonic()
+    installed = False
+    while True:
+        remaining_ms = (timeout_s - (time.monotonic() - start)) * 1000
+        options = {
+            "frames": frames,
+            "timeout": max(remaining_ms, 0.0),
+            "networkCap": NETWORK_WAIT_CAP_MS,
+            "timerCap": TIMER_WAIT_CAP_MS,
+        }
+        try:
+            result: dict[str, Any] | None = await page.evaluate(QUIET_WAIT_JS, options)
+        except PlaywrightError as exc:
+            if not any(text in str(exc) for text in _NAVIGATING) or remaining_ms <= 0:
+                logger.debug("page not instrumentable for settling: {}", exc)
+                return None
+            try:  # the document went away under the wait: wait for the next one
+                await page.wait_for_load_state("domcontentloaded", timeout=remaining_ms)
+            except PlaywrightError:
+                return None
+            continue
+        if result is not None:
+            result["ms"] = (time.monotonic() - start) * 1000
+            return result
+        if installed or not await install_quiet(page):
+            return None
+        installed = True

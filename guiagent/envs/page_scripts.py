@@ -1,0 +1,267 @@
+"""JavaScript the browser environment runs in the page (declarative: no logic in Python)."""
+
+_FOCUSED_JS = """() => {
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return null;
+    return {tag: el.tagName.toLowerCase(), type: (el.getAttribute('type') || '').toLowerCase(), id: el.id || null};
+}"""
+
+
+_PAGE_STATE_JS = """() => ({
+    dpr: window.devicePixelRatio,
+    width: window.innerWidth,
+    height: window.innerHeight,
+    scrollX: window.scrollX,
+    scrollY: window.scrollY,
+    docWidth: Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0),
+    docHeight: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
+    url: location.href,
+    title: document.title,
+})"""
+
+
+# Element references stable across snapshots (a WeakMap in the page), so that a step can ask
+# about the element it grounded (hit test, focus, scroll into view) after a later snapshot.
+_REFS_JS = """
+  if (!window.__guiagentRefs) window.__guiagentRefs = {byEl: new WeakMap(), byRef: new Map(), next: 1};
+  const REFS = window.__guiagentRefs;
+  const refOf = (el) => {
+    let ref = REFS.byEl.get(el);
+    if (!ref) { ref = REFS.next++; REFS.byEl.set(el, ref); REFS.byRef.set(ref, new WeakRef(el)); }
+    return ref;
+  };
+  const byRef = (ref) => { const w = REFS.byRef.get(ref); return w ? w.deref() || null : null; };
+  // the element drawn at a viewport point, through open shadow roots and same-origin iframes
+  const deepAt = (x, y) => {
+    let doc = document, el = doc.elementFromPoint(x, y), ox = 0, oy = 0;
+    for (let hops = 0; el && hops < 20; hops++) {
+      if (el.shadowRoot) {
+        const inner = el.shadowRoot.elementFromPoint(x - ox, y - oy);
+        if (inner && inner !== el) { el = inner; continue; }
+      }
+      if (el.tagName === 'IFRAME' || el.tagName === 'FRAME') {
+        let sub = null;
+        try { sub = el.contentDocument; } catch (e) { sub = null; }
+        if (!sub) break;
+        const r = el.getBoundingClientRect();
+        ox += r.left + el.clientLeft; oy += r.top + el.clientTop;
+        const inner = sub.elementFromPoint(x - ox, y - oy);
+        if (!inner) break;
+        el = inner; continue;
+      }
+      break;
+    }
+    return el;
+  };
+  // whether `inner` is `outer` or inside it (crossing shadow roots and iframes upwards)
+  const within = (inner, outer) => {
+    for (let n = inner; n; ) {
+      if (n === outer) return true;
+      if (n.parentNode) { n = n.parentNode; continue; }
+      if (n.host) { n = n.host; continue; }
+      n = n.defaultView && n.defaultView.frameElement ? n.defaultView.frameElement : null;
+    }
+    return false;
+  };
+  const describe = (el) => {
+    if (!el) return 'nothing';
+    const tag = el.tagName ? el.tagName.toLowerCase() : '#node';
+    const text = ((el.innerText || el.value || el.getAttribute && (el.getAttribute('aria-label') || el.getAttribute('placeholder')) || '') + '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    return '<' + tag + (el.id ? '#' + el.id : '') + '>' + (text ? ' "' + text + '"' : '');
+  };
+  const editable = (el) => !!el && (el.isContentEditable ||
+    (el.tagName === 'TEXTAREA' && !el.readOnly && !el.disabled) ||
+    (el.tagName === 'INPUT' && !el.readOnly && !el.disabled &&
+      !['button', 'submit', 'reset', 'checkbox', 'radio', 'image', 'file', 'range', 'color', 'hidden'].includes((el.type || 'text').toLowerCase())));
+  const focusedDeep = () => {
+    let el = document.activeElement;
+    for (let hops = 0; el && hops < 20; hops++) {
+      if (el.shadowRoot && el.shadowRoot.activeElement) { el = el.shadowRoot.activeElement; continue; }
+      if ((el.tagName === 'IFRAME' || el.tagName === 'FRAME')) {
+        let sub = null;
+        try { sub = el.contentDocument; } catch (e) { sub = null; }
+        if (sub && sub.activeElement && sub.activeElement !== sub.body) { el = sub.activeElement; continue; }
+      }
+      break;
+    }
+    return el;
+  };
+"""
+
+
+# Names as a screen reader computes them: every name an element answers to is kept
+# (aria-labelledby, aria-label, its <label>s, placeholder, title, alt); ``name`` is the
+# accessible name in the accname order. ``box`` is the part left visible by scrolling
+# ancestors (``clipped``: nothing of it is).
+_DOM_ELEMENTS_JS = (
+    "(inViewport) => {"
+    + _REFS_JS
+    + """
+  // walks the page, open shadow roots and same-origin iframes (boxes in the top page's
+  // viewport); text past 200 characters goes to more_text, CSS ::before/::after to pseudo
+  const INTERACTIVE = 'a[href],button,input,select,textarea,summary,label,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true],img[alt],[aria-label],[title]';
+  const CONTROL = 'a[href],button,[role=button],[role=link],[role=menuitem],[role=tab],[role=option],summary,label';
+  const vw = window.innerWidth, vh = window.innerHeight;
+  const out = [];
+  const seen = new Set();
+  const clean = (s) => (s || '').replace(/\\s+/g, ' ').trim();
+  const visible = (el, r) => {
+    if (r.width <= 0 || r.height <= 0) return false;
+    if (inViewport && (r.right <= 0 || r.bottom <= 0 || r.left >= vw || r.top >= vh)) return false;
+    const s = getComputedStyle(el);
+    return s.visibility !== 'hidden' && s.display !== 'none' && parseFloat(s.opacity || '1') > 0;
+  };
+  // the part of r (the element's own frame coordinates) not cut away by ancestors that clip
+  const clipRect = (el, r) => {
+    let [l, t, rr, b] = [r.left, r.top, r.right, r.bottom];
+    const doc = el.ownerDocument;
+    for (let p = el.parentElement; p && p !== doc.body && p !== doc.documentElement; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const c = p.getBoundingClientRect();
+      if (s.overflowX !== 'visible') { l = Math.max(l, c.left + p.clientLeft); rr = Math.min(rr, c.left + p.clientLeft + p.clientWidth); }
+      if (s.overflowY !== 'visible') { t = Math.max(t, c.top + p.clientTop); b = Math.min(b, c.top + p.clientTop + p.clientHeight); }
+    }
+    return [l, t, rr, b];
+  };
+  const textOf = (el, id) => {
+    const root = el.getRootNode();
+    const n = root.getElementById ? root.getElementById(id) : el.ownerDocument.getElementById(id);
+    return n ? clean(n.innerText || n.textContent) : '';
+  };
+  const pseudo = (el, which) => {
+    const c = getComputedStyle(el, which).content;
+    return c && c !== 'none' && c !== 'normal' && /^["']/.test(c) ? c.slice(1, -1) : '';
+  };
+  const pseudoText = (el) => clean(pseudo(el, '::before') + ' ' + pseudo(el, '::after'));
+  const nameOf = (el) => el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || el.getAttribute('alt') || null;
+  const push = (el, interactive, dx, dy) => {
+    if (seen.has(el)) return;
+    const own = el.getBoundingClientRect();
+    const r = {left: own.left + dx, top: own.top + dy, right: own.right + dx, bottom: own.bottom + dy, width: own.width, height: own.height};
+    if (!visible(el, r)) return;
+    seen.add(el);
+    const tag = el.tagName.toLowerCase();
+    const type = tag === 'input' ? (el.getAttribute('type') || 'text').toLowerCase() : null;
+    let text = clean(el.innerText || el.textContent);
+    if (tag === 'input' && ['button', 'submit', 'reset'].includes(type)) text = el.value || text;
+    const generated = pseudoText(el);
+    if (!text) text = generated;
+    const secret = type === 'password';
+    const by = el.getAttribute('aria-labelledby');
+    const labelledby = by ? clean(by.split(/\\s+/).map((id) => textOf(el, id)).join(' ')) : '';
+    const labels = el.labels && el.labels.length ? clean(Array.from(el.labels).map((l) => l.innerText).join(' ')) : '';
+    const aria = clean(el.getAttribute('aria-label'));
+    const placeholder = clean(el.getAttribute('placeholder'));
+    const title = clean(el.getAttribute('title'));
+    const alt = clean(el.getAttribute('alt'));
+    const named = tag === 'label' || tag === 'option' || tag === 'button' || tag === 'a' || el.getAttribute('role');
+    const name = labelledby || aria || labels || (named && text) || placeholder || title || alt || null;
+    const owner = el.parentElement ? el.parentElement.closest(CONTROL) : null;
+    const [l, t, rr, b] = clipRect(el, own);
+    const clipped = rr <= l || b <= t;
+    const box = clipped ? {x: r.left, y: r.top, width: r.width, height: r.height}
+      : {x: l + dx, y: t + dy, width: rr - l, height: b - t};
+    out.push({
+      tag, type, role: el.getAttribute('role') || null, id: el.id || null,
+      text: text.slice(0, 200), more_text: text.length > 200 ? text.slice(200, 20000) : null,
+      name: name ? name.slice(0, 200) : null,
+      label: (labelledby || labels || null), aria_label: aria || null,
+      placeholder: placeholder || null, title: title || null, alt: alt || null,
+      owner_name: owner ? (nameOf(owner) || clean(owner.innerText).slice(0, 100) || null) : null,
+      pseudo: generated || null,
+      value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
+      interactive, disabled: !!el.disabled, password: secret, editable: editable(el),
+      ref: refOf(el), clipped, box,
+    });
+  };
+  const walk = (root, dx, dy, depth) => {
+    if (depth > 8) return;
+    root.querySelectorAll(INTERACTIVE).forEach(el => push(el, true, dx, dy));
+    const start = root.body || root.documentElement || root;
+    if (!start) return;
+    const walker = document.createTreeWalker(start, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let n = walker.currentNode; n; n = walker.nextNode()) {
+      if (n.nodeType === Node.TEXT_NODE) {
+        if (n.textContent.trim() && n.parentElement && !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(n.parentElement.tagName)) push(n.parentElement, false, dx, dy);
+        continue;
+      }
+      if (n.nodeType !== Node.ELEMENT_NODE) continue;
+      if (n.shadowRoot) walk(n.shadowRoot, dx, dy, depth + 1);
+      if (n.tagName === 'IFRAME' || n.tagName === 'FRAME') {
+        let doc = null;
+        try { doc = n.contentDocument; } catch (e) { doc = null; }  // cross-origin: not readable
+        if (doc) {
+          const fr = n.getBoundingClientRect();
+          walk(doc, dx + fr.left + n.clientLeft, dy + fr.top + n.clientTop, depth + 1);
+        }
+      }
+      if (n !== start && pseudoText(n)) push(n, false, dx, dy);
+    }
+  };
+  walk(document, 0, 0, 0);
+  return out;
+}"""
+)
+
+
+# What is under a viewport point, and whether it is the element ``ref`` or inside it.
+_HIT_TEST_JS = (
+    "([x, y, ref]) => {"
+    + _REFS_JS
+    + """
+  const target = byRef(ref);
+  const at = deepAt(x, y);
+  return {found: !!target, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
+          at: describe(at), target: describe(target)};
+}"""
+)
+
+
+# Scroll the element ``ref`` into view (its scrolling ancestors too); false when it is gone.
+_SCROLL_INTO_VIEW_JS = (
+    "(ref) => {"
+    + _REFS_JS
+    + """
+  const el = byRef(ref);
+  if (!el || !el.isConnected) return false;
+  el.scrollIntoView({block: 'center', inline: 'nearest'});
+  return true;
+}"""
+)
+
+
+# The focused element (through shadow roots and same-origin iframes), whether it takes
+# text, whether its value holds ``text`` (the value itself is never returned).
+_FOCUS_STATE_JS = (
+    "(text) => {"
+    + _REFS_JS
+    + """
+  const el = focusedDeep();
+  if (!el || el === document.body || el === document.documentElement) return {focused: false, at: 'the page body'};
+  const value = el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
+  return {focused: true, editable: editable(el), ref: refOf(el), at: describe(el),
+          contains: text === null ? null : value.replace(/\\s+/g, ' ').includes(text.replace(/\\s+/g, ' ')),
+          password: (el.type || '').toLowerCase() === 'password'};
+}"""
+)
+
+
+# Mark (or unmark) every element a DOM snapshot reported with its ref, so that a CDP
+# DOM.getDocument can tell which backend node each one is.
+_MARK_REFS_JS = (
+    "(on) => {"
+    + _REFS_JS
+    + """
+  for (const [ref, weak] of REFS.byRef) {
+    const el = weak.deref();
+    if (!el) { REFS.byRef.delete(ref); continue; }
+    if (on) el.setAttribute('data-guiagent-ref', String(ref)); else el.removeAttribute('data-guiagent-ref');
+  }
+}"""
+)
+
+
+# the DOM snapshot the scenarios ground with (BrowserEnv.dom_elements, without the AX names)
+DOM_ELEMENTS_JS = _DOM_ELEMENTS_JS

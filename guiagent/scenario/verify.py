@@ -1,0 +1,154 @@
+"""Checks that an action does what its step says, before the step may pass.
+
+- A click on a DOM element is hit-tested first: what the browser draws at the point
+  (through shadow roots and same-origin iframes) must be the element or inside it. When
+  something else is there (an overlay, or the element is clipped by a scroll box), the
+  element is scrolled into view and grounded again; if the point still lands elsewhere the
+  step fails naming what is in the way.
+- ``type into``: after the click the focused element must take text, and after typing its
+  value must hold the text (browser), or the field's box must have changed (desktop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from guiagent.core.env import Frame
+from guiagent.core.geometry import Point
+from guiagent.scenario.ground import Grounded, Screen, StepFailure
+from guiagent.scenario.schema import TargetSpec
+
+
+@runtime_checkable
+class HitTester(Protocol):
+    """A surface that can say what is drawn at a point (a browser)."""
+
+    async def hit_test(self, x: float, y: float, ref: int) -> dict[str, Any]: ...
+
+    async def scroll_into_view(self, ref: int) -> bool: ...
+
+
+@runtime_checkable
+class FocusReader(Protocol):
+    """A surface that can say which element has focus and what it holds (a browser)."""
+
+    async def focus_state(self, text: str | None = None) -> dict[str, Any]: ...
+
+
+async def covered_by(env: Any, hit: Grounded) -> str | None:
+    """None when the point of ``hit`` lands on its element; else what is drawn there."""
+    if hit.ref is None or not isinstance(env, HitTester):
+        return None
+    result = await env.hit_test(hit.screen[0], hit.screen[1], hit.ref)
+    if not result.get("found"):
+        return None  # the element went away: grounding again is the caller's business
+    return None if result.get("hit") else str(result.get("at") or "something else")
+
+
+async def focus_problem(env: Any, what: str) -> str | None:
+    """After clicking ``what`` to type into it: None when an editable element has focus."""
+    if not isinstance(env, FocusReader):
+        return None
+    state = await env.focus_state(None)
+    if state.get("focused") and state.get("editable"):
+        return None
+    return f"clicking {what} did not focus a text field: focus is on {state.get('at', 'nothing')}"
+
+
+async def typed_problem(env: Any, text: str) -> str | None:
+    """After typing ``text`` into a field: None when the focused field's value holds it."""
+    if not isinstance(env, FocusReader) or not text:
+        return None
+    state = await env.focus_state(text)
+    if not state.get("focused"):
+        return f"focus went to {state.get('at', 'nothing')} while typing; the text was lost"
+    if not state.get("editable"):
+        return f"focus is on {state.get('at')}, which takes no text; the text was lost"
+    if state.get("contains") is False:
+        return f"the text is not in the field's value after typing (focus: {state.get('at')})"
+    return None
+
+
+def field_changed(before: Frame, after: Frame, box: tuple[float, float, float, float]) -> bool:
+    """Whether the pixels inside ``box`` (frame pixels) differ between two frames."""
+    x1, y1, x2, y2 = (round(v) for v in box)
+    if before.image.size != after.image.size or x2 <= x1 or y2 <= y1:
+        return True  # cannot compare: do not claim nothing happened
+    a = np.asarray(before.image.convert("L"))[y1:y2, x1:x2].astype(np.int16)
+    b = np.asarray(after.image.convert("L"))[y1:y2, x1:x2].astype(np.int16)
+    return bool((np.abs(a - b) > 40).sum() >= 4)
+
+
+def screen_point(frame: Frame, hit: Grounded) -> tuple[float, float]:
+    if hit.frame_point is None:
+        return hit.screen
+    point = frame.transform.frame_to_screen(Point(*hit.frame_point))
+    return point.x, point.y
+
+
+def fail_covered(what: str, hit: Grounded, blocker: str) -> StepFailure:
+    x, y = hit.screen
+    return StepFailure(
+        f"{what} is not what a click at ({x:.0f}, {y:.0f}) would hit: {blocker} is drawn "
+        "there (covered, or clipped by a scroll box), even after scrolling it into view"
+    )
+
+
+class CheckedScreen(Screen):
+    """Grounding with the checks above: the point reaches its element; a text naming a
+    field resolves to the field; typing is checked against the field."""
+
+    async def _reachable(
+        self, frame: Frame, spec: TargetSpec, hit: Grounded, timeout: float
+    ) -> tuple[Frame, Grounded]:
+        """``hit`` when a click at its point lands on its element; else scroll the element
+        into view and ground it again; fail naming what is in the way when still covered."""
+        blocker = await covered_by(self.env, hit)
+        if blocker is None:
+            return frame, hit
+        if isinstance(self.env, HitTester) and hit.ref is not None:
+            await self.env.scroll_into_view(hit.ref)
+            frame = await self.observe()
+            frame, hit = await self.ground(frame, spec, timeout)
+            blocker = await covered_by(self.env, hit)
+            if blocker is None:
+                return frame, hit
+        raise fail_covered(spec.describe(), hit, blocker)
+
+    async def _field(
+        self, frame: Frame, into: TargetSpec, timeout: float
+    ) -> tuple[TargetSpec, Frame, Grounded]:
+        """The field ``into`` names: the element itself when it takes text, else the field
+        beside the text (its label: DOM geometry, or the outline found on the desktop)."""
+        frame, hit = await self.ground(frame, into, timeout)
+        if not hit.field and hit.editable is not True and into.role is None and into.text:
+            as_field = into.model_copy(update={"role": "textbox"})
+            try:
+                frame, field = await self.ground(frame, as_field, 0.0)
+            except StepFailure:
+                field = None
+            if field is not None and (field.field or field.editable):
+                into, hit = as_field, field
+        hit = self._input_beside_label(frame, hit)
+        frame, hit = await self._reachable(frame, into, hit, timeout)
+        return into, frame, hit
+
+    def _typed_check(
+        self, text: str, before: Frame, hit: Grounded
+    ) -> Callable[[], Awaitable[str | None]]:
+        """After typing into the field of ``hit``: the browser's field must hold the text;
+        on a desktop the field's box must have changed."""
+
+        async def check() -> str | None:
+            if isinstance(self.env, FocusReader):
+                return await typed_problem(self.env, text)
+            if hit.field and hit.box is not None and text.strip():
+                after = await self.env.observe()
+                if not field_changed(before, after, hit.box):
+                    return "nothing changed inside the field after typing: the text went elsewhere"
+            return None
+
+        return check

@@ -21,6 +21,7 @@ from guiagent.cliparse import (
     check_display,
     check_positive,
     check_url,
+    cli_console,
     first_line,
     parse_region,
     parse_size,
@@ -30,9 +31,7 @@ from guiagent.cliparse import (
 @functools.cache
 def _console() -> Any:
     """The output console, made on first output (`guiagent --help` imports no rich)."""
-    from rich.console import Console
-
-    return Console(stderr=False, soft_wrap=True, emoji=False)  # one line per message
+    return cli_console()
 
 
 def escape(text: str) -> str:
@@ -40,6 +39,10 @@ def escape(text: str) -> str:
 
     return rich_escape(text)
 
+
+# the model reply bounds, as AgentConfig's defaults (not imported here: the CLI starts fast)
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+MAX_TOOL_CALLS = 16
 
 # subcommand -> module in guiagent.commands exposing add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -223,6 +226,20 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="sample N answers, take the densest cluster",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per model request")
+    parser.add_argument(
+        "--max-reply-bytes",
+        type=int,
+        default=MAX_REPLY_BYTES,
+        metavar="N",
+        help="refuse a model reply (body or stream) larger than N bytes: the run fails, named",
+    )
+    parser.add_argument(
+        "--max-tool-calls",
+        type=int,
+        default=MAX_TOOL_CALLS,
+        metavar="N",
+        help="refuse a model reply with more than N tool calls: the run fails, named",
+    )
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -261,6 +278,8 @@ def _config_from_args(args: argparse.Namespace):  # -> AgentConfig
         pacore=args.pacore,
         ground_votes=args.ground_votes,
         request_timeout_s=args.timeout,
+        max_reply_bytes=args.max_reply_bytes,
+        max_tool_calls=args.max_tool_calls,
         max_steps=args.max_steps,
         max_seconds=args.max_seconds,
         max_tokens=args.max_tokens,
@@ -285,6 +304,9 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     for option in ("--device-scale-factor", "--max-steps", "--max-seconds", "--max-tokens"):
         check_positive(option, getattr(args, option[2:].replace("-", "_")))
     check_positive("--timeout", args.timeout)
+    check_positive("--max-tool-calls", args.max_tool_calls)
+    if args.max_reply_bytes < 1024:
+        raise UsageError(f"--max-reply-bytes must be at least 1024, got {args.max_reply_bytes}")
     for text in args.redact_region:
         parse_region(text)
     if not (str(args.monitor).isdigit() or args.monitor in ("all", "primary")):
@@ -451,7 +473,9 @@ async def _run_task(args: argparse.Namespace) -> int:
         f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
     )
     if result.run_dir:
-        _console().print(f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})")
+        _console().print(
+            f"recording: {result.run_dir}  (report: guiagent report {result.run_dir})", markup=False
+        )
     return 0 if result.ok else 1
 
 

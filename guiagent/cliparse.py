@@ -1,7 +1,8 @@
-"""The command line's parser class and checks of user input (one-line errors, exit code 2).
+"""The command line's parser class, checks of user input (one-line errors, exit code 2) and console.
 
 Every option's help shows its default; a parse error is one line, not the usage block.
 The checks here are pure: they turn what a user typed into values or a :class:`UsageError`.
+Every command prints through :func:`cli_console`, so a message is one line whatever the width.
 """
 
 from __future__ import annotations
@@ -9,8 +10,32 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # rich is imported on first output (`guiagent --help` imports no rich)
+    from rich.console import Console, RenderableType
+
+
+def cli_console(*, stderr: bool = False) -> Console:
+    """The console every command prints through.
+
+    It never hard-wraps a line (a long path stays one line off a terminal, where rich would
+    wrap at 80 columns), never turns ``:id:`` into an emoji and never colours numbers or
+    paths on its own. Markup stays on for the command's own styling: user text printed with
+    it must go through ``rich.markup.escape`` (or be printed with ``markup=False``).
+    """
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, emoji=False, highlight=False)
+
+
+def print_wide(console: Console, renderable: RenderableType) -> None:
+    """Print a table as wide as it needs off a terminal (no squeezing to 80 columns)."""
+    if not console.is_terminal:
+        wide = console.options.update(max_width=10_000)
+        console.width = max(console.width, console.measure(renderable, options=wide).maximum)
+    console.print(renderable)
 
 
 class UsageError(ValueError):

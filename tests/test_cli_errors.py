@@ -50,6 +50,8 @@ def _one_line_error(capsys, argv: list[str]) -> str:
         (["--start-url", "about:blank", "--viewport", "0x600"], "--viewport wants WIDTHxHEIGHT"),
         (["--start-url", "about:blank", "--device-scale-factor", "0"], "must be positive"),
         (["--start-url", "about:blank", "--redact-region", "1,2,3"], "--redact-region wants"),
+        (["--start-url", "about:blank", "--max-reply-bytes", "10"], "--max-reply-bytes must be"),
+        (["--start-url", "about:blank", "--max-tool-calls", "0"], "--max-tool-calls must be"),
         (["--start-url", "about:blank", "--policy", "/nonexistent.yaml"], "--policy"),
         (["--start-url", "about:blank", "--secrets-file", "/nonexistent.yaml"], "--secrets-file"),
         (["--start-url", "about:blank", "--skills", "/nonexistent"], "/nonexistent"),
@@ -150,3 +152,45 @@ def test_narrate_rejects_bad_urls_and_displays(capsys, options, expected):
     captured = capsys.readouterr()
     text = " ".join((captured.out + captured.err).split())
     assert expected in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{p}"],
+        ["replay", "{p}", "--mode", "verify"],
+        ["export", "{p}", "--gif", "{p}.gif"],
+        ["scenario", "check", "{p}"],
+        ["skills", "list", "--skills", "{p}"],
+        ["run", "x", "--start-url", "about:blank", "--policy", "{p}", *MODEL],
+    ],
+    ids=["report", "replay", "export", "scenario", "skills", "run"],
+)
+def test_a_long_path_prints_as_one_line_as_written(capsys, tmp_path, argv):
+    """Off a terminal rich would wrap at 80 columns, read `:id:` as an emoji and `[serve]` as
+    markup: every command prints through one console that does none of that."""
+    path = str(tmp_path / ("deep-" * 30) / "a :id: [serve] thing")
+    line = _one_line_error(capsys, [arg.replace("{p}", path) for arg in argv])
+    assert path in line, line
+
+
+def test_the_cli_console_never_wraps_a_long_line(capsys):
+    from rich.markup import escape
+
+    from guiagent.cliparse import cli_console
+
+    text = "word " * 100 + ":id: [bold] 42 /tmp/x"
+    cli_console().print(f"[red]error:[/red] {escape(text)}")
+    cli_console(stderr=True).print(text, markup=False)
+    captured = capsys.readouterr()
+    assert captured.out == f"error: {text}\n"
+    assert captured.err == f"{text}\n"
+
+
+def test_calibrate_against_no_server_is_one_line_and_exit_code_2(capsys):
+    """The run never started: configuration (docs/FAULTS.md), not one failure per target."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    line = _one_line_error(capsys, ["calibrate", "--model-url", url])
+    assert "cannot reach the model server" in line and url in line
+    line = _one_line_error(capsys, ["calibrate", "--model-url", "127.0.0.1:30000"])
+    assert "--model-url wants a URL" in line

@@ -265,6 +265,60 @@ def _run(static_server: Any, model_url: str, run_dir: Any, *flags: str) -> int:
     )
 
 
+@pytest.mark.parametrize(
+    "reply,flags,reason",
+    [
+        (
+            _with_choice(message={"role": "assistant", "content": "a" * 200_000}),
+            ["--max-reply-bytes", "100000"],
+            "larger than 100000 bytes (max_reply_bytes)",
+        ),
+        (
+            _with_choice(
+                message={
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"type": "function", "function": {"name": "wait", "arguments": "{}"}}
+                    ]
+                    * 3,
+                },
+                finish_reason="tool_calls",
+            ),
+            ["--max-tool-calls", "2"],
+            "more than 2 (max_tool_calls)",
+        ),
+    ],
+    ids=["max-reply-bytes", "max-tool-calls"],
+)
+def test_the_reply_bounds_set_on_the_command_line_end_the_run_named(
+    reply: dict[str, Any],
+    flags: list[str],
+    reason: str,
+    static_server: Any,
+    tmp_path: Any,
+    capfd: Any,
+) -> None:
+    """A reply within the default bounds but past the lowered one: exit 1, the bound named."""
+    with MisbehavingServer(json_reply(reply)) as server:
+        code = _run(static_server, server.url, tmp_path / "run", "--max-steps", "3", *flags)
+    out, err = capfd.readouterr()
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    header = load(tmp_path / "run").header
+    assert header.status == "failed"
+    assert header.stop_reason and reason in header.stop_reason, header.stop_reason
+
+
+def test_the_cli_reply_bounds_default_to_the_agent_config() -> None:
+    from guiagent.agent.config import AgentConfig
+    from guiagent.cli import build_parser
+
+    args = build_parser("run").parse_args(["run", "x"])
+    assert args.max_reply_bytes == AgentConfig().max_reply_bytes
+    assert args.max_tool_calls == AgentConfig().max_tool_calls
+
+
 def test_max_seconds_bounds_the_wait_for_a_slow_model(
     static_server: Any, tmp_path: Any, capfd: Any
 ) -> None:

@@ -61,7 +61,7 @@ class TerminalApprover:
         from rich.markup import escape
         from rich.prompt import Confirm
 
-        console = self.console or Console(stderr=True)
+        console = self.console or Console(stderr=True, soft_wrap=True, emoji=False)
         console.print(
             f"[bold yellow]Approval needed[/]: {escape(describe_action(action))}", highlight=False
         )

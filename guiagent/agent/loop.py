@@ -36,6 +36,7 @@ from guiagent.agent.sensing import (
     observe_settled,
     open_recorder,
     register_secrets,
+    text_near_reader,
     window_list,
 )
 from guiagent.agent.state import RunState, Turn, zoom_frame
@@ -210,7 +211,7 @@ class Agent:
                 if await self.parse(state, turn) and not self._ends_run(state, turn):
                     await self.gate(state, turn)
                     await self.act(state, turn)
-                    self.watch(state, turn)
+                    await self.watch(state, turn)
                 await self.record(state, turn)
         except DeadlineExceeded as exc:  # --max-seconds ran out while waiting or acting
             state.result = RunResult(
@@ -539,11 +540,19 @@ class Agent:
         # a skill's own report tells the model what it did; a click is just "ok"
         return self.redactor.redact_text(detail) if isinstance(action, SkillCall) else "ok"
 
-    def watch(self, state: RunState, turn: Turn) -> None:
-        """The same action on an unchanged screen: warn, then zoom in, then stop as stuck."""
+    async def watch(self, state: RunState, turn: Turn) -> None:
+        """The same action on an unchanged screen: warn, then zoom in, then stop as stuck.
+
+        Off the event loop: when the pixels near the last target say "no change", the text
+        read there (DOM or OCR) is compared too, and OCR blocks."""
         t = time.perf_counter()
         digest = hashlib.sha1(turn.image_bytes).hexdigest()  # what the model saw, 50x fewer bytes
-        ladder = state.detector.observe(digest, turn.screen_action, frame=turn.frame)
+        reader = None
+        if turn.frame is not None:
+            reader = text_near_reader(turn.frame, turn.dom, self.redactor.ocr)
+        ladder = await asyncio.to_thread(
+            state.detector.observe, digest, turn.screen_action, turn.frame, reader
+        )
         turn.timed("watch", t)
         if ladder in (Ladder.WARN, Ladder.ZOOM):
             state.notes.append(state.detector.warning_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,8 +13,9 @@ from guiagent.agent.config import AgentConfig
 from guiagent.agent.policy import Policy
 from guiagent.agent.step import redact_record
 from guiagent.core.actions import ExtraTool
-from guiagent.core.change import settle_env
+from guiagent.core.change import NearText, near_box, settle_env
 from guiagent.core.env import DomSource, Environment, Frame, FullPageSource, WindowList
+from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.models.profiles import ModelProfile
 from guiagent.record.trajectory import Recorder, RunHeader
@@ -83,6 +85,41 @@ def desktop_ocr(env: Environment, config: AgentConfig) -> Any:
     from guiagent.grounding.local import LocalGrounder
 
     return LocalGrounder()
+
+
+def text_near_reader(frame: Frame, dom: list[dict[str, Any]] | None, ocr: Any) -> NearText | None:
+    """What the loop detector reads near the last target of ``frame`` when its pixels say "no
+    change": the page's element texts and field values (a browser's DOM snapshot of this frame),
+    else OCR of the region (the desktop's reader, when the run has one). None: nothing reads."""
+    if dom is not None:
+        return lambda point: _dom_text_near(frame, dom, point)
+    if ocr is not None and not inspect.iscoroutinefunction(getattr(ocr, "read_text", None)):
+        return lambda point: _ocr_text_near(frame, ocr, point)
+    return None
+
+
+def _dom_text_near(frame: Frame, dom: list[dict[str, Any]], point: tuple[float, float]) -> str:
+    left, top, right, bottom = near_box(point, frame.image.width, frame.image.height)
+    texts = []
+    for element in dom:
+        box = element.get("box") or {}
+        try:
+            x, y, w, h = (float(box[k]) for k in ("x", "y", "width", "height"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        a = frame.transform.screen_to_frame(Point(x, y))  # DOM boxes are CSS (screen) pixels
+        b = frame.transform.screen_to_frame(Point(x + w, y + h))
+        if a.x < right and b.x > left and a.y < bottom and b.y > top:
+            value = None if element.get("password") else element.get("value")
+            texts += [str(t) for t in (element.get("text"), value) if t]
+    return " ".join(texts)
+
+
+def _ocr_text_near(frame: Frame, ocr: Any, point: tuple[float, float]) -> str:
+    left, top, right, bottom = near_box(point, frame.image.width, frame.image.height)
+    crop = frame.image.crop((int(left), int(top), int(right), int(bottom)))
+    boxes = ocr.read_text(Frame.from_image(crop, surface=frame.surface))
+    return " ".join(str(getattr(b, "text", "")) for b in boxes)
 
 
 def open_recorder(

@@ -2,11 +2,13 @@
 
 Pages (each at 1280x800 in headless Chromium, the part in the viewport): Swagger UI from
 the npm package ``swagger-ui-dist`` (installed by scripts/setup.sh) with an operation
-opened, the demo web app's sign-in page and its todo list, an HTML page pydoc writes for
-a standard-library module, the directory listing Python's http.server writes, and Debian's
-HTML documentation where the machine has it. The targets are the elements of the same DOM
-snapshot the scenarios use (:meth:`BrowserEnv.dom_elements`, names from Chromium's
-accessibility tree), fully shown, whose accessible name is unique on the page.
+opened, the demo web app's sign-in page and its todo list, the HTML pages pydoc writes for
+several standard-library modules, the directory listing Python's http.server writes, the
+narration benchmark's pages (a keypad, a settings panel, a store) and Debian's HTML
+documentation where the machine has it, each at up to three scroll positions. The targets
+are the elements of the same DOM snapshot the scenarios use (:meth:`BrowserEnv.dom_elements`,
+names from Chromium's accessibility tree), fully shown, whose accessible name is unique on
+the page; at most ``TARGETS_PER_PAGE`` per page, spread evenly over its views.
 
 Each target is grounded twice by its name: with the DOM (``dom``) and without it
 (``ocr``: OCR and, for nothing but text, nothing else). A hit is a point inside the
@@ -38,14 +40,20 @@ from guiagent.grounding.local import AmbiguousTarget, DomElement, LocalGrounder,
 
 VIEWPORT = (1280, 800)
 VIEWS_PER_PAGE = 3  # scroll positions measured per page
+TARGETS_PER_PAGE = 40  # at most, spread evenly over the page's views (keeps the run short)
 REPO = Path(__file__).resolve().parents[2]
 SWAGGER_DIST = REPO / ".thirdparty" / "npm" / "node_modules" / "swagger-ui-dist"
+NARRATE_PAGES = Path(__file__).resolve().parent / "narrate_pages"
 DEBIAN_DOCS = (
     Path("/usr/share/doc/python3/python-policy.html"),
     Path("/usr/share/doc/libffi8/html/index.html"),
+    Path("/usr/share/doc/libffi8/html/The-Basics.html"),
     Path("/usr/share/doc/base-passwd/users-and-groups.html"),
+    Path("/usr/share/doc/libjs-underscore/index.html"),
+    Path("/usr/share/doc/zlib1g-dev/examples/zlib_how.html"),
+    Path("/usr/share/doc/libxslt1-dev/html/html/book1.html"),
 )
-PYDOC_MODULES = ("json", "shlex", "textwrap")
+PYDOC_MODULES = ("json", "shlex", "textwrap", "csv", "difflib", "fnmatch", "calendar")
 SWAGGER_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>API</title>
 <link rel="stylesheet" href="dist/swagger-ui.css"></head><body><div id="swagger-ui"></div>
 <script src="dist/swagger-ui-bundle.js"></script>
@@ -105,9 +113,10 @@ async def _pages(base: str) -> list[tuple[str, str, Any]]:
         ("demo todos", webapp, sign_in),
         *[(f"pydoc {m}", f"{base}/pydoc-{m}.html", nothing) for m in PYDOC_MODULES],
         ("http.server listing", f"{base}/listing/", nothing),
+        *[(f"narrate {p.stem}", p.as_uri(), nothing) for p in sorted(NARRATE_PAGES.glob("*.html"))],
     ]
     pages += [
-        (f"debian {p.parent.name}/{p.name}", p.as_uri(), nothing)
+        (f"debian {p.relative_to('/usr/share/doc')}", p.as_uri(), nothing)
         for p in DEBIAN_DOCS
         if p.is_file()
     ]
@@ -134,6 +143,13 @@ def targets(elements: list[DomElement], frame: Frame) -> list[DomElement]:
             continue
         chosen.append(element)
     return chosen
+
+
+def spread(items: list[Any], cap: int) -> list[Any]:
+    """At most ``cap`` of ``items``, evenly spaced, in order (pure)."""
+    if len(items) <= cap:
+        return list(items)
+    return [items[k * len(items) // cap] for k in range(cap)]
 
 
 def _hit(
@@ -173,14 +189,19 @@ async def measure(limit_pages: int | None = None) -> dict[str, Any]:
                     views = await _views(env)
                 row: dict[str, Any] = {"page": name, "views": len(views), "targets": 0}
                 row.update(dom_hits=0, ocr_hits=0)
-                for frame, elements in views:
-                    chosen = targets(elements, frame)
-                    row["targets"] += len(chosen)
-                    for source, dom in (("dom", elements), ("ocr", None)):
-                        for element in chosen:
-                            ok, ms = await asyncio.to_thread(_hit, grounder, frame, element, dom)
-                            row[f"{source}_hits"] += ok
-                            timings[source].append(ms)
+                candidates = [
+                    (frame, elements, element)
+                    for frame, elements in views
+                    for element in targets(elements, frame)
+                ]
+                chosen = spread(candidates, TARGETS_PER_PAGE)
+                row["targets"] = len(chosen)
+                for source in ("dom", "ocr"):
+                    for frame, elements, element in chosen:
+                        dom = elements if source == "dom" else None
+                        ok, ms = await asyncio.to_thread(_hit, grounder, frame, element, dom)
+                        row[f"{source}_hits"] += ok
+                        timings[source].append(ms)
                 per_page.append(row)
                 logger.info("hit rate on {}: {}", name, row)
         finally:

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guiagent.cliparse import cli_console, print_wide
+
 # benchmark modules in guiagent.bench, in the order they run
 AREAS = (
     "loop",
@@ -64,14 +66,11 @@ def print_table(results: list[dict[str, Any]], console: Console) -> None:
             "" if row.get("ratio") is None else f"{row['ratio']:.2f}",
             row.get("note", ""),
         )
-    if not console.is_terminal:
-        wide = console.options.update(max_width=10_000)
-        console.width = max(console.width, console.measure(table, options=wide).maximum)
-    console.print(table)
+    print_wide(console, table)
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     results: list[dict[str, Any]] = []
     failures = 0
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guiagent.cliparse import check_url, cli_console, print_wide
 from guiagent.eval.calibrate import CalibrationReport, calibrate
 from guiagent.eval.cli_support import add_model_arguments, parse_viewport, profile_from_args
 from guiagent.models.budget import BudgetError
@@ -52,7 +53,7 @@ def print_report(report: CalibrationReport, console: Console) -> None:
             error,
             style=style,
         )
-    console.print(table)
+    print_wide(console, table)
     console.print(
         f"answers: {report.shapes['point']} points, {report.shapes['box']} boxes, {report.shapes['none']} unreadable"
     )
@@ -71,8 +72,9 @@ def print_report(report: CalibrationReport, console: Console) -> None:
 def run(args: argparse.Namespace) -> int:
     from guiagent.models.openai_client import ModelClient, ModelError
 
-    console = Console(soft_wrap=True)
+    console = cli_console()
     try:
+        check_url("--model-url", args.model_url)
         profile = profile_from_args(args)
         viewport = parse_viewport(args.viewport)
     except (ProfileError, ValueError) as exc:
@@ -83,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         async with ModelClient(
             args.model_url, model=args.model, sampling=profile.sampling
         ) as client:
+            # an unreachable or unready server is configuration (exit 2, one line), found once
+            # here rather than as one failed request per calibration target
+            await client.health()
             return await calibrate(
                 client,
                 profile.max_image_tokens,
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if all(a.error for a in report.answers):
-        console.print(f"[red]every request failed[/red]: {report.answers[0].error}")
+        console.print(f"[red]every request failed[/red]: {escape(str(report.answers[0].error))}")
         return 1
     if args.json:
         console.print_json(json.dumps(report.summary()))

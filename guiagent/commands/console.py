@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from guiagent.cliparse import cli_console
 from guiagent.console.app import ConsoleServer, is_loopback
 from guiagent.console.runs import ConsoleError, RunManager
 
@@ -58,7 +59,7 @@ async def _serve(
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     if not 0 <= args.port <= 65535:
         console.print(
             f"[red]error:[/red] --port must be 0..65535, got {args.port}",

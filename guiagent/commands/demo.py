@@ -14,7 +14,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from rich.console import Console
+from guiagent.cliparse import cli_console
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from guiagent.record import load
     from guiagent.record.report import write_report
 
-    console = Console()
+    console = cli_console()
     out = (args.out or Path.cwd() / "runs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     status = 0
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
             f"[{colour}]{result.status}[/] after {result.steps} steps: {result.answer or result.stop_reason}"
         )
         report = write_report(load(out / "task"))
-        console.print(f"recording: {out / 'task'}")
-        console.print(f"report:    {report}")
+        console.print(f"recording: {out / 'task'}", markup=False)
+        console.print(f"report:    {report}", markup=False)
         status |= 0 if result.ok else 1
     console.rule("done" if status == 0 else "failed")
-    console.print(f"all recordings: {out}")
+    console.print(f"all recordings: {out}", markup=False)
     return status

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
+from guiagent.cliparse import cli_console
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from guiagent import reference_docs
 
-    console = Console(soft_wrap=True)
+    console = cli_console()
     root = args.root or reference_docs.REPO_ROOT
     if args.check:
         stale = reference_docs.stale(root)
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]{name} is out of date:[/] run `guiagent docs` and commit it")
         return 1 if stale else 0
     for path in reference_docs.write(root):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
     return 0

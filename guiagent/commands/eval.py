@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guiagent.cliparse import cli_console, print_wide
 from guiagent.eval.cli_support import add_model_arguments, parse_viewport, profile_from_args
 from guiagent.eval.dataset import DATASET_FILE, make_dataset
 from guiagent.eval.screenspot import (
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     if args.eval_command == "make-dataset":
         return _make_dataset(args, console)
     return _screenspot(args, console)
@@ -120,7 +121,7 @@ def print_report(report: EvalReport, console: Console) -> None:
         add(f"type: {name}", bucket)
     for name, bucket in sorted(report.by_source.items()):
         add(f"source: {name}", bucket)
-    console.print(table)
+    print_wide(console, table)
 
 
 def _screenspot(args: argparse.Namespace, console: Console) -> int:
@@ -166,7 +167,7 @@ def _screenspot(args: argparse.Namespace, console: Console) -> int:
     else:
         print_report(report, console)
     if report.overall.errors == report.overall.total and report.overall.total:
-        console.print(f"[red]every request failed[/red]: {report.results[0].error}")
+        console.print(f"[red]every request failed[/red]: {escape(str(report.results[0].error))}")
         return 1
     if args.min_accuracy is not None and report.accuracy < args.min_accuracy:
         console.print(f"[red]accuracy {report.accuracy:.1%} is below {args.min_accuracy:.1%}[/red]")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
+from guiagent.cliparse import cli_console
 from guiagent.record.export import (
     ExportError,
     export_gif,
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
+    console = cli_console()
     try:
         recording = load(args.run)
         if args.gif:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from guiagent.cliparse import UsageError, check_url, first_line
+from guiagent.cliparse import UsageError, check_url, cli_console, first_line
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -112,7 +112,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(soft_wrap=True)
+    console = cli_console()
     if args.stop:
         return _stop(args.port, console)
     check_arguments(args)

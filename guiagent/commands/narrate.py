@@ -17,8 +17,9 @@ from typing import Any
 
 from loguru import logger
 from rich.console import Console
+from rich.markup import escape
 
-from guiagent.cliparse import UsageError, check_display, check_url  # one-line errors
+from guiagent.cliparse import UsageError, check_display, check_url, cli_console  # one-line errors
 from guiagent.core.env import SurfaceGoneError
 from guiagent.core.redact import RedactionError, Redactor
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
@@ -280,17 +281,17 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     try:
         _check(args)
-        return asyncio.run(_main(args, Console()))
+        return asyncio.run(_main(args, cli_console()))
     except (NarrateError, RedactionError, SpeechError, UsageError) as exc:
-        console.print(f"[red]narrate:[/red] {exc}", highlight=False)
+        console.print(f"[red]narrate:[/red] {escape(str(exc))}")
         return 2
     except KeyboardInterrupt:
         return 0
     except SurfaceGoneError as exc:
-        console.print(f"[red]narrate: the screen went away:[/red] {exc}", highlight=False)
+        console.print(f"[red]narrate: the screen went away:[/red] {escape(str(exc))}")
         return 1
     except Exception as exc:
         from guiagent.models.openai_client import ModelError, ModelServerUnreachable
@@ -298,10 +299,10 @@ def run(args: argparse.Namespace) -> int:
         from guiagent.narrate.model import ModelNarrationError
 
         if isinstance(exc, (ModelServerUnreachable, ProfileError)):
-            console.print(f"[red]narrate:[/red] {exc}", highlight=False)
+            console.print(f"[red]narrate:[/red] {escape(str(exc))}")
             return 2
         if isinstance(exc, (ModelError, ModelNarrationError)):
-            console.print(f"[red]narrate: the model failed:[/red] {exc}", highlight=False)
+            console.print(f"[red]narrate: the model failed:[/red] {escape(str(exc))}")
             return 1
         logger.exception("narrate failed")
         raise

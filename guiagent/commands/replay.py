@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
 from guiagent.agent.policy import Policy, PolicyError
 from guiagent.agent.replay_act import executor_act
+from guiagent.cliparse import cli_console
 from guiagent.core.env import Frame
 from guiagent.core.killswitch import KillSwitch
 from guiagent.record.replay import (
@@ -177,7 +177,7 @@ async def _main(args: argparse.Namespace, run: Run, killswitch: Any) -> ReplayRe
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
+    console = cli_console()
     try:
         recording = load(args.run)
         if args.speed < 0:

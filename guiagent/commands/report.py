@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
+from guiagent.cliparse import cli_console
 from guiagent.record.report import write_report
 from guiagent.record.trajectory import RecordingError, load
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(emoji=False, soft_wrap=True)  # ':id:' in a selector is text, not an emoji
+    console = cli_console()
     try:
         path = write_report(load(args.run), args.out)
     except RecordingError as exc:

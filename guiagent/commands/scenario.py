@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
 from guiagent.app import model_agent_factory  # ai: steps get what `guiagent run` gets
-from guiagent.cliparse import UsageError, check_url
+from guiagent.cliparse import UsageError, check_url, cli_console
 
-console = Console(highlight=False, emoji=False, soft_wrap=True)  # ":id:" is text, not an emoji
+console = cli_console()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +114,7 @@ def _schema(args: argparse.Namespace) -> int:
     from guiagent.scenario.schema import json_schema, write_json_schema
 
     if args.out:
-        console.print(f"wrote {write_json_schema(args.out)}")
+        console.print(f"wrote {write_json_schema(args.out)}", markup=False)
     else:
         console.print_json(json.dumps(json_schema()))
     return 0

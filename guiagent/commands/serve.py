@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from guiagent.cliparse import cli_console
 from guiagent.serve import (
     DEFAULT_MODEL,
     RouterOptions,
@@ -90,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     extra = [a for a in (args.extra or []) if a != "--"]
     if args.router:
         return run_router(args, extra, console)
@@ -161,7 +162,7 @@ def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]).replace("_", "-")
-        console.print(f"[red]error:[/] --{where}: {first['msg']}")
+        console.print(f"[red]error:[/] --{where}: {escape(str(first['msg']))}")
         return 2
     if args.dry_run:
         console.print(shlex.join(build_router_command(options)), soft_wrap=True, highlight=False)

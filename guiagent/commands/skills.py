@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guiagent.cliparse import cli_console, print_wide
 from guiagent.skills import SkillError, load_registry
 
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     try:
         registry = load_registry(args.skills)
     except SkillError as exc:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 item.description,
                 item.source,
             )
-        console.print(table)
+        print_wide(console, table)
         return 0
     if not args.name:
         console.print("[red]error:[/] skills show needs a NAME")
@@ -58,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         console.print(f"[red]error:[/] {escape(str(exc.args[0]))}")
         return 2
-    console.print(f"[bold]{item.name}[/]  ({item.source})\n{item.description}")
+    console.print(
+        f"[bold]{escape(item.name)}[/]  ({escape(str(item.source))})\n{escape(item.description)}"
+    )
     console.print("tool parameters (JSON Schema):")
     console.print_json(json.dumps(item.parameters_schema()))
     if item.applies_to.model_dump(exclude_defaults=True):
-        console.print(f"applies to: {item.applies_to.model_dump(exclude_defaults=True)}")
+        console.print(
+            f"applies to: {item.applies_to.model_dump(exclude_defaults=True)}", markup=False
+        )
     if item.steps:
         console.print("steps:")
         console.print_json(json.dumps(item.steps))

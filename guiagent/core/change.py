@@ -1,16 +1,18 @@
 """Watching the screen: wait for it to settle, and notice when the agent goes round in circles.
 
-Both work on pixels only (frame digests and downscaled differences), never on the model.
+Both work on pixels (frame digests and downscaled differences), never on the model; the loop
+detector may also be given the text read near the last target (see :data:`NearText`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -54,7 +56,7 @@ def frame_difference(a: Frame, b: Frame) -> float:
 
 # Change near the last target, at full resolution: a field's new text or a counter's new
 # number is a few hundred pixels, far under the whole-frame threshold, yet it is progress.
-_LOCAL_HALF = (320, 200)  # half width and height of the region compared around the target
+LOCAL_HALF = (320, 200)  # half width and height of the region compared around the target
 _LOCAL_DELTA = 24  # gray levels for a pixel to count as changed
 _LOCAL_MIN_PIXELS = 12
 _CARET_SIDE = 3  # a changed area this thin on one side is a blinking caret or underline
@@ -77,17 +79,30 @@ def changed_near(a: Image.Image, b: Image.Image, point: tuple[float, float] | No
     if point is None:
         box = (0, 0, a.width, a.height)
     else:
-        x, y = point
-        hw, hh = _LOCAL_HALF
-        box = (
-            max(0, int(x - hw)),
-            max(0, int(y - hh)),
-            min(a.width, int(x + hw)),
-            min(a.height, int(y + hh)),
-        )
+        left, top, right, bottom = near_box(point, a.width, a.height)
+        box = (int(left), int(top), int(right), int(bottom))
         if box[2] <= box[0] or box[3] <= box[1]:
             return False
     return _real_change(np.asarray(a.crop(box)), np.asarray(b.crop(box)))
+
+
+def near_box(
+    point: tuple[float, float], width: float, height: float
+) -> tuple[float, float, float, float]:
+    """The region (left, top, right, bottom, frame pixels) judged around ``point``."""
+    x, y = point
+    hw, hh = LOCAL_HALF
+    return (max(0.0, x - hw), max(0.0, y - hh), min(width, x + hw), min(height, y + hh))
+
+
+# The text a reader finds in one frame near a point (frame pixels; the region of near_box),
+# or None when it cannot read there. The agent makes one per frame (the page's DOM text in a
+# browser, OCR on the desktop): core only compares what it returns.
+NearText = Callable[[tuple[float, float]], str | None]
+
+
+def _normal(text: str | None) -> str | None:
+    return None if text is None else " ".join(text.split())
 
 
 # --- settling ---------------------------------------------------------------------------
@@ -196,6 +211,19 @@ class _Entry:
     has_action: bool
     thumb: np.ndarray | None = None
     gray: Image.Image | None = None  # full resolution, for change near the target
+    text_near: NearText | None = None
+    texts: dict[tuple[float, float], str | None] = field(default_factory=dict, compare=False)
+
+    def text_at(self, point: tuple[float, float]) -> str | None:
+        """The text read near ``point`` in this entry's frame, read once per point."""
+        if self.text_near is None:
+            return None
+        if point not in self.texts:
+            try:
+                self.texts[point] = _normal(self.text_near(point))
+            except Exception:  # a reader that fails says nothing; pixels still judge
+                self.texts[point] = None
+        return self.texts[point]
 
     def same_as(self, other: _Entry, tolerance: float) -> bool:
         if self.digest != other.digest or self.signature != other.signature:
@@ -224,7 +252,9 @@ class LoopDetector:
     a frame within ``same_screen`` (fraction of changed pixels, see frame_difference) of
     a recent one counts as that screen, unless the region around the last target (the
     last action's point, kept for typing and keys) changed by more than a blinking caret:
-    a field's new text or a counter's new number is progress, however small.
+    a field's new text or a counter's new number is progress, however small. Pass
+    ``text_near=`` too (a :data:`NearText` for this frame) and, only when the pixels say
+    "no change", a different text read near the last target is progress as well.
     """
 
     def __init__(
@@ -258,19 +288,32 @@ class LoopDetector:
         self._target = None
 
     def observe(
-        self, frame_digest: str, action: BaseAction | None, frame: Frame | None = None
+        self,
+        frame_digest: str,
+        action: BaseAction | None,
+        frame: Frame | None = None,
+        text_near: NearText | None = None,
     ) -> Ladder:
         thumb = thumbnail(frame.image) if frame is not None else None
         gray = frame.image.convert("L") if frame is not None else None
+        current = _Entry("", "", (), False, text_near=text_near)  # its text, read at most once
         if thumb is not None and gray is not None:
+            own_digest = frame_digest
             for past in reversed(self._history):
                 if (
-                    past.thumb is not None
-                    and thumbnail_difference(past.thumb, thumb) <= self.same_screen
-                    and not (past.gray is not None and changed_near(past.gray, gray, self._target))
+                    past.thumb is None
+                    or thumbnail_difference(past.thumb, thumb) > self.same_screen
+                    or (past.gray is not None and changed_near(past.gray, gray, self._target))
                 ):
-                    frame_digest = past.digest
-                    break
+                    continue
+                if self._text_changed(past, current):  # the same pixels, other text: progress
+                    text = current.text_at(self._target) if self._target else ""
+                    frame_digest = (
+                        f"{own_digest}+text:{hashlib.sha1(str(text).encode()).hexdigest()}"
+                    )
+                    continue  # an older screen with this text is still this screen
+                frame_digest = past.digest
+                break
         if frame is not None and action is not None and action.points():
             x, y = action.points()[0]
             target = frame.transform.screen_to_frame(Point(x, y))
@@ -282,6 +325,8 @@ class LoopDetector:
             has_action=action is not None,
             thumb=thumb,
             gray=gray,
+            text_near=text_near,
+            texts=current.texts,
         )
         previous = self._history[-1] if self._history else None
         if previous is not None and previous.digest == frame_digest and action is not None:
@@ -296,6 +341,16 @@ class LoopDetector:
         )
         self.level = Ladder(min(score, int(Ladder.STUCK)))
         return self.level
+
+    def _text_changed(self, past: _Entry, current: _Entry) -> bool:
+        """Whether the text read near the last target differs (both frames read)."""
+        if self._target is None or past.text_near is None or current.text_near is None:
+            return False
+        before = past.text_at(self._target)
+        if before is None:
+            return False
+        after = current.text_at(self._target)
+        return after is not None and after != before
 
     @property
     def last_point(self) -> tuple[float, float] | None:

@@ -351,7 +351,7 @@ class LocalGrounder:
         if not found:
             return []
         best = max(c.score for c in found)
-        tier = [c for c in found if c.score >= best - self.tie_margin]
+        tier = _one_place_per_label([c for c in found if c.score >= best - self.tie_margin])
         # one place counts once: an element and its own inner element, or a DOM and OCR box
         distinct: list[Rect] = []
         for box in sorted((c.box for c in tier), key=lambda b: b.width * b.height):
@@ -563,3 +563,23 @@ def _intersects(a: Rect, b: Rect) -> bool:
 
 # Re-exported for callers that sort TextBoxes themselves.
 __all__ += ["RejectedCandidate", "TextMatch", "normalise", "reading_order", "similarity", "sub_box"]
+
+
+def _one_place_per_label(tier: list[_Candidate]) -> list[_Candidate]:
+    """A <label> and the field it names are one place for an anchor: keep the label."""
+
+    def norm(text: str | None) -> str:
+        return " ".join((text or "").split()).casefold()
+
+    labels = {
+        norm(c.element.text) for c in tier if c.element is not None and c.element.tag == "label"
+    }
+    if not labels:
+        return tier
+    named_by_label = [
+        c
+        for c in tier
+        if c.field
+        or (c.element is not None and c.element.tag != "label" and norm(c.element.label) in labels)
+    ]
+    return [c for c in tier if c not in named_by_label] or tier

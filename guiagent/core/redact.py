@@ -233,27 +233,36 @@ class Redactor:
         call when the caller has already read the frame. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
-        boxes: list[tuple[Rect, RedactionNote]] = []
-        transform = frame.transform
+        found = _FoundBoxes(frame)
+        self._dom_boxes(found, dom)
+        for i, region in enumerate(self.regions):
+            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
+        self._window_boxes(found, windows)
+        await self._pixel_boxes(found, dom, text_boxes)
+        image = _blacked(frame.image, found.rects())
+        if self.final_ocr is not None and self._declared and dom is not None:
+            await self._final_ocr_boxes(found, image, dom)
+            image = _blacked(frame.image, found.rects())
+        if not found.boxes:
+            return frame, []
+        notes = [note for _, note in found.boxes]
+        logger.debug(
+            "redacted {} box(es): {}", len(notes), ", ".join(f"{n.kind}({n.rule})" for n in notes)
+        )
+        meta = {**frame.meta, "redactions": len(notes)}
+        return replace(frame, image=image, meta=meta, _digest=None), notes
 
-        def from_screen(rect: Rect) -> Rect:
-            a = transform.screen_to_frame(Point(rect.left, rect.top))
-            b = transform.screen_to_frame(Point(rect.right, rect.bottom))
-            return Rect.from_corners(a.x, a.y, b.x, b.y)
-
-        def add(rect: Rect, kind: str, rule: str, pad: int) -> None:
-            clipped = _clip(rect, frame.size.width, frame.size.height, pad)
-            if clipped is not None:
-                boxes.append(
-                    (clipped, RedactionNote(kind=kind, box=list(clipped_int(clipped)), rule=rule))
-                )  # type: ignore[arg-type]
-
+    def _dom_boxes(self, found: _FoundBoxes, dom: list[dict[str, Any]] | None) -> None:
+        """Password fields, and elements whose text (visible, past 200 characters, value,
+        CSS-generated) holds a secret."""
         for element in dom or []:
             rect = _dom_rect(element)
             if rect is None:
                 continue
             if self.mask_password_fields and _is_password(element):
-                add(from_screen(rect), "password_field", "mask_password_fields", self.pad)
+                found.add(
+                    found.from_screen(rect), "password_field", "mask_password_fields", self.pad
+                )
                 continue
             text = " ".join(
                 t
@@ -263,11 +272,9 @@ class Redactor:
             if text:
                 rule = self.secret_rule(text)
                 if rule is not None:
-                    add(from_screen(rect), "secret_text", rule, self.pad)
+                    found.add(found.from_screen(rect), "secret_text", rule, self.pad)
 
-        for i, region in enumerate(self.regions):
-            add(from_screen(region), "region", f"regions[{i}]", 0)
-
+    def _window_boxes(self, found: _FoundBoxes, windows: list[dict[str, Any]] | None) -> None:
         for window in windows or []:
             title = window.get("title")
             for i, pattern in enumerate(self.window_titles):
@@ -278,56 +285,75 @@ class Redactor:
                         float(window["width"]),
                         float(window["height"]),
                     )
-                    add(from_screen(rect), "window", f"window_titles[{i}]", 0)
+                    found.add(found.from_screen(rect), "window", f"window_titles[{i}]", 0)
                     break
 
+    async def _pixel_boxes(
+        self, found: _FoundBoxes, dom: list[dict[str, Any]] | None, text_boxes: list[Any] | None
+    ) -> None:
+        """Masked entries found by their look (no DOM: desktop) and text read by OCR."""
+        frame = found.frame
         if self.mask_password_fields and self.detect_bullets and dom is None:
             # no DOM to ask (desktop): find masked entries by their look, since OCR
             # engines often do not read bullet characters at all
             for rect in await asyncio.to_thread(find_bullet_runs, frame.image):
-                add(rect, "masked_text", "mask_password_fields", self.pad)
-
+                found.add(rect, "masked_text", "mask_password_fields", self.pad)
         if text_boxes is None and self.ocr is not None and self.needs_ocr:
             text_boxes = await self.read_text(frame)
         for tb in text_boxes or []:
             text = str(tb.text)
             if self.mask_password_fields and _MASK_RUN.search(text):
-                add(tb.box, "masked_text", "mask_password_fields", self.pad)
+                found.add(tb.box, "masked_text", "mask_password_fields", self.pad)
                 continue
             rule = self.secret_rule(text)
             if rule is not None:
-                add(tb.box, "secret_text", rule, self.pad)
+                found.add(tb.box, "secret_text", rule, self.pad)
 
-        image = _blacked(frame.image, [rect for rect, _ in boxes])
-        if self.final_ocr is not None and self._declared and dom is not None:
-            # the DOM said where its text was (checked above as text); OCR reads the rest of
-            # what changed in the pixels: canvases, images, frames the DOM could not see
-            known = [rect for rect, _ in boxes]
-            for element in dom:
-                rect = _dom_rect(element)
-                # a line or a control whose text the DOM gave; not a big container, which
-                # may also hold a canvas or an image
-                if (
-                    rect is not None
-                    and rect.height <= 96
-                    and (element.get("text") or element.get("value"))
-                ):
-                    known.append(from_screen(rect))
-            if self._final_scan is None:
-                self._final_scan = ChangedTextScan(self.final_ocr)
-            for box, text in await self._final_scan.scan(image, known):
-                rule = self.secret_rule(text)
-                if rule is not None:
-                    add(box, "secret_text", f"final_ocr:{rule}", self.pad)
-            image = _blacked(frame.image, [rect for rect, _ in boxes])
-        if not boxes:
-            return frame, []
-        notes = [note for _, note in boxes]
-        logger.debug(
-            "redacted {} box(es): {}", len(notes), ", ".join(f"{n.kind}({n.rule})" for n in notes)
-        )
-        meta = {**frame.meta, "redactions": len(notes)}
-        return replace(frame, image=image, meta=meta, _digest=None), notes
+    async def _final_ocr_boxes(
+        self, found: _FoundBoxes, image: Image.Image, dom: list[dict[str, Any]]
+    ) -> None:
+        """The DOM said where its text was (checked above as text); OCR reads the rest of what
+        changed in the pixels: canvases, images, frames the DOM could not see."""
+        known = found.rects()
+        for element in dom:
+            rect = _dom_rect(element)
+            # a line or a control whose text the DOM gave; not a big container, which
+            # may also hold a canvas or an image
+            if (
+                rect is not None
+                and rect.height <= 96
+                and (element.get("text") or element.get("value"))
+            ):
+                known.append(found.from_screen(rect))
+        if self._final_scan is None:
+            self._final_scan = ChangedTextScan(self.final_ocr)
+        for box, text in await self._final_scan.scan(image, known):
+            rule = self.secret_rule(text)
+            if rule is not None:
+                found.add(box, "secret_text", f"final_ocr:{rule}", self.pad)
+
+
+class _FoundBoxes:
+    """The boxes one redaction pass hides, in frame pixels, each with its note."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self.boxes: list[tuple[Rect, RedactionNote]] = []
+
+    def from_screen(self, rect: Rect) -> Rect:
+        transform = self.frame.transform
+        a = transform.screen_to_frame(Point(rect.left, rect.top))
+        b = transform.screen_to_frame(Point(rect.right, rect.bottom))
+        return Rect.from_corners(a.x, a.y, b.x, b.y)
+
+    def add(self, rect: Rect, kind: str, rule: str, pad: int) -> None:
+        clipped = _clip(rect, self.frame.size.width, self.frame.size.height, pad)
+        if clipped is not None:
+            note = RedactionNote(kind=kind, box=list(clipped_int(clipped)), rule=rule)  # type: ignore[arg-type]
+            self.boxes.append((clipped, note))
+
+    def rects(self) -> list[Rect]:
+        return [rect for rect, _ in self.boxes]
 
 
 def _blacked(image: Image.Image, rects: list[Rect]) -> Image.Image:

@@ -46,6 +46,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
+from guiagent.envs.browser_ax import DOM_SNAPSHOT_JS, AccessibleNames
 from guiagent.envs.browser_capture import ViewportCapture
 from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old import path)
     CHROMIUM_ARGS,
@@ -62,11 +63,9 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
 from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
-    _DOM_ELEMENTS_JS,
     _FOCUS_STATE_JS,
     _FOCUSED_JS,
     _HIT_TEST_JS,
-    _MARK_REFS_JS,
     _PAGE_STATE_JS,
     _SCROLL_INTO_VIEW_JS,
 )
@@ -121,8 +120,7 @@ class BrowserEnv:
         self._capture = ViewportCapture(timeout_ms)
         # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
         self.accessible_names = True
-        self._cdp: Any = None
-        self._cdp_page: Page | None = None
+        self._ax = AccessibleNames()
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
 
@@ -253,6 +251,7 @@ class BrowserEnv:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
         self._capture.reset()
+        self._ax.reset()
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -391,9 +390,10 @@ class BrowserEnv:
                 else (action.x, action.y)
             )
             # move first and let the page draw its hover state (an icon that swaps its image
-            # on :hover gets no click when the press lands in the same instant as the move)
+            # on :hover gets no click when the press lands in the same instant as the move);
+            # the move itself is delivered on a frame, so one more frame draws the hover state
             await mouse.move(x, y)
-            await _next_frames(page)
+            await _next_frames(page, 1)
             if isinstance(action, Move):
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
             if isinstance(action, Click):
@@ -514,46 +514,12 @@ class BrowserEnv:
         """
         page = self._check_alive()
         with self._guard():
-            elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
-            if elements and self.accessible_names:
-                await self._add_accessible_names(page, elements)
+            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, in_viewport)
+            elements: list[dict[str, Any]] = snapshot["elements"]
+            if elements and self.accessible_names:  # names from the accessibility tree
+                await self._ax.add(page, elements, snapshot.get("mutations"))
+                self.accessible_names = self._ax.available
         return elements
-
-    async def _add_accessible_names(self, page: Page, elements: list[dict[str, Any]]) -> None:
-        """``ax_name`` and ``ax_role`` of each element from Chromium's accessibility tree
-        (CDP ``Accessibility.getFullAXTree``): the name and role a screen reader announces.
-
-        Elements are matched to tree nodes by their backend node ids, read from
-        ``DOM.getDocument`` while each reported element carries a ``data-guiagent-ref``
-        attribute (removed again at once). Without CDP (another browser) nothing is added.
-        """
-        try:
-            if self._cdp is None or self._cdp_page is not page:
-                self._cdp = await page.context.new_cdp_session(page)
-                self._cdp_page = page
-            await page.evaluate(_MARK_REFS_JS, True)
-            try:
-                doc = await self._cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})
-            finally:
-                await page.evaluate(_MARK_REFS_JS, False)
-            tree = await self._cdp.send("Accessibility.getFullAXTree")
-        except PlaywrightError as exc:
-            logger.debug("no accessibility tree: {}", exc)
-            self.accessible_names = False  # not Chromium (or CDP refused): do not ask again
-            return
-        backend_of_ref = _refs_to_backend_ids(doc.get("root", {}))
-        ax_of_backend: dict[int, tuple[str, str]] = {}
-        for node in tree.get("nodes", []):
-            backend = node.get("backendDOMNodeId")
-            if backend is None or node.get("ignored"):
-                continue
-            role = str((node.get("role") or {}).get("value") or "")
-            name = str((node.get("name") or {}).get("value") or "")
-            ax_of_backend[int(backend)] = (role, " ".join(name.split())[:200])
-        for element in elements:
-            found = ax_of_backend.get(backend_of_ref.get(int(element.get("ref") or 0), -1))
-            if found is not None:
-                element["ax_role"], element["ax_name"] = found[0] or None, found[1] or None
 
     async def accessibility_snapshot(self) -> str:
         """The page's ARIA snapshot (Playwright's YAML outline of roles and names)."""

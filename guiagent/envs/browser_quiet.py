@@ -6,13 +6,16 @@ page that loaded before it) keeps count of what is still going on in the page:
 - fetch and XMLHttpRequest calls not finished yet (network);
 - ``setTimeout`` callbacks of up to ``TIMER_DELAY_CAP_MS`` scheduled since the last settle
   (a page that changes "300 ms after the click");
-- the time of the last DOM mutation (a MutationObserver on the whole document);
+- the time of the last DOM mutation (a MutationObserver on the whole document) or input
+  event, and how many animation frames the page drew since (up to ``FRAMES_KEPT``);
 - a navigation under way (``beforeunload`` / ``pagehide``).
 
 :func:`wait_quiet` then asks the page, in one ``evaluate``, to resolve once nothing is
 pending and the DOM has stayed unchanged for ``frames`` animation frames, no finite CSS
 animation or transition runs (``document.getAnimations()``) and fonts are loaded. When
-nothing at all happened since the last settle it resolves at once. Network and timers
+nothing at all happened since the last settle, or the page has already drawn ``frames``
+quiet frames since its last change (the usual case: the caller recorded the step in the
+meantime), it resolves at once, in one round trip. Network and timers
 are each waited for at most their cap; the whole wait at most the step's timeout.
 A page that cannot be instrumented answers None: the caller falls back to pixels.
 """
@@ -29,6 +32,7 @@ from playwright.async_api import Page
 TIMER_DELAY_CAP_MS = 1000  # longer setTimeout delays are not waited for (polls, idle timers)
 TIMER_WAIT_CAP_MS = 1500  # pending short timers hold the settle at most this long
 NETWORK_WAIT_CAP_MS = 3000  # pending requests hold the settle at most this long
+FRAMES_KEPT = 4  # the page counts up to this many quiet frames after a change
 
 QUIET_INSTALL_JS = """(() => {
   if (window.__guiagentQuiet) return;
@@ -66,13 +70,29 @@ QUIET_INSTALL_JS = """(() => {
     return id;
   };
   window.clearTimeout = function (id) { q.timers.delete(id); return clearT.call(window, id); };
-  const watch = () => new MutationObserver(() => { q.mutatedAt = now(); })
+  // frames drawn since the last change (a DOM mutation or an input event), counted by the
+  // page itself: a settle that starts after the page went quiet needs no frame of its own
+  q.quietFrames = 0; q.mutations = 0;
+  let counting = false;
+  const tick = () => {
+    q.quietFrames++;
+    if (q.quietFrames < FRAMES_KEPT) requestAnimationFrame(tick); else counting = false;
+  };
+  const changed = () => {
+    q.mutatedAt = now(); q.quietFrames = 0;
+    if (!counting) { counting = true; requestAnimationFrame(tick); }
+  };
+  // guiagent's own marks (data-guiagent-* attributes, set while reading the page) are no change
+  const ours = r => r.type === 'attributes' && (r.attributeName || '').startsWith('data-guiagent-');
+  new MutationObserver((records) => { if (records.every(ours)) return; q.mutations++; changed(); })
     .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
-  watch();
+  // an input handler may draw on its next frame without any mutation yet
+  for (const type of ['pointerdown', 'pointerup', 'click', 'keydown', 'keyup', 'input', 'wheel'])
+    window.addEventListener(type, changed, {capture: true, passive: true});
   window.addEventListener('beforeunload', () => { q.unloading = true; });
   window.addEventListener('pagehide', () => { q.unloading = true; });
   window.addEventListener('pageshow', () => { q.unloading = false; });
-})()""".replace("DELAY_CAP", str(TIMER_DELAY_CAP_MS))
+})()""".replace("DELAY_CAP", str(TIMER_DELAY_CAP_MS)).replace("FRAMES_KEPT", str(FRAMES_KEPT))
 
 QUIET_WAIT_JS = """async (o) => {
   const q = window.__guiagentQuiet;
@@ -96,7 +116,7 @@ QUIET_WAIT_JS = """async (o) => {
     return why;
   };
   let why = busy(0);
-  if (why.length === 0 && q.mutatedAt <= mark) {
+  if (why.length === 0 && (q.mutatedAt <= mark || q.quietFrames >= o.frames)) {
     q.mark = performance.now();
     return {settled: true, ms: 0, frames: 0, why: []};
   }
@@ -111,6 +131,7 @@ QUIET_WAIT_JS = """async (o) => {
     const mutated = q.mutatedAt > seen;
     seen = now;
     quiet = (why.length === 0 && !mutated) ? quiet + 1 : 0;
+    if (why.length === 0) quiet = Math.max(quiet, q.quietFrames);  // counted since the change
     if (quiet >= o.frames || now - t0 >= o.timeout) {
       q.mark = performance.now();
       return {settled: quiet >= o.frames, ms: now - t0, frames, why: [...reasons]};

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import cv2
 import numpy as np
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
@@ -171,6 +170,8 @@ def changed_regions(
     if old.shape != new.shape:
         raise ValueError(f"frames differ in size: {old.shape} vs {new.shape}")
     height, width = new.shape[:2]
+    import cv2  # OpenCV loads on first use (a DOM-only scenario never needs it)
+
     delta = cv2.absdiff(np.ascontiguousarray(old), np.ascontiguousarray(new))
     if delta.ndim == 3:
         delta = np.maximum(np.maximum(delta[:, :, 0], delta[:, :, 1]), delta[:, :, 2])
@@ -496,6 +497,8 @@ def _pad_at_frame_edges(
     if not (left or top or right or bottom):
         return pixels, (x1, y1)
     colour = [int(v) for v in background]
+    import cv2
+
     padded = cv2.copyMakeBorder(
         np.ascontiguousarray(pixels), top, bottom, left, right, cv2.BORDER_CONSTANT, value=colour
     )

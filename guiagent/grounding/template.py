@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -75,6 +74,8 @@ def match_template(
     Every scale is searched (a 2x template also matches weakly at 1.75x; NMS keeps the
     best). A template larger than the frame at every scale raises :class:`TemplateError`.
     """
+    import cv2  # OpenCV loads on first use (a DOM-only scenario never needs it)
+
     frame_h, frame_w = frame_gray.shape[:2]
     found: list[TemplateMatch] = []
     tried = 0
@@ -107,6 +108,8 @@ def _peaks(
     result: np.ndarray, width: int, height: int, scale: float, threshold: float, limit: int
 ) -> list[TemplateMatch]:
     """Local maxima over threshold: take the best, blank its neighbourhood, repeat."""
+    import cv2
+
     peaks: list[TemplateMatch] = []
     work = result.copy()
     for _ in range(limit):

@@ -193,22 +193,35 @@ class Screen:
     async def observe(self) -> Frame:
         frame = await self.env.observe()
         self.dom_changed()
+        self._keep(frame)
+        return frame
+
+    async def observe_with_dom(self) -> Frame:
+        """A frame and the DOM as of it, read at the same time (both only read the page: a
+        browser walks its DOM while the screenshot waits for the compositor's frame)."""
+        if not isinstance(self.env, DomSource):
+            return await self.observe()
+        self.dom_changed()
+        frame, _dom = await asyncio.gather(self.env.observe(), self.dom())
+        self._keep(frame)
+        return frame
+
+    def _keep(self, frame: Frame) -> None:
         # keep distinct frames only: a long quiet settle must not push a brief toast out
         if self.recent and self.recent[-1].digest == frame.digest:
             self.recent[-1] = frame
         else:
             self.recent.append(frame)
-        return frame
 
     async def settled(self) -> tuple[Frame, float]:
         opts = self.settle_opts
         if not opts.enabled:
-            return await self.observe(), 0.0
+            return await self.observe_with_dom(), 0.0
         from guiagent.core.change import settle_env
 
         result = await settle_env(
             self.env,
-            self.observe,
+            self.observe_with_dom,
             threshold=opts.threshold,
             quiet_ms=opts.quiet_ms,
             timeout_s=opts.timeout_s,
@@ -230,8 +243,8 @@ class Screen:
             except Exception as exc:  # the observe below reports a dead surface
                 logger.debug("no quiet wait before the check: {}", exc)
             waited = (time.monotonic() - start) * 1000
-            return await self.observe(), waited
-        return await self.observe(), 0.0
+            return await self.observe_with_dom(), waited
+        return await self.observe_with_dom(), 0.0
 
     def dom_changed(self) -> None:
         """Forget the DOM read so far (a new frame was taken, or input was sent)."""

@@ -108,15 +108,19 @@ class ScenarioSession:
     async def close(self) -> None:
         browser, pw = self._browser, self._pw
         self._browser = self._pw = None
-        if browser is not None and self._owns_browser:
-            with contextlib.suppress(Exception):
-                await browser.close()
-        if pw is not None:
-            with contextlib.suppress(Exception):
-                await pw.stop()
-        for server in self._servers.values():
-            await asyncio.to_thread(server.stop)
+        servers = list(self._servers.values())
         self._servers.clear()
+
+        async def close_browser() -> None:
+            if browser is not None and self._owns_browser:
+                with contextlib.suppress(Exception):
+                    await browser.close()
+            if pw is not None:
+                with contextlib.suppress(Exception):
+                    await pw.stop()
+
+        # the servers stop while the browser closes (nothing is loading any more)
+        await asyncio.gather(close_browser(), *(asyncio.to_thread(s.stop) for s in servers))
 
     # --- shared things ------------------------------------------------------------------
 

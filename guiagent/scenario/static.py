@@ -22,6 +22,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
 
+# how often the serving thread looks for a stop request (the default 0.5 s delays every exit)
+SHUTDOWN_POLL_S = 0.05
+
+
 class StaticServer:
     """Serves ``root`` on 127.0.0.1 (a free port) from a daemon thread: ``with StaticServer(d) as s``."""
 
@@ -35,7 +39,9 @@ class StaticServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="guiagent-static", daemon=True
+            target=functools.partial(self._server.serve_forever, poll_interval=SHUTDOWN_POLL_S),
+            name="guiagent-static",
+            daemon=True,
         )
         self._thread.start()
         logger.debug("serving {} at {}", self.root, self.base_url)

@@ -335,7 +335,7 @@ class UI(PointerSteps):
         recording = self.executor.recorder is not None
         if events and recording and not action.points():
             try:
-                frame = await self.env.observe()
+                frame = await self.observe_with_dom()
                 dom = None
             except Exception as exc:  # the recording then shows the step's earlier frame
                 logger.debug("no frame for the recorded {}: {}", action.name, exc)

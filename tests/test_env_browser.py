@@ -317,13 +317,19 @@ def test_closed_page_raises_surface_gone(browser_env_factory: Any, async_runner:
 
 @pytest.mark.parametrize(
     ("button", "expected"),
-    [("Later", "timer done"), ("Fetch", "fetch ok done"), ("Fade", "transition done")],
+    [
+        ("Later", "timer done"),
+        ("Fetch", "fetch ok done"),
+        ("Fade", "transition done"),
+        ("Frames", "frames done"),
+    ],
 )
 def test_the_next_step_sees_a_change_that_comes_300_ms_after_the_click(
     button: str, expected: str, browser_env_factory: Any, async_runner: Any, static_server: Any
 ) -> None:
     """Event-driven settle: a change 300 ms after a click (a timer, a fetch answered late,
-    a CSS transition) is on the frame the next scenario step starts from."""
+    a CSS transition), or drawn two frames after it, is on the frame the next scenario
+    step starts from."""
     from guiagent.grounding.local import LocalGrounder
     from guiagent.scenario.ui import UI
 

@@ -58,6 +58,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     _KEYS,
     _next_frames,
     _refs_to_backend_ids,
+    move_and_draw,
     playwright_key,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
@@ -390,10 +391,8 @@ class BrowserEnv:
                 else (action.x, action.y)
             )
             # move first and let the page draw its hover state (an icon that swaps its image
-            # on :hover gets no click when the press lands in the same instant as the move);
-            # the move itself is delivered on a frame, so one more frame draws the hover state
-            await mouse.move(x, y)
-            await _next_frames(page, 1)
+            # on :hover gets no click when the press lands in the same instant as the move)
+            await move_and_draw(page, x, y)
             if isinstance(action, Move):
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
             if isinstance(action, Click):
@@ -517,7 +516,7 @@ class BrowserEnv:
             snapshot = await page.evaluate(DOM_SNAPSHOT_JS, in_viewport)
             elements: list[dict[str, Any]] = snapshot["elements"]
             if elements and self.accessible_names:  # names from the accessibility tree
-                await self._ax.add(page, elements, snapshot.get("mutations"))
+                await self._ax.add(page, elements, snapshot)
                 self.accessible_names = self._ax.available
         return elements
 

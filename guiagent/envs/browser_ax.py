@@ -25,7 +25,8 @@ from guiagent.envs.page_scripts import _DOM_ELEMENTS_JS, _MARK_REFS_JS
 DOM_SNAPSHOT_JS = (
     "(inViewport) => { const q = window.__guiagentQuiet;"
     " return {elements: (" + _DOM_ELEMENTS_JS + ")(inViewport),"
-    " mutations: q && typeof q.mutations === 'number' ? q.mutations : null}; }"
+    " mutations: q && typeof q.mutations === 'number' ? q.mutations : null,"
+    " document: performance.timeOrigin}; }"
 )
 
 # what an element reports that its accessible name or role may depend on (not its box,
@@ -60,16 +61,25 @@ class AccessibleNames:
         self.available = True  # False once CDP proved unusable (not Chromium)
         self._cdp: Any = None
         self._cdp_page: Page | None = None
-        self._document: tuple[int, str, int] | None = None  # (page, url, mutations) of the cache
+        # (page, url, document time origin, mutation count) the cached names were read at
+        self._document: tuple[Any, ...] | None = None
         self._names: dict[int, tuple[str, str | None, str | None]] = {}  # ref -> naming, role, name
 
     def reset(self) -> None:
         self._cdp = self._cdp_page = self._document = None
         self._names = {}
 
-    async def add(self, page: Page, elements: list[dict[str, Any]], mutations: int | None) -> None:
-        """Set ``ax_name`` and ``ax_role`` on ``elements`` (from the cache when still valid)."""
-        document = (id(page), page.url, mutations) if mutations is not None else None
+    async def add(
+        self, page: Page, elements: list[dict[str, Any]], snapshot: dict[str, Any]
+    ) -> None:
+        """Set ``ax_name`` and ``ax_role`` on ``elements`` (from the cache when still valid);
+        ``snapshot``: the mutation count and document identity :data:`DOM_SNAPSHOT_JS` read."""
+        mutations = snapshot.get("mutations")
+        document = (
+            (id(page), page.url, snapshot.get("document"), mutations)
+            if mutations is not None
+            else None
+        )
         namings = [_naming(e) for e in elements]
         if document is not None and document == self._document:
             cached = [self._names.get(int(e.get("ref") or 0)) for e in elements]

@@ -3,6 +3,7 @@ focus probe and frame waits (split from ``browser.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from loguru import logger
@@ -88,3 +89,31 @@ async def _next_frames(page: Page, count: int = 2) -> None:
         )
     except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
         logger.debug("no frame to wait for: {}", exc)
+
+
+# Resolves once the page has drawn the frame in which it handled the next mouse move (the
+# hover state is on screen), at the latest two frames after it was set up (the move landed
+# in an iframe, or the pointer did not move, so no mousemove reached this document).
+_MOVE_DRAWN_JS = """() => new Promise((done) => {
+    let over = false;
+    const finish = () => { if (!over) { over = true; removeEventListener('mousemove', seen, true); done(); } };
+    const seen = () => requestAnimationFrame(() => setTimeout(finish, 0));
+    addEventListener('mousemove', seen, {capture: true, once: true});
+    requestAnimationFrame(() => requestAnimationFrame(finish));
+})"""
+
+
+async def move_and_draw(page: Page, x: float, y: float) -> None:
+    """Move the pointer to (x, y) and wait until the page drew its hover state.
+
+    The wait is set up in the page before the move is sent, so it ends with the frame that
+    handled the move (no extra frame after it): the press that follows lands on what the
+    hover state shows (an icon that swaps its image on ``:hover``)."""
+    drawn = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
+    try:
+        await page.mouse.move(x, y)
+    finally:
+        try:
+            await drawn
+        except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+            logger.debug("no frame to wait for: {}", exc)

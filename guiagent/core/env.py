@@ -142,6 +142,15 @@ class QuietSource(Protocol):
     async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None: ...
 
 
+@runtime_checkable
+class ChangeSource(Protocol):
+    """An environment that can tell whether its surface may have changed: a token that
+    stays the same while nothing that could change a pixel happened (a browser page);
+    None when it cannot tell (something keeps drawing: video, canvas, animations...)."""
+
+    async def change_token(self) -> str | None: ...
+
+
 def dom_of(env: object) -> DomSource | None:
     return env if isinstance(env, DomSource) else None
 

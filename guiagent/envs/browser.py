@@ -61,7 +61,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     move_and_draw,
     playwright_key,
 )
-from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
+from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, change_token, wait_quiet
 from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
     _FOCUS_STATE_JS,
@@ -346,6 +346,10 @@ class BrowserEnv:
         page = self._check_alive()
         with self._guard():
             return await wait_quiet(page, timeout_s)
+
+    async def change_token(self) -> str | None:
+        """See :class:`guiagent.core.env.ChangeSource` (guiagent.envs.browser_quiet)."""
+        return await change_token(self._check_alive())
 
     # -- act -------------------------------------------------------------------------
 

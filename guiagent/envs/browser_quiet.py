@@ -78,7 +78,10 @@ QUIET_INSTALL_JS = """(() => {
     q.quietFrames++;
     if (q.quietFrames < FRAMES_KEPT) requestAnimationFrame(tick); else counting = false;
   };
+  q.version = 0;  // bumped by anything that may change a pixel (see CHANGE_TOKEN_JS)
+  const bump = () => { q.version++; };
   const changed = () => {
+    q.version++;
     q.mutatedAt = now(); q.quietFrames = 0;
     if (!counting) { counting = true; requestAnimationFrame(tick); }
   };
@@ -89,6 +92,9 @@ QUIET_INSTALL_JS = """(() => {
   // an input handler may draw on its next frame without any mutation yet
   for (const type of ['pointerdown', 'pointerup', 'click', 'keydown', 'keyup', 'input', 'wheel'])
     window.addEventListener(type, changed, {capture: true, passive: true});
+  for (const type of ['pointermove', 'scroll', 'load', 'error', 'focusin', 'focusout',
+                      'animationstart', 'transitionstart', 'resize', 'pageshow'])
+    window.addEventListener(type, bump, {capture: true, passive: true});
   window.addEventListener('beforeunload', () => { q.unloading = true; });
   window.addEventListener('pagehide', () => { q.unloading = true; });
   window.addEventListener('pageshow', () => { q.unloading = false; });
@@ -138,6 +144,33 @@ QUIET_WAIT_JS = """async (o) => {
     }
   }
 }"""
+
+# the page's change token: its document and change count, or null while something may be
+# drawing without telling (running animations, video, canvas, frames, loading images, fonts)
+CHANGE_TOKEN_JS = """() => {
+  const q = window.__guiagentQuiet;
+  if (!q || typeof q.version !== 'number' || q.pending > 0) return null;
+  if (document.getAnimations && document.getAnimations().some(a => a.playState === 'running')) return null;
+  if (document.querySelector('canvas,video,audio,iframe,frame,embed,object,marquee')) return null;
+  for (const img of document.images) if (!img.complete) return null;
+  if (document.fonts && document.fonts.status === 'loading') return null;
+  return performance.timeOrigin + ':' + q.version + ':' + window.scrollX + ',' + window.scrollY
+    + ':' + window.innerWidth + 'x' + window.innerHeight + '@' + window.devicePixelRatio
+    + ' ' + location.href;
+}"""
+
+
+async def change_token(page: Page) -> str | None:
+    """A token equal to the last one as long as nothing may have changed the page's pixels
+    (no DOM mutation, input, scroll, load, focus change or animation start in between);
+    None when the page cannot tell."""
+    try:
+        token: str | None = await page.evaluate(CHANGE_TOKEN_JS)
+    except PlaywrightError as exc:
+        logger.debug("no change token: {}", exc)
+        return None
+    return token
+
 
 _NAVIGATING = ("Execution context was destroyed", "navigation", "Cannot find context")
 

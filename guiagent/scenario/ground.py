@@ -20,7 +20,7 @@ from loguru import logger
 from pydantic import BaseModel, Field
 
 from guiagent.agent.step import StepExecutor
-from guiagent.core.env import DomSource, Environment, Frame, QuietSource
+from guiagent.core.env import ChangeSource, DomSource, Environment, Frame, QuietSource
 from guiagent.core.geometry import Point
 from guiagent.scenario.schema import (
     ExpectSpec,
@@ -187,6 +187,8 @@ class Screen:
         # the DOM read since the last observe and the last input event, read once per frame
         self._dom: list[Any] | None = None
         self._dom_fresh = False
+        # the last frame and DOM read together, with the surface's change token then
+        self._unchanged: tuple[str, Frame, list[Any] | None] | None = None
 
     # --- observing --------------------------------------------------------------------
 
@@ -198,11 +200,22 @@ class Screen:
 
     async def observe_with_dom(self) -> Frame:
         """A frame and the DOM as of it, read at the same time (both only read the page: a
-        browser walks its DOM while the screenshot waits for the compositor's frame)."""
+        browser walks its DOM while the screenshot waits for the compositor's frame).
+
+        When the surface says nothing could have changed since the last such frame (its
+        change token is the same), that frame and DOM are still the screen: no new capture.
+        """
         if not isinstance(self.env, DomSource):
             return await self.observe()
+        token = await self.env.change_token() if isinstance(self.env, ChangeSource) else None
+        last = self._unchanged
+        if token is not None and last is not None and last[0] == token:
+            self._dom, self._dom_fresh = last[2], last[2] is not None
+            self._keep(last[1])
+            return last[1]
         self.dom_changed()
-        frame, _dom = await asyncio.gather(self.env.observe(), self.dom())
+        frame, dom = await asyncio.gather(self.env.observe(), self.dom())
+        self._unchanged = (token, frame, dom) if token is not None else None
         self._keep(frame)
         return frame
 

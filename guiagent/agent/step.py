@@ -162,8 +162,10 @@ class StepExecutor:
         else:
             if context.record and self.recorder is not None and context.trail:
                 # replay evidence: the element under the point as it was before the input
+                # (unless the caller read it already, beside its own checks)
                 sx, sy = context.trail[0]["screen"]
-                context.target = await dom_evidence(self.env, sx, sy, context.dom)
+                if context.target is None:
+                    context.target = await dom_evidence(self.env, sx, sy, context.dom)
             outcome = await self._perform(action, context, verdict)
         outcome.ms = (time.perf_counter() - started) * 1000
         outcome.policy = policy_record

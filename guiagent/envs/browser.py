@@ -60,6 +60,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     _refs_to_backend_ids,
     move_and_draw,
     playwright_key,
+    wheel_and_wait,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, change_token, wait_quiet
 from guiagent.envs.choice_script import CHOICE_JS
@@ -438,7 +439,7 @@ class BrowserEnv:
             dx, dy = {"up": (0, -px), "down": (0, px), "left": (-px, 0), "right": (px, 0)}[
                 action.direction
             ]
-            await mouse.wheel(dx, dy)
+            await wheel_and_wait(page, dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
             # real key events (no fill), one call per chunk: the kill switch is checked

@@ -117,3 +117,32 @@ async def move_and_draw(page: Page, x: float, y: float) -> None:
             await drawn
         except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
             logger.debug("no frame to wait for: {}", exc)
+
+
+# Resolves once the page received the next wheel event and drew a frame after it (at the
+# latest after WHEEL_WAIT_MS: the wheel went to an iframe, or the page cannot tell).
+_WHEEL_SEEN_JS = """(ms) => new Promise((done) => {
+    let over = false, limit = 0;
+    const finish = () => {
+      if (over) return;
+      over = true; clearTimeout(limit); removeEventListener('wheel', seen, true); done();
+    };
+    const seen = () => requestAnimationFrame(() => setTimeout(finish, 0));
+    addEventListener('wheel', seen, {capture: true, once: true, passive: true});
+    limit = setTimeout(finish, ms);  // cleared at the end: not a timer a settle waits for
+})"""
+WHEEL_WAIT_MS = 250
+
+
+async def wheel_and_wait(page: Page, dx: float, dy: float) -> None:
+    """Turn the wheel and wait until the page has the wheel event: Chromium acknowledges a
+    wheel before the page handles it, so a settle right after could start before the scroll
+    (the page's own settle then waits for the scroll to end, see browser_quiet)."""
+    seen = asyncio.ensure_future(page.evaluate(_WHEEL_SEEN_JS, WHEEL_WAIT_MS))
+    try:
+        await page.mouse.wheel(dx, dy)
+    finally:
+        try:
+            await seen
+        except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+            logger.debug("no wheel event to wait for: {}", exc)

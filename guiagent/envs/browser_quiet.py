@@ -33,6 +33,8 @@ TIMER_DELAY_CAP_MS = 1000  # longer setTimeout delays are not waited for (polls,
 TIMER_WAIT_CAP_MS = 1500  # pending short timers hold the settle at most this long
 NETWORK_WAIT_CAP_MS = 3000  # pending requests hold the settle at most this long
 FRAMES_KEPT = 4  # the page counts up to this many quiet frames after a change
+SCROLL_START_MS = 100  # a wheel with no scroll event this long after it scrolled nothing
+SCROLL_GAP_MS = 300  # a scroll with no 'scrollend' and no scroll event this long is over
 
 QUIET_INSTALL_JS = """(() => {
   if (window.__guiagentQuiet) return;
@@ -90,9 +92,15 @@ QUIET_INSTALL_JS = """(() => {
   new MutationObserver((records) => { if (records.every(ours)) return; q.mutations++; changed(); })
     .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
   // an input handler may draw on its next frame without any mutation yet
-  for (const type of ['pointerdown', 'pointerup', 'click', 'keydown', 'keyup', 'input', 'wheel'])
+  for (const type of ['pointerdown', 'pointerup', 'click', 'keydown', 'keyup', 'input', 'wheel', 'scroll'])
     window.addEventListener(type, changed, {capture: true, passive: true});
-  for (const type of ['pointermove', 'scroll', 'load', 'error', 'focusin', 'focusout',
+  // a wheel scroll is drawn over several frames after its wheel event (smooth scrolling):
+  // it is under way from the wheel until 'scrollend', or until no scroll followed the wheel
+  q.wheelAt = -1; q.scrollAt = -1; q.scrollEndAt = -1;
+  window.addEventListener('wheel', () => { q.wheelAt = now(); }, {capture: true, passive: true});
+  window.addEventListener('scroll', () => { q.scrollAt = now(); }, {capture: true, passive: true});
+  window.addEventListener('scrollend', () => { q.scrollEndAt = now(); }, {capture: true, passive: true});
+  for (const type of ['pointermove', 'load', 'error', 'focusin', 'focusout',
                       'animationstart', 'transitionstart', 'resize', 'pageshow'])
     window.addEventListener(type, bump, {capture: true, passive: true});
   window.addEventListener('beforeunload', () => { q.unloading = true; });
@@ -111,6 +119,12 @@ QUIET_WAIT_JS = """async (o) => {
     requestAnimationFrame(go);
     q.setTimeout(go, 50);  // rAF is throttled in hidden pages (not a timer the page set)
   });
+  const scrolling = (elapsed) => {
+    const t = performance.now(), start = Math.max(q.wheelAt, q.scrollAt);
+    if (start < 0 || q.scrollEndAt >= start || elapsed >= o.timerCap) return false;
+    if (q.scrollAt < q.wheelAt) return t - q.wheelAt < SCROLL_START_MS;  // no scroll yet
+    return t - q.scrollAt < SCROLL_GAP_MS;  // scrolling, no scrollend yet
+  };
   const finite = a => { try { return a.effect.getComputedTiming().endTime !== Infinity; } catch (e) { return false; } };
   const busy = (elapsed) => {
     const why = [];
@@ -119,6 +133,7 @@ QUIET_WAIT_JS = """async (o) => {
     if (elapsed < o.timerCap) { for (const at of q.timers.values()) if (at >= mark) { why.push('timer'); break; } }
     if (document.getAnimations && document.getAnimations().some(a => a.playState === 'running' && finite(a))) why.push('animation');
     if (document.fonts && document.fonts.status === 'loading') why.push('fonts');
+    if (scrolling(elapsed)) why.push('scroll');
     return why;
   };
   let why = busy(0);
@@ -143,7 +158,7 @@ QUIET_WAIT_JS = """async (o) => {
       return {settled: quiet >= o.frames, ms: now - t0, frames, why: [...reasons]};
     }
   }
-}"""
+}""".replace("SCROLL_START_MS", str(SCROLL_START_MS)).replace("SCROLL_GAP_MS", str(SCROLL_GAP_MS))
 
 # the page's change token: its document and change count, or null while something may be
 # drawing without telling (running animations, video, canvas, frames, loading images, fonts)

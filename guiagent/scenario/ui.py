@@ -45,6 +45,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
+from guiagent.record.evidence import dom_evidence
 from guiagent.record.trajectory import Recorder
 from guiagent.scenario.choice import select_option
 from guiagent.scenario.ground import (
@@ -321,11 +322,13 @@ class UI(PointerSteps):
         frame: Frame,
         hits: list[Grounded] | None = None,
         check: Callable[[], Awaitable[str | None]] | None = None,
+        target: dict[str, Any] | None = None,
     ) -> None:
         """One input event through the run's step executor (kill switch, policy, input,
         record); its record is kept for the step's.
 
-        ``hits``: how each point of ``action`` was found on ``frame``. A pointless event
+        ``hits``: how each point of ``action`` was found on ``frame``; ``target``: the DOM
+        evidence at the first point, when already read (:meth:`evidence_at`). A pointless event
         that follows another one in the same step (the typing after the click into a field)
         gets a fresh frame when recording: the screen as that event found it.
         """
@@ -347,6 +350,7 @@ class UI(PointerSteps):
             dom=dom,
             variables=rec.get("variables") if action.name == "type" else None,
             index=rec.get("index", 0),
+            target=target,
         )
         problems: list[str] = []
         if check is not None:
@@ -381,11 +385,18 @@ class UI(PointerSteps):
         if spec.into is not None:
             into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
-            if not await self._has_focus(hit):  # click into the field only when needed
+            # the focus and the replay evidence for a click into the field, read together
+            focused, target = await asyncio.gather(self._has_focus(hit), self.evidence_at(hit))
+            if not focused:  # click into the field only when needed
                 rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
                 what = into.describe()
                 await self._act(
-                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+                    rec["action"],
+                    rec,
+                    frame,
+                    [hit],
+                    check=lambda: focus_problem(self.env, what),
+                    target=target,
                 )
             typed_check = self._typed_check(spec.text, frame, hit)
         if spec.text and await self.executor.typing_into_password():
@@ -400,6 +411,17 @@ class UI(PointerSteps):
         await self._act(action, rec, frame, check=typed_check)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
+
+    async def evidence_at(self, hit: Grounded) -> dict[str, Any] | None:
+        """The replay evidence (DOM element) at ``hit`` when recording; None: the executor
+        reads it itself."""
+        if self.executor.recorder is None or hit.ref is None:
+            return None
+        try:
+            return await dom_evidence(self.env, hit.screen[0], hit.screen[1], hit.dom)
+        except Exception as exc:  # a page mid-navigation: the executor tries again
+            logger.debug("no evidence read beside the checks: {}", exc)
+            return None
 
     async def _has_focus(self, hit: Grounded) -> bool:
         """Whether the field at ``hit`` already has the keyboard focus (browser only)."""

@@ -3,6 +3,7 @@ split from ``ui.py``: they ground their targets, then act through ``UI._act``.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from guiagent.core.actions import Click, DoubleClick, Drag, Move, RightClick, Scroll
@@ -15,14 +16,22 @@ from guiagent.scenario.verify import CheckedScreen
 
 
 class PointerSteps(CheckedScreen):
-    """Click, double/right click, hover, scroll and drag steps (``_act`` comes from UI)."""
+    """Click, double/right click, hover, scroll and drag steps (``_act`` and
+    ``evidence_at`` come from UI)."""
 
     async def _click_kind(
         self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
     ) -> None:
         spec = as_target(value)
         frame, hit = await self.ground(frame, spec, timeout)
-        frame, hit = await self._reachable(frame, spec, hit, timeout)
+        # the replay evidence at the point is read beside the hit test
+        early = asyncio.ensure_future(self.evidence_at(hit))
+        try:
+            frame, reached = await self._reachable(frame, spec, hit, timeout)
+        finally:
+            target = await early
+        if reached is not hit:  # grounded again elsewhere: the executor reads it there
+            target, hit = None, reached
         cls = {
             "click": Click,
             "double_click": DoubleClick,
@@ -31,7 +40,7 @@ class PointerSteps(CheckedScreen):
         }[kind]
         action = cls(x=hit.screen[0], y=hit.screen[1])
         rec.update(action=action, hits=[hit])
-        await self._act(action, rec, frame, [hit])
+        await self._act(action, rec, frame, [hit], target=target)
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
         if spec.until is not None:

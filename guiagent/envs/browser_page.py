@@ -93,8 +93,23 @@ async def _next_frames(page: Page, count: int = 2) -> None:
 
 # Resolves once the page has drawn the frame in which it handled the next mouse move (the
 # hover state is on screen), at the latest two frames after it was set up (the move landed
-# in an iframe, or the pointer did not move, so no mousemove reached this document).
+# in an iframe, or the pointer did not move, so no mousemove reached this document); at
+# once on a page whose style sheets have no :hover rule.
 _MOVE_DRAWN_JS = """() => new Promise((done) => {
+    // only a :hover style draws anything between a move and a press (a mouseover handler
+    // runs as the move is delivered): a page without one needs no frame
+    const hoverIn = (rules) => { for (const r of rules) {
+      if (r.selectorText && r.selectorText.includes(':hover')) return true;
+      if (r.cssRules && hoverIn(r.cssRules)) return true; } return false; };
+    const hoverStyled = () => {
+      const q = window.__guiagentQuiet;
+      if (!q || q.shadows !== 0) return true;  // shadow roots keep their own styles
+      for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets || [])]) {
+        try { if (hoverIn(sheet.cssRules)) return true; } catch (e) { return true; }  // cross-origin
+      }
+      return false;
+    };
+    if (!hoverStyled()) { done(); return; }
     let over = false;
     const finish = () => { if (!over) { over = true; removeEventListener('mousemove', seen, true); done(); } };
     const seen = () => requestAnimationFrame(() => setTimeout(finish, 0));

@@ -61,6 +61,10 @@ QUIET_INSTALL_JS = """(() => {
       try { return send.apply(this, args); } catch (e) { fin(); throw e; }
     };
   }
+  // shadow roots made (their style sheets are not the document's: see browser_page)
+  q.shadows = 0;
+  const attach = Element.prototype.attachShadow;
+  if (attach) Element.prototype.attachShadow = function (...args) { q.shadows++; return attach.apply(this, args); };
   const setT = window.setTimeout, clearT = window.clearTimeout;
   window.setTimeout = function (fn, delay, ...rest) {
     const d = Number(delay) || 0;

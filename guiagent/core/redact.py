@@ -233,11 +233,7 @@ class Redactor:
         call when the caller has already read the frame. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
-        found = _FoundBoxes(frame)
-        self._dom_boxes(found, dom)
-        for i, region in enumerate(self.regions):
-            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
-        self._window_boxes(found, windows)
+        found = self._layout_boxes(frame, dom, windows)
         await self._pixel_boxes(found, dom, text_boxes)
         image = _blacked(frame.image, found.rects())
         if self.final_ocr is not None and self._declared and dom is not None:
@@ -251,6 +247,39 @@ class Redactor:
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+    def reads_pixels(self, has_dom: bool) -> bool:
+        """Whether :meth:`redact` reads the frame's pixels (its bullet scan, OCR, or the final
+        OCR pass), given whether a DOM snapshot comes with the frame. When this is False and
+        :meth:`layout_boxes` is empty, :meth:`redact` returns the frame as it is, whatever its
+        pixels: a browser may then send the JPEG it captured at the sent size."""
+        bullets = self.mask_password_fields and self.detect_bullets and not has_dom
+        ocr = self.ocr is not None and self.needs_ocr
+        final = self.final_ocr is not None and bool(self._declared) and has_dom
+        return bullets or ocr or final
+
+    def layout_boxes(
+        self,
+        frame: Frame,
+        dom: list[dict[str, Any]] | None,
+        windows: list[dict[str, Any]] | None = None,
+    ) -> list[RedactionNote]:
+        """What :meth:`redact` blacks out without looking at pixels: password fields and
+        secret text from the DOM, the user's regions, listed windows."""
+        return [note for _, note in self._layout_boxes(frame, dom, windows).boxes]
+
+    def _layout_boxes(
+        self,
+        frame: Frame,
+        dom: list[dict[str, Any]] | None,
+        windows: list[dict[str, Any]] | None,
+    ) -> _FoundBoxes:
+        found = _FoundBoxes(frame)
+        self._dom_boxes(found, dom)
+        for i, region in enumerate(self.regions):
+            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
+        self._window_boxes(found, windows)
+        return found
 
     def _dom_boxes(self, found: _FoundBoxes, dom: list[dict[str, Any]] | None) -> None:
         """Password fields, and elements whose text (visible, past 200 characters, value,

@@ -249,10 +249,9 @@ class Redactor:
         return replace(frame, image=image, meta=meta, _digest=None), notes
 
     def reads_pixels(self, has_dom: bool) -> bool:
-        """Whether :meth:`redact` reads the frame's pixels (its bullet scan, OCR, or the final
-        OCR pass), given whether a DOM snapshot comes with the frame. When this is False and
-        :meth:`layout_boxes` is empty, :meth:`redact` returns the frame as it is, whatever its
-        pixels: a browser may then send the JPEG it captured at the sent size."""
+        """Whether :meth:`redact` reads pixels (bullet scan, OCR, final OCR pass), given whether
+        a DOM snapshot comes with the frame. False, and no :meth:`layout_boxes`: the frame
+        comes back as it is (a browser may send the JPEG it captured)."""
         bullets = self.mask_password_fields and self.detect_bullets and not has_dom
         ocr = self.ocr is not None and self.needs_ocr
         final = self.final_ocr is not None and bool(self._declared) and has_dom
@@ -264,15 +263,11 @@ class Redactor:
         dom: list[dict[str, Any]] | None,
         windows: list[dict[str, Any]] | None = None,
     ) -> list[RedactionNote]:
-        """What :meth:`redact` blacks out without looking at pixels: password fields and
-        secret text from the DOM, the user's regions, listed windows."""
+        """What :meth:`redact` blacks out without reading pixels (DOM, regions, windows)."""
         return [note for _, note in self._layout_boxes(frame, dom, windows).boxes]
 
     def _layout_boxes(
-        self,
-        frame: Frame,
-        dom: list[dict[str, Any]] | None,
-        windows: list[dict[str, Any]] | None,
+        self, frame: Frame, dom: list[dict[str, Any]] | None, windows: list[dict[str, Any]] | None
     ) -> _FoundBoxes:
         found = _FoundBoxes(frame)
         self._dom_boxes(found, dom)

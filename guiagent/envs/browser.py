@@ -46,7 +46,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, EncodedImage, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
-from guiagent.envs.browser_capture import ViewportCapture, decode_rgb, device_size, same_size
+from guiagent.envs.browser_capture import ViewportCapture, decode_rgb, device_size
 from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old import path)
     CHROMIUM_ARGS,
     chromium_executable,
@@ -333,29 +333,16 @@ class BrowserEnv:
             return None
         page = self._check_alive()
         with self._guard():
-            state = self._view or await page.evaluate(_PAGE_STATE_JS)
-            for _ in range(2):  # the viewport resized since the last frame: once more
-                size = device_size(state)
-                if fit(size) != size:
-                    return None
-                fresh, data = await asyncio.gather(
-                    page.evaluate(_PAGE_STATE_JS), self._capture.jpeg(page, quality)
-                )
-                self._view = fresh
-                if data is None:
-                    return None
-                if same_size(state, fresh):
-                    break
-                state = fresh
-            else:
-                return None
+            view = self._view or await page.evaluate(_PAGE_STATE_JS)
+            shot = await self._capture.viewport_jpeg(page, view, fit, quality)
+        if shot is None:
+            return None
+        self._view, data = shot
         image = await asyncio.to_thread(decode_rgb, data)
-        if abs(image.width - size.width) > 1 or abs(image.height - size.height) > 1:
-            logger.debug("CDP gave a {}x{} JPEG for {}: no JPEG frames here", *image.size, size)
-            self._capture.jpeg_usable = False
+        if not self._capture.jpeg_fits(image, device_size(self._view)):
             return None
         encoded = EncodedImage(data=data, format="JPEG", quality=quality, image=image)
-        return self._frame(image, fresh, encoded)
+        return self._frame(image, self._view, encoded)
 
     def _frame(
         self, image: Image.Image, state: dict[str, Any], encoded: EncodedImage | None = None

@@ -15,9 +15,10 @@ the viewport's device pixels (an emulated device scale) ends the JPEG path for t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
@@ -26,6 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from guiagent.core.geometry import Size
+from guiagent.envs.page_scripts import _PAGE_STATE_JS
 
 
 class ViewportCapture:
@@ -39,6 +41,34 @@ class ViewportCapture:
     def reset(self) -> None:
         self._cdp = None
         self.jpeg_usable = True
+
+    async def viewport_jpeg(
+        self, page: Page, view: dict[str, Any], fit: Callable[[Size], Size], quality: int
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """The page state and a JPEG of the viewport, read in parallel, when the model is sent
+        the frame at its own size; ``view``: the page state last seen (its size decides)."""
+        for _ in range(2):  # the viewport resized since ``view``: once more
+            size = device_size(view)
+            if fit(size) != size:
+                return None
+            state, data = await asyncio.gather(
+                page.evaluate(_PAGE_STATE_JS), self.jpeg(page, quality)
+            )
+            if data is None:
+                return None
+            if same_size(view, state):
+                return state, data
+            view = state
+        return None
+
+    def jpeg_fits(self, image: Image.Image, size: Size) -> bool:
+        """Whether a JPEG came back at the viewport's device size (an emulated device scale
+        gives CSS pixels: then no JPEG frames for the rest of the env's life)."""
+        if abs(image.width - size.width) <= 1 and abs(image.height - size.height) <= 1:
+            return True
+        logger.debug("CDP gave a {}x{} JPEG for {}: no JPEG frames here", *image.size, size)
+        self.jpeg_usable = False
+        return False
 
     async def jpeg(self, page: Page, quality: int) -> bytes | None:
         """A JPEG of the viewport from Chromium's own encoder; None without CDP here."""

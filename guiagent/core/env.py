@@ -38,7 +38,7 @@ class Frame:
     _digest: str | None = field(default=None, repr=False)
     # the capture's own encoding of ``image`` (a JPEG from the browser at the size sent to
     # the model): sent and recorded as is when the image was not replaced since
-    encoded: EncodedImage | None = field(default=None, repr=False)
+    encoded: EncodedImage | None = field(default=None, repr=False, compare=False)
 
     def encoded_as(self, fmt: str, quality: int) -> bytes | None:
         """The captured bytes of this very image in ``fmt`` at ``quality``; None when there are

@@ -1,12 +1,14 @@
 """What the loop sees each turn: the frame and the page's elements read at once, and in a
 browser the JPEG the model is sent, straight from Chromium, when redaction needs no pixels.
 
-The JPEG path (Chromium's JPEG at the size the model is sent, decoded once, then sent and
-recorded as the very bytes captured) is taken only when redaction would neither read nor
-paint pixels: no pixel pass in the redactor (the final OCR pass once secrets are known, OCR,
-the bullet scan without a DOM), no zoom pending, and, once the DOM snapshot is in, nothing to
-black out (a password field, secret text, a region). Otherwise the frame is captured again,
-losslessly at full resolution with a fresh DOM snapshot, and redacted from those pixels.
+The JPEG path (Chromium's JPEG of the viewport when the model is sent the frame at its own
+size, decoded once, then sent and recorded as the very bytes captured; a frame sent smaller
+stays lossless, see guiagent.envs.browser_capture) is taken only when redaction would
+neither read nor paint pixels: no pixel pass in the redactor (the final OCR pass once
+secrets are known, OCR, the bullet scan without a DOM), no zoom pending, and, once the DOM
+snapshot is in, nothing to black out (a password field, secret text, a region). Otherwise
+the frame is captured again, losslessly, with a fresh DOM snapshot, and redacted from those
+pixels.
 """
 
 from __future__ import annotations

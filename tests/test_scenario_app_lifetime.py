@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from guiagent.envs.display import XvfbDisplay
+from guiagent.testing.processes import child_pids, is_alive
 
 SCENARIO = """\
 name: app lifetime probe
@@ -22,27 +23,6 @@ target:
 steps:
   - wait_for: {{text: "this text never shows", timeout: 120}}
 """
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[-1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 @pytest.mark.desktop
@@ -71,7 +51,7 @@ def test_sigkill_of_a_scenario_run_ends_the_app_it_launched(
             if found.returncode == 0:
                 apps = [
                     pid
-                    for pid in _children(proc.pid)
+                    for pid in child_pids(proc.pid)
                     if b"lifetime probe" in Path(f"/proc/{pid}/cmdline").read_bytes()
                 ]
             time.sleep(0.2)
@@ -79,6 +59,6 @@ def test_sigkill_of_a_scenario_run_ends_the_app_it_launched(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     guard = time.monotonic() + 30
-    while any(_alive(pid) for pid in apps) and time.monotonic() < guard:
+    while any(is_alive(pid) for pid in apps) and time.monotonic() < guard:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in apps), "the scenario's app outlived the killed run"
+    assert not any(is_alive(pid) for pid in apps), "the scenario's app outlived the killed run"

@@ -53,6 +53,7 @@ from guiagent.core.actions import (
     Scroll,
     Type,
     Wait,
+    modifier_prefix,
 )
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import Size, transform_for_monitor
@@ -71,6 +72,8 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
     _pyautogui_display,
     _same_display,
     char_keysym,
+    pyautogui_modifiers,
+    xdotool_modifiers,
 )
 from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
@@ -409,15 +412,19 @@ class DesktopEnv:
         try:
             if isinstance(action, (Click, DoubleClick, RightClick, Move)):
                 x, y = _pt(action.x, action.y)
-                if isinstance(action, Click):
-                    pg.click(x, y)
-                elif isinstance(action, DoubleClick):
-                    pg.doubleClick(x, y, interval=0.05)
-                elif isinstance(action, RightClick):
-                    pg.rightClick(x, y)
-                else:
+                held = () if isinstance(action, Move) else action.modifiers
+                if held:
                     pg.moveTo(x, y)
-                return ActResult(detail=f"{action.name} at {x},{y}")
+                with pyautogui_modifiers(pg, held, self._check_killed):
+                    if isinstance(action, Click):
+                        pg.click(x, y)
+                    elif isinstance(action, DoubleClick):
+                        pg.doubleClick(x, y, interval=0.05)
+                    elif isinstance(action, RightClick):
+                        pg.rightClick(x, y)
+                    else:
+                        pg.moveTo(x, y)
+                return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
             if isinstance(action, Drag):
                 (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
                 pg.moveTo(x1, y1)
@@ -558,15 +565,18 @@ class DesktopEnv:
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
             move = ["mousemove", "--sync", str(x), str(y)]
-            if isinstance(action, Click):
-                self._xdotool(*move, "click", "1")
-            elif isinstance(action, DoubleClick):
-                self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
-            elif isinstance(action, RightClick):
-                self._xdotool(*move, "click", "3")
-            else:
+            held = () if isinstance(action, Move) else action.modifiers
+            if held or isinstance(action, Move):  # with modifiers: move, keys down, click
                 self._xdotool(*move)
-            return ActResult(detail=f"{action.name} at {x},{y}")
+                move = []
+            with xdotool_modifiers(self._xdotool, held, self._check_killed):
+                if isinstance(action, Click):
+                    self._xdotool(*move, "click", "1")
+                elif isinstance(action, DoubleClick):
+                    self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
+                elif isinstance(action, RightClick):
+                    self._xdotool(*move, "click", "3")
+            return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
         if isinstance(action, Drag):
             (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
             args = ["mousemove", "--sync", str(x1), str(y1), "mousedown", "1"]

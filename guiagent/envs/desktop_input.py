@@ -3,10 +3,13 @@ shift levels, pointer paths, and pyautogui's X connection (split from ``desktop.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from loguru import logger
 
 from guiagent.core.actions import InvalidToolCall
 
@@ -55,6 +58,63 @@ _XDOTOOL_KEYS: dict[str, str] = {
 }
 _PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
 XTEST_BATCH = 32  # keys sent in one XTest batch between two kill-switch checks
+
+
+# modifier names of guiagent.core.actions.MODIFIERS -> pyautogui's and xdotool's key names
+_PYAUTOGUI_MODIFIERS = {"ctrl": "ctrl", "shift": "shift", "alt": "alt", "meta": "win"}
+_XDOTOOL_MODIFIERS = {"ctrl": "ctrl", "shift": "shift", "alt": "alt", "meta": "super"}
+
+
+@contextlib.contextmanager
+def pyautogui_modifiers(
+    pg: Any, modifiers: Sequence[str], check: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold modifier keys down around the body with pyautogui; every key pressed is released
+    in a ``finally``, with the corner fail-safe off for the release (the fail-safe raising
+    instead of releasing would leave the key stuck down). ``check`` runs once all keys are
+    down, before the body: the kill switch."""
+    pressed: list[str] = []
+    try:
+        for name in modifiers:
+            key = _PYAUTOGUI_MODIFIERS[name]
+            pg.keyDown(key)
+            pressed.append(key)
+        if check is not None and pressed:
+            check()
+        yield
+    finally:
+        if pressed:
+            failsafe = pg.FAILSAFE
+            pg.FAILSAFE = False
+            try:
+                for key in reversed(pressed):
+                    try:
+                        pg.keyUp(key)
+                    except Exception as exc:  # the X server went away: nothing is held
+                        logger.warning("releasing {} failed: {}", key, exc)
+            finally:
+                pg.FAILSAFE = failsafe
+
+
+@contextlib.contextmanager
+def xdotool_modifiers(
+    xdotool: Callable[..., str], modifiers: Sequence[str], check: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """The same with ``xdotool keydown``/``keyup`` (one process each way)."""
+    chord = "+".join(_XDOTOOL_MODIFIERS[name] for name in modifiers)
+    if not chord:
+        yield
+        return
+    xdotool("keydown", chord)
+    try:
+        if check is not None:
+            check()
+        yield
+    finally:
+        try:
+            xdotool("keyup", chord)
+        except Exception as exc:  # the X server went away: nothing is held
+            logger.warning("releasing {} failed: {}", chord, exc)
 
 
 TYPE_CHUNK = 16  # characters per xdotool/pyautogui call when typing: checks come between chunks

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,19 +124,34 @@ class UI(PointerSteps):
 
     # --- the Python API: one method per step kind ---------------------------------------
 
-    async def click(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
-        """Click what a person would call ``target`` (a text, or a target mapping as in YAML)."""
-        return await self.do({"click": _target(target)}, timeout)
+    async def click(
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
+    ) -> str:
+        """Click what a person would call ``target`` (a text, or a target mapping as in YAML),
+        holding ``modifiers`` (``["ctrl"]``, ``"ctrl+shift"``: ctrl, shift, alt, meta)."""
+        return await self.do({"click": _click_target(target, modifiers)}, timeout)
 
     async def double_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"double_click": _target(target)}, timeout)
+        return await self.do({"double_click": _click_target(target, modifiers)}, timeout)
 
     async def right_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"right_click": _target(target)}, timeout)
+        return await self.do({"right_click": _click_target(target, modifiers)}, timeout)
 
     async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
         """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""
@@ -560,6 +575,13 @@ def _trail(frame: Frame, hits: list[Grounded]) -> list[dict[str, Any]]:
 
 def _target(value: str | Mapping[str, Any]) -> Any:
     return value if isinstance(value, str) else dict(value)
+
+
+def _click_target(value: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
+    if not modifiers:
+        return _target(value)
+    held = [modifiers] if isinstance(modifiers, str) else list(modifiers)
+    return {"target": _target(value), "modifiers": held}
 
 
 def _spec(text: str | None, options: dict[str, Any]) -> dict[str, Any]:

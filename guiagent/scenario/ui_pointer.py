@@ -29,7 +29,12 @@ class PointerSteps(CheckedScreen):
             "right_click": RightClick,
             "hover": Move,
         }[kind]
-        action = cls(x=hit.screen[0], y=hit.screen[1])
+        held = getattr(spec, "modifiers", ())  # ClickTarget: keys held while clicking
+        action = (
+            cls(x=hit.screen[0], y=hit.screen[1], modifiers=held)
+            if held
+            else cls(x=hit.screen[0], y=hit.screen[1])
+        )
         rec.update(action=action, hits=[hit])
         await self._act(action, rec, frame, [hit])
 

@@ -564,9 +564,11 @@ class DesktopEnv:
         self._check_corner()
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
-            move = ["mousemove", "--sync", str(x), str(y)]
+            # `mousemove --sync` to where the pointer already is waits ~16 s for a motion
+            there = self._pointer_and_screen()[:2] == (x, y)
+            move = [] if there else ["mousemove", "--sync", str(x), str(y)]
             held = () if isinstance(action, Move) else action.modifiers
-            if held or isinstance(action, Move):  # with modifiers: move, keys down, click
+            if move and (held or isinstance(action, Move)):  # move, keys down, click
                 self._xdotool(*move)
                 move = []
             with xdotool_modifiers(self._xdotool, held, self._check_killed):

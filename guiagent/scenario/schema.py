@@ -275,7 +275,7 @@ def as_click_target(value: str | TargetSpec) -> TargetSpec:
 
 
 ClickRef = Annotated[
-    str | ClickTarget | TargetWithModifiers,
+    str | ClickTarget | TargetSpec | TargetWithModifiers,
     BeforeValidator(_coerce_click_target),
     AfterValidator(as_click_target),
 ]

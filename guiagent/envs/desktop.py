@@ -53,7 +53,6 @@ from guiagent.core.actions import (
     Scroll,
     Type,
     Wait,
-    modifier_prefix,
 )
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import Size, transform_for_monitor
@@ -72,8 +71,8 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
     _pyautogui_display,
     _same_display,
     char_keysym,
-    pyautogui_modifiers,
-    xdotool_modifiers,
+    pyautogui_point,
+    xdotool_point,
 )
 from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
@@ -411,20 +410,7 @@ class DesktopEnv:
         pg.FAILSAFE = bool(self.failsafe)
         try:
             if isinstance(action, (Click, DoubleClick, RightClick, Move)):
-                x, y = _pt(action.x, action.y)
-                held = () if isinstance(action, Move) else action.modifiers
-                if held:
-                    pg.moveTo(x, y)
-                with pyautogui_modifiers(pg, held, self._check_killed):
-                    if isinstance(action, Click):
-                        pg.click(x, y)
-                    elif isinstance(action, DoubleClick):
-                        pg.doubleClick(x, y, interval=0.05)
-                    elif isinstance(action, RightClick):
-                        pg.rightClick(x, y)
-                    else:
-                        pg.moveTo(x, y)
-                return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
+                return pyautogui_point(pg, action, self._check_killed)
             if isinstance(action, Drag):
                 (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
                 pg.moveTo(x1, y1)
@@ -564,21 +550,8 @@ class DesktopEnv:
         self._check_corner()
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
-            # `mousemove --sync` to where the pointer already is waits ~16 s for a motion
             there = self._pointer_and_screen()[:2] == (x, y)
-            move = [] if there else ["mousemove", "--sync", str(x), str(y)]
-            held = () if isinstance(action, Move) else action.modifiers
-            if move and (held or isinstance(action, Move)):  # move, keys down, click
-                self._xdotool(*move)
-                move = []
-            with xdotool_modifiers(self._xdotool, held, self._check_killed):
-                if isinstance(action, Click):
-                    self._xdotool(*move, "click", "1")
-                elif isinstance(action, DoubleClick):
-                    self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
-                elif isinstance(action, RightClick):
-                    self._xdotool(*move, "click", "3")
-            return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
+            return xdotool_point(self._xdotool, action, there, self._check_killed)
         if isinstance(action, Drag):
             (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
             args = ["mousemove", "--sync", str(x1), str(y1), "mousedown", "1"]

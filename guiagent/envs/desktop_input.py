@@ -11,7 +11,15 @@ from typing import Any
 
 from loguru import logger
 
-from guiagent.core.actions import InvalidToolCall
+from guiagent.core.actions import (
+    Click,
+    DoubleClick,
+    InvalidToolCall,
+    Move,
+    RightClick,
+    modifier_prefix,
+)
+from guiagent.core.env import ActResult
 
 _IS_X11 = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
 
@@ -115,6 +123,50 @@ def xdotool_modifiers(
             xdotool("keyup", chord)
         except Exception as exc:  # the X server went away: nothing is held
             logger.warning("releasing {} failed: {}", chord, exc)
+
+
+def pyautogui_point(
+    pg: Any, action: Click | DoubleClick | RightClick | Move, check: Callable[[], None]
+) -> ActResult:
+    """A click kind or a move with pyautogui; with modifiers: move, keys down, click, keys up."""
+    x, y = _pt(action.x, action.y)
+    held = () if isinstance(action, Move) else action.modifiers
+    if held:
+        pg.moveTo(x, y)
+    with pyautogui_modifiers(pg, held, check):
+        if isinstance(action, Click):
+            pg.click(x, y)
+        elif isinstance(action, DoubleClick):
+            pg.doubleClick(x, y, interval=0.05)
+        elif isinstance(action, RightClick):
+            pg.rightClick(x, y)
+        else:
+            pg.moveTo(x, y)
+    return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
+
+
+def xdotool_point(
+    xdotool: Callable[..., str],
+    action: Click | DoubleClick | RightClick | Move,
+    there: bool,
+    check: Callable[[], None],
+) -> ActResult:
+    """The same with xdotool. ``there``: the pointer already is at the point, and
+    ``mousemove --sync`` to where it is would wait about 16 s for a motion."""
+    x, y = _pt(action.x, action.y)
+    move = [] if there else ["mousemove", "--sync", str(x), str(y)]
+    held = () if isinstance(action, Move) else action.modifiers
+    if move and (held or isinstance(action, Move)):  # move, keys down, click
+        xdotool(*move)
+        move = []
+    with xdotool_modifiers(xdotool, held, check):
+        if isinstance(action, Click):
+            xdotool(*move, "click", "1")
+        elif isinstance(action, DoubleClick):
+            xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
+        elif isinstance(action, RightClick):
+            xdotool(*move, "click", "3")
+    return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
 
 
 TYPE_CHUNK = 16  # characters per xdotool/pyautogui call when typing: checks come between chunks

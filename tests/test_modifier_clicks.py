@@ -341,6 +341,7 @@ def test_a_recorded_ctrl_click_replays_and_exports_as_a_ctrl_click(
     from guiagent.record import load
     from guiagent.record.export import export_playwright, export_scenario
     from guiagent.record.replay import replay
+    from guiagent.scenario.runner import run_scenario
 
     url = _page(tmp_path).as_uri()
     recorded = _record_scenario(async_runner, playwright_browser, grounder, tmp_path, url)
@@ -364,10 +365,20 @@ def test_a_recorded_ctrl_click_replays_and_exports_as_a_ctrl_click(
     assert state["link"] == "link: ctrl"
     assert state["seen"] == ["click none", "click ctrl", "click shift"]
 
-    exported = yaml.safe_load(export_scenario(run, tmp_path / "exported.yaml").read_text())
+    exported_path = export_scenario(run, tmp_path / "exported.yaml")
+    exported = yaml.safe_load(exported_path.read_text())
     assert exported["steps"][1] == {"click": {"text": "Row 4", "modifiers": ["ctrl"]}}
     assert exported["steps"][3] == {"click": {"text": "Row 6", "modifiers": ["shift"]}}
     assert exported["steps"][5] == {"click": {"text": "Open report", "modifiers": ["ctrl"]}}
+
+    async def rerun() -> Any:
+        async with BrowserEnv(start_url=url, browser=playwright_browser) as env:
+            result = await run_scenario(load_scenario(exported_path), env, grounder)
+            return result, await env.page.evaluate(STATE_JS)
+
+    result, state = async_runner.run(rerun(), timeout=240)
+    assert result.ok, result.failure_message()  # its expect steps hold on a fresh page
+    assert state["seen"] == ["click none", "click ctrl", "click shift"]
 
     code = export_playwright(run, tmp_path / "exported.py").read_text()
     assert ".click(modifiers=['Control'])" in code and ".click(modifiers=['Shift'])" in code

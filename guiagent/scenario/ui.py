@@ -58,7 +58,7 @@ from guiagent.scenario.schema import (
     Step,
     TypeSpec,
 )
-from guiagent.scenario.ui_pointer import PointerSteps
+from guiagent.scenario.ui_pointer import PointerSteps, click_step_value
 from guiagent.scenario.verify import focus_problem
 from guiagent.skills.registry import use_steps_runner
 
@@ -133,7 +133,7 @@ class UI(PointerSteps):
     ) -> str:
         """Click what a person would call ``target`` (a text, or a target mapping as in YAML),
         holding ``modifiers`` (``["ctrl"]``, ``"ctrl+shift"``: ctrl, shift, alt, meta)."""
-        return await self.do({"click": _click_target(target, modifiers)}, timeout)
+        return await self.do({"click": click_step_value(target, modifiers)}, timeout)
 
     async def double_click(
         self,
@@ -142,7 +142,7 @@ class UI(PointerSteps):
         modifiers: Sequence[str] | str = (),
         timeout: float | None = None,
     ) -> str:
-        return await self.do({"double_click": _click_target(target, modifiers)}, timeout)
+        return await self.do({"double_click": click_step_value(target, modifiers)}, timeout)
 
     async def right_click(
         self,
@@ -151,7 +151,7 @@ class UI(PointerSteps):
         modifiers: Sequence[str] | str = (),
         timeout: float | None = None,
     ) -> str:
-        return await self.do({"right_click": _click_target(target, modifiers)}, timeout)
+        return await self.do({"right_click": click_step_value(target, modifiers)}, timeout)
 
     async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
         """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""
@@ -575,13 +575,6 @@ def _trail(frame: Frame, hits: list[Grounded]) -> list[dict[str, Any]]:
 
 def _target(value: str | Mapping[str, Any]) -> Any:
     return value if isinstance(value, str) else dict(value)
-
-
-def _click_target(value: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
-    if not modifiers:
-        return _target(value)
-    held = [modifiers] if isinstance(modifiers, str) else list(modifiers)
-    return {"target": _target(value), "modifiers": held}
 
 
 def _spec(text: str | None, options: dict[str, Any]) -> dict[str, Any]:

@@ -62,9 +62,7 @@ async def dom_snapshot(
     # a full-page frame shows fields below the fold too: they must be masked as well
     full_page = isinstance(env, FullPageSource) and env.full_page
     try:
-        return await env.dom_elements(
-            in_viewport=not full_page, accessible_names=accessible_names
-        )
+        return await env.dom_elements(in_viewport=not full_page, accessible_names=accessible_names)
     except Exception as exc:  # the page navigating mid-query is not fatal for the lookup
         logger.debug("dom snapshot failed: {}", exc)
         return None

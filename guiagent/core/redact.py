@@ -48,6 +48,7 @@ __all__ = [
     "TextBoxLike",
     "TextReader",
     "clipped_int",
+    "count_bullets",
     "find_bullet_runs",
     "origin_matches",
     "origin_of",
@@ -376,24 +377,64 @@ def find_bullet_runs(
     Works on the pixels alone: connected components of dark-on-light and light-on-dark
     ink that are round, filled, equal in size, on one line and evenly spaced.
     """
-    import cv2
-
     gray = np.asarray(image.convert("L"))
     runs: list[Rect] = []
     for mask in (gray < 110, gray > 170):
-        _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
-        keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
-        fill = area / np.maximum(w * h, 1)
-        keep &= (fill >= 0.7) & (fill <= 0.92)
-        dots = [
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-            if _clear_above_below(mask, int(a), int(b), int(c), int(d))
-        ]
+        dots = _round_dots(mask, min_size, max_size)
         if len(dots) >= min_run:
             runs.extend(_dot_runs(dots, min_run))
     return runs
+
+
+def count_bullets(
+    image: Image.Image, box: tuple[float, float, float, float], min_size: int = 6
+) -> int:
+    """How many masking dots (``●``, ``•``) one row inside ``box`` (x1, y1, x2, y2, frame
+    pixels) shows: the most dots of one size on one line, either polarity; 0 for none."""
+    x1, y1, x2, y2 = (round(v) for v in box)
+    if x2 - x1 < min_size or y2 - y1 < min_size:
+        return 0
+    gray = np.asarray(image.convert("L").crop((x1, y1, x2, y2)))
+    best = 0
+    for mask in (gray < 110, gray > 170):
+        mask = _without_long_lines(mask)
+        rows: dict[tuple[int, int], int] = {}
+        for _x, y, _w, h in _round_dots(mask, min_size, 32):
+            key = next((k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - h) <= 1), (y, h))
+            rows[key] = rows.get(key, 0) + 1
+        best = max([best, *rows.values()])
+    return best
+
+
+def _without_long_lines(mask: np.ndarray, share: float = 0.6, tall: float = 0.6) -> np.ndarray:
+    """``mask`` without straight lines longer than ``share`` of its width or ``tall`` of its
+    height (a field's outline runs close above and below its dots: not ink around a dot)."""
+    import cv2
+
+    ink = mask.astype(np.uint8)
+    height, width = ink.shape
+    across = np.ones((1, max(2, int(width * share))), np.uint8)
+    down = np.ones((max(2, int(height * tall)), 1), np.uint8)
+    lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, down
+    )
+    return mask & (lines == 0)
+
+
+def _round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
+    """Round, filled blobs of ``mask`` with empty background above and below: (x, y, w, h)."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
+    fill = area / np.maximum(w * h, 1)
+    keep &= (fill >= 0.7) & (fill <= 0.92)
+    return [
+        (int(a), int(b), int(c), int(d))
+        for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+        if _clear_above_below(mask, int(a), int(b), int(c), int(d))
+    ]
 
 
 def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:

@@ -379,16 +379,21 @@ class UI(PointerSteps):
         hits = []
         typed_check = None
         if spec.into is not None:
-            into, frame, hit = await self._field(frame, spec.into, timeout)
+            _into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
+            what = spec.into.describe()
             if not await self._has_focus(hit):  # click into the field only when needed
                 rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-                what = into.describe()
                 await self._act(
-                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
+                    rec["action"],
+                    rec,
+                    frame,
+                    [hit],
+                    check=lambda: focus_problem(self.env, what, hit.screen),
                 )
-            typed_check = self._typed_check(spec.text, frame, hit)
-        if spec.text and await self.executor.typing_into_password():
+            typed_check = await self._typed_check(spec.text, frame, hit, what)
+        password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
+        if spec.text and (password or await self.executor.typing_into_password()):
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
         if named:

@@ -10,6 +10,7 @@ the password reaching the recording or the logs.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -231,3 +232,33 @@ def test_gtk_text_that_lands_in_the_next_field_fails_naming_it(
     error = result.steps[0].error or ""
     assert "the focus is on 'Email' (text), which holds 'lice'" in error, error
     assert "(AT-SPI)" in error, error
+
+
+@pytest.mark.desktop
+def test_zenity_form_typing_checked_through_atspi(
+    async_runner: Any,
+    x_display: Any,
+    on_the_bus: Any,
+    grounder: Any,
+    tmp_path: Path,
+    log_lines: list[str],
+) -> None:
+    if shutil.which("zenity") is None:
+        pytest.fail("zenity is not installed: run scripts/setup.sh")
+    scenario = _form(
+        ["zenity", "--forms", "--title=Sign up", "--text=Your details",
+         "--add-entry=Name", "--add-password=Password"],
+        "Sign up",
+        [
+            {"type": {"text": "Ada", "into": "Name"}},
+            {"type": {"text": PASSWORD, "into": "Password"}},
+        ],
+    )  # fmt: skip
+    result = _run(async_runner, scenario, tmp_path, x_display.display, grounder)
+    assert result.ok, result.failure_message()
+    checked = [line.strip() for line in log_lines if "(AT-SPI)" in line and " is in " in line]
+    assert len(checked) == 2, log_lines
+    assert checked[0].startswith('the text typed into "Name" is in ') and "text" in checked[0]
+    assert checked[1].startswith('the text typed into "Password" is in ')
+    assert "password text" in checked[1]
+    _no_secret_written(tmp_path / "runs", log_lines)

@@ -22,8 +22,7 @@ import pytest
 from loguru import logger
 from PIL import Image, ImageDraw, ImageFont
 
-from guiagent.core.redact import count_bullets
-from guiagent.grounding.typed_text import typed_shows
+from guiagent.grounding.typed_text import count_bullets, typed_shows
 from guiagent.scenario.schema import scenario_from_data
 from guiagent.scenario.session import ScenarioSession, SessionOptions
 

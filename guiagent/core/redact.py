@@ -48,13 +48,13 @@ __all__ = [
     "TextBoxLike",
     "TextReader",
     "clipped_int",
-    "count_bullets",
     "find_bullet_runs",
     "origin_matches",
     "origin_of",
     "read_text_with",
     "redact_messages",
     "redacting_sink",
+    "round_dots",
     "scrub",
     "scrub_logs_with",
     "title_matches",
@@ -380,48 +380,13 @@ def find_bullet_runs(
     gray = np.asarray(image.convert("L"))
     runs: list[Rect] = []
     for mask in (gray < 110, gray > 170):
-        dots = _round_dots(mask, min_size, max_size)
+        dots = round_dots(mask, min_size, max_size)
         if len(dots) >= min_run:
             runs.extend(_dot_runs(dots, min_run))
     return runs
 
 
-def count_bullets(
-    image: Image.Image, box: tuple[float, float, float, float], min_size: int = 6
-) -> int:
-    """How many masking dots (``●``, ``•``) one row inside ``box`` (x1, y1, x2, y2, frame
-    pixels) shows: the most dots of one size on one line, either polarity; 0 for none."""
-    x1, y1, x2, y2 = (round(v) for v in box)
-    if x2 - x1 < min_size or y2 - y1 < min_size:
-        return 0
-    gray = np.asarray(image.convert("L").crop((x1, y1, x2, y2)))
-    best = 0
-    for mask in (gray < 110, gray > 170):
-        mask = _without_long_lines(mask)
-        rows: dict[tuple[int, int], int] = {}
-        for _x, y, _w, h in _round_dots(mask, min_size, 32):
-            key = next((k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - h) <= 1), (y, h))
-            rows[key] = rows.get(key, 0) + 1
-        best = max([best, *rows.values()])
-    return best
-
-
-def _without_long_lines(mask: np.ndarray, share: float = 0.6, tall: float = 0.6) -> np.ndarray:
-    """``mask`` without straight lines longer than ``share`` of its width or ``tall`` of its
-    height (a field's outline runs close above and below its dots: not ink around a dot)."""
-    import cv2
-
-    ink = mask.astype(np.uint8)
-    height, width = ink.shape
-    across = np.ones((1, max(2, int(width * share))), np.uint8)
-    down = np.ones((max(2, int(height * tall)), 1), np.uint8)
-    lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
-        ink, cv2.MORPH_OPEN, down
-    )
-    return mask & (lines == 0)
-
-
-def _round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
+def round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
     """Round, filled blobs of ``mask`` with empty background above and below: (x, y, w, h)."""
     import cv2
 

@@ -1,5 +1,6 @@
 """Whether text typed into a field shows in it: the field's pixels read by OCR, and the
-comparison with what was typed (pure).
+comparison with what was typed (pure); in a password field, its masking dots counted
+(:func:`count_bullets`).
 
 Reading (:func:`read_field`): the field's box without its border, cropped to its ink,
 scaled to ``TEXT_HEIGHT`` pixels high as small buttons are (grounding/buttons.py), and
@@ -31,6 +32,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from guiagent.core.redact import round_dots
 from guiagent.grounding.buttons import TEXT_HEIGHT, ink_crop, recognise_scaled
 from guiagent.grounding.ocr import OcrEngine, reading_order
 
@@ -178,3 +180,41 @@ def _bands(rows: np.ndarray, gap: int = 3, least: int = 4) -> list[tuple[int, in
                     bands.append((start, end))
                 start, blank = None, 0
     return bands
+
+
+# --- masked text (password fields) ---------------------------------------------------
+
+
+def count_bullets(
+    image: Image.Image, box: tuple[float, float, float, float], min_size: int = 6
+) -> int:
+    """How many masking dots (``●``, ``•``) one row inside ``box`` (x1, y1, x2, y2, frame
+    pixels) shows: the most dots of one size on one line, either polarity; 0 for none."""
+    x1, y1, x2, y2 = (round(v) for v in box)
+    if x2 - x1 < min_size or y2 - y1 < min_size:
+        return 0
+    gray = np.asarray(image.convert("L").crop((x1, y1, x2, y2)))
+    best = 0
+    for mask in (gray < 110, gray > 170):
+        mask = _without_long_lines(mask)
+        rows: dict[tuple[int, int], int] = {}
+        for _x, y, _w, h in round_dots(mask, min_size, 32):
+            key = next((k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - h) <= 1), (y, h))
+            rows[key] = rows.get(key, 0) + 1
+        best = max([best, *rows.values()])
+    return best
+
+
+def _without_long_lines(mask: np.ndarray, share: float = 0.6, tall: float = 0.6) -> np.ndarray:
+    """``mask`` without straight lines longer than ``share`` of its width or ``tall`` of its
+    height (a field's outline runs close above and below its dots: not ink around a dot)."""
+    import cv2
+
+    ink = mask.astype(np.uint8)
+    height, width = ink.shape
+    across = np.ones((1, max(2, int(width * share))), np.uint8)
+    down = np.ones((max(2, int(height * tall)), 1), np.uint8)
+    lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, down
+    )
+    return mask & (lines == 0)

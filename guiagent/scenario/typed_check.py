@@ -33,10 +33,10 @@ from loguru import logger
 
 from guiagent.core.env import AccessibleFocus, Frame
 from guiagent.core.geometry import Point
-from guiagent.core.redact import Redactor, count_bullets
+from guiagent.core.redact import Redactor
 from guiagent.grounding.fields import field_box_at
 from guiagent.grounding.ocr import OcrEngine, changed_regions, reading_order, shared_engine
-from guiagent.grounding.typed_text import plain, read_field, typed_shows
+from guiagent.grounding.typed_text import count_bullets, plain, read_field, typed_shows
 from guiagent.scenario.ground import Grounded
 
 TEXT_ROLES = {"text", "entry", "password text", "spin button", "editbar", "paragraph"}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -399,13 +400,8 @@ class UI(PointerSteps):
             what = spec.into.describe()
             if not await self._has_focus(hit):  # click into the field only when needed
                 rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-                await self._act(
-                    rec["action"],
-                    rec,
-                    frame,
-                    [hit],
-                    check=lambda: focus_problem(self.env, what, hit.screen),
-                )
+                focused = partial(focus_problem, self.env, what, hit.screen)
+                await self._act(rec["action"], rec, frame, [hit], check=focused)
             typed_check = await self._typed_check(spec.text, frame, hit, what)
         password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
         if spec.text and (password or await self.executor.typing_into_password()):

@@ -73,6 +73,60 @@ def test_masking_dots_are_counted_in_a_box() -> None:
     assert count_bullets(image, (200, 10, 390, 50)) == 0
 
 
+def _field(role: str, name: str, box: list[float], **more: Any) -> dict[str, Any]:
+    return {"role": role, "name": name, "states": ["editable", "focused"], "box": box, **more}
+
+
+def _bus_check(text: str, baseline: dict[str, Any] | None, secrets: list[str]) -> Any:
+    from guiagent.core.env import Frame
+    from guiagent.core.redact import Redactor
+    from guiagent.scenario.ground import Grounded
+    from guiagent.scenario.typed_check import DesktopTypingCheck
+
+    frame = Frame.from_image(Image.new("RGB", (400, 200), "white"))
+    hit = Grounded(screen=(150.0, 20.0))
+    check = DesktopTypingCheck(None, text, '"Name"', frame, hit, Redactor(secrets=secrets))
+    check.baseline = baseline
+    return check
+
+
+def test_what_the_bus_says_decides_and_names_where_the_text_went() -> None:
+    name = _field("text", "Name", [100, 10, 200, 30], text="")
+    email = _field("text", "Email", [100, 50, 200, 30], text="lice")
+    check = _bus_check("alice", {"app": "form", "focused": name, "at_point": name}, [])
+    landed = {**name, "text": "alice"}
+    assert check._atspi_problem({"app": "form", "focused": landed, "at_point": landed}) is None
+    wrong = check._atspi_problem({"app": "form", "focused": email, "at_point": name})
+    assert wrong == (
+        "typed 'alice' into \"Name\" but the focus is on 'Email' (text), which holds 'lice', "
+        "not on the field at the click, 'Name' (text) (AT-SPI)"
+    )
+    short = {**name, "text": "alic"}
+    assert check._atspi_problem({"app": "form", "focused": short, "at_point": short}) == (
+        "typed 'alice' into \"Name\" but 'Name' (text) holds 'alic' (AT-SPI)"
+    )
+    button = {"role": "push button", "name": "OK", "states": ["focused"], "box": [0, 0, 9, 9]}
+    assert "the focus is on 'OK' (push button), which takes no text" in str(
+        check._atspi_problem({"app": "form", "focused": button, "at_point": name})
+    )
+
+
+def test_a_password_on_the_bus_is_counted_and_never_quoted() -> None:
+    empty = _field("password text", "Password", [100, 10, 200, 30], count=0)
+    check = _bus_check(PASSWORD, {"app": "f", "focused": empty, "at_point": empty}, [PASSWORD])
+    typed = {**empty, "count": len(PASSWORD)}
+    assert check._atspi_problem({"app": "f", "focused": typed, "at_point": typed}) is None
+    half = {**empty, "count": 5}
+    problem = str(check._atspi_problem({"app": "f", "focused": half, "at_point": half}))
+    assert problem == (
+        f"typed {len(PASSWORD)} characters into the password field \"Name\" ('Password' "
+        "(password text)) but it went from 0 to 5 characters (AT-SPI)"
+    )
+    other = _field("text", "Name", [100, 10, 200, 30], text=PASSWORD)
+    problem = str(check._atspi_problem({"app": "f", "focused": other, "at_point": empty}))
+    assert PASSWORD not in problem and "the secret" in problem
+
+
 # --- real windows -----------------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ from guiagent.grounding.typed_text import count_bullets, plain, read_field, type
 from guiagent.scenario.ground import Grounded
 
 TEXT_ROLES = {"text", "entry", "password text", "spin button", "editbar", "paragraph"}
+TEXT_ROLES |= {"terminal", "document text"}  # they take typing without an editable state
+
 SETTLE_S = 1.5  # how long an application may take to show (or report) what was typed
 MASKS = set("*•●·∙⚫")
 NEAR_PX = 400  # how far along the clicked row a change may be and still be the field
@@ -55,7 +57,8 @@ def describe(node: dict[str, Any]) -> str:
 def takes_text(node: dict[str, Any] | None) -> bool:
     if node is None or node.get("role") not in TEXT_ROLES:
         return False
-    return node.get("role") == "password text" or "editable" in node.get("states", [])
+    editable = "editable" in node.get("states", [])
+    return editable or node.get("role") in ("password text", "terminal", "document text")
 
 
 def _contains(box: list[float], point: tuple[float, float]) -> bool:

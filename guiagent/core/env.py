@@ -135,6 +135,16 @@ class EncodedSource(Protocol):
 
 
 @runtime_checkable
+class AccessibleFocus(Protocol):
+    """An environment that can say, from the accessibility bus, which object of the
+    application at a screen point has the keyboard focus and what it holds (a desktop with
+    AT-SPI): ``{"app", "focused", "at_point"}``, each object ``{role, name, states, box,
+    count, text}`` (a password text: no ``text``); None when it cannot tell there."""
+
+    async def accessible_focus(self, x: float, y: float) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
 class FullPageSource(Protocol):
     """An environment whose frame may be the whole document, not only the viewport."""
 

@@ -54,6 +54,7 @@ __all__ = [
     "read_text_with",
     "redact_messages",
     "redacting_sink",
+    "round_dots",
     "scrub",
     "scrub_logs_with",
     "title_matches",
@@ -400,24 +401,29 @@ def find_bullet_runs(
     Works on the pixels alone: connected components of dark-on-light and light-on-dark
     ink that are round, filled, equal in size, on one line and evenly spaced.
     """
-    import cv2
-
     gray = np.asarray(image.convert("L"))
     runs: list[Rect] = []
     for mask in (gray < 110, gray > 170):
-        _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
-        keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
-        fill = area / np.maximum(w * h, 1)
-        keep &= (fill >= 0.7) & (fill <= 0.92)
-        dots = [
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-            if _clear_above_below(mask, int(a), int(b), int(c), int(d))
-        ]
+        dots = round_dots(mask, min_size, max_size)
         if len(dots) >= min_run:
             runs.extend(_dot_runs(dots, min_run))
     return runs
+
+
+def round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
+    """Round, filled blobs of ``mask`` with empty background above and below: (x, y, w, h)."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
+    fill = area / np.maximum(w * h, 1)
+    keep &= (fill >= 0.7) & (fill <= 0.92)
+    return [
+        (int(a), int(b), int(c), int(d))
+        for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+        if _clear_above_below(mask, int(a), int(b), int(c), int(d))
+    ]
 
 
 def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:

@@ -308,12 +308,20 @@ class TypeSpec(_Strict):
     text: str = Field(
         description=(
             "Text to type. Use ${secret:NAME} for a password or token: it is typed for real but"
-            " recorded and reported as [REDACTED]. In a browser, text typed into a password"
-            " field (type=password) is redacted too, whatever its source."
+            " recorded and reported as [REDACTED]. Text typed into a password field is redacted"
+            " too, whatever its source (browser: type=password; desktop: a password text on the"
+            " accessibility bus, or a field showing masking dots)."
         )
     )
     into: TargetRef | None = Field(
-        default=None, description="Click this target first (an input or its label)."
+        default=None,
+        description=(
+            "Click this target first (an input or its label). The step passes only when the"
+            " text landed there: the browser's field holds it; on a desktop the accessibility"
+            " bus (AT-SPI) says the focused field at the click holds it, or else OCR reads it"
+            " in the field's box (a long text that scrolled: its last 6 or more characters;"
+            " a password field: one more masking dot per character typed)."
+        ),
     )
     enter: bool = Field(default=False, description="Press Enter after typing.")
 

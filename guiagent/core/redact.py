@@ -54,6 +54,7 @@ __all__ = [
     "read_text_with",
     "redact_messages",
     "redacting_sink",
+    "round_dots",
     "scrub",
     "scrub_logs_with",
     "title_matches",
@@ -233,11 +234,7 @@ class Redactor:
         call when the caller has already read the frame. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
-        found = _FoundBoxes(frame)
-        self._dom_boxes(found, dom)
-        for i, region in enumerate(self.regions):
-            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
-        self._window_boxes(found, windows)
+        found = self._layout_boxes(frame, dom, windows)
         await self._pixel_boxes(found, dom, text_boxes)
         image = _blacked(frame.image, found.rects())
         if self.final_ocr is not None and self._declared and dom is not None:
@@ -251,6 +248,34 @@ class Redactor:
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+    def reads_pixels(self, has_dom: bool) -> bool:
+        """Whether :meth:`redact` reads pixels (bullet scan, OCR, final OCR pass), given whether
+        a DOM snapshot comes with the frame. False, and no :meth:`layout_boxes`: the frame
+        comes back as it is (a browser may send the JPEG it captured)."""
+        bullets = self.mask_password_fields and self.detect_bullets and not has_dom
+        ocr = self.ocr is not None and self.needs_ocr
+        final = self.final_ocr is not None and bool(self._declared) and has_dom
+        return bullets or ocr or final
+
+    def layout_boxes(
+        self,
+        frame: Frame,
+        dom: list[dict[str, Any]] | None,
+        windows: list[dict[str, Any]] | None = None,
+    ) -> list[RedactionNote]:
+        """What :meth:`redact` blacks out without reading pixels (DOM, regions, windows)."""
+        return [note for _, note in self._layout_boxes(frame, dom, windows).boxes]
+
+    def _layout_boxes(
+        self, frame: Frame, dom: list[dict[str, Any]] | None, windows: list[dict[str, Any]] | None
+    ) -> _FoundBoxes:
+        found = _FoundBoxes(frame)
+        self._dom_boxes(found, dom)
+        for i, region in enumerate(self.regions):
+            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
+        self._window_boxes(found, windows)
+        return found
 
     def _dom_boxes(self, found: _FoundBoxes, dom: list[dict[str, Any]] | None) -> None:
         """Password fields, and elements whose text (visible, past 200 characters, value,
@@ -376,24 +401,29 @@ def find_bullet_runs(
     Works on the pixels alone: connected components of dark-on-light and light-on-dark
     ink that are round, filled, equal in size, on one line and evenly spaced.
     """
-    import cv2
-
     gray = np.asarray(image.convert("L"))
     runs: list[Rect] = []
     for mask in (gray < 110, gray > 170):
-        _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
-        keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
-        fill = area / np.maximum(w * h, 1)
-        keep &= (fill >= 0.7) & (fill <= 0.92)
-        dots = [
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-            if _clear_above_below(mask, int(a), int(b), int(c), int(d))
-        ]
+        dots = round_dots(mask, min_size, max_size)
         if len(dots) >= min_run:
             runs.extend(_dot_runs(dots, min_run))
     return runs
+
+
+def round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
+    """Round, filled blobs of ``mask`` with empty background above and below: (x, y, w, h)."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
+    fill = area / np.maximum(w * h, 1)
+    keep &= (fill >= 0.7) & (fill <= 0.92)
+    return [
+        (int(a), int(b), int(c), int(d))
+        for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+        if _clear_above_below(mask, int(a), int(b), int(c), int(d))
+    ]
 
 
 def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:

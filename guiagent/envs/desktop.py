@@ -57,6 +57,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import Size, transform_for_monitor
 from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.envs.desktop_a11y import AccessibleFocusMixin
 from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old import path)
     _PYAUTOGUI_ALIASES,
     _XDOTOOL_KEYS,
@@ -71,6 +72,8 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
     _pyautogui_display,
     _same_display,
     char_keysym,
+    pyautogui_point,
+    xdotool_point,
 )
 from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
@@ -84,7 +87,7 @@ class FailSafeError(Killed):
     """The pointer was pushed into a screen corner: the kill switch stopped the action."""
 
 
-class DesktopEnv:
+class DesktopEnv(AccessibleFocusMixin):
     """Environment for a whole desktop or one monitor of it (``surface == "desktop"``).
 
     ``monitor`` follows mss numbering: ``0``/``"all"`` the whole virtual desktop, ``1..N``
@@ -92,7 +95,8 @@ class DesktopEnv:
     scale (device pixels per desktop point; derived from the capture when None).
     ``failsafe`` keeps pyautogui's corner kill switch on (default: on, except on an Xvfb
     this env started itself). ``type_delay_ms`` is the per-key delay for typing (0: keys
-    go in XTest batches of XTEST_BATCH).
+    go in XTest batches of XTEST_BATCH). ``atspi_env``: how to reach the accessibility
+    bus (``DBUS_SESSION_BUS_ADDRESS``) for :meth:`accessible_focus`; None: this process's.
     """
 
     surface = "desktop"
@@ -105,6 +109,7 @@ class DesktopEnv:
         failsafe: bool | None = None,
         input_backend: InputBackend = "auto",
         type_delay_ms: int = 0,
+        atspi_env: dict[str, str] | None = None,
     ) -> None:
         if isinstance(monitor, str) and monitor not in ("all", "primary"):
             if not monitor.isdigit():
@@ -122,6 +127,7 @@ class DesktopEnv:
         self.killswitch: KillSwitch | None = None
         self.input_backend: InputBackend = input_backend
         self.type_delay_ms = type_delay_ms
+        self.atspi_env = atspi_env
         self.display: str | None = None
         self.xauthority: str | None = None
         self._own_server: XvfbDisplay | None = None
@@ -251,6 +257,7 @@ class DesktopEnv:
         if self._closed:
             return
         self._closed = True
+        await asyncio.to_thread(self._close_accessibility)
         executor, self._executor = self._executor, None
         if executor is not None:
             loop = asyncio.get_running_loop()
@@ -408,16 +415,7 @@ class DesktopEnv:
         pg.FAILSAFE = bool(self.failsafe)
         try:
             if isinstance(action, (Click, DoubleClick, RightClick, Move)):
-                x, y = _pt(action.x, action.y)
-                if isinstance(action, Click):
-                    pg.click(x, y)
-                elif isinstance(action, DoubleClick):
-                    pg.doubleClick(x, y, interval=0.05)
-                elif isinstance(action, RightClick):
-                    pg.rightClick(x, y)
-                else:
-                    pg.moveTo(x, y)
-                return ActResult(detail=f"{action.name} at {x},{y}")
+                return pyautogui_point(pg, action, self._check_killed)
             if isinstance(action, Drag):
                 (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
                 pg.moveTo(x1, y1)
@@ -557,16 +555,8 @@ class DesktopEnv:
         self._check_corner()
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
-            move = ["mousemove", "--sync", str(x), str(y)]
-            if isinstance(action, Click):
-                self._xdotool(*move, "click", "1")
-            elif isinstance(action, DoubleClick):
-                self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
-            elif isinstance(action, RightClick):
-                self._xdotool(*move, "click", "3")
-            else:
-                self._xdotool(*move)
-            return ActResult(detail=f"{action.name} at {x},{y}")
+            there = self._pointer_and_screen()[:2] == (x, y)
+            return xdotool_point(self._xdotool, action, there, self._check_killed)
         if isinstance(action, Drag):
             (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
             args = ["mousemove", "--sync", str(x1), str(y1), "mousedown", "1"]

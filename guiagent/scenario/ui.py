@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,6 @@ from guiagent.core.actions import (
 from guiagent.core.env import Environment, FocusProbe, Frame
 from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
-from guiagent.record.evidence import dom_evidence
 from guiagent.record.trajectory import Recorder
 from guiagent.scenario.choice import select_option
 from guiagent.scenario.ground import (
@@ -59,7 +59,7 @@ from guiagent.scenario.schema import (
     Step,
     TypeSpec,
 )
-from guiagent.scenario.ui_pointer import PointerSteps
+from guiagent.scenario.ui_pointer import PointerSteps, click_step_value
 from guiagent.scenario.verify import focus_problem
 from guiagent.skills.registry import use_steps_runner
 
@@ -125,19 +125,34 @@ class UI(PointerSteps):
 
     # --- the Python API: one method per step kind ---------------------------------------
 
-    async def click(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
-        """Click what a person would call ``target`` (a text, or a target mapping as in YAML)."""
-        return await self.do({"click": _target(target)}, timeout)
+    async def click(
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
+    ) -> str:
+        """Click what a person would call ``target`` (a text, or a target mapping as in YAML),
+        holding ``modifiers`` (``["ctrl"]``, ``"ctrl+shift"``: ctrl, shift, alt, meta)."""
+        return await self.do({"click": click_step_value(target, modifiers)}, timeout)
 
     async def double_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"double_click": _target(target)}, timeout)
+        return await self.do({"double_click": click_step_value(target, modifiers)}, timeout)
 
     async def right_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"right_click": _target(target)}, timeout)
+        return await self.do({"right_click": click_step_value(target, modifiers)}, timeout)
 
     async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
         """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""
@@ -383,23 +398,18 @@ class UI(PointerSteps):
         hits = []
         typed_check = None
         if spec.into is not None:
-            into, frame, hit = await self._field(frame, spec.into, timeout)
+            _into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
+            what = spec.into.describe()
             # the focus and the replay evidence for a click into the field, read together
             focused, target = await asyncio.gather(self._has_focus(hit), self.evidence_at(hit))
             if not focused:  # click into the field only when needed
                 rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-                what = into.describe()
-                await self._act(
-                    rec["action"],
-                    rec,
-                    frame,
-                    [hit],
-                    check=lambda: focus_problem(self.env, what),
-                    target=target,
-                )
-            typed_check = self._typed_check(spec.text, frame, hit)
-        if spec.text and await self.executor.typing_into_password():
+                check = partial(focus_problem, self.env, what, hit.screen)
+                await self._act(rec["action"], rec, frame, [hit], check=check, target=target)
+            typed_check = await self._typed_check(spec.text, frame, hit, what)
+        password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
+        if spec.text and (password or await self.executor.typing_into_password()):
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
         if named:
@@ -411,17 +421,6 @@ class UI(PointerSteps):
         await self._act(action, rec, frame, check=typed_check)
         if spec.enter:
             await self._act(Key(keys=["enter"]), rec, frame)
-
-    async def evidence_at(self, hit: Grounded) -> dict[str, Any] | None:
-        """The replay evidence (DOM element) at ``hit`` when recording; None: the executor
-        reads it itself."""
-        if self.executor.recorder is None or hit.ref is None:
-            return None
-        try:
-            return await dom_evidence(self.env, hit.screen[0], hit.screen[1], hit.dom)
-        except Exception as exc:  # a page mid-navigation: the executor tries again
-            logger.debug("no evidence read beside the checks: {}", exc)
-            return None
 
     async def _has_focus(self, hit: Grounded) -> bool:
         """Whether the field at ``hit`` already has the keyboard focus (browser only)."""

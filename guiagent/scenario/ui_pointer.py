@@ -4,6 +4,7 @@ split from ``ui.py``: they ground their targets, then act through ``UI._act``.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guiagent.core.actions import Click, DoubleClick, Drag, Move, RightClick, Scroll
@@ -15,9 +16,17 @@ from guiagent.scenario.scroll_until import scroll_until
 from guiagent.scenario.verify import CheckedScreen
 
 
+def click_step_value(target: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
+    """A click step's value from the Python API: the target, with the keys held if any."""
+    value = target if isinstance(target, str) else dict(target)
+    if not modifiers:
+        return value
+    held = [modifiers] if isinstance(modifiers, str) else list(modifiers)
+    return {"target": value, "modifiers": held}
+
+
 class PointerSteps(CheckedScreen):
-    """Click, double/right click, hover, scroll and drag steps (``_act`` and
-    ``evidence_at`` come from UI)."""
+    """Click, double/right click, hover, scroll and drag steps (``_act`` comes from UI)."""
 
     async def _click_kind(
         self, kind: str, frame: Frame, value: Any, timeout: float, rec: dict[str, Any]
@@ -38,7 +47,12 @@ class PointerSteps(CheckedScreen):
             "right_click": RightClick,
             "hover": Move,
         }[kind]
-        action = cls(x=hit.screen[0], y=hit.screen[1])
+        held = getattr(spec, "modifiers", ())  # ClickTarget: keys held while clicking
+        action = (
+            cls(x=hit.screen[0], y=hit.screen[1], modifiers=held)
+            if held
+            else cls(x=hit.screen[0], y=hit.screen[1])
+        )
         rec.update(action=action, hits=[hit])
         await self._act(action, rec, frame, [hit], target=target)
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from rich.markup import escape
 
-from guiagent.app import model_agent_factory  # ai: steps get what `guiagent run` gets
 from guiagent.cliparse import UsageError, check_url, cli_console
 
 console = cli_console()
@@ -178,6 +177,15 @@ def _print_result(result: Any) -> None:
         console.print(f"  [dim]recording: {escape(result.run_dir)}[/dim]")
 
 
+def _agent_factory(model: str | None) -> Any:
+    """``ai:`` steps get what ``guiagent run`` gets (the agent loop loads only for a model)."""
+    if not model or model == "local":
+        return None
+    from guiagent.app import model_agent_factory
+
+    return model_agent_factory(model)
+
+
 def _run(args: argparse.Namespace) -> int:
     from guiagent.scenario.session import ScenarioSession, SessionOptions
 
@@ -218,13 +226,14 @@ def _run(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         headless=not args.headed,
         own_displays=args.workers > 1,
-        agent_factory=model_agent_factory(args.model),
+        agent_factory=_agent_factory(args.model),
         skill_paths=list(args.skills),
     )
     started = time.perf_counter()
 
     async def main() -> list[Any]:
         async with ScenarioSession(options) as session:
+            await session.prepare(scenarios)  # Chromium starts while the step engine loads
             return await session.run_many(scenarios, workers=args.workers, on_result=_print_result)
 
     results = asyncio.run(main())

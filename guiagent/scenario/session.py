@@ -28,16 +28,9 @@ from typing import Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.agent.step import finish_recording
 from guiagent.core.env import Environment
 from guiagent.envs.display import parent_death_signal
-from guiagent.scenario.runner import (
-    AgentFactory,
-    ScenarioResult,
-    StepResult,
-    run_scenario,
-    scenario_redactor,
-)
+from guiagent.scenario.results import ScenarioResult
 from guiagent.scenario.schema import BrowserTarget, DesktopTarget, Scenario
 from guiagent.scenario.static import StaticServer, find_served_root, is_absolute_url
 
@@ -56,7 +49,8 @@ class SessionOptions(BaseModel):
     display: str | None = (
         None  # run desktop scenarios on this display (None: $DISPLAY or a fresh Xvfb)
     )
-    agent_factory: AgentFactory | None = Field(default=None, exclude=True)
+    # runner.AgentFactory (the step engine loads later, see ScenarioSession.prepare)
+    agent_factory: Any = Field(default=None, exclude=True)
     skill_paths: list[Path] = Field(default_factory=list)  # --skills: more skill files/folders
     # --browser-cdp / --browser-ws: every browser scenario runs in this browser instead
     browser_cdp: str | None = None
@@ -138,7 +132,7 @@ class ScenarioSession:
             if self._browser is None:
                 from playwright.async_api import async_playwright
 
-                from guiagent.envs.browser import CHROMIUM_ARGS, chromium_executable
+                from guiagent.envs.browser_launch import CHROMIUM_ARGS, chromium_executable
 
                 self._pw = await async_playwright().start()
                 self._browser = await self._pw.chromium.launch(
@@ -147,6 +141,29 @@ class ScenarioSession:
                     args=list(CHROMIUM_ARGS),
                 )
             return self._browser
+
+    async def prepare(self, scenarios: list[Scenario]) -> None:
+        """Load the step engine while Chromium starts: the browser is launched in the
+        background (when a browser scenario will launch one), and the modules that run
+        steps are imported in a worker thread meanwhile (a whole ``guiagent scenario run``
+        then pays the longer of the two, not their sum). A launch that fails here is tried
+        again, and reported, by the scenario that needs it."""
+        launch = None
+        attach = self.options.browser_cdp or self.options.browser_ws
+        if self._browser is None and not attach and any(_launches_browser(s) for s in scenarios):
+            import playwright.async_api  # noqa: F401  (here, not beside the worker's imports)
+
+            import guiagent.envs.browser_launch  # noqa: F401
+
+            launch = asyncio.ensure_future(self.browser())
+        try:
+            await asyncio.to_thread(_load_step_engine)
+        finally:
+            if launch is not None:
+                try:
+                    await launch
+                except Exception as exc:  # the scenario's own launch reports it
+                    logger.debug("browser launch ahead of the scenarios failed: {}", exc)
 
     def url_for(self, scenario: Scenario, url: str) -> str:
         if is_absolute_url(url):
@@ -289,6 +306,9 @@ class ScenarioSession:
 
     async def run(self, scenario: Scenario) -> ScenarioResult:
         """Set up the target, run the steps with a recorder, tear down; never raises for a failing scenario."""
+        from guiagent.agent.step import finish_recording
+        from guiagent.scenario.runner import StepResult, run_scenario, scenario_redactor
+
         recorder = None
         started = time.perf_counter()
         # one redactor for the run: what the runner learns (passwords typed) also hides
@@ -374,6 +394,19 @@ class ScenarioSession:
             return result
 
         return list(await asyncio.gather(*(one(s) for s in scenarios)))
+
+
+def _launches_browser(scenario: Scenario) -> bool:
+    target = scenario.target
+    return isinstance(target, BrowserTarget) and target.cdp is None and target.ws is None
+
+
+def _load_step_engine() -> None:
+    """Import what runs a scenario's steps (grounding, the UI, the recorder, the browser env)."""
+    import guiagent.envs.browser
+    import guiagent.grounding.local
+    import guiagent.record.trajectory
+    import guiagent.scenario.runner  # noqa: F401
 
 
 class _Launched:

@@ -122,8 +122,8 @@ async def _next_frames(page: Page, count: int = 2) -> None:
         logger.debug("no frame to wait for: {}", exc)
 
 
-# Resolves once the page has drawn the frame in which it handled the next mouse move (the
-# hover state is on screen), at the latest two frames after it was set up (the move landed
+# Resolves two frames after the one in which the page handled the next mouse move (the
+# hover state is on screen), at the latest four frames after it was set up (the move landed
 # in an iframe, or the pointer did not move, so no mousemove reached this document); at
 # once on a page whose style sheets have no :hover rule.
 _MOVE_DRAWN_JS = """() => new Promise((done) => {
@@ -143,18 +143,21 @@ _MOVE_DRAWN_JS = """() => new Promise((done) => {
     if (!hoverStyled()) { done(); return; }
     let over = false;
     const finish = () => { if (!over) { over = true; removeEventListener('mousemove', seen, true); done(); } };
-    const seen = () => requestAnimationFrame(() => setTimeout(finish, 0));
+    // two frames after the one that handled the move (a hover image may still be loading)
+    const frames = (n, then) => requestAnimationFrame(() => n > 1 ? frames(n - 1, then) : then());
+    const seen = () => frames(3, finish);
     addEventListener('mousemove', seen, {capture: true, once: true});
-    requestAnimationFrame(() => requestAnimationFrame(finish));
+    frames(4, finish);
 })"""
 
 
 async def move_and_draw(page: Page, x: float, y: float) -> None:
     """Move the pointer to (x, y) and wait until the page drew its hover state.
 
-    The wait is set up in the page before the move is sent, so it ends with the frame that
-    handled the move (no extra frame after it): the press that follows lands on what the
-    hover state shows (an icon that swaps its image on ``:hover``)."""
+    The wait is set up in the page before the move is sent and counts frames from the one
+    that handled the move, in one round trip: the press that follows lands on what the
+    hover state shows (an icon that swaps its image on ``:hover``). A page without
+    ``:hover`` rules has nothing to draw: no wait."""
     drawn = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
     try:
         await page.mouse.move(x, y)

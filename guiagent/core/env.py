@@ -12,7 +12,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from guiagent.core.actions import BaseAction
-from guiagent.core.geometry import FrameTransform, Size
+from guiagent.core.geometry import FrameTransform, Rect, Size
 
 
 @dataclass
@@ -140,6 +140,18 @@ class QuietSource(Protocol):
     rather than pixels (a browser page): None when it cannot tell this time."""
 
     async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class StillSource(Protocol):
+    """An environment that can wait, cheaply, until its screen (or ``region`` of it, screen
+    points) stays still for ``quiet_ms`` (a desktop: X DAMAGE events and grayscale
+    thumbnails of small grabs): ``{"settled", "waited_ms", "polls", "how"}``, or None when
+    it cannot tell this time."""
+
+    async def wait_still(
+        self, quiet_ms: float, timeout_s: float, region: Rect | None = None
+    ) -> dict[str, Any] | None: ...
 
 
 def dom_of(env: object) -> DomSource | None:

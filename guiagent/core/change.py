@@ -322,8 +322,10 @@ class LoopDetector:
         frame: Frame | None = None,
         text_near: NearText | None = None,
     ) -> Ladder:
-        thumb = thumbnail(frame.image) if frame is not None else None
+        # one grayscale conversion: the full-size gray judges change near the target, and
+        # its reduction is the thumbnail the whole screen is compared on
         gray = frame.image.convert("L") if frame is not None else None
+        thumb = thumbnail(gray) if gray is not None else None
         current = _Entry("", "", (), False, text_near=text_near)  # its text, read at most once
         if thumb is not None and gray is not None:
             own_digest = frame_digest

@@ -336,7 +336,12 @@ class DesktopEnv:
         """Block until the captured monitor (or ``region``, desktop points) stays still for
         ``quiet_ms``: thumbnails of mss grabs, looked at when X DAMAGE says something was
         drawn (polled without DAMAGE); see :mod:`guiagent.envs.desktop_still`."""
-        return await self._call(self._wait_still, quiet_ms, timeout_s, region)
+        try:
+            return await self._call(self._wait_still, quiet_ms, timeout_s, region)
+        except asyncio.CancelledError:  # the worker thread is needed for what comes next
+            if self._still is not None:
+                self._still.cancel()
+            raise
 
     def _wait_still(self, quiet_ms: float, timeout_s: float, region: Rect | None) -> dict[str, Any]:
         if self._still is None:

@@ -12,6 +12,7 @@ caret, a small spinner under ``threshold``) does not restart the still window.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ class ScreenStill:
 
     def __init__(self, grab: Callable[[Region], tuple[Any, int, int]], display: str | None):
         self.grab = grab
+        self._cancel = threading.Event()  # set from another thread: the waiter gave up
         self._damage: Any = None
         if display:
             try:
@@ -58,6 +60,7 @@ class ScreenStill:
         """Block until ``region`` stays within ``threshold`` (fraction of thumbnail pixels)
         of a reference for ``quiet_ms``, or ``timeout_s`` passes (``settled`` False)."""
         start = time.monotonic()
+        self._cancel.clear()
         if self._damage is not None:
             self._damage.clear()
         reference = self._thumb(region)
@@ -65,7 +68,8 @@ class ScreenStill:
         quiet_since = last_grab = time.monotonic()
         while True:
             now = time.monotonic()
-            if (now - quiet_since) * 1000 >= quiet_ms or now - start >= timeout_s:
+            over = now - start >= timeout_s or self._cancel.is_set()
+            if (now - quiet_since) * 1000 >= quiet_ms or over:
                 settled = (now - quiet_since) * 1000 >= quiet_ms
                 return {
                     "settled": settled,
@@ -74,7 +78,8 @@ class ScreenStill:
                     "events": events,
                     "how": self.how,
                 }
-            until = min(quiet_since + quiet_ms / 1000, start + timeout_s)
+            # wake at least every 100 ms: a waiter that gave up frees the thread soon
+            until = min(quiet_since + quiet_ms / 1000, start + timeout_s, now + 0.1)
             if self._damage is not None:
                 hits = self._damage.damaged(until - now, region)
                 if not hits:
@@ -91,6 +96,10 @@ class ScreenStill:
             last_grab = time.monotonic()
             if thumbnail_difference(reference, current) > threshold:
                 reference, quiet_since = current, last_grab
+
+    def cancel(self) -> None:
+        """End a wait running on another thread (it returns unsettled)."""
+        self._cancel.set()
 
     def close(self) -> None:
         if self._damage is not None:

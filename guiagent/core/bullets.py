@@ -3,7 +3,7 @@
 :func:`find_bullet_runs` scans one image. :class:`BulletScan` scans a stream of frames (the
 desktop's, one per step) and rescans only the rows that changed since the last frame: the
 pixels are compared exactly (any change to any byte of a row marks it), so a password field
-that appears or grows anywhere is found, and the result equals a full scan of the frame.
+that appears or grows anywhere is found, and the result is what a full scan of the frame finds.
 """
 
 from __future__ import annotations
@@ -153,7 +153,10 @@ class BulletScan:
     itself); runs of the previous frame outside every core are kept, those inside are
     found again by scanning full-width bands a further margin around the cores (so a
     component cut at a band's edge cannot join a run in the core). Full width, because a
-    run is a row of dots of any length. The result is the set a full scan finds.
+    run is a row of dots of any length. The result is the set a full scan finds, with one
+    reservation: dots are put into rows by the first dot met within one pixel of height, so
+    a ladder of same-size dots one row apart reaching from a band's edge down to a field
+    could group it differently from a scan that starts at the top of the frame.
     """
 
     def __init__(

@@ -20,9 +20,10 @@ records) the same way.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -227,12 +228,13 @@ class Redactor:
         frame: Frame,
         dom: list[dict[str, Any]] | None = None,
         windows: list[dict[str, Any]] | None = None,
-        text_boxes: list[Any] | None = None,
+        text_boxes: list[Any] | Awaitable[list[Any] | None] | None = None,
     ) -> tuple[Frame, list[RedactionNote]]:
         """Black out every sensitive box in a copy of ``frame``.
 
         ``text_boxes`` (objects with ``.text`` and ``.box`` in frame pixels) skip the OCR
-        call when the caller has already read the frame. When nothing is hidden the frame
+        call when the caller has already read the frame; an awaitable of them (a read still
+        running) is awaited side by side with the desktop's dot scan. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
         found = _FoundBoxes(frame)
@@ -291,15 +293,26 @@ class Redactor:
                     break
 
     async def _pixel_boxes(
-        self, found: _FoundBoxes, dom: list[dict[str, Any]] | None, text_boxes: list[Any] | None
+        self,
+        found: _FoundBoxes,
+        dom: list[dict[str, Any]] | None,
+        text_boxes: list[Any] | Awaitable[list[Any] | None] | None,
     ) -> None:
         """Masked entries found by their look (no DOM: desktop) and text read by OCR."""
         frame = found.frame
         if self.mask_password_fields and self.detect_bullets and dom is None:
             # no DOM to ask (desktop): find masked entries by their look, since OCR
-            # engines often do not read bullet characters at all
-            for rect in await asyncio.to_thread(self._bullets.find, frame.image):
+            # engines often do not read bullet characters at all; side by side with an
+            # OCR read the caller started (text_boxes still to come)
+            dots = asyncio.to_thread(self._bullets.find, frame.image)
+            if inspect.isawaitable(text_boxes):
+                runs, text_boxes = await asyncio.gather(dots, text_boxes)
+            else:
+                runs = await dots
+            for rect in runs:
                 found.add(rect, "masked_text", "mask_password_fields", self.pad)
+        if inspect.isawaitable(text_boxes):
+            text_boxes = await text_boxes
         if text_boxes is None and self.ocr is not None and self.needs_ocr:
             text_boxes = await self.read_text(frame)
         for tb in text_boxes or []:

@@ -19,6 +19,7 @@ from guiagent.cli import main
 from guiagent.record import load
 from guiagent.record.trajectory import Recorder, RunHeader, StepRecord, read_header
 from guiagent.record.verify import verify_run
+from guiagent.testing.processes import child_pids, is_alive
 
 
 @pytest.fixture(autouse=True)
@@ -160,28 +161,6 @@ with FakeModelServer(lambda request: FakeReply(tool_calls=[("wait", {"seconds": 
 """
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[-1].split()
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 @pytest.mark.desktop
 def test_sigkill_of_a_desktop_run_leaves_no_x_server_and_reads_as_interrupted(
     tmp_path: Path, capfd: Any
@@ -205,7 +184,7 @@ def test_sigkill_of_a_desktop_run_leaves_no_x_server_and_reads_as_interrupted(
             time.sleep(0.1)
         servers = [
             pid
-            for pid in _children(proc.pid)
+            for pid in child_pids(proc.pid)
             if "Xvfb" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         ]
         assert servers, "the run did not start its own Xvfb"
@@ -214,9 +193,9 @@ def test_sigkill_of_a_desktop_run_leaves_no_x_server_and_reads_as_interrupted(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     guard = time.monotonic() + 30
-    while any(_alive(pid) for pid in servers) and time.monotonic() < guard:
+    while any(is_alive(pid) for pid in servers) and time.monotonic() < guard:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in servers), "the Xvfb outlived its run"
+    assert not any(is_alive(pid) for pid in servers), "the Xvfb outlived its run"
     run = load(run_dir)
     assert run.header.status == "interrupted"
     last = run.steps[-1].index

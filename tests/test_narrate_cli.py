@@ -113,3 +113,28 @@ def test_fill_model_names_an_image_the_tree_leaves_unnamed(tmp_path: Path) -> No
 
 def test_compare_with_watch_is_a_usage_error() -> None:
     assert command.run(_args("--start-url", "about:blank", "--compare", "--watch")) == 2
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_secrets_come_from_the_environment_or_a_file_not_only_argv(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "narration.txt"
+    argv = ["--start-url", PAGE.as_uri(), "--out", str(out)]
+    if source == "environment":
+        monkeypatch.setenv("GUIAGENT_SECRET_REPORT_TITLE", "Quarterly report")
+    else:
+        secrets = tmp_path / "secrets.yaml"
+        secrets.write_text("report_title: Quarterly report\n")
+        argv += ["--secrets-file", str(secrets)]
+    assert command.run(_args(*argv)) == 0
+    said = out.read_text()
+    assert "Quarterly report" not in said
+    assert "Save" in said  # the rest is still narrated
+
+
+def test_a_bad_secrets_file_is_a_usage_error(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("- not a mapping\n")
+    code = command.run(_args("--start-url", PAGE.as_uri(), "--secrets-file", str(secrets)))
+    assert code == 2

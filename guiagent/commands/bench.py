@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -52,6 +53,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+NOTE_WIDTH = 160  # the table shows this much of a note; --json keeps it whole
+
+
+def short_note(note: str) -> str:
+    if len(note) <= NOTE_WIDTH:
+        return note
+    return note[: NOTE_WIDTH - 1].rstrip() + "… (whole note in --json)"
+
+
 def print_table(results: list[dict[str, Any]], console: Console) -> None:
     """One table of every figure; off a terminal it is as wide as it needs (no wrapping at 80)."""
     table = Table(title=f"guiagent bench ({machine()['cpus']} cpus, Python {machine()['python']})")
@@ -64,7 +74,7 @@ def print_table(results: list[dict[str, Any]], console: Console) -> None:
             f"{row['median_ms']:.2f}",
             "" if row.get("baseline_ms") is None else f"{row['baseline_ms']:.2f}",
             "" if row.get("ratio") is None else f"{row['ratio']:.2f}",
-            row.get("note", ""),
+            escape(short_note(row.get("note", ""))),
         )
     print_wide(console, table)
 
@@ -81,12 +91,18 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]{area}: not available ({escape(str(exc))})[/]")
             continue
         t = time.perf_counter()
+        # benchmarks provoke failures on purpose (heal refusals, killed workers): their
+        # warnings would bury the table; -v shows them
+        if not getattr(args, "verbose", 0):
+            logger.disable("guiagent")
         try:
             rows = module.run(quick=args.quick)
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             failures += 1
             console.print(f"[red]{area}: failed: {escape(repr(exc))}[/]")
             continue
+        finally:
+            logger.enable("guiagent")
         for row in rows:
             row["area"] = area
         results.extend(rows)

@@ -107,7 +107,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="window (title, glob or re:regex) never read (repeatable)",
     )
     parser.add_argument(
-        "--secret", action="append", default=[], help="a value never spoken or written"
+        "--secret",
+        action="append",
+        default=[],
+        help="DEPRECATED (visible in the process list): a value never spoken or written; "
+        "use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME instead",
+    )
+    parser.add_argument(
+        "--secrets-file",
+        type=Path,
+        help="YAML of secrets ('name: value' or 'name: {value, ...}'): never spoken or written "
+        "(also GUIAGENT_SECRETS_FILE and GUIAGENT_SECRET_<NAME>)",
+    )
+    parser.add_argument(
+        "--ask-secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for the secret NAME on the terminal (not echoed) before narrating (repeatable)",
     )
 
 
@@ -211,12 +228,30 @@ def _open_env(args: argparse.Namespace) -> Any:
     )
 
 
-async def _main(args: argparse.Namespace, console: Console) -> int:
+def secret_values(args: argparse.Namespace) -> list[str]:
+    """Every value narration must never speak or write: the same sources as `guiagent run`."""
+    from guiagent.cli import ask_secret
+    from guiagent.skills.model import SecretStore, SkillError
+
+    if args.secret:
+        logger.warning(
+            "--secret VALUE is deprecated: the value is visible to every user in the process "
+            "list; use --secrets-file, GUIAGENT_SECRET_<NAME> or --ask-secret NAME"
+        )
+    try:
+        asked = {name: ask_secret(name) for name in args.ask_secret}
+        store = SecretStore(asked, file=args.secrets_file)
+    except (SkillError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    return [*args.secret, *store.known_values()]
+
+
+async def _main(args: argparse.Namespace, console: Console, secrets: list[str]) -> int:
     scope = _scope(args)
     redactor = Redactor(
         regions=[Scope.parse_region(r).rect for r in args.private],  # type: ignore[misc]
         window_titles=args.private_window,
-        secrets=args.secret,
+        secrets=secrets,
     )
     speaker = (
         Speaker(voice=args.voice, rate=args.rate, wav_dir=args.speak_wav) if args.speak else None
@@ -284,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
     console = cli_console(stderr=True)
     try:
         _check(args)
-        return asyncio.run(_main(args, cli_console()))
+        secrets = secret_values(args)
+        return asyncio.run(_main(args, cli_console(), secrets))
     except (NarrateError, RedactionError, SpeechError, UsageError) as exc:
         console.print(f"[red]narrate:[/red] {escape(str(exc))}")
         return 2

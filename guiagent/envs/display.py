@@ -135,7 +135,7 @@ class _XServer:
                     stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,),
                     start_new_session=True,
-                    preexec_fn=_parent_death_signal(),
+                    preexec_fn=parent_death_signal(),
                 )
         except OSError as exc:
             os.close(read_fd)
@@ -478,9 +478,10 @@ def _modeline(width: int, height: int, refresh: float = 60.0) -> list[str]:
 PR_SET_PDEATHSIG = 1
 
 
-def _parent_death_signal() -> Any:
+def parent_death_signal() -> Any:
     """A ``preexec_fn`` that makes the child get SIGTERM when this process dies (even by
-    SIGKILL), so no X server outlives the run that started it; None without procfs.
+    SIGKILL), so no X server or scenario app outlives the run that started it; None
+    without procfs.
 
     Linux sends the signal when the *thread* that forked the child ends. Servers are
     started from the main thread or from executor threads (the desktop env's own, asyncio's

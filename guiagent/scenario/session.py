@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guiagent.agent.step import finish_recording
 from guiagent.core.env import Environment
+from guiagent.envs.display import parent_death_signal
 from guiagent.scenario.runner import (
     AgentFactory,
     ScenarioResult,
@@ -248,6 +249,8 @@ class ScenarioSession:
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
                 start_new_session=True,
+                # the scenario owns its app: a killed run must not leave it on the user's screen
+                preexec_fn=parent_death_signal(),
             )
         except OSError as exc:
             errors.close()

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from guiagent.agent.policy import Policy, PolicyRule, When
+from guiagent.core.actions import MODIFIERS
 from guiagent.scenario import schema as sc
 from guiagent.scenario.vocabulary import NAMED_KEYS
 
@@ -52,9 +53,9 @@ MORE: dict[str, str] = {
 }
 
 STEP_DOCS: dict[str, tuple[str, list[str]]] = {
-    "click": ("Click a target (text, image or point).", ["click: Sign in", "click: {text: Save, role: button, nth: 2}"]),
-    "double_click": ("Double-click a target.", ["double_click: report.txt"]),
-    "right_click": ("Right-click a target (context menu).", ["right_click: {text: report.txt, in: Files}"]),
+    "click": ("Click a target (text, image or point), optionally holding modifier keys (ctrl-click adds to a selection, shift-click extends it).", ["click: Sign in", "click: {text: Save, role: button, nth: 2}", "click: {text: Row 3, modifiers: [shift]}", "click: {target: Report.pdf, modifiers: [ctrl]}"]),
+    "double_click": ("Double-click a target, optionally holding modifier keys.", ["double_click: report.txt", "double_click: {text: report.txt, modifiers: [alt]}"]),
+    "right_click": ("Right-click a target (context menu), optionally holding modifier keys.", ["right_click: {text: report.txt, in: Files}", "right_click: {target: report.txt, modifiers: [shift]}"]),
     "hover": ("Move the pointer onto a target without pressing; hover effects show before the next step.", ["hover: {image: icons/menu.png}", "hover: {role: button, nth: 2}"]),
     "type": ("Type text, optionally into a target first.", ["type: hello", "type: {text: '${secret:PASSWORD}', into: Password, enter: true}"]),
     "press": ("Press a key or a chord.", ["press: enter", "press: ctrl+s", "press: [ctrl, shift, t]"]),
@@ -96,6 +97,7 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
     "domain": ("Globs on the page's host (`*.example.com` covers example.com and its subdomains).", "domain: '*.bank.example'"),
     "domain_not": ("Matches when the host is outside all the globs given (an allow-list).", "domain_not: [localhost, '*.intranet.example']"),
     "keys": ("Key chords, order-insensitive: `ctrl+alt+delete` or `[ctrl, alt, delete]`.", "keys: [ctrl+alt+delete, ctrl+alt+backspace]"),
+    "modifiers": ("Modifier keys a click, double or right click holds (scenarios and replays set them; the model's tools have none): matches when the click holds at least all of them.", "modifiers: [ctrl]"),
     "text_regex": ("A regular expression searched in the text of a `type` action.", "text_regex: '\\d{16}'"),
     "secret": ("Names of the stored secrets a step types (a skill typing one from the secret store).", "secret: [bank_pw]"),
     "text_secret": ("The typed text contains a known secret (a `--secret` value, one from the secret store, or a match of a secret pattern).", "text_secret: true"),
@@ -216,7 +218,14 @@ def scenarios_md() -> str:
             lead = short if kind in SHORT_FORMS else "The"
             out += [f"{lead} mapping form takes:", "", *_field_rows(annotation), ""]
         elif kind in ("click", "double_click", "right_click"):
-            out += ["The value is a [target](#targets).", ""]
+            out += [
+                "The value is a [target](#targets). `modifiers` lists the keys held down while",
+                "the button is pressed: " + ", ".join(f"`{m}`" for m in MODIFIERS) + " (aliases:",
+                "`control`, `option`, `cmd`/`super`/`win`); it goes in the target's mapping",
+                "(`{text: Row 3, modifiers: [shift]}`) or beside it (`{target: Row 3, modifiers:",
+                "[shift]}`). An unknown name is an error naming the valid ones.",
+                "",
+            ]
         else:
             out += [f"The value is {_type_text(annotation)}.", ""]
     out += ["## Targets", ""]

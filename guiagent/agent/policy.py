@@ -39,6 +39,8 @@ the desktop, no target text) does not match. Matchers:
   covers example.com and its subdomains); ``domain_not``: matches when the host is
   outside all the globs given (allow-list);
 - ``keys``: key chords (``ctrl+alt+delete`` or ``[ctrl, alt, delete]``), order-insensitive;
+- ``modifiers``: modifier keys a click holds (``[ctrl]``, ``ctrl+shift``): matches a click,
+  double or right click holding at least all of them (set by scenarios and replays);
 - ``text_regex``: a regex searched in the text of a ``type`` action; ``text_secret``:
   the typed text contains a known secret (a value registered with :meth:`Policy.add_secret`
   or a match of a secret pattern) that this step may not type here; ``secret``: names of
@@ -371,6 +373,8 @@ class Policy:
                 isinstance(action, Key)
                 and frozenset(normalise_key(k) for k in action.keys) in w.keys
             )
+        if w.modifiers is not None:  # a click holding (at least) these modifier keys
+            yield set(w.modifiers) <= set(getattr(action, "modifiers", ()))
         if w.text_regex is not None:
             yield isinstance(action, Type) and re.search(w.text_regex, action.text) is not None
         if w.text_secret is not None:

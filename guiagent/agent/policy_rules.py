@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guiagent.agent.words import word_list_names
-from guiagent.core.actions import ACTIONS_BY_NAME, normalise_key
+from guiagent.core.actions import ACTIONS_BY_NAME, normalise_key, normalise_modifiers
 
 Decision = Literal["allow", "ask", "deny"]
 
@@ -64,6 +64,7 @@ class When(BaseModel):
     domain: list[str] | None = None
     domain_not: list[str] | None = None
     keys: list[frozenset[str]] | None = None
+    modifiers: tuple[str, ...] | None = None
     text_regex: str | None = None
     text_secret: bool | None = None
     secret: list[str] | None = None
@@ -134,6 +135,16 @@ class When(BaseModel):
         ):
             value = [value]
         return [_chord(v) for v in value]
+
+    @field_validator("modifiers", mode="before")
+    @classmethod
+    def _modifiers(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        held = normalise_modifiers(value)
+        if not held:
+            raise ValueError("modifiers needs at least one of ctrl, shift, alt, meta")
+        return held
 
     @field_validator("target_regex", "text_regex")
     @classmethod

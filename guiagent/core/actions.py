@@ -16,7 +16,17 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from guiagent.core.geometry import CoordSpace, Size
 
@@ -95,6 +105,9 @@ class BaseAction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     description: ClassVar[str] = ""
     point_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # fields set by scenarios and replays, never by the model: left out of the tools JSON
+    # and refused in a model's tool call
+    hidden_fields: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def name(self) -> str:
@@ -128,17 +141,84 @@ class _PointAction(BaseAction):
         return _coerce_xy(data) if isinstance(data, dict) else data
 
 
-class Click(_PointAction):
+Modifier = Literal["ctrl", "shift", "alt", "meta"]
+MODIFIERS: tuple[str, ...] = ("ctrl", "shift", "alt", "meta")  # also their pressing order
+_MODIFIER_ALIASES = {
+    "control": "ctrl",
+    "option": "alt",
+    "cmd": "meta",
+    "command": "meta",
+    "super": "meta",
+    "win": "meta",
+}
+
+
+class ModifierError(ValueError):
+    pass
+
+
+def normalise_modifiers(value: Any) -> tuple[str, ...]:
+    """Modifier keys held during a click, deduplicated in the order ctrl, shift, alt, meta.
+
+    Accepts a list, one name, or ``"ctrl+shift"``; ``control``, ``option``, ``cmd``/``command``/
+    ``super``/``win`` are aliases. Anything else is a :class:`ModifierError` naming the valid ones.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [p for p in re.split(r"\s*\+\s*|\s*,\s*|\s+", value.strip()) if p]
+    if not isinstance(value, (list, tuple)):
+        raise ModifierError(f"modifiers must be a list of {', '.join(MODIFIERS)}, got {value!r}")
+    names = set()
+    for item in value:
+        name = str(item).strip().lower() if isinstance(item, str) else None
+        name = _MODIFIER_ALIASES.get(name or "", name)
+        if name not in MODIFIERS:
+            raise ModifierError(
+                f"unknown modifier {item!r}; valid modifiers: {', '.join(MODIFIERS)}"
+            )
+        names.add(name)
+    return tuple(m for m in MODIFIERS if m in names)
+
+
+def modifier_prefix(modifiers: Sequence[str]) -> str:
+    """``"ctrl+shift+"`` for a click's modifiers (``""`` for none): what action details show."""
+    return "".join(f"{name}+" for name in modifiers)
+
+
+class _ClickAction(_PointAction):
+    """A press of a mouse button, with modifier keys held around it (none by default)."""
+
+    hidden_fields = frozenset({"modifiers"})
+    modifiers: tuple[Modifier, ...] = ()
+
+    @field_validator("modifiers", mode="before")
+    @classmethod
+    def _modifiers(cls, value: Any) -> tuple[str, ...]:
+        return normalise_modifiers(value)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_modifiers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a plain click dumps (records, history, approval text) as it always did
+        data: dict[str, Any] = handler(self)
+        if not data.get("modifiers"):
+            data.pop("modifiers", None)
+        else:
+            data["modifiers"] = list(data["modifiers"])
+        return data
+
+
+class Click(_ClickAction):
     action: Literal["click"] = "click"
     description = "Left-click at a point."
 
 
-class DoubleClick(_PointAction):
+class DoubleClick(_ClickAction):
     action: Literal["double_click"] = "double_click"
     description = "Double-click at a point."
 
 
-class RightClick(_PointAction):
+class RightClick(_ClickAction):
     action: Literal["right_click"] = "right_click"
     description = "Right-click at a point (opens context menus)."
 
@@ -377,6 +457,8 @@ def _parameters(cls: type[BaseAction], space: CoordSpace, sent: Size) -> dict[st
     schema = _clean_schema(cls.model_json_schema())
     props: dict[str, Any] = schema.get("properties", {})
     props.pop("action", None)
+    for hidden in cls.hidden_fields:
+        props.pop(hidden, None)
     coord = space.describe(sent)
     for name, prop in props.items():
         if name in {"x", "y", "x1", "y1", "x2", "y2"}:
@@ -384,7 +466,9 @@ def _parameters(cls: type[BaseAction], space: CoordSpace, sent: Size) -> dict[st
             prop.pop("default", None)
             prop["type"] = "number"
             prop["description"] = f"{name[0]} coordinate in {coord}"
-    required = [r for r in schema.get("required", []) if r != "action"]
+    required = [
+        r for r in schema.get("required", []) if r != "action" and r not in cls.hidden_fields
+    ]
     out: dict[str, Any] = {"type": "object", "properties": props, "required": required}
     return out
 
@@ -463,6 +547,11 @@ class ActionSpace:
         if not isinstance(arguments, dict):
             raise InvalidToolCall(
                 name, f"arguments for {name} must be a JSON object, got {type(arguments).__name__}"
+            )
+        hidden = sorted(cls.hidden_fields & set(arguments))
+        if hidden:  # a scenario's field (modifier keys): the model's tools do not have it
+            raise InvalidToolCall(
+                name, f"invalid arguments for {name}: {hidden[0]} is not an argument of {name}"
             )
         try:
             return cls.model_validate({k: v for k, v in arguments.items() if k != "action"})

@@ -42,6 +42,7 @@ from guiagent.core.actions import (
     Scroll,
     Type,
     Wait,
+    modifier_prefix,
 )
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
@@ -57,6 +58,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     _KEYS,
     _next_frames,
     _refs_to_backend_ids,
+    held_modifiers,
     playwright_key,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, wait_quiet
@@ -396,15 +398,18 @@ class BrowserEnv:
             await _next_frames(page)
             if isinstance(action, Move):
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
-            if isinstance(action, Click):
-                await mouse.down()
-                await mouse.up()
-            elif isinstance(action, DoubleClick):
-                await mouse.dblclick(x, y)
-            else:
-                await mouse.down(button="right")
-                await mouse.up(button="right")
-            return ActResult(detail=f"{action.name} at {x:g},{y:g}")
+            async with held_modifiers(page, action.modifiers, self._check_killed):
+                if isinstance(action, Click):
+                    await mouse.down()
+                    await mouse.up()
+                elif isinstance(action, DoubleClick):
+                    await mouse.dblclick(x, y)
+                else:
+                    await mouse.down(button="right")
+                    await mouse.up(button="right")
+            return ActResult(
+                detail=f"{modifier_prefix(action.modifiers)}{action.name} at {x:g},{y:g}"
+            )
         if isinstance(action, Drag):
             x1, y1, x2, y2 = action.x1, action.y1, action.x2, action.y2
             if self.full_page:

@@ -3,6 +3,8 @@ focus probe and frame waits (split from ``browser.py``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from loguru import logger
@@ -49,6 +51,35 @@ def playwright_key(key: str) -> str:
     raise InvalidToolCall(
         "key", f"unknown key name {key!r}; use names like ctrl, alt, shift, enter, esc, tab, f5, a"
     )
+
+
+# modifier names of guiagent.core.actions.MODIFIERS -> Playwright key names
+_MODIFIER_KEYS: dict[str, str] = {"ctrl": "Control", "shift": "Shift", "alt": "Alt", "meta": "Meta"}
+
+
+@contextlib.asynccontextmanager
+async def held_modifiers(
+    page: Page, modifiers: Sequence[str], check: Callable[[], None] | None = None
+) -> AsyncIterator[None]:
+    """Hold modifier keys down around the body (Playwright gives the mouse events their
+    ctrlKey/shiftKey/... from the keyboard's state). Every key pressed is released again,
+    in reverse order, whatever the body raises (the kill switch, a closed page).
+    ``check`` runs once all keys are down, before the body: the kill switch."""
+    pressed: list[str] = []
+    try:
+        for name in modifiers:
+            key = _MODIFIER_KEYS[name]
+            await page.keyboard.down(key)
+            pressed.append(key)
+        if check is not None and pressed:
+            check()
+        yield
+    finally:
+        for key in reversed(pressed):
+            try:
+                await page.keyboard.up(key)
+            except PlaywrightError as exc:  # the page went away: no key is held on it
+                logger.debug("releasing {} failed: {}", key, exc)
 
 
 def _refs_to_backend_ids(root: dict[str, Any]) -> dict[int, int]:

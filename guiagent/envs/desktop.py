@@ -71,6 +71,8 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
     _pyautogui_display,
     _same_display,
     char_keysym,
+    pyautogui_point,
+    xdotool_point,
 )
 from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale, x_window_title
 from guiagent.envs.desktop_still import ScreenStill
@@ -407,16 +409,7 @@ class DesktopEnv:
         pg.FAILSAFE = bool(self.failsafe)
         try:
             if isinstance(action, (Click, DoubleClick, RightClick, Move)):
-                x, y = _pt(action.x, action.y)
-                if isinstance(action, Click):
-                    pg.click(x, y)
-                elif isinstance(action, DoubleClick):
-                    pg.doubleClick(x, y, interval=0.05)
-                elif isinstance(action, RightClick):
-                    pg.rightClick(x, y)
-                else:
-                    pg.moveTo(x, y)
-                return ActResult(detail=f"{action.name} at {x},{y}")
+                return pyautogui_point(pg, action, self._check_killed)
             if isinstance(action, Drag):
                 (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
                 pg.moveTo(x1, y1)
@@ -556,16 +549,8 @@ class DesktopEnv:
         self._check_corner()
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = _pt(action.x, action.y)
-            move = ["mousemove", "--sync", str(x), str(y)]
-            if isinstance(action, Click):
-                self._xdotool(*move, "click", "1")
-            elif isinstance(action, DoubleClick):
-                self._xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
-            elif isinstance(action, RightClick):
-                self._xdotool(*move, "click", "3")
-            else:
-                self._xdotool(*move)
-            return ActResult(detail=f"{action.name} at {x},{y}")
+            there = self._pointer_and_screen()[:2] == (x, y)
+            return xdotool_point(self._xdotool, action, there, self._check_killed)
         if isinstance(action, Drag):
             (x1, y1), (x2, y2) = _pt(action.x1, action.y1), _pt(action.x2, action.y2)
             args = ["mousemove", "--sync", str(x1), str(y1), "mousedown", "1"]

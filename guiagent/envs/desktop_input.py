@@ -3,12 +3,23 @@ shift levels, pointer paths, and pyautogui's X connection (split from ``desktop.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from guiagent.core.actions import InvalidToolCall
+from loguru import logger
+
+from guiagent.core.actions import (
+    Click,
+    DoubleClick,
+    InvalidToolCall,
+    Move,
+    RightClick,
+    modifier_prefix,
+)
+from guiagent.core.env import ActResult
 
 _IS_X11 = sys.platform.startswith("linux") or sys.platform.startswith("freebsd")
 
@@ -55,6 +66,107 @@ _XDOTOOL_KEYS: dict[str, str] = {
 }
 _PYAUTOGUI_ALIASES = {"command": "win"} if _IS_X11 else {}
 XTEST_BATCH = 32  # keys sent in one XTest batch between two kill-switch checks
+
+
+# modifier names of guiagent.core.actions.MODIFIERS -> pyautogui's and xdotool's key names
+_PYAUTOGUI_MODIFIERS = {"ctrl": "ctrl", "shift": "shift", "alt": "alt", "meta": "win"}
+_XDOTOOL_MODIFIERS = {"ctrl": "ctrl", "shift": "shift", "alt": "alt", "meta": "super"}
+
+
+@contextlib.contextmanager
+def pyautogui_modifiers(
+    pg: Any, modifiers: Sequence[str], check: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold modifier keys down around the body with pyautogui; every key pressed is released
+    in a ``finally``, with the corner fail-safe off for the release (the fail-safe raising
+    instead of releasing would leave the key stuck down). ``check`` runs once all keys are
+    down, before the body: the kill switch."""
+    pressed: list[str] = []
+    try:
+        for name in modifiers:
+            key = _PYAUTOGUI_MODIFIERS[name]
+            pg.keyDown(key)
+            pressed.append(key)
+        if check is not None and pressed:
+            check()
+        yield
+    finally:
+        if pressed:
+            failsafe = pg.FAILSAFE
+            pg.FAILSAFE = False
+            try:
+                for key in reversed(pressed):
+                    try:
+                        pg.keyUp(key)
+                    except Exception as exc:  # the X server went away: nothing is held
+                        logger.warning("releasing {} failed: {}", key, exc)
+            finally:
+                pg.FAILSAFE = failsafe
+
+
+@contextlib.contextmanager
+def xdotool_modifiers(
+    xdotool: Callable[..., str], modifiers: Sequence[str], check: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """The same with ``xdotool keydown``/``keyup`` (one process each way)."""
+    chord = "+".join(_XDOTOOL_MODIFIERS[name] for name in modifiers)
+    if not chord:
+        yield
+        return
+    xdotool("keydown", chord)
+    try:
+        if check is not None:
+            check()
+        yield
+    finally:
+        try:
+            xdotool("keyup", chord)
+        except Exception as exc:  # the X server went away: nothing is held
+            logger.warning("releasing {} failed: {}", chord, exc)
+
+
+def pyautogui_point(
+    pg: Any, action: Click | DoubleClick | RightClick | Move, check: Callable[[], None]
+) -> ActResult:
+    """A click kind or a move with pyautogui; with modifiers: move, keys down, click, keys up."""
+    x, y = _pt(action.x, action.y)
+    held = () if isinstance(action, Move) else action.modifiers
+    if held:
+        pg.moveTo(x, y)
+    with pyautogui_modifiers(pg, held, check):
+        if isinstance(action, Click):
+            pg.click(x, y)
+        elif isinstance(action, DoubleClick):
+            pg.doubleClick(x, y, interval=0.05)
+        elif isinstance(action, RightClick):
+            pg.rightClick(x, y)
+        else:
+            pg.moveTo(x, y)
+    return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
+
+
+def xdotool_point(
+    xdotool: Callable[..., str],
+    action: Click | DoubleClick | RightClick | Move,
+    there: bool,
+    check: Callable[[], None],
+) -> ActResult:
+    """The same with xdotool. ``there``: the pointer already is at the point, and
+    ``mousemove --sync`` to where it is would wait about 16 s for a motion."""
+    x, y = _pt(action.x, action.y)
+    move = [] if there else ["mousemove", "--sync", str(x), str(y)]
+    held = () if isinstance(action, Move) else action.modifiers
+    if move and (held or isinstance(action, Move)):  # move, keys down, click
+        xdotool(*move)
+        move = []
+    with xdotool_modifiers(xdotool, held, check):
+        if isinstance(action, Click):
+            xdotool(*move, "click", "1")
+        elif isinstance(action, DoubleClick):
+            xdotool(*move, "click", "--repeat", "2", "--delay", "50", "1")
+        elif isinstance(action, RightClick):
+            xdotool(*move, "click", "3")
+    return ActResult(detail=f"{modifier_prefix(held)}{action.name} at {x},{y}")
 
 
 TYPE_CHUNK = 16  # characters per xdotool/pyautogui call when typing: checks come between chunks

@@ -50,22 +50,35 @@ def _locator(step: StepRecord) -> str | None:
     return None
 
 
+# modifier names of guiagent.core.actions.MODIFIERS -> Playwright's
+_MODIFIER_KEYS = {"ctrl": "Control", "shift": "Shift", "alt": "Alt", "meta": "Meta"}
+
+
 def _pointed(step: StepRecord, kind: str) -> list[str]:
     locator = _locator(step)
-    method = {
-        "click": "click()",
-        "double_click": "dblclick()",
-        "right_click": 'click(button="right")',
-    }[kind]
+    held = [
+        _MODIFIER_KEYS[m]
+        for m in (step.screen_action or {}).get("modifiers") or []
+        if m in _MODIFIER_KEYS
+    ]
+    options = {"click": [], "double_click": [], "right_click": ['button="right"']}[kind]
+    if held:
+        options.append(f"modifiers={held!r}")
+    method = "dblclick" if kind == "double_click" else "click"
     if locator:
-        return [f"{locator}.{method}"]
+        return [f"{locator}.{method}({', '.join(options)})"]
     point = step.screen_point()
     if point is None:
         return []
     x, y = round(point[0], 1), round(point[1], 1)
-    mouse = {"click": f"page.mouse.click({x}, {y})", "double_click": f"page.mouse.dblclick({x}, {y})",
-             "right_click": f'page.mouse.click({x}, {y}, button="right")'}[kind]  # fmt: skip
-    return [f"{mouse}  # no role or text was recorded for this target"]
+    button = ', button="right"' if kind == "right_click" else ""
+    mouse = f"page.mouse.{method}({x}, {y}{button})  # no role or text was recorded for this target"
+    # page.mouse takes no modifiers: the keys are held on the keyboard around it
+    return [
+        *(f"page.keyboard.down({key!r})" for key in held),
+        mouse,
+        *(f"page.keyboard.up({key!r})" for key in reversed(held)),
+    ]
 
 
 def _typed(step: StepRecord, field: StepRecord | None, secrets: list[str]) -> str:

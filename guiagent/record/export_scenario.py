@@ -117,6 +117,10 @@ def _agent_steps(run: Run, secrets: list[str]) -> list[dict[str, Any]]:
             break
         if kind in ("click", "double_click", "right_click"):
             target = _click_target(step)
+            held = list(action.get("modifiers") or [])
+            if target is not None and held:  # a ctrl-click exports as a ctrl-click
+                target = {**(target if isinstance(target, dict) else {"text": target})}
+                target["modifiers"] = held
             if target is not None:
                 out.append({kind: target})
         elif kind == "type":

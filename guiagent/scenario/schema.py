@@ -23,12 +23,16 @@ from pydantic import (
     Discriminator,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
+    field_validator,
+    model_serializer,
     model_validator,
 )
 
 from guiagent.core import yamlio
+from guiagent.core.actions import Modifier, normalise_modifiers
 from guiagent.scenario.vocabulary import check_keys, check_role, did_you_mean
 
 STEP_KINDS: tuple[str, ...] = (
@@ -186,6 +190,95 @@ def as_target(value: str | TargetSpec) -> TargetSpec:
 
 
 TargetRef = Annotated[str | TargetSpec, BeforeValidator(_coerce_target), AfterValidator(as_target)]
+
+
+class ClickTarget(TargetSpec):
+    """The target of a click, double click or right click, with the modifier keys held
+    while the button is pressed."""
+
+    modifiers: tuple[Modifier, ...] = Field(
+        default=(),
+        description=(
+            "Keys held down while clicking: ctrl, shift, alt, meta (in any order; `control`,"
+            " `option`, `cmd`/`super`/`win` are aliases)."
+        ),
+    )
+
+    @field_validator("modifiers", mode="before")
+    @classmethod
+    def _modifiers(cls, value: Any) -> tuple[str, ...]:
+        return normalise_modifiers(value)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_modifiers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a plain click's target records and exports as it always did
+        data: dict[str, Any] = handler(self)
+        if not data.get("modifiers"):
+            data.pop("modifiers", None)
+        return data
+
+    def describe(self) -> str:
+        held = f" with {'+'.join(self.modifiers)}" if self.modifiers else ""
+        return super().describe() + held
+
+
+class TargetWithModifiers(_Strict):
+    """``{target: ..., modifiers: [...]}``: a target (text or mapping) and the keys held."""
+
+    target: TargetRef = Field(description="What to click (a text or a target mapping).")
+    modifiers: list[Modifier] = Field(default_factory=list, description="Keys held down.")
+
+
+_CLICK_KEYS = (*_TARGET_KEYS, "modifiers")
+
+
+def _coerce_click_target(value: Any) -> Any:
+    """A click's value: a target, or a target mapping with ``modifiers``, or
+    ``{target: <target>, modifiers: [...]}``; the result is a :class:`ClickTarget`."""
+    if isinstance(value, ClickTarget) or not isinstance(value, dict):
+        return _coerce_target(value)
+    data = dict(value)
+    held = data.pop("modifiers", None)
+    if "target" in data:
+        others = [k for k in data if k != "target"]
+        if others:
+            raise ValueError(
+                f"unknown key {others[0]!r} beside target (allowed: target, modifiers)"
+            )
+        data = as_target(_coerce_target(data["target"])).model_dump(
+            by_alias=True, exclude_defaults=True
+        )
+    unknown = [k for k in data if k not in _CLICK_KEYS and k != "in_"]
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in target (allowed: {', '.join(_TARGET_KEYS)});"
+            f" a click also takes modifiers{did_you_mean(str(unknown[0]), _CLICK_KEYS)}"
+        )
+    try:
+        modifiers = normalise_modifiers(held)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        return ClickTarget.model_validate({**data, "modifiers": modifiers})
+    except ValidationError as exc:
+        raise ValueError(_summarise(exc)) from None
+
+
+def as_click_target(value: str | TargetSpec) -> TargetSpec:
+    """A :class:`ClickTarget` when keys are held; else the plain :class:`TargetSpec` every
+    click had before modifiers existed (so a plain click reads and records as it did)."""
+    if isinstance(value, ClickTarget) and not value.modifiers:
+        return TargetSpec.model_validate(
+            value.model_dump(by_alias=True, exclude_defaults=True, exclude={"modifiers"})
+        )
+    return value if isinstance(value, TargetSpec) else TargetSpec(text=value)
+
+
+ClickRef = Annotated[
+    str | ClickTarget | TargetSpec | TargetWithModifiers,
+    BeforeValidator(_coerce_click_target),
+    AfterValidator(as_click_target),
+]
 
 
 def _coerce_keys(value: Any) -> Any:
@@ -354,11 +447,11 @@ class _StepBase(_Strict):
 
 
 class ClickStep(_StepBase):
-    click: TargetRef
+    click: ClickRef
 
 
 class DoubleClickStep(_StepBase):
-    double_click: TargetRef
+    double_click: ClickRef
 
 
 class HoverStep(_StepBase):
@@ -368,7 +461,7 @@ class HoverStep(_StepBase):
 
 
 class RightClickStep(_StepBase):
-    right_click: TargetRef
+    right_click: ClickRef
 
 
 class TypeStep(_StepBase):

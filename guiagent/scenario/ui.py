@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ from guiagent.scenario.schema import (
     Step,
     TypeSpec,
 )
-from guiagent.scenario.ui_pointer import PointerSteps
+from guiagent.scenario.ui_pointer import PointerSteps, click_step_value
 from guiagent.scenario.verify import focus_problem
 from guiagent.skills.registry import use_steps_runner
 
@@ -124,19 +124,34 @@ class UI(PointerSteps):
 
     # --- the Python API: one method per step kind ---------------------------------------
 
-    async def click(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
-        """Click what a person would call ``target`` (a text, or a target mapping as in YAML)."""
-        return await self.do({"click": _target(target)}, timeout)
+    async def click(
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
+    ) -> str:
+        """Click what a person would call ``target`` (a text, or a target mapping as in YAML),
+        holding ``modifiers`` (``["ctrl"]``, ``"ctrl+shift"``: ctrl, shift, alt, meta)."""
+        return await self.do({"click": click_step_value(target, modifiers)}, timeout)
 
     async def double_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"double_click": _target(target)}, timeout)
+        return await self.do({"double_click": click_step_value(target, modifiers)}, timeout)
 
     async def right_click(
-        self, target: str | Mapping[str, Any], *, timeout: float | None = None
+        self,
+        target: str | Mapping[str, Any],
+        *,
+        modifiers: Sequence[str] | str = (),
+        timeout: float | None = None,
     ) -> str:
-        return await self.do({"right_click": _target(target)}, timeout)
+        return await self.do({"right_click": click_step_value(target, modifiers)}, timeout)
 
     async def hover(self, target: str | Mapping[str, Any], *, timeout: float | None = None) -> str:
         """Move the pointer onto ``target`` without pressing (menus, tooltips open)."""

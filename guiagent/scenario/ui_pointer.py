@@ -3,6 +3,7 @@ split from ``ui.py``: they ground their targets, then act through ``UI._act``.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guiagent.core.actions import Click, DoubleClick, Drag, Move, RightClick, Scroll
@@ -12,6 +13,15 @@ from guiagent.scenario.ground import Grounded
 from guiagent.scenario.schema import as_target
 from guiagent.scenario.scroll_until import scroll_until
 from guiagent.scenario.verify import CheckedScreen
+
+
+def click_step_value(target: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
+    """A click step's value from the Python API: the target, with the keys held if any."""
+    value = target if isinstance(target, str) else dict(target)
+    if not modifiers:
+        return value
+    held = [modifiers] if isinstance(modifiers, str) else list(modifiers)
+    return {"target": value, "modifiers": held}
 
 
 class PointerSteps(CheckedScreen):
@@ -29,7 +39,12 @@ class PointerSteps(CheckedScreen):
             "right_click": RightClick,
             "hover": Move,
         }[kind]
-        action = cls(x=hit.screen[0], y=hit.screen[1])
+        held = getattr(spec, "modifiers", ())  # ClickTarget: keys held while clicking
+        action = (
+            cls(x=hit.screen[0], y=hit.screen[1], modifiers=held)
+            if held
+            else cls(x=hit.screen[0], y=hit.screen[1])
+        )
         rec.update(action=action, hits=[hit])
         await self._act(action, rec, frame, [hit])
 

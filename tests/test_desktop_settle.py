@@ -5,6 +5,7 @@ that leaves the pixels under the threshold (a tiny blinking square) does not hol
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -74,13 +75,53 @@ def test_a_still_screen_is_one_grab_with_damage_and_several_without(
 ) -> None:
     async_runner.run(settle_env(desktop_env, desktop_env.observe, quiet_ms=200))
     still = async_runner.run(desktop_env.wait_still(200, 5))
-    assert still["how"] == "xdamage" and still["settled"] and still["polls"] == 1
+    # the reference, then one look when the window is over: nothing in between
+    assert still["how"] == "xdamage" and still["settled"] and still["polls"] == 2
     _polling(desktop_env)
     try:
         polled = async_runner.run(desktop_env.wait_still(200, 5))
         assert polled["how"] == "grabs" and polled["settled"] and polled["polls"] >= 3
     finally:
         desktop_env._still = None
+
+
+class SilentDamage:
+    """A DAMAGE watch that hears nothing, as when drawing takes a path DAMAGE misses."""
+
+    def clear(self) -> None:
+        pass
+
+    def damaged(self, timeout_s: float, region: Any = None) -> int:
+        time.sleep(max(timeout_s, 0.0))
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_change_damage_did_not_report_is_seen_by_the_last_look(
+    tmp_path: Any, tk_app_factory: Any, desktop_env: Any, async_runner: Any
+) -> None:
+    script = tmp_path / "later.py"
+    # well after the first look, and away from the other tests' windows
+    script.write_text(LATE.replace("after(300,", "after(800,").replace("+500+300", "+1100+600"))
+    app = tk_app_factory(script, title="Later silent")
+    async_runner.run(settle_env(desktop_env, desktop_env.observe, quiet_ms=250))
+    still = ScreenStill(desktop_env._grab_raw, None)
+    still._damage = SilentDamage()
+    before, desktop_env._still = desktop_env._still, still
+    try:
+        wx, wy, ww, wh = (int(v) for v in app.geometry())
+        async_runner.run(desktop_env.act(Click(x=wx + 200, y=wy + 30)))
+        result = async_runner.run(desktop_env.wait_still(1000, 8))
+        frame = async_runner.run(desktop_env.observe())
+    finally:
+        desktop_env._still = before
+    window = np.asarray(frame.image.crop((wx, wy, wx + ww, wy + wh)).convert("L"))
+    assert (window < 50).mean() > 0.1  # the click was taken: the label went black
+    # reference; the last look finds the label changed, so the window starts again;
+    # the next last look finds it still
+    assert result["settled"] and result["events"] == 0 and result["polls"] == 3
 
 
 def test_drawing_under_the_threshold_does_not_hold_the_settle(
@@ -94,7 +135,7 @@ def test_drawing_under_the_threshold_does_not_hold_the_settle(
     assert still["settled"] and still["events"] > 0  # drawn on, but the pixels barely moved
     # the region that matters can be the window alone: there the square is a big change
     region = Rect(wx, wy, ww, wh)
-    busy = async_runner.run(desktop_env.wait_still(300, 1.0, region))
+    busy = async_runner.run(desktop_env.wait_still(1000, 2.5, region))
     assert busy["settled"] is False
 
 

@@ -5,7 +5,8 @@ of mss grabs of the region that matters (the captured monitor, or a box the call
 never encoded screenshots of the whole screen. When to look: on X11 the DAMAGE extension
 says when something was drawn (:class:`guiagent.envs.xdamage.DamageWatch`), so a still
 screen costs one grab and no CPU while waiting; a screen is looked at again only after
-drawing, at most every ``poll_ms``. Without DAMAGE the thumbnails are polled every
+drawing, at most every ``poll_ms``, and once more when the still window is over (drawing
+DAMAGE did not report still shows). Without DAMAGE the thumbnails are polled every
 ``poll_ms``. Drawing that leaves the pixels as they were (a widget repainted the same, a
 caret, a small spinner under ``threshold``) does not restart the still window.
 """
@@ -69,6 +70,15 @@ class ScreenStill:
         while True:
             now = time.monotonic()
             over = now - start >= timeout_s or self._cancel.is_set()
+            if (now - quiet_since) * 1000 >= quiet_ms and self._damage is not None and not over:
+                # one look before trusting the silence: drawing DAMAGE did not report (a GL
+                # compositor's path, say) still shows in the pixels
+                current = self._thumb(region)
+                grabs += 1
+                last_grab = time.monotonic()
+                if thumbnail_difference(reference, current) > threshold:
+                    reference, quiet_since = current, last_grab
+                    continue
             if (now - quiet_since) * 1000 >= quiet_ms or over:
                 settled = (now - quiet_since) * 1000 >= quiet_ms
                 return {

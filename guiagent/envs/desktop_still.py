@@ -4,9 +4,9 @@ What is compared: small grayscale thumbnails (:func:`guiagent.core.change.bgra_t
 of mss grabs of the region that matters (the captured monitor, or a box the caller names),
 never encoded screenshots of the whole screen. When to look: on X11 the DAMAGE extension
 says when something was drawn (:class:`guiagent.envs.xdamage.DamageWatch`), so a still
-screen costs one grab and no CPU while waiting; a screen is looked at again only after
-drawing, at most every ``poll_ms``, and once more when the still window is over (drawing
-DAMAGE did not report still shows). Without DAMAGE the thumbnails are polled every
+screen costs two grabs (the reference, and one last look when the still window is over, so
+drawing DAMAGE did not report still shows) and no CPU in between; in between, the screen is
+looked at only after drawing, at most every ``poll_ms``. Without DAMAGE the thumbnails are polled every
 ``poll_ms``. Drawing that leaves the pixels as they were (a widget repainted the same, a
 caret, a small spinner under ``threshold``) does not restart the still window.
 """

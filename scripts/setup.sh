@@ -18,6 +18,7 @@ DEBIAN_PACKAGES=(
   at-spi2-core dbus-x11  # the desktop accessibility bus (narration reads apps' AT-SPI trees)
   libatk-adaptor      # GTK 3's bridge onto that bus
   python3-gi gir1.2-atspi-2.0  # AT-SPI from Debian's python3 (the narrator's helper process)
+  gir1.2-gtk-3.0      # GTK 3 for Debian's python3: the GTK form tests/apps/gtk_form.py (typed-text checks through AT-SPI)
   zenity galculator   # real GTK applications the AT-SPI tests, the narration bench and tests/test_thirdparty_apps.py use
   ffmpeg              # MP4 export
 )

@@ -27,13 +27,12 @@ from guiagent.agent.budget import Budget, BudgetTracker
 from guiagent.agent.config import AgentConfig, RunResult
 from guiagent.agent.control import RunControl
 from guiagent.agent.decide import decide, reply_record, stream_forwarder
+from guiagent.agent.frames import observe_with_dom
 from guiagent.agent.policy import Approver, AutoApprover, Policy, TerminalApprover
 from guiagent.agent.sensing import (
     SecretSource,
     SkillSource,
     desktop_ocr,
-    dom_snapshot,
-    observe_settled,
     open_recorder,
     register_secrets,
     text_near_reader,
@@ -62,7 +61,7 @@ from guiagent.core.env import (
     Environment,
     SurfaceGoneError,
 )
-from guiagent.core.geometry import CoordSpace, OutOfImageError, Point, Rect, resolve_point
+from guiagent.core.geometry import CoordSpace, OutOfImageError, Point, Rect, Size, resolve_point
 from guiagent.core.killswitch import DeadlineExceeded, Killed, KillSwitch
 from guiagent.core.redact import (
     DEFAULT_SECRET_PATTERNS,
@@ -309,8 +308,9 @@ class Agent(AgentSupport):
         state.tracker.add_step()
         turn = Turn(step=StepRecord(index=state.index, started_at=time.time()))
         t = time.perf_counter()
-        frame = await observe_settled(self.env, self.config)
-        turn.dom = await dom_snapshot(self.env)
+        frame, turn.dom = await observe_with_dom(
+            self.env, self.config, self.redactor, self._sent_size, state.zoom_next is not None
+        )
         # the desktop's text, OCR of the changed regions: redaction and the note use it;
         # read while the redactor scans the pixels for password dots
         reading = None
@@ -338,14 +338,24 @@ class Agent(AgentSupport):
         turn.timed("capture", t)
         return turn
 
+    def _sent_size(self, frame_size: Size) -> Size:
+        """The size a frame of ``frame_size`` is sent to the model at."""
+        return plan_image(frame_size, self.max_image_tokens, self.profile.image_rule).sent
+
     async def build_request(self, state: RunState, turn: Turn) -> None:
         """Resize and encode the frame for the model; the messages and the tools it is offered."""
         config, frame = self.config, turn.frame
         assert frame is not None
         t = time.perf_counter()
         plan = plan_image(frame.size, self.max_image_tokens, self.profile.image_rule)
-        turn.image_bytes = await asyncio.to_thread(
-            encode_image, frame.image, plan, config.image_format.upper(), config.jpeg_quality
+        # the JPEG the browser captured at the sent size, when nothing touched its pixels
+        captured = frame.encoded_as(config.image_format, config.jpeg_quality)
+        turn.image_bytes = (
+            captured
+            if captured is not None and plan.sent == frame.size
+            else await asyncio.to_thread(
+                encode_image, frame.image, plan, config.image_format.upper(), config.jpeg_quality
+            )
         )
         mime = "image/jpeg" if config.image_format == "jpeg" else "image/png"
         if state.conversation is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,12 +38,16 @@ class SecretSource(Protocol):
     def known_values(self) -> Iterable[str]: ...
 
 
-async def observe_settled(env: Environment, config: AgentConfig) -> Frame:
-    """A frame once the screen stopped changing (or at the settle timeout)."""
+async def observe_settled(
+    env: Environment, config: AgentConfig, observe: Callable[[], Awaitable[Frame]] | None = None
+) -> Frame:
+    """A frame (from ``observe``, default ``env.observe``) once the screen stopped changing
+    (or at the settle timeout)."""
+    observe = observe or env.observe
     if not config.settle:
-        return await env.observe()
+        return await observe()
     settled = await settle_env(
-        env, env.observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
+        env, observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
     )
     # measured, per step: how the screen was judged still and how long that took
     settled.frame.meta["settle"] = {
@@ -55,14 +59,17 @@ async def observe_settled(env: Environment, config: AgentConfig) -> Frame:
     return settled.frame
 
 
-async def dom_snapshot(env: Environment) -> list[dict[str, Any]] | None:
-    """The page's elements (None: not a DOM source, or the page was navigating)."""
+async def dom_snapshot(
+    env: Environment, accessible_names: bool = True
+) -> list[dict[str, Any]] | None:
+    """The page's elements (None: not a DOM source, or the page was navigating);
+    ``accessible_names``: with names and roles from the browser's accessibility tree too."""
     if not isinstance(env, DomSource):
         return None
     # a full-page frame shows fields below the fold too: they must be masked as well
     full_page = isinstance(env, FullPageSource) and env.full_page
     try:
-        return await env.dom_elements(in_viewport=not full_page)
+        return await env.dom_elements(in_viewport=not full_page, accessible_names=accessible_names)
     except Exception as exc:  # the page navigating mid-query is not fatal for the lookup
         logger.debug("dom snapshot failed: {}", exc)
         return None

@@ -305,9 +305,13 @@ class StepExecutor:
         assert self.recorder is not None
         if shown is None:
             shown, redactions = await self.shown_frame(frame, dom)
+        recorder = self.recorder
+        # the bytes sent to the model when it was sent the captured JPEG (redaction touched
+        # nothing: else ``shown`` is a new image and has no captured bytes)
+        sent = shown.encoded_as("JPEG", recorder.quality) if recorder.jpeg else None
         return {
             "index": index,
-            "frame": await asyncio.to_thread(self.recorder.save_frame, shown.image),
+            "frame": await asyncio.to_thread(recorder.save_frame, shown.image, None, sent),
             "frame_size": [frame.size.width, frame.size.height],
             "sent_size": sent_size or [frame.size.width, frame.size.height],
             "meta": frame_meta(frame),

@@ -217,9 +217,9 @@ async def _desktop_scores() -> list[dict[str, Any]]:
     import os
     import subprocess
 
+    from guiagent.envs.atspi import AccessibilityBus
     from guiagent.envs.desktop import DesktopEnv
     from guiagent.envs.display import XvfbDisplay
-    from guiagent.narrate.atspi import AccessibilityBus
     from guiagent.narrate.narrator import Narrator
 
     rows: list[dict[str, Any]] = []

@@ -32,25 +32,33 @@ def find_bullet_runs(
 
 
 def _runs_in_gray(gray: np.ndarray, min_run: int, min_size: int, max_size: int) -> list[Rect]:
-    import cv2
-
     runs: list[Rect] = []
     dark, light = gray < 110, gray > 170
     for mask, other in ((dark, light), (light, dark)):
-        _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
-        keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
-        fill = area / np.maximum(w * h, 1)
-        keep &= (fill >= 0.7) & (fill <= 0.92)
-        dots = [
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-            if _clear_above_below(mask, int(a), int(b), int(c), int(d))
-            or _in_open_field(other, int(a), int(b), int(c), int(d))
-        ]
+        dots = round_dots(mask, min_size, max_size, other)
         if len(dots) >= min_run:
             runs.extend(_dot_runs(dots, min_run))
     return runs
+
+
+def round_dots(
+    mask: np.ndarray, min_size: int, max_size: int, other: np.ndarray | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Round, filled blobs of ``mask`` with empty background above and below, or (given
+    ``other``, the opposite ink) inside an open field: (x, y, w, h)."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
+    fill = area / np.maximum(w * h, 1)
+    keep &= (fill >= 0.7) & (fill <= 0.92)
+    return [
+        (int(a), int(b), int(c), int(d))
+        for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
+        if _clear_above_below(mask, int(a), int(b), int(c), int(d))
+        or (other is not None and _in_open_field(other, int(a), int(b), int(c), int(d)))
+    ]
 
 
 def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -13,6 +14,16 @@ from pydantic import BaseModel
 
 from guiagent.core.actions import BaseAction
 from guiagent.core.geometry import FrameTransform, Rect, Size
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """The bytes an image was decoded from, when the surface handed it over encoded."""
+
+    data: bytes
+    format: str  # "JPEG"
+    quality: int
+    image: Image.Image  # the decoded image these bytes are (by identity)
 
 
 @dataclass
@@ -25,6 +36,19 @@ class Frame:
     captured_at: float = field(default_factory=time.time)
     meta: dict[str, Any] = field(default_factory=dict)  # url, title, monitor, ...
     _digest: str | None = field(default=None, repr=False)
+    # the capture's own encoding of ``image`` (a JPEG from the browser at the size sent to
+    # the model): sent and recorded as is when the image was not replaced since
+    encoded: EncodedImage | None = field(default=None, repr=False, compare=False)
+
+    def encoded_as(self, fmt: str, quality: int) -> bytes | None:
+        """The captured bytes of this very image in ``fmt`` at ``quality``; None when there are
+        none, they are another format or quality, or the image was replaced (a redaction or a
+        zoom makes a new image: frames are never modified in place)."""
+        encoded = self.encoded
+        if encoded is None or encoded.image is not self.image:
+            return None
+        wanted = "JPEG" if fmt.upper() in ("JPG", "JPEG") else fmt.upper()
+        return encoded.data if (encoded.format, encoded.quality) == (wanted, quality) else None
 
     @property
     def size(self) -> Size:
@@ -81,7 +105,9 @@ class Environment(Protocol):
 class DomSource(Protocol):
     """An environment that can list the page's elements (a browser)."""
 
-    async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]: ...
+    async def dom_elements(
+        self, in_viewport: bool = True, accessible_names: bool = True
+    ) -> list[dict[str, Any]]: ...
 
 
 @runtime_checkable
@@ -96,6 +122,26 @@ class FocusProbe(Protocol):
     """An environment that can say whether the focused text field is at a point (a browser)."""
 
     async def focused_at(self, x: float, y: float) -> bool: ...
+
+
+@runtime_checkable
+class EncodedSource(Protocol):
+    """An environment that can capture its frame already encoded as JPEG, with
+    :attr:`Frame.encoded` set, when the model is sent the frame at its own size
+    (``fit(size) == size``): a browser page over CDP. No lossless capture, decode and
+    re-encode. None when it cannot this time (then ``observe()``)."""
+
+    async def observe_encoded(self, fit: Callable[[Size], Size], quality: int) -> Frame | None: ...
+
+
+@runtime_checkable
+class AccessibleFocus(Protocol):
+    """An environment that can say, from the accessibility bus, which object of the
+    application at a screen point has the keyboard focus and what it holds (a desktop with
+    AT-SPI): ``{"app", "focused", "at_point"}``, each object ``{role, name, states, box,
+    count, text}`` (a password text: no ``text``); None when it cannot tell there."""
+
+    async def accessible_focus(self, x: float, y: float) -> dict[str, Any] | None: ...
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from loguru import logger
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
-from guiagent.core.bullets import BulletScan, find_bullet_runs
+from guiagent.core.bullets import BulletScan, find_bullet_runs, round_dots
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
 from guiagent.core.scope import SecretScope, origin_matches, origin_of, title_matches
@@ -55,6 +55,7 @@ __all__ = [
     "read_text_with",
     "redact_messages",
     "redacting_sink",
+    "round_dots",
     "scrub",
     "scrub_logs_with",
     "title_matches",
@@ -237,11 +238,7 @@ class Redactor:
         running) is awaited side by side with the desktop's dot scan. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
-        found = _FoundBoxes(frame)
-        self._dom_boxes(found, dom)
-        for i, region in enumerate(self.regions):
-            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
-        self._window_boxes(found, windows)
+        found = self._layout_boxes(frame, dom, windows)
         await self._pixel_boxes(found, dom, text_boxes)
         image = _blacked(frame.image, found.rects())
         if self.final_ocr is not None and self._declared and dom is not None:
@@ -255,6 +252,34 @@ class Redactor:
         )
         meta = {**frame.meta, "redactions": len(notes)}
         return replace(frame, image=image, meta=meta, _digest=None), notes
+
+    def reads_pixels(self, has_dom: bool) -> bool:
+        """Whether :meth:`redact` reads pixels (bullet scan, OCR, final OCR pass), given whether
+        a DOM snapshot comes with the frame. False, and no :meth:`layout_boxes`: the frame
+        comes back as it is (a browser may send the JPEG it captured)."""
+        bullets = self.mask_password_fields and self.detect_bullets and not has_dom
+        ocr = self.ocr is not None and self.needs_ocr
+        final = self.final_ocr is not None and bool(self._declared) and has_dom
+        return bullets or ocr or final
+
+    def layout_boxes(
+        self,
+        frame: Frame,
+        dom: list[dict[str, Any]] | None,
+        windows: list[dict[str, Any]] | None = None,
+    ) -> list[RedactionNote]:
+        """What :meth:`redact` blacks out without reading pixels (DOM, regions, windows)."""
+        return [note for _, note in self._layout_boxes(frame, dom, windows).boxes]
+
+    def _layout_boxes(
+        self, frame: Frame, dom: list[dict[str, Any]] | None, windows: list[dict[str, Any]] | None
+    ) -> _FoundBoxes:
+        found = _FoundBoxes(frame)
+        self._dom_boxes(found, dom)
+        for i, region in enumerate(self.regions):
+            found.add(found.from_screen(region), "region", f"regions[{i}]", 0)
+        self._window_boxes(found, windows)
+        return found
 
     def _dom_boxes(self, found: _FoundBoxes, dom: list[dict[str, Any]] | None) -> None:
         """Password fields, and elements whose text (visible, past 200 characters, value,

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -44,10 +44,10 @@ from guiagent.core.actions import (
     Wait,
     modifier_prefix,
 )
-from guiagent.core.env import ActResult, Frame, SurfaceGoneError
+from guiagent.core.env import ActResult, EncodedImage, Frame, SurfaceGoneError
 from guiagent.core.geometry import FrameTransform, Point, Size, transform_for_page
 from guiagent.core.killswitch import KillSwitch
-from guiagent.envs.browser_capture import ViewportCapture
+from guiagent.envs.browser_capture import ViewportCapture, decode_rgb, device_size
 from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old import path)
     CHROMIUM_ARGS,
     chromium_executable,
@@ -121,6 +121,7 @@ class BrowserEnv:
         self._page: Page | None = None
         self._gone: str | None = None
         self._capture = ViewportCapture(timeout_ms)
+        self._view: dict[str, Any] | None = None  # the page state of the last frame
         # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
         self.accessible_names = True
         self._cdp: Any = None
@@ -255,6 +256,7 @@ class BrowserEnv:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
         self._capture.reset()
+        self._view = None
         self._gone = self._gone or "the env was closed"
         for step in (
             (context.close if (context is not None and self._owns_context) else None),
@@ -321,6 +323,34 @@ class BrowserEnv:
                 self._capture.give_up_cdp()
                 png = await self._capture.png(page, self.full_page)
                 image = Image.open(io.BytesIO(png)).convert("RGB")
+        self._view = state
+        return self._frame(image, state)
+
+    async def observe_encoded(self, fit: Callable[[Size], Size], quality: int) -> Frame | None:
+        """The viewport as Chromium's JPEG, decoded once (:attr:`Frame.encoded` holds the
+        bytes), when the model is sent the frame at its own size (``fit(size) == size``).
+        None when not (a smaller image is sent, a full-page frame, no CDP, a device scale
+        CDP's capture ignores, a viewport that kept resizing): :meth:`observe` then."""
+        if self.full_page or not self._capture.jpeg_usable:
+            return None
+        page = self._check_alive()
+        with self._guard():
+            view = self._view or await page.evaluate(_PAGE_STATE_JS)
+            shot = await self._capture.viewport_jpeg(page, view, fit, quality)
+        if shot is None:
+            return None
+        self._view, data = shot
+        image = await asyncio.to_thread(decode_rgb, data)
+        if not self._capture.jpeg_fits(image, device_size(self._view)):
+            return None
+        encoded = EncodedImage(data=data, format="JPEG", quality=quality, image=image)
+        return self._frame(image, self._view, encoded)
+
+    def _frame(
+        self, image: Image.Image, state: dict[str, Any], encoded: EncodedImage | None = None
+    ) -> Frame:
+        """A frame of ``image`` (device pixels) showing the page in ``state``."""
+        dpr = float(state["dpr"])
         transform = transform_for_page(
             Size(int(state["width"]), int(state["height"])), dpr, Size(image.width, image.height)
         )
@@ -340,7 +370,9 @@ class BrowserEnv:
             "scroll": [state["scrollX"], state["scrollY"]],
             "full_page": self.full_page,
         }
-        return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
+        return Frame(
+            image=image, transform=transform, surface=self.surface, meta=meta, encoded=encoded
+        )
 
     async def wait_quiet(self, timeout_s: float) -> dict[str, Any] | None:
         """Wait until the page itself is quiet (network, timers, DOM, animations, fonts);
@@ -506,7 +538,9 @@ class BrowserEnv:
             state: dict[str, Any] = await page.evaluate(_FOCUS_STATE_JS, text)
         return state
 
-    async def dom_elements(self, in_viewport: bool = True) -> list[dict[str, Any]]:
+    async def dom_elements(
+        self, in_viewport: bool = True, accessible_names: bool = True
+    ) -> list[dict[str, Any]]:
         """Visible interactive and text elements with CSS-pixel boxes (viewport coordinates).
 
         Each: tag, type (inputs), role, id, text (200 characters; more_text holds the rest),
@@ -516,11 +550,12 @@ class BrowserEnv:
         ref (stable across snapshots, for :meth:`hit_test`), clipped, box {x, y, width,
         height} (the part not clipped by scrolling ancestors). Open shadow roots and
         same-origin iframes are included, their boxes in the top viewport.
+        ``ax_name``/``ax_role`` (the accessibility tree's) only with ``accessible_names``.
         """
         page = self._check_alive()
         with self._guard():
             elements: list[dict[str, Any]] = await page.evaluate(_DOM_ELEMENTS_JS, in_viewport)
-            if elements and self.accessible_names:
+            if elements and self.accessible_names and accessible_names:
                 await self._add_accessible_names(page, elements)
         return elements
 

@@ -57,6 +57,7 @@ from guiagent.core.actions import (
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
 from guiagent.core.geometry import Rect, Size, transform_for_monitor
 from guiagent.core.killswitch import Killed, KillSwitch
+from guiagent.envs.desktop_a11y import AccessibleFocusMixin
 from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old import path)
     _PYAUTOGUI_ALIASES,
     _XDOTOOL_KEYS,
@@ -87,7 +88,7 @@ class FailSafeError(Killed):
     """The pointer was pushed into a screen corner: the kill switch stopped the action."""
 
 
-class DesktopEnv:
+class DesktopEnv(AccessibleFocusMixin):
     """Environment for a whole desktop or one monitor of it (``surface == "desktop"``).
 
     ``monitor`` follows mss numbering: ``0``/``"all"`` the whole virtual desktop, ``1..N``
@@ -95,7 +96,8 @@ class DesktopEnv:
     scale (device pixels per desktop point; derived from the capture when None).
     ``failsafe`` keeps pyautogui's corner kill switch on (default: on, except on an Xvfb
     this env started itself). ``type_delay_ms`` is the per-key delay for typing (0: keys
-    go in XTest batches of XTEST_BATCH).
+    go in XTest batches of XTEST_BATCH). ``atspi_env``: how to reach the accessibility
+    bus (``DBUS_SESSION_BUS_ADDRESS``) for :meth:`accessible_focus`; None: this process's.
     """
 
     surface = "desktop"
@@ -108,6 +110,7 @@ class DesktopEnv:
         failsafe: bool | None = None,
         input_backend: InputBackend = "auto",
         type_delay_ms: int = 0,
+        atspi_env: dict[str, str] | None = None,
     ) -> None:
         if isinstance(monitor, str) and monitor not in ("all", "primary"):
             if not monitor.isdigit():
@@ -125,6 +128,7 @@ class DesktopEnv:
         self.killswitch: KillSwitch | None = None
         self.input_backend: InputBackend = input_backend
         self.type_delay_ms = type_delay_ms
+        self.atspi_env = atspi_env
         self.display: str | None = None
         self.xauthority: str | None = None
         self._own_server: XvfbDisplay | None = None
@@ -255,6 +259,7 @@ class DesktopEnv:
         if self._closed:
             return
         self._closed = True
+        await asyncio.to_thread(self._close_accessibility)
         executor, self._executor = self._executor, None
         if executor is not None:
             loop = asyncio.get_running_loop()

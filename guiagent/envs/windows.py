@@ -70,3 +70,31 @@ def _named_window(window: Any, depth: int = 2) -> Any:
         if found is not None:
             return found
     return None
+
+
+def window_pid_at(display: str, x: float, y: float) -> int | None:
+    """The process id (``_NET_WM_PID``) of the topmost top-level window at screen point
+    (x, y), or None (no window there, or it does not say: Tk, Athena)."""
+    from Xlib import X
+    from Xlib import display as xdisplay
+    from Xlib.error import XError
+
+    dpy = xdisplay.Display(display)
+    try:
+        root = dpy.screen().root
+        top = root.translate_coords(root, int(x), int(y)).child
+        if isinstance(top, int) or not top:
+            return None
+        pid_atom = dpy.intern_atom("_NET_WM_PID")
+        for window in (top, _named_window(top)):
+            if window is None:
+                continue
+            prop = window.get_full_property(pid_atom, X.AnyPropertyType)
+            if prop is not None and len(prop.value):
+                return int(prop.value[0])
+        return None
+    except XError as exc:  # the window went away while we looked
+        logger.debug("no window pid at ({}, {}): {}", x, y, exc)
+        return None
+    finally:
+        dpy.close()

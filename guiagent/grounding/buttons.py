@@ -80,21 +80,27 @@ class ButtonReader:
             if key in self._cache:
                 return self._cache[key]
         text, score = "", 0.0
-        glyphs = _ink_crop(crop)
+        glyphs = ink_crop(crop)
         if glyphs is not None:
-            image = Image.fromarray(glyphs)
-            scale = TEXT_HEIGHT / max(1, image.height)
-            image = image.resize(
-                (max(1, round(image.width * scale)), TEXT_HEIGHT), Image.Resampling.LANCZOS
-            )
-            text, score = self.engine.recognise_line(np.asarray(image))
-            text = unicodedata.normalize("NFKC", text).replace("\u3002", ".")
+            text, score = recognise_scaled(self.engine, glyphs)
         with self._lock:
             self._cache[key] = (text, score)
         return text, score
 
 
-def _ink_crop(crop: np.ndarray, margin: int = 4) -> np.ndarray | None:
+def recognise_scaled(engine: OcrEngine, glyphs: np.ndarray) -> tuple[str, float]:
+    """One line of text from an RGB crop tight around it, scaled to ``TEXT_HEIGHT`` first
+    (small UI text is read better enlarged): (text, score), NFKC-normalised."""
+    image = Image.fromarray(glyphs)
+    scale = TEXT_HEIGHT / max(1, image.height)
+    image = image.resize(
+        (max(1, round(image.width * scale)), TEXT_HEIGHT), Image.Resampling.LANCZOS
+    )
+    text, score = engine.recognise_line(np.asarray(image))
+    return unicodedata.normalize("NFKC", text).replace("\u3002", "."), score
+
+
+def ink_crop(crop: np.ndarray, margin: int = 4) -> np.ndarray | None:
     """The part of a button's crop that holds its label (pixels unlike its background),
     with a margin of background around it; None for a blank button."""
     gray = crop.astype(np.int16).mean(axis=2)

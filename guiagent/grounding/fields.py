@@ -6,6 +6,10 @@ import numpy as np
 
 from guiagent.core.geometry import Rect
 
+# the share of a field's inside that may be edges (its text); a line of small text, its
+# glyphs' edges merged by the dilation, is a closed blob with hardly any blank inside
+MAX_INSIDE_EDGES = 0.6
+
 
 def _contains(outer: Rect, inner: Rect, slack: float = 1.0) -> bool:
     return (
@@ -75,5 +79,27 @@ def _field_boxes(edges: np.ndarray, x1: int, y1: int, line: float) -> list[Rect]
             continue
         if cv2.contourArea(contour) < 0.6 * bw * bh:  # an outline, not a stroke of text
             continue
+        inside = edges[by + 3 : by + bh - 3, bx + 3 : bx + bw - 3]
+        if inside.size and (inside > 0).mean() > MAX_INSIDE_EDGES:  # a word's blob of ink
+            continue
         boxes.append(Rect(float(bx + x1), float(by + y1), float(bw), float(bh)))
     return boxes
+
+
+def field_box_at(gray: np.ndarray, x: float, y: float, line: float = 12.0) -> Rect | None:
+    """The smallest field-shaped closed outline around the point (x, y) (frame pixels):
+    the field a click at that point went into; None when none is drawn there."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    x1, y1 = int(max(0, x - 50 * line)), int(max(0, y - 5 * line))
+    x2, y2 = int(min(width, x + 50 * line)), int(min(height, y + 5 * line))
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return None
+    edges = cv2.Canny(gray[y1:y2, x1:x2], 50, 150)
+    around = [
+        b
+        for b in _field_boxes(edges, x1, y1, line)
+        if b.left < x < b.right and b.top < y < b.bottom
+    ]
+    return min(around, key=lambda b: b.width * b.height) if around else None

@@ -108,6 +108,11 @@ class LocalGrounder:
         self.incremental = incremental
 
     @property
+    def ocr_engine(self) -> OcrEngine:
+        """The OCR engine this grounder reads with (shared: never build one per step)."""
+        return self._engine if self._engine is not None else shared_engine()
+
+    @property
     def reader(self) -> ScreenReader:
         if self._reader is None:
             self._reader = ScreenReader(

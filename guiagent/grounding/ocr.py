@@ -300,7 +300,7 @@ def merge_regions(
     Each region gets a margin, swallows every previously read line it touches (a line that
     changed in part must be read whole) and overlapping crops are merged, until stable;
     then the crops are padded once more (the detector needs some background around a line)
-    and settled again. All boxes are clipped to the frame first (a line read at the very
+    and settled again, and again while that swallows more lines (each then gets its margin). All boxes are clipped to the frame first (a line read at the very
     edge must not keep "growing" a crop past it). Each round is vectorised; if the crops
     have not settled after ``max_rounds`` rounds the whole frame is returned, which is
     always a safe crop.
@@ -334,11 +334,20 @@ def merge_regions(
     )
     if crops is None:
         return whole
-    padded = _clip(crops + pad, width, height)
-    if not np.array_equal(padded, crops):
-        crops = _settle(padded, old, max_rounds)
-        if crops is None:
+    for _ in range(max_rounds):
+        # the padding may reach more lines, swallowed flush with the crop's edge, where the
+        # detector misses them: pad again until a settle swallows nothing new
+        padded = _clip(crops + pad, width, height)
+        if np.array_equal(padded, crops):
+            break
+        settled = _settle(padded, old, max_rounds)
+        if settled is None:
             return whole
+        crops = settled
+        if np.array_equal(settled, padded):
+            break
+    else:
+        return whole
     return [(int(x1), int(y1), int(x2), int(y2)) for x1, y1, x2, y2 in crops.tolist()]
 
 

@@ -8,7 +8,7 @@
 - :func:`render` (text, SSML, JSON) and :func:`compare_text` (pixels beside the tree).
 """
 
-from guiagent.narrate.atspi import AccessibilityBus, AtspiError, AtspiReader
+from guiagent.envs.atspi import AccessibilityBus, AtspiError, AtspiReader
 from guiagent.narrate.model import ModelDescriber, ModelNarrationError
 from guiagent.narrate.narrator import NarrateError, Narrator, Scope
 from guiagent.narrate.render import compare_text, render, to_json, to_ssml, to_text

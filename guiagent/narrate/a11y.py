@@ -1,5 +1,5 @@
 """Accessibility sources: the page's DOM and ARIA snapshot (browser), X11 windows
-(desktop; AT-SPI is read by :mod:`guiagent.narrate.atspi`).
+(desktop; AT-SPI is read by :mod:`guiagent.envs.atspi`).
 
 The DOM walk (:data:`NARRATE_DOM_JS`) returns what a screen reader would visit: text
 blocks, headings and controls with their accessible name, value, states, font size, box

@@ -15,10 +15,10 @@ from loguru import logger
 from guiagent.core.env import Frame
 from guiagent.core.geometry import FrameTransform, Point, Rect
 from guiagent.core.redact import looks_masked, title_matches
+from guiagent.envs.atspi import AtspiError, AtspiNode, AtspiReader
 from guiagent.grounding.local import LocalGrounder
 from guiagent.grounding.ocr import TextBox, recognise_crops
 from guiagent.narrate import a11y, layout, pixels
-from guiagent.narrate.atspi import AtspiError, AtspiNode, AtspiReader
 from guiagent.narrate.desktop_tree import showing_windows, window_items
 from guiagent.narrate.narrator import (
     NarrateError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from guiagent.core.geometry import Rect
-from guiagent.narrate.atspi import AtspiApp, AtspiNode
+from guiagent.envs.atspi import AtspiApp, AtspiNode
 from guiagent.narrate.layout import reading_order
 from guiagent.narrate.pixels import label_fields, number_grid
 from guiagent.narrate.schema import Item

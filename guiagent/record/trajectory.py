@@ -288,10 +288,20 @@ class Recorder:
             self._known.add(relative)
         return relative
 
-    def save_frame(self, image: Image.Image, fmt: str | None = None) -> str:
-        """Save a frame once (content-addressed) and return its path relative to the run dir."""
+    def save_frame(
+        self, image: Image.Image, fmt: str | None = None, encoded: bytes | None = None
+    ) -> str:
+        """Save a frame once (content-addressed) and return its path relative to the run dir.
+        ``encoded``: ``image`` already encoded in the recording's format and quality (the
+        JPEG a browser captured and the model was sent), written as is."""
+        if encoded is not None and fmt is None and self.jpeg:
+            return self._save_bytes(FRAMES_DIR, encoded, "jpg")
         data, ext = encode_image(image, fmt or self.frame_format, self.quality)
         return self._save_bytes(FRAMES_DIR, data, ext)
+
+    @property
+    def jpeg(self) -> bool:
+        return self.frame_format.lower() in ("jpg", "jpeg")
 
     def save_crop(
         self, image: Image.Image, box: tuple[float, float, float, float] | list[float]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -394,16 +395,16 @@ class UI(PointerSteps):
         hits = []
         typed_check = None
         if spec.into is not None:
-            into, frame, hit = await self._field(frame, spec.into, timeout)
+            _into, frame, hit = await self._field(frame, spec.into, timeout)
             hits.append(hit)
+            what = spec.into.describe()
             if not await self._has_focus(hit):  # click into the field only when needed
                 rec.update(action=Click(x=hit.screen[0], y=hit.screen[1]), hits=hits)
-                what = into.describe()
-                await self._act(
-                    rec["action"], rec, frame, [hit], check=lambda: focus_problem(self.env, what)
-                )
-            typed_check = self._typed_check(spec.text, frame, hit)
-        if spec.text and await self.executor.typing_into_password():
+                focused = partial(focus_problem, self.env, what, hit.screen)
+                await self._act(rec["action"], rec, frame, [hit], check=focused)
+            typed_check = await self._typed_check(spec.text, frame, hit, what)
+        password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
+        if spec.text and (password or await self.executor.typing_into_password()):
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
         if named:

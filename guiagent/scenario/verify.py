@@ -6,7 +6,8 @@
   element is scrolled into view and grounded again; if the point still lands elsewhere the
   step fails naming what is in the way.
 - ``type into``: after the click the focused element must take text, and after typing its
-  value must hold the text (browser), or the field's box must have changed (desktop).
+  value must hold the text (browser); on a desktop, the accessibility bus must say so, or
+  the field's pixels must show it (:mod:`guiagent.scenario.typed_check`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point
 from guiagent.scenario.ground import Grounded, Screen, StepFailure
 from guiagent.scenario.schema import TargetSpec
+from guiagent.scenario.typed_check import (
+    DesktopTypingCheck,
+    accessible_focus_problem,
+)
 
 
 @runtime_checkable
@@ -48,10 +51,13 @@ async def covered_by(env: Any, hit: Grounded) -> str | None:
     return None if result.get("hit") else str(result.get("at") or "something else")
 
 
-async def focus_problem(env: Any, what: str) -> str | None:
-    """After clicking ``what`` to type into it: None when an editable element has focus."""
+async def focus_problem(
+    env: Any, what: str, point: tuple[float, float] | None = None
+) -> str | None:
+    """After clicking ``what`` (at screen ``point``) to type into it: None when an editable
+    element has focus (browser), or a text field (desktop, when the bus can tell)."""
     if not isinstance(env, FocusReader):
-        return None
+        return None if point is None else await accessible_focus_problem(env, point, what)
     state = await env.focus_state(None)
     if state.get("focused") and state.get("editable"):
         return None
@@ -70,16 +76,6 @@ async def typed_problem(env: Any, text: str) -> str | None:
     if state.get("contains") is False:
         return f"the text is not in the field's value after typing (focus: {state.get('at')})"
     return None
-
-
-def field_changed(before: Frame, after: Frame, box: tuple[float, float, float, float]) -> bool:
-    """Whether the pixels inside ``box`` (frame pixels) differ between two frames."""
-    x1, y1, x2, y2 = (round(v) for v in box)
-    if before.image.size != after.image.size or x2 <= x1 or y2 <= y1:
-        return True  # cannot compare: do not claim nothing happened
-    a = np.asarray(before.image.convert("L"))[y1:y2, x1:x2].astype(np.int16)
-    b = np.asarray(after.image.convert("L"))[y1:y2, x1:x2].astype(np.int16)
-    return bool((np.abs(a - b) > 40).sum() >= 4)
 
 
 def screen_point(frame: Frame, hit: Grounded) -> tuple[float, float]:
@@ -136,19 +132,21 @@ class CheckedScreen(Screen):
         frame, hit = await self._reachable(frame, into, hit, timeout)
         return into, frame, hit
 
-    def _typed_check(
-        self, text: str, before: Frame, hit: Grounded
+    async def _typed_check(
+        self, text: str, before: Frame, hit: Grounded, what: str = "the field"
     ) -> Callable[[], Awaitable[str | None]]:
-        """After typing into the field of ``hit``: the browser's field must hold the text;
-        on a desktop the field's box must have changed."""
+        """After clicking into the field of ``hit`` and before typing ``text``: the check to
+        run after typing. The browser's field must hold the text; on a desktop, see
+        :class:`~guiagent.scenario.typed_check.DesktopTypingCheck` (its ``password_field``
+        says, before typing, when the bus knows the field is a password field)."""
+        if isinstance(self.env, FocusReader):
+            env = self.env
 
-        async def check() -> str | None:
-            if isinstance(self.env, FocusReader):
-                return await typed_problem(self.env, text)
-            if hit.field and hit.box is not None and text.strip():
-                after = await self.env.observe()
-                if not field_changed(before, after, hit.box):
-                    return "nothing changed inside the field after typing: the text went elsewhere"
-            return None
+            async def check() -> str | None:
+                return await typed_problem(env, text)
 
-        return check
+            return check
+        engine = getattr(self.grounder, "ocr_engine", None)
+        return await DesktopTypingCheck(
+            self.env, text, what, before, hit, self.redactor, engine
+        ).prepare()

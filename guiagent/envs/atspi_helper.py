@@ -1,11 +1,13 @@
 """AT-SPI reader run on Debian's own Python 3 (``/usr/bin/python3`` with ``python3-gi``).
 
 The project's Python (often a pyenv build) cannot import Debian's PyGObject, so
-:mod:`guiagent.narrate.atspi` starts this file as a helper process and talks to it in JSON
+:mod:`guiagent.envs.atspi` starts this file as a helper process and talks to it in JSON
 lines over a pipe. It imports nothing of guiagent and only the standard library besides
 ``gi``. Requests: ``{"cmd": "tree", "max_nodes": N}`` answers the showing applications
-with their windows' trees; ``{"cmd": "ping"}`` answers ``{"ok": true}``. A password text's
-content is never sent: only whether it is filled.
+with their windows' trees; ``{"cmd": "focus", "pid": P, "x": X, "y": Y}`` answers, for the application of process P,
+its focused object and the text field at screen point (X, Y) (``{"app": null}`` when P is
+not on the bus); ``{"cmd": "ping"}`` answers ``{"ok": true}``. A password text's content is
+never sent: only whether it is filled, or how many characters it holds.
 """
 
 import json
@@ -126,12 +128,84 @@ def tree(max_nodes):
     return {"apps": apps}
 
 
+def _field(acc):
+    """What a check of typed text needs of one accessible: role, name, states, box, and its
+    text (a password text: only its length)."""
+    role = acc.get_role_name() or "unknown"
+    state_set = acc.get_state_set()
+    ext = acc.get_extents(Atspi.CoordType.SCREEN)
+    out = {
+        "role": role,
+        "name": acc.get_name() or _labelled_by(acc),
+        "states": [name for name, st in STATES if state_set.contains(st)],
+        "box": [ext.x, ext.y, ext.width, ext.height],
+    }
+    if role in TEXT_ROLES or acc.get_text_iface() is not None:
+        text = _text(acc, "password text")  # the length only, whatever the role
+        out["count"] = text if isinstance(text, int) else None
+        if role != "password text":
+            out["text"] = _text(acc, role)
+    return out
+
+
+def _inside(acc, x, y):
+    ext = acc.get_extents(Atspi.CoordType.SCREEN)
+    return ext.x <= x < ext.x + ext.width and ext.y <= y < ext.y + ext.height
+
+
+def focus(pid, x, y, max_nodes):
+    """The focused object of the application of process ``pid`` and the deepest text
+    field at (x, y), walking its showing windows depth first within ``max_nodes``."""
+    desktop = Atspi.get_desktop(0)
+    apps = [
+        app
+        for app in (desktop.get_child_at_index(i) for i in range(desktop.get_child_count()))
+        if app is not None and app.get_process_id() == pid
+    ]
+    if not apps:
+        return {"app": None}
+    budget = [max_nodes]
+    found = {"focused": None, "at_point": None}
+
+    def walk(acc, depth):
+        if acc is None or budget[0] <= 0 or depth > 60:
+            return
+        budget[0] -= 1
+        state_set = acc.get_state_set()
+        if depth > 1 and not state_set.contains(Atspi.StateType.SHOWING):
+            return
+        if state_set.contains(Atspi.StateType.FOCUSED):
+            found["focused"] = acc
+        if (acc.get_role_name() or "") in TEXT_ROLES and _inside(acc, x, y):
+            found["at_point"] = acc  # deeper ones come later and win
+        for i in range(acc.get_child_count()):
+            walk(acc.get_child_at_index(i), depth + 1)
+
+    for app in apps:
+        for k in range(app.get_child_count()):
+            window = app.get_child_at_index(k)
+            if window is not None and _inside(window, x, y):
+                walk(window, 1)
+    return {
+        "app": apps[0].get_name() or "",
+        "focused": _field(found["focused"]) if found["focused"] is not None else None,
+        "at_point": _field(found["at_point"]) if found["at_point"] is not None else None,
+    }
+
+
 def main():
     for line in sys.stdin:
         try:
             request = json.loads(line)
             if request.get("cmd") == "ping":
                 answer = {"ok": True}
+            elif request.get("cmd") == "focus":
+                answer = focus(
+                    int(request["pid"]),
+                    float(request["x"]),
+                    float(request["y"]),
+                    int(request.get("max_nodes", 2000)),
+                )
             elif request.get("cmd") == "tree":
                 answer = tree(int(request.get("max_nodes", 4000)))
             else:

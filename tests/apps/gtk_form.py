@@ -1,0 +1,67 @@
+"""Test app: a GTK 3 form on the accessibility bus (run it with Debian's /usr/bin/python3,
+which has python3-gi and gir1.2-gtk-3.0).
+
+Usage: /usr/bin/python3 gtk_form.py STATE_FILE [--title T] [--steal-focus]
+
+Fields, each a label left of an entry (the label is the entry's mnemonic label, so the
+entry is named after it on the bus): Name, Email, Password (not visible: a password text).
+``--steal-focus``: the first key typed into Name moves the focus to Email. The fields'
+values are written as JSON to STATE_FILE on every change.
+"""
+
+import argparse
+import json
+import os
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gtk  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("state_file")
+    parser.add_argument("--title", default="gtk form")
+    parser.add_argument("--steal-focus", action="store_true")
+    args = parser.parse_args()
+
+    window = Gtk.Window(title=args.title)
+    window.move(80, 80)
+    window.set_default_size(560, 220)
+    grid = Gtk.Grid(column_spacing=16, row_spacing=12, margin=16)
+    window.add(grid)
+    entries = {}
+    for row, name in enumerate(("Name", "Email", "Password")):
+        label = Gtk.Label(label=name, xalign=0)
+        entry = Gtk.Entry(width_chars=28)
+        if name == "Password":
+            entry.set_visibility(False)
+        label.set_mnemonic_widget(entry)
+        grid.attach(label, 0, row, 1, 1)
+        grid.attach(entry, 1, row, 1, 1)
+        entries[name] = entry
+
+    def write(*_args: object) -> None:
+        tmp = args.state_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({name: e.get_text() for name, e in entries.items()}, fh)
+        os.replace(tmp, args.state_file)
+
+    for entry in entries.values():
+        entry.connect("changed", write)
+    if args.steal_focus:
+
+        def steal(*_args: object) -> bool:
+            entries["Email"].grab_focus()  # the next keys go to Email
+            return False
+
+        entries["Name"].connect("key-release-event", steal)
+    window.connect("destroy", Gtk.main_quit)
+    window.show_all()
+    write()
+    Gtk.main()
+
+
+if __name__ == "__main__":
+    main()

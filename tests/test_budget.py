@@ -20,6 +20,7 @@ from guiagent.models.budget import (
     plan_image,
     qwen25vl_visual_tokens,
     qwen_smart_resize,
+    resize_for_plan,
     step3vl_crop_grid,
     step3vl_visual_tokens,
 )
@@ -216,3 +217,24 @@ def test_encode_rgba_as_jpeg_and_bad_format() -> None:
     assert encode_image(image, plan, "jpg")[:2] == b"\xff\xd8"
     with pytest.raises(ValueError, match="unsupported image format"):
         encode_image(image, plan, "BMP")
+
+
+@pytest.mark.parametrize("sent", [(1612, 907), (1920, 1080), (1280, 720)])
+def test_jpeg_straight_from_pixels_is_what_pillow_writes(sent: tuple[int, int]) -> None:
+    """The sent JPEG skips the PIL image in between (OpenCV resize and encoder) for mild
+    shrinks and none: the picture is the one the Pillow path gives, colours not swapped."""
+    image = _frame(1920, 1080)
+    image.paste((230, 20, 10), (1000, 500, 1600, 900))  # a red panel: colours not swapped
+    plan = ImagePlan(frame=Size(1920, 1080), sent=Size(*sent), tokens=0, scale=sent[0] / 1920)
+    data = encode_image(image, plan, "JPEG", 90)
+    resized = resize_for_plan(image, plan)  # the resize encode_image made before
+    pillow = io.BytesIO()
+    resized.save(pillow, format="JPEG", quality=90)
+    with Image.open(io.BytesIO(data)) as fast, Image.open(pillow) as slow:
+        assert fast.size == slow.size == sent and fast.mode == "RGB"
+        a = np.asarray(fast).astype(np.int16)
+        b = np.asarray(slow).astype(np.int16)
+    assert np.abs(a - b).mean() < 1.0  # the same picture (today the very same bytes)
+    x, y = int(1300 * sent[0] / 1920), int(700 * sent[1] / 1080)
+    r, g, b_ = a[y, x]
+    assert r > 200 and g < 50 and b_ < 50

@@ -101,6 +101,8 @@ def test_desktop_click_and_type_from_the_screenshot(
     assert [s.action["action"] for s in run.steps] == ["click", "click", "type", "finish"]
     first = run.steps[0]
     assert first.frame_size == [1920, 1080]
+    # each step says how the screen was judged still: X DAMAGE events and thumbnails
+    assert {s.meta["settle"]["how"] for s in run.steps} == {"xdamage"}
     # the 1920x1080 frame was sent smaller, within the default budget (670 tokens), same aspect
     width, height = first.sent_size
     assert width < 1920 and step3vl_visual_tokens(width, height) <= 670

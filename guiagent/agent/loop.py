@@ -311,11 +311,18 @@ class Agent(AgentSupport):
         frame, turn.dom = await observe_with_dom(
             self.env, self.config, self.redactor, self._sent_size, state.zoom_next is not None
         )
-        # the desktop's text, OCR of the changed regions: redaction and the note use it
-        lines = None if turn.dom is not None else await read_screen_lines(frame, self._scan)
-        frame, notes = await self.redactor.redact(
-            frame, turn.dom, await window_list(self.env, self.redactor), text_boxes=lines
-        )
+        # the desktop's text, OCR of the changed regions: redaction and the note use it;
+        # read while the redactor scans the pixels for password dots
+        reading = None
+        if turn.dom is None:
+            reading = asyncio.ensure_future(read_screen_lines(frame, self._scan))
+        try:
+            windows = await window_list(self.env, self.redactor)
+            frame, notes = await self.redactor.redact(frame, turn.dom, windows, text_boxes=reading)
+        finally:
+            if reading is not None and not reading.done():
+                reading.cancel()
+        lines = None if reading is None else reading.result()
         turn.redactions = [n.model_dump() for n in notes]
         injections = find_injections(screen_texts(turn.dom, lines))
         if injections:

@@ -49,6 +49,13 @@ async def observe_settled(
     settled = await settle_env(
         env, observe, quiet_ms=config.settle_quiet_ms, timeout_s=config.settle_timeout_s
     )
+    # measured, per step: how the screen was judged still and how long that took
+    settled.frame.meta["settle"] = {
+        "how": settled.how,
+        "settled": settled.settled,
+        "waited_ms": round(settled.waited_ms, 1),
+        "quiet_ms": config.settle_quiet_ms,
+    }
     return settled.frame
 
 

@@ -140,7 +140,8 @@ async def _browser(steps: int) -> list[dict[str, Any]]:
     return _rows("browser 1280x800", phases, baseline, what)
 
 
-async def _desktop(steps: int) -> list[dict[str, Any]]:
+async def _desktop(steps: int, quick: bool = False) -> list[dict[str, Any]]:
+    from guiagent.bench import desktop_settle
     from guiagent.envs.desktop import DesktopEnv
     from guiagent.envs.display import XvfbDisplay
 
@@ -158,12 +159,14 @@ async def _desktop(steps: int) -> list[dict[str, Any]]:
             before = _grab_baseline(display.display, 15)
             async with DesktopEnv(display=display.display) as env:
                 phases = await _phases(env, steps, Path(tmp))
+                settling = await desktop_settle.rows(env, display.display, quick)
             after = _grab_baseline(display.display, 15)
         finally:
             app.terminate()
             app.wait(10)
     what = "baseline: one mss grab of the screen alone; target total <= 30 ms"
-    return _rows("desktop 1920x1080", phases, statistics.median([before, after]), what)
+    baseline = statistics.median([before, after])
+    return [*_rows("desktop 1920x1080", phases, baseline, what), *settling]
 
 
 async def _agents(count: int, latency_s: float, steps: int) -> float:
@@ -228,6 +231,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     steps = 10 if quick else 30
 
     async def main() -> list[dict[str, Any]]:
-        return [*(await _desktop(steps)), *(await _browser(steps)), *(await _concurrency(quick))]
+        return [
+            *(await _desktop(steps, quick)),
+            *(await _browser(steps)),
+            *(await _concurrency(quick)),
+        ]
 
     return asyncio.run(main())

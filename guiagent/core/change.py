@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from guiagent.core.actions import BaseAction
-from guiagent.core.env import Frame, QuietSource
+from guiagent.core.env import Frame, QuietSource, StillSource
 from guiagent.core.geometry import Point, Rect, Size
 
 # --- frame difference -------------------------------------------------------------------
@@ -33,6 +33,20 @@ def thumbnail(image: Image.Image) -> np.ndarray:
     factor = max(1, round(max(image.width, image.height) / _TARGET_SIDE))
     small = image.reduce(factor) if factor > 1 else image
     return np.asarray(small.convert("L"), dtype=np.int16)
+
+
+def bgra_thumbnail(raw: bytes | bytearray | memoryview, width: int, height: int) -> np.ndarray:
+    """:func:`thumbnail` straight from a screen grab's BGRA bytes (mss): a view of the bytes,
+    an area average down to the same size, then grayscale; no full-size copy or PIL image."""
+    import cv2
+
+    pixels = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 4)
+    factor = max(1, round(max(width, height) / _TARGET_SIDE))
+    small = pixels
+    if factor > 1:
+        size = (max(1, width // factor), max(1, height // factor))
+        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGRA2GRAY).astype(np.int16)
 
 
 def thumbnail_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,7 +128,9 @@ class SettleResult:
     settled: bool
     waited_ms: float
     polls: int = 0
-    how: str = "pixels"  # "pixels" (frames compared) or "events" (the surface said it is quiet)
+    # "pixels" (frames compared), "events" (the surface said it is quiet), "xdamage" or
+    # "grabs" (a desktop's thumbnails, looked at on X DAMAGE events or polled)
+    how: str = "pixels"
 
 
 async def settle(
@@ -160,8 +176,20 @@ async def settle_env(
     poll_ms: float = 50,
 ) -> SettleResult:
     """Settle ``env``: from its own events when it can tell (a browser page: network,
-    timers, DOM mutations, animations, fonts), then one frame; else by pixels (:func:`settle`).
+    timers, DOM mutations, animations, fonts; a desktop: X DAMAGE and grayscale thumbnails of
+    grabs, see StillSource), then one frame; else by pixels (:func:`settle`).
     """
+    if isinstance(env, StillSource):  # a desktop: DAMAGE events and small thumbnails
+        start = time.monotonic()
+        try:
+            still = await env.wait_still(quiet_ms, timeout_s)
+        except Exception:  # a surface error shows again in observe below
+            still = None
+        if still is not None:
+            frame = await observe()
+            waited = (time.monotonic() - start) * 1000
+            polls = int(still.get("polls", 1)) + 1
+            return SettleResult(frame, bool(still["settled"]), waited, polls, str(still["how"]))
     if isinstance(env, QuietSource):
         start = time.monotonic()
         try:
@@ -294,8 +322,10 @@ class LoopDetector:
         frame: Frame | None = None,
         text_near: NearText | None = None,
     ) -> Ladder:
-        thumb = thumbnail(frame.image) if frame is not None else None
+        # one grayscale conversion: the full-size gray judges change near the target, and
+        # its reduction is the thumbnail the whole screen is compared on
         gray = frame.image.convert("L") if frame is not None else None
+        thumb = thumbnail(gray) if gray is not None else None
         current = _Entry("", "", (), False, text_near=text_near)  # its text, read at most once
         if thumb is not None and gray is not None:
             own_digest = frame_digest

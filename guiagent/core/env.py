@@ -13,7 +13,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from guiagent.core.actions import BaseAction
-from guiagent.core.geometry import FrameTransform, Size
+from guiagent.core.geometry import FrameTransform, Rect, Size
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,18 @@ class ChangeSource(Protocol):
     None when it cannot tell (something keeps drawing: video, canvas, animations...)."""
 
     async def change_token(self) -> str | None: ...
+
+
+@runtime_checkable
+class StillSource(Protocol):
+    """An environment that can wait, cheaply, until its screen (or ``region`` of it, screen
+    points) stays still for ``quiet_ms`` (a desktop: X DAMAGE events and grayscale
+    thumbnails of small grabs): ``{"settled", "waited_ms", "polls", "how"}``, or None when
+    it cannot tell this time."""
+
+    async def wait_still(
+        self, quiet_ms: float, timeout_s: float, region: Rect | None = None
+    ) -> dict[str, Any] | None: ...
 
 
 def dom_of(env: object) -> DomSource | None:

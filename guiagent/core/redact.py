@@ -20,17 +20,18 @@ records) the same way.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
 from loguru import logger
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
+from guiagent.core.bullets import BulletScan, find_bullet_runs, round_dots
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point, Rect
 from guiagent.core.scope import SecretScope, origin_matches, origin_of, title_matches
@@ -163,6 +164,8 @@ class Redactor:
         # what changed since the last frame (guiagent.grounding's ScreenReader).
         self.final_ocr = final_ocr
         self._final_scan: ChangedTextScan | None = None
+        # the desktop's dot scan rescans only the rows changed since the last frame
+        self._bullets = BulletScan()
         self.pad = pad
 
     def add_secret(self, value: str, look_for_pixels: bool = True) -> None:
@@ -226,12 +229,13 @@ class Redactor:
         frame: Frame,
         dom: list[dict[str, Any]] | None = None,
         windows: list[dict[str, Any]] | None = None,
-        text_boxes: list[Any] | None = None,
+        text_boxes: list[Any] | Awaitable[list[Any] | None] | None = None,
     ) -> tuple[Frame, list[RedactionNote]]:
         """Black out every sensitive box in a copy of ``frame``.
 
         ``text_boxes`` (objects with ``.text`` and ``.box`` in frame pixels) skip the OCR
-        call when the caller has already read the frame. When nothing is hidden the frame
+        call when the caller has already read the frame; an awaitable of them (a read still
+        running) is awaited side by side with the desktop's dot scan. When nothing is hidden the frame
         is returned as is (frames are never modified in place).
         """
         found = self._layout_boxes(frame, dom, windows)
@@ -314,15 +318,26 @@ class Redactor:
                     break
 
     async def _pixel_boxes(
-        self, found: _FoundBoxes, dom: list[dict[str, Any]] | None, text_boxes: list[Any] | None
+        self,
+        found: _FoundBoxes,
+        dom: list[dict[str, Any]] | None,
+        text_boxes: list[Any] | Awaitable[list[Any] | None] | None,
     ) -> None:
         """Masked entries found by their look (no DOM: desktop) and text read by OCR."""
         frame = found.frame
         if self.mask_password_fields and self.detect_bullets and dom is None:
             # no DOM to ask (desktop): find masked entries by their look, since OCR
-            # engines often do not read bullet characters at all
-            for rect in await asyncio.to_thread(find_bullet_runs, frame.image):
+            # engines often do not read bullet characters at all; side by side with an
+            # OCR read the caller started (text_boxes still to come)
+            dots = asyncio.to_thread(self._bullets.find, frame.image)
+            if inspect.isawaitable(text_boxes):
+                runs, text_boxes = await asyncio.gather(dots, text_boxes)
+            else:
+                runs = await dots
+            for rect in runs:
                 found.add(rect, "masked_text", "mask_password_fields", self.pad)
+        if inspect.isawaitable(text_boxes):
+            text_boxes = await text_boxes
         if text_boxes is None and self.ocr is not None and self.needs_ocr:
             text_boxes = await self.read_text(frame)
         for tb in text_boxes or []:
@@ -391,79 +406,6 @@ def _blacked(image: Image.Image, rects: list[Rect]) -> Image.Image:
         x, y, w, h = clipped_int(rect)
         draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
     return out
-
-
-def find_bullet_runs(
-    image: Image.Image, min_run: int = 4, min_size: int = 6, max_size: int = 32
-) -> list[Rect]:
-    """Rows of identical filled dots (masked password text: ``●●●●``, ``••••``), in frame pixels.
-
-    Works on the pixels alone: connected components of dark-on-light and light-on-dark
-    ink that are round, filled, equal in size, on one line and evenly spaced.
-    """
-    gray = np.asarray(image.convert("L"))
-    runs: list[Rect] = []
-    for mask in (gray < 110, gray > 170):
-        dots = round_dots(mask, min_size, max_size)
-        if len(dots) >= min_run:
-            runs.extend(_dot_runs(dots, min_run))
-    return runs
-
-
-def round_dots(mask: np.ndarray, min_size: int, max_size: int) -> list[tuple[int, int, int, int]]:
-    """Round, filled blobs of ``mask`` with empty background above and below: (x, y, w, h)."""
-    import cv2
-
-    _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
-    keep = (w >= min_size) & (w <= max_size) & (np.abs(w - h) <= 1)
-    fill = area / np.maximum(w * h, 1)
-    keep &= (fill >= 0.7) & (fill <= 0.92)
-    return [
-        (int(a), int(b), int(c), int(d))
-        for a, b, c, d in zip(x[keep], y[keep], w[keep], h[keep], strict=True)
-        if _clear_above_below(mask, int(a), int(b), int(c), int(d))
-    ]
-
-
-def _dot_runs(dots: list[tuple[int, int, int, int]], min_run: int) -> list[Rect]:
-    """Group dots of one size on one line into evenly spaced runs of at least ``min_run``."""
-    dots.sort(key=lambda d: (d[1], d[0]))
-    rows: dict[tuple[int, int, int], list[tuple[int, int, int, int]]] = {}
-    for dot in dots:
-        _, y, w, h = dot
-        key = next(
-            (k for k in rows if abs(k[0] - y) <= 1 and abs(k[1] - w) <= 1 and abs(k[2] - h) <= 1),
-            None,
-        )
-        rows.setdefault(key or (y, w, h), []).append(dot)
-    runs: list[Rect] = []
-    for row in rows.values():
-        row.sort()
-        run = [row[0]]
-        for dot in [*row[1:], None]:
-            prev = run[-1]
-            if dot is not None and prev[2] * 1.1 <= dot[0] - prev[0] <= prev[2] * 3:
-                first_gap = run[1][0] - run[0][0] if len(run) > 1 else None
-                if first_gap is None or abs((dot[0] - prev[0]) - first_gap) <= 2:
-                    run.append(dot)
-                    continue
-            if len(run) >= min_run:
-                left, top = run[0][0], min(d[1] for d in run)
-                right, bottom = run[-1][0] + run[-1][2], max(d[1] + d[3] for d in run)
-                runs.append(Rect(left, top, right - left, bottom - top))
-            if dot is not None:
-                run = [dot]
-    return runs
-
-
-def _clear_above_below(mask: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
-    """No ink of the same polarity just above or below the dot: a bullet sits on empty
-    background, while the hole inside an ``o`` is closed by background beyond its ring."""
-    reach = h // 2 + 1
-    above = mask[max(y - reach, 0) : y, x : x + w]
-    below = mask[y + h : y + h + reach, x : x + w]
-    return not above.any() and not below.any()
 
 
 def _clip(rect: Rect, width: int, height: int, pad: int) -> Rect | None:

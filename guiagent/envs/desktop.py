@@ -55,7 +55,7 @@ from guiagent.core.actions import (
     Wait,
 )
 from guiagent.core.env import ActResult, Frame, SurfaceGoneError
-from guiagent.core.geometry import Size, transform_for_monitor
+from guiagent.core.geometry import Rect, Size, transform_for_monitor
 from guiagent.core.killswitch import Killed, KillSwitch
 from guiagent.envs.desktop_a11y import AccessibleFocusMixin
 from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old import path)
@@ -75,7 +75,8 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
     pyautogui_point,
     xdotool_point,
 )
-from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale
+from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale, x_window_title
+from guiagent.envs.desktop_still import ScreenStill
 from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
 
 T = TypeVar("T")
@@ -135,6 +136,7 @@ class DesktopEnv(AccessibleFocusMixin):
         self._mss: Any = None
         self._xlib: Any = None
         self._typer: XTestTyper | None = None
+        self._still: ScreenStill | None = None
         self._pyautogui: Any = None
         self._ui_scale = 1.0
         self._closed = False
@@ -265,6 +267,9 @@ class DesktopEnv(AccessibleFocusMixin):
             executor.shutdown(wait=True)
 
     def _teardown(self) -> None:
+        if self._still is not None:
+            self._still.close()
+            self._still = None
         if self._mss is not None:
             try:
                 self._mss.close()
@@ -330,47 +335,41 @@ class DesktopEnv(AccessibleFocusMixin):
         return Frame(image=image, transform=transform, surface=self.surface, meta=meta)
 
     def _window_title(self) -> str | None:
-        if self._xlib is None:
-            return None
-        try:
-            from Xlib import X
+        return None if self._xlib is None else x_window_title(self._xlib)
 
-            dpy = self._xlib
-            root = dpy.screen().root
-            window = None
-            active = root.get_full_property(
-                dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType
-            )
-            if active is not None and active.value and active.value[0]:
-                window = dpy.create_resource_object("window", active.value[0])
-            else:
-                focus = dpy.get_input_focus().focus
-                if not isinstance(focus, int) and focus != root:
-                    window = focus
-            if window is None:
-                # no window manager: focus follows the pointer (PointerRoot)
-                child = root.query_pointer().child
-                if isinstance(child, int) or not child:
-                    return None
-                window = child
-                name = window.get_wm_name()
-                if name:
-                    return str(name)
-                for sub in window.query_tree().children:  # a reparenting WM's frame
-                    name = sub.get_wm_name()
-                    if name:
-                        return str(name)
-                return None
-            for _ in range(8):  # walk up from a child widget to the named top-level window
-                if window is None or window == root:
-                    return None
-                name = window.get_wm_name()
-                if name:
-                    return str(name)
-                window = window.query_tree().parent
-        except Exception as exc:  # window went away between calls, no focus, ...
-            logger.debug("no window title: {}", exc)
-        return None
+    async def wait_still(
+        self, quiet_ms: float, timeout_s: float, region: Rect | None = None
+    ) -> dict[str, Any] | None:
+        """Block until the captured monitor (or ``region``, desktop points) stays still for
+        ``quiet_ms``: thumbnails of mss grabs, looked at when X DAMAGE says something was
+        drawn (polled without DAMAGE); see :mod:`guiagent.envs.desktop_still`."""
+        try:
+            return await self._call(self._wait_still, quiet_ms, timeout_s, region)
+        except asyncio.CancelledError:  # the worker thread is needed for what comes next
+            if self._still is not None:
+                self._still.cancel()
+            raise
+
+    def _wait_still(self, quiet_ms: float, timeout_s: float, region: Rect | None) -> dict[str, Any]:
+        if self._still is None:
+            self._still = ScreenStill(self._grab_raw, self.display if _IS_X11 else None)
+        mon = self._mss.monitors[int(self.monitor)]
+        box = (mon["left"], mon["top"], mon["width"], mon["height"])
+        if region is not None:
+            left, top = max(int(region.left), box[0]), max(int(region.top), box[1])
+            right = min(int(region.right + 0.999), box[0] + box[2])
+            bottom = min(int(region.bottom + 0.999), box[1] + box[3])
+            if right > left and bottom > top:
+                box = (left, top, right - left, bottom - top)
+        return self._still.wait(quiet_ms, timeout_s, box)
+
+    def _grab_raw(self, box: tuple[int, int, int, int]) -> tuple[Any, int, int]:
+        left, top, width, height = box
+        try:
+            shot = self._mss.grab({"left": left, "top": top, "width": width, "height": height})
+        except Exception as exc:
+            raise SurfaceGoneError(f"cannot capture the screen of {self.display}: {exc}") from exc
+        return shot.raw, shot.width, shot.height
 
     # -- act -------------------------------------------------------------------------
 

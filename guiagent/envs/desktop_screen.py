@@ -55,3 +55,43 @@ def _make_dpi_aware() -> None:
 
 def _rect(mon: dict[str, Any]) -> dict[str, int]:
     return {"left": mon["left"], "top": mon["top"], "width": mon["width"], "height": mon["height"]}
+
+
+def x_window_title(dpy: Any) -> str | None:
+    """The title of the active (else focused, else pointed-at) top-level window."""
+    try:
+        from Xlib import X
+
+        root = dpy.screen().root
+        window = None
+        active = root.get_full_property(dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
+        if active is not None and active.value and active.value[0]:
+            window = dpy.create_resource_object("window", active.value[0])
+        else:
+            focus = dpy.get_input_focus().focus
+            if not isinstance(focus, int) and focus != root:
+                window = focus
+        if window is None:
+            # no window manager: focus follows the pointer (PointerRoot)
+            child = root.query_pointer().child
+            if isinstance(child, int) or not child:
+                return None
+            window = child
+            name = window.get_wm_name()
+            if name:
+                return str(name)
+            for sub in window.query_tree().children:  # a reparenting WM's frame
+                name = sub.get_wm_name()
+                if name:
+                    return str(name)
+            return None
+        for _ in range(8):  # walk up from a child widget to the named top-level window
+            if window is None or window == root:
+                return None
+            name = window.get_wm_name()
+            if name:
+                return str(name)
+            window = window.query_tree().parent
+    except Exception as exc:  # window went away between calls, no focus, ...
+        logger.debug("no window title: {}", exc)
+    return None

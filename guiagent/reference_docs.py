@@ -104,6 +104,20 @@ MATCHER_DOCS: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
+# how settling works, under the settle table
+SETTLE_NOTE = (
+    "In a browser the page itself says when it is quiet (`envs/browser_quiet.py`): no fetch or",
+    "XHR pending, no short `setTimeout` scheduled since the last step still waiting, no scroll",
+    "under way (until `scrollend`), no finite CSS animation or transition running, fonts loaded,",
+    "and two animation frames drawn since its last DOM mutation or input event, counted by the",
+    "page (a step that starts after the page went quiet pays one round trip). `threshold` and",
+    "`quiet_ms` apply where pixels decide: the desktop, and pages that cannot be instrumented.",
+    "A step also reuses the frame and DOM it already has when the page's change token says",
+    "nothing could have changed them since (no mutation, input, scroll, load, focus change or",
+    "animation, and no canvas, video or frame on the page).",
+)
+
+
 def _type_text(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -197,6 +211,8 @@ def scenarios_md() -> str:
         "### `settle`",
         "",
         *_field_rows(sc.SettleOptions),
+        "",
+        *SETTLE_NOTE,
         "",
         "## Steps",
         "",

@@ -5,6 +5,7 @@ that leaves the pixels under the threshold (a tiny blinking square) does not hol
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -146,3 +147,37 @@ def test_bgra_thumbnail_matches_the_pil_thumbnail(desktop_env: Any, async_runner
     reference = thumbnail(frame.image)
     assert small.shape == reference.shape and small.dtype == reference.dtype
     assert np.abs(small - reference).max() <= 3
+
+
+def test_windows_mapped_by_another_x_client_are_noticed_by_damage_events(
+    desktop_env: Any, async_runner: Any, x_display: Any
+) -> None:
+    """Another python-xlib connection opened after the DAMAGE watch (its RANDR module once
+    took DAMAGE's event code in the process-wide table) maps windows during the wait:
+    each change is seen on a DAMAGE wake-up, never only by the last look."""
+    from Xlib import display as xdisplay
+
+    async_runner.run(desktop_env.wait_still(100, 5))  # the DAMAGE watch exists
+    other = xdisplay.Display(x_display.display)
+    screen = other.screen()
+    shown: list[Any] = []
+    try:
+        for colour in [screen.black_pixel] + [screen.white_pixel, screen.black_pixel] * 3:
+            window = screen.root.create_window(
+                1300, 100, 200, 200, 0, screen.root_depth,
+                background_pixel=colour, override_redirect=True,
+            )  # fmt: skip
+            other.sync()
+            timer = threading.Timer(0.1, lambda w=window: (w.map(), other.sync()))
+            timer.start()
+            result = async_runner.run(desktop_env.wait_still(300, 5, Rect(1200, 0, 500, 400)))
+            timer.join()
+            shown.append(window)
+            if len(shown) == 1:
+                continue  # the black base (the root may be black already)
+            assert result["settled"] and result["how"] == "xdamage"
+            assert result["events"] >= 1 and result["last_look_changes"] == 0, result
+    finally:
+        for window in shown:
+            window.destroy()
+        other.close()

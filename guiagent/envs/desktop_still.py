@@ -65,7 +65,7 @@ class ScreenStill:
         if self._damage is not None:
             self._damage.clear()
         reference = self._thumb(region)
-        grabs, events = 1, 0
+        grabs, events, late = 1, 0, 0  # late: changes only the last look saw
         quiet_since = last_grab = time.monotonic()
         while True:
             now = time.monotonic()
@@ -78,6 +78,7 @@ class ScreenStill:
                 last_grab = time.monotonic()
                 if thumbnail_difference(reference, current) > threshold:
                     reference, quiet_since = current, last_grab
+                    late += 1
                     continue
             if (now - quiet_since) * 1000 >= quiet_ms or over:
                 settled = (now - quiet_since) * 1000 >= quiet_ms
@@ -86,6 +87,7 @@ class ScreenStill:
                     "waited_ms": (now - start) * 1000,
                     "polls": grabs,
                     "events": events,
+                    "last_look_changes": late,
                     "how": self.how,
                 }
             # wake at least every 100 ms: a waiter that gave up frees the thread soon

@@ -90,6 +90,13 @@ class DamageWatch:
                 raise RuntimeError(f"X display {display_name} has no DAMAGE extension")
             self._major = info.major_opcode
             self._dpy.display.set_extension_major(EXTENSION, self._major)
+            # python-xlib keeps the event classes in one dict shared by every Display of
+            # the process, and its RANDR module claims four event codes where the server
+            # gives RANDR two: the two after them are the next extension's (DAMAGE's on
+            # Xvfb). Any Display opened later (another X client of this process) would
+            # then turn our DamageNotify events into RANDR ones. This connection parses
+            # with its own table.
+            self._dpy.display.event_classes = dict(self._dpy.display.event_classes)
             self._dpy.extension_add_event(info.first_event, DamageNotify)
             self._event_code = info.first_event
             _QueryVersion(

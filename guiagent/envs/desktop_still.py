@@ -24,6 +24,7 @@ from loguru import logger
 from guiagent.core.change import bgra_thumbnail, thumbnail_difference
 
 Region = tuple[int, int, int, int]  # left, top, width, height in root (grab) pixels
+BURST_GAP_S = 0.012  # this long without drawing ends a burst of DAMAGE events
 
 
 class ScreenStill:
@@ -97,6 +98,7 @@ class ScreenStill:
                 if not hits:
                     continue  # nothing drawn: the window ran out, or the run's time did
                 events += hits
+                events += self._rest_of_burst(min(until, time.monotonic() + poll_ms / 1000), region)
                 # drawing goes on: look at most every poll_ms (the first look is at once)
                 pause = last_grab + poll_ms / 1000 - time.monotonic()
                 if pause > 0:
@@ -108,6 +110,19 @@ class ScreenStill:
             last_grab = time.monotonic()
             if thumbnail_difference(reference, current) > threshold:
                 reference, quiet_since = current, last_grab
+
+    def _rest_of_burst(self, until: float, region: Region) -> int:
+        """Drawing comes in bursts: a window mapped is reported for its own area, then a few
+        ms later for what around it was repainted. Read on until BURST_GAP_S passes with
+        nothing drawn (or ``until``), so the look sees the whole burst, not half of it
+        followed by a second look poll_ms later."""
+        hits = 0
+        while (left := until - time.monotonic()) > 0:
+            more = self._damage.damaged(min(BURST_GAP_S, left), region)
+            if not more:
+                break
+            hits += more
+        return hits
 
     def cancel(self) -> None:
         """End a wait running on another thread (it returns unsettled)."""

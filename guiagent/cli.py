@@ -26,6 +26,8 @@ from guiagent.cliparse import (
     first_line,
     parse_region,
     parse_size,
+    pause_gc_for_startup,
+    startup_done,
 )
 
 
@@ -534,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     """The ``guiagent`` command; ``argv`` None means this process's own command line."""
     if argv is not None:
         return _main(argv)
+    pause_gc_for_startup()  # until the command has loaded what it needs (startup_done)
     code = _main(sys.argv[1:])
     # the process ends now: the interpreter's last garbage collections would walk every
     # object of the libraries loaded (numpy, pydantic, Playwright: 0.3-0.5 s after a
@@ -553,8 +556,11 @@ def _main(argv: list[str]) -> int:
         if args.command == "run":
             import asyncio
 
+            startup_done()
             return asyncio.run(_run_task(args))
         module = importlib.import_module(f"guiagent.commands.{COMMANDS[args.command][0]}")
+        if args.command != "scenario":  # a scenario run says when its step engine is loaded
+            startup_done()
         return int(module.run(args))
     except KeyboardInterrupt:
         _console().print("[yellow]interrupted[/]")

@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from guiagent.cliparse import UsageError, check_url, cli_console
+from guiagent.cliparse import UsageError, check_url, cli_console, startup_done
 
 console = cli_console()
 
@@ -234,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> list[Any]:
         async with ScenarioSession(options) as session:
             await session.prepare(scenarios)  # Chromium starts while the step engine loads
+            startup_done()
             return await session.run_many(scenarios, workers=args.workers, on_result=_print_result)
 
     results = asyncio.run(main())

@@ -23,16 +23,18 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.core.env import Environment
 from guiagent.envs.display import parent_death_signal
 from guiagent.scenario.results import ScenarioResult
 from guiagent.scenario.schema import BrowserTarget, DesktopTarget, Scenario
 from guiagent.scenario.static import StaticServer, find_served_root, is_absolute_url
+
+if TYPE_CHECKING:  # numpy and PIL come with it: they load beside the browser launch (prepare)
+    from guiagent.core.env import Environment
 
 
 class SetupError(RuntimeError):

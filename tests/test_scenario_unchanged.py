@@ -107,3 +107,45 @@ def test_a_canvas_drawing_is_seen_by_the_next_frame(
     before, after = async_runner.run(go())
     assert before != (200, 0, 0)
     assert after == (200, 0, 0)
+
+
+SHADOW_PAGE = (
+    "data:text/html,<h1>Top</h1><status-box></status-box>"
+    "<template id=t><p>Pending</p></template><script>"
+    "customElements.define('status-box', class extends HTMLElement {"
+    " connectedCallback() { const root = this.attachShadow({mode: 'open'});"
+    " root.append(document.getElementById('t').content.cloneNode(true));"
+    " window.finish = () => { root.querySelector('p').textContent = 'Done'; }; } });"
+    "</script>"
+)
+
+
+# a shadow root the parser makes (declarative shadow DOM): no attachShadow call to hook
+DECLARATIVE_SHADOW_PAGE = (
+    "data:text/html,<h1>Top</h1><div id=host><template shadowrootmode=open><p>Pending</p>"
+    "</template></div><script>window.finish = () => {"
+    " document.getElementById('host').shadowRoot.querySelector('p').textContent = 'Done'; };"
+    "</script>"
+)
+
+
+@pytest.mark.parametrize("page", [SHADOW_PAGE, DECLARATIVE_SHADOW_PAGE], ids=["script", "parser"])
+def test_a_change_inside_a_shadow_root_is_seen_by_the_next_check(
+    page: str, browser_env_factory: Any, async_runner: Any
+) -> None:
+    """A shadow root's mutations reach no document-level observer: without watching the
+    root itself the old frame would be reused, and an expect of the old text pass."""
+    env = browser_env_factory(start_url=page)
+
+    async def go() -> tuple[bool, list[Any]]:
+        ui = _ui(env)
+        await ui.expect("Pending")
+        first = await ui.observe_with_dom()
+        # a change with no input and no document-level mutation (a timer, a socket message)
+        await env.page.evaluate("() => window.finish()")
+        after = await ui.observe_with_dom()
+        return after is first, [e.get("text") for e in (await ui.dom()) or []]
+
+    reused, texts = async_runner.run(go())
+    assert not reused
+    assert "Done" in texts and "Pending" not in texts

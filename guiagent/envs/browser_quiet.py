@@ -61,10 +61,17 @@ QUIET_INSTALL_JS = """(() => {
       try { return send.apply(this, args); } catch (e) { fin(); throw e; }
     };
   }
-  // shadow roots made (their style sheets are not the document's: see browser_page)
+  // shadow roots made (their style sheets are not the document's: see browser_page); their
+  // mutations reach no observer of the document, so each root is observed on its own
   q.shadows = 0;
+  q.watchedRoots = new WeakSet();
   const attach = Element.prototype.attachShadow;
-  if (attach) Element.prototype.attachShadow = function (...args) { q.shadows++; return attach.apply(this, args); };
+  if (attach) Element.prototype.attachShadow = function (...args) {
+    q.shadows++;
+    const root = attach.apply(this, args);
+    if (q.watchRoot) q.watchRoot(root);
+    return root;
+  };
   const setT = window.setTimeout, clearT = window.clearTimeout;
   window.setTimeout = function (fn, delay, ...rest) {
     const d = Number(delay) || 0;
@@ -93,8 +100,26 @@ QUIET_INSTALL_JS = """(() => {
   };
   // guiagent's own marks (data-guiagent-* attributes, set while reading the page) are no change
   const ours = r => r.type === 'attributes' && (r.attributeName || '').startsWith('data-guiagent-');
-  new MutationObserver((records) => { if (records.every(ours)) return; q.mutations++; changed(); })
-    .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  const observer = new MutationObserver((records) => { if (records.every(ours)) return; q.mutations++; changed(); });
+  const watched = {subtree: true, childList: true, attributes: true, characterData: true};
+  observer.observe(document, watched);
+  q.watchRoot = (root) => {
+    if (q.watchedRoots.has(root)) return;
+    q.watchedRoots.add(root); observer.observe(root, watched);
+  };
+  // shadow roots the parser made (declarative shadow DOM) called no attachShadow: found
+  // by a walk after each change (open ones; closed declarative roots stay unseen)
+  q.scannedAt = -1;
+  q.watchParsedRoots = () => {
+    if (q.scannedAt === q.mutations) return;
+    q.scannedAt = q.mutations;
+    const walk = (node) => {
+      for (const el of node.querySelectorAll('*')) {
+        if (el.shadowRoot) { if (!q.watchedRoots.has(el.shadowRoot)) { q.watchRoot(el.shadowRoot); q.shadows++; } walk(el.shadowRoot); }
+      }
+    };
+    walk(document);
+  };
   // an input handler may draw on its next frame without any mutation yet
   for (const type of ['pointerdown', 'pointerup', 'click', 'keydown', 'keyup', 'input', 'wheel', 'scroll'])
     window.addEventListener(type, changed, {capture: true, passive: true});
@@ -169,6 +194,7 @@ QUIET_WAIT_JS = """async (o) => {
 CHANGE_TOKEN_JS = """() => {
   const q = window.__guiagentQuiet;
   if (!q || typeof q.version !== 'number' || q.pending > 0) return null;
+  if (q.watchParsedRoots) q.watchParsedRoots();
   if (document.getAnimations && document.getAnimations().some(a => a.playState === 'running')) return null;
   if (document.querySelector('canvas,video,audio,iframe,frame,embed,object,marquee')) return null;
   for (const img of document.images) if (!img.complete) return null;

@@ -14,7 +14,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any
 
 from loguru import logger
 from pydantic import BaseModel, Field
+
+from guiagent.envs.display import stop_process_group
 
 HELPER = Path(__file__).with_name("atspi_helper.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -217,17 +218,8 @@ class AccessibilityBus:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         self.address = None
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_process_group(proc)
 
     def __enter__(self) -> AccessibilityBus:
         return self.start()

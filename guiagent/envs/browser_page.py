@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from loguru import logger
@@ -158,14 +158,7 @@ async def move_and_draw(page: Page, x: float, y: float) -> None:
     that handled the move, in one round trip: the press that follows lands on what the
     hover state shows (an icon that swaps its image on ``:hover``). A page without
     ``:hover`` rules has nothing to draw: no wait."""
-    drawn = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
-    try:
-        await page.mouse.move(x, y)
-    finally:
-        try:
-            await drawn
-        except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
-            logger.debug("no frame to wait for: {}", exc)
+    await _input_then_wait(page, _MOVE_DRAWN_JS, None, page.mouse.move(x, y))
 
 
 # Resolves once the page received the next wheel event and drew a frame after it (at the
@@ -187,11 +180,17 @@ async def wheel_and_wait(page: Page, dx: float, dy: float) -> None:
     """Turn the wheel and wait until the page has the wheel event: Chromium acknowledges a
     wheel before the page handles it, so a settle right after could start before the scroll
     (the page's own settle then waits for the scroll to end, see browser_quiet)."""
-    seen = asyncio.ensure_future(page.evaluate(_WHEEL_SEEN_JS, WHEEL_WAIT_MS))
+    await _input_then_wait(page, _WHEEL_SEEN_JS, WHEEL_WAIT_MS, page.mouse.wheel(dx, dy))
+
+
+async def _input_then_wait(page: Page, wait_js: str, arg: Any, send: Awaitable[None]) -> None:
+    """Set up the page-side wait ``wait_js`` first, then send the input, then await the
+    wait (so the page cannot handle the input before it listens)."""
+    waiting = asyncio.ensure_future(page.evaluate(wait_js, arg))
     try:
-        await page.mouse.wheel(dx, dy)
+        await send
     finally:
         try:
-            await seen
+            await waiting
         except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
-            logger.debug("no wheel event to wait for: {}", exc)
+            logger.debug("no page-side wait: {}", exc)

@@ -17,6 +17,7 @@ at chosen positions (Xvfb's +xinerama stacks its heads at 0,0); it must run as r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import re
@@ -213,18 +214,7 @@ class _XServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
+            stop_process_group(proc)
             logger.debug("{} on {} stopped", self.name, self.display)
         self._cleanup_tmp()
 
@@ -476,6 +466,21 @@ def _modeline(width: int, height: int, refresh: float = 60.0) -> list[str]:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+def stop_process_group(proc: subprocess.Popen[Any], timeout_s: float = 5) -> None:
+    """End a child started with ``start_new_session=True`` and everything it started:
+    SIGTERM to its process group, SIGKILL if it is still there after ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
 
 
 def parent_death_signal() -> Any:

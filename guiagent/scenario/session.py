@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from guiagent.envs.display import parent_death_signal
+from guiagent.envs.display import parent_death_signal, stop_process_group
 from guiagent.scenario.results import ScenarioResult
 from guiagent.scenario.schema import BrowserTarget, DesktopTarget, Scenario
 from guiagent.scenario.static import StaticServer, find_served_root, is_absolute_url
@@ -427,14 +426,5 @@ class _Launched:
 
 
 def _stop_process(launched: _Launched) -> None:
-    proc = launched.proc
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_process_group(launched.proc)
     launched.stderr.close()

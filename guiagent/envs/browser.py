@@ -65,6 +65,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     wheel_and_wait,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, change_token, wait_quiet
+from guiagent.envs.browser_typing import PageTyping
 from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
     _FOCUS_STATE_JS,
@@ -122,6 +123,7 @@ class BrowserEnv:
         self._page: Page | None = None
         self._gone: str | None = None
         self._capture = ViewportCapture(timeout_ms)
+        self._typing = PageTyping()
         self._view: dict[str, Any] | None = None  # the page state of the last frame
         # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
         self.accessible_names = True
@@ -256,6 +258,7 @@ class BrowserEnv:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
         self._capture.reset()
+        self._typing.reset()
         self._ax.reset()
         self._view = None
         self._gone = self._gone or "the env was closed"
@@ -402,6 +405,18 @@ class BrowserEnv:
         with self._guard():
             return await self._act(page, action)
 
+    @contextlib.contextmanager
+    def _keyboard_may_stick(self, uses_keyboard: bool) -> Iterator[None]:
+        """A Playwright error amid keyboard.down/press may leave a key held in Playwright's
+        keyboard, which its keyboard.type honours: from then on type through it."""
+        try:
+            yield
+        except PlaywrightError:
+            if uses_keyboard and not self._typing.keys_may_be_held:
+                logger.debug("a key press failed midway: typing through page.keyboard from now")
+                self._typing.keys_may_be_held = True
+            raise
+
     def _check_killed(self) -> None:
         if self.killswitch is not None:
             self.killswitch.check()
@@ -434,15 +449,16 @@ class BrowserEnv:
             await move_and_draw(page, x, y)
             if isinstance(action, Move):
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
-            async with held_modifiers(page, action.modifiers, self._check_killed):
-                if isinstance(action, Click):
-                    await mouse.down()
-                    await mouse.up()
-                elif isinstance(action, DoubleClick):
-                    await mouse.dblclick(x, y)
-                else:
-                    await mouse.down(button="right")
-                    await mouse.up(button="right")
+            with self._keyboard_may_stick(bool(action.modifiers)):
+                async with held_modifiers(page, action.modifiers, self._check_killed):
+                    if isinstance(action, Click):
+                        await mouse.down()
+                        await mouse.up()
+                    elif isinstance(action, DoubleClick):
+                        await mouse.dblclick(x, y)
+                    else:
+                        await mouse.down(button="right")
+                        await mouse.up(button="right")
             return ActResult(
                 detail=f"{modifier_prefix(action.modifiers)}{action.name} at {x:g},{y:g}"
             )
@@ -479,16 +495,17 @@ class BrowserEnv:
             await wheel_and_wait(page, dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            # real key events (no fill), one call per chunk: the kill switch is checked
-            # between chunks, not between keys, so typing costs no round trip per key
+            # real key events (no fill), a chunk's events sent without a round trip per key;
+            # the kill switch is checked between chunks
             text = action.text
             for start in range(0, len(text), TYPE_CHUNK):
                 self._check_killed()
-                await page.keyboard.type(text[start : start + TYPE_CHUNK])
+                await self._typing.type(page, text[start : start + TYPE_CHUNK])
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)
-            await page.keyboard.press(chord)
+            with self._keyboard_may_stick(True):
+                await page.keyboard.press(chord)
             return ActResult(detail=f"pressed {chord}")
         raise InvalidToolCall(action.name, f"the browser cannot perform {action.name!r}")
 

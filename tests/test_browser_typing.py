@@ -183,3 +183,21 @@ def test_after_a_chord_fails_midway_typing_honours_playwrights_held_key(
     assert held == "True"
     assert [(e[2], e[6]) for e in downs] == [("k", True), ("k", True)]
     assert value == ""
+
+
+def test_a_detached_session_is_replaced_before_the_next_text(
+    browser_env_factory: Any, async_runner: Any
+) -> None:
+    env = browser_env_factory(viewport=(640, 480))
+
+    async def go() -> tuple[str, int]:
+        await env.page.goto(_data_url(TEXTAREA_PAGE))
+        await env.page.focus("#t")
+        await env.act(Type(text="one "))
+        await env._typing._session.detach()  # e.g. a debugger client detached it
+        await env.act(Type(text="two"))
+        return await env.page.input_value("#t"), env._typing.chunks_over_cdp
+
+    value, over_cdp = async_runner.run(go())
+    assert value == "one two"
+    assert over_cdp == 2

@@ -47,6 +47,7 @@ class PageTyping:
         results = await asyncio.gather(*sends, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
+            self._forget(session)  # the next text opens a fresh session
             first = errors[0]
             if isinstance(first, asyncio.CancelledError):
                 raise first
@@ -62,12 +63,17 @@ class PageTyping:
         if self._session is not None and self._page is page:
             return self._session
         try:
-            self._session = await page.context.new_cdp_session(page)
+            session = await page.context.new_cdp_session(page)
         except PlaywrightError as exc:
             if page.is_closed():
                 raise
             logger.debug("no CDP session for typing ({}): typing through page.keyboard", exc)
             self.cdp_usable = False
             return None
-        self._page = page
-        return self._session
+        session.on("close", lambda _: self._forget(session))  # detached: never used again
+        self._session, self._page = session, page
+        return session
+
+    def _forget(self, session: Any) -> None:
+        if self._session is session:
+            self.reset()

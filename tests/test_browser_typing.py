@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import urllib.parse
 from typing import Any
 
@@ -201,3 +202,29 @@ def test_a_detached_session_is_replaced_before_the_next_text(
     value, over_cdp = async_runner.run(go())
     assert value == "one two"
     assert over_cdp == 2
+
+
+def test_a_field_inside_an_iframe_gets_the_same_events(
+    browser_env_factory: Any, async_runner: Any
+) -> None:
+    env = browser_env_factory(viewport=(640, 480))
+    inner = f"<input id=inner><script>{LOGGER_JS}</script>"
+    html = '<iframe id=f srcdoc="' + html_lib.escape(inner, quote=True) + '"></iframe>'
+    text = "Inside: A1!"
+
+    async def typed(how: str) -> tuple[Any, str]:
+        await env.page.goto(_data_url(html))
+        frame = env.page.frame_locator("#f")
+        await frame.locator("#inner").focus()
+        if how == "playwright":
+            await env.page.keyboard.type(text)
+        else:
+            await env.act(Type(text=text))
+        child = env.page.frames[1]
+        return await child.evaluate("log"), await child.input_value("#inner")
+
+    expected = async_runner.run(typed("playwright"))
+    got = async_runner.run(typed("env"))
+    assert got[1] == text
+    assert sum(e[0] == "keydown" for e in got[0]) == len(text)
+    assert got == expected

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
@@ -46,6 +46,9 @@ from guiagent.record.evidence import (
     dom_evidence,
 )
 from guiagent.record.trajectory import Recorder, StepRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 StepStatus = Literal["ok", "error", "denied", "dry_run"]
 # another way to carry out the input than one Environment.act (a skill call): (ok, detail)
@@ -130,6 +133,11 @@ class StepExecutor:
         self.dry_run = dry_run
         self._grounder = grounder  # reads the text under a point on a desktop (made on first use)
         self._may_type: dict[str, str | None] = {}  # value -> the stored secret's name
+        # the last frame made fit to write, and the file its image went to: the events of a
+        # step share the step's frame, which is then redacted and encoded once
+        self._last_shown: tuple[Frame, Any, tuple[str, ...], Frame, list[dict[str, Any]]] | None
+        self._last_shown = None
+        self._last_saved: tuple[Image.Image, str] | None = None
 
     @contextmanager
     def typing_allowed(self, values: Iterable[str] | Mapping[str, str]) -> Iterator[None]:
@@ -290,8 +298,14 @@ class StepExecutor:
         self, frame: Frame, dom: list[Any] | None
     ) -> tuple[Frame, list[dict[str, Any]]]:
         """``frame`` as it may be written: password fields and on-screen secrets blacked out."""
+        known = tuple(self.redactor.secrets)
+        last = self._last_shown
+        if last is not None and last[0] is frame and last[1] is dom and last[2] == known:
+            return last[3], list(last[4])
         shown, notes = await self.redactor.redact(frame, dom, None)
-        return shown, [n.model_dump() for n in notes]
+        dumped = [n.model_dump() for n in notes]
+        self._last_shown = (frame, dom, known, shown, dumped)
+        return shown, list(dumped)
 
     async def frame_record(
         self,
@@ -311,9 +325,15 @@ class StepExecutor:
         # the bytes sent to the model when it was sent the captured JPEG (redaction touched
         # nothing: else ``shown`` is a new image and has no captured bytes)
         sent = shown.encoded_as("JPEG", recorder.quality) if recorder.jpeg else None
+        saved = self._last_saved
+        if saved is not None and saved[0] is shown.image:
+            path = saved[1]
+        else:
+            path = await asyncio.to_thread(recorder.save_frame, shown.image, None, sent)
+            self._last_saved = (shown.image, path)
         return {
             "index": index,
-            "frame": await asyncio.to_thread(recorder.save_frame, shown.image, None, sent),
+            "frame": path,
             "frame_size": [frame.size.width, frame.size.height],
             "sent_size": sent_size or [frame.size.width, frame.size.height],
             "meta": frame_meta(frame),

@@ -564,9 +564,11 @@ class BrowserEnv:
         """
         page = self._check_alive()
         with self._guard():
-            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, in_viewport)
+            names = self.accessible_names and accessible_names
+            options = {"inViewport": in_viewport, "mark": names, "known": self._ax.known(page)}
+            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, options)
             elements: list[dict[str, Any]] = snapshot["elements"]
-            if elements and self.accessible_names and accessible_names:
+            if elements and names:
                 # names from the accessibility tree (read again only when the page changed)
                 await self._ax.add(page, elements, snapshot)
                 self.accessible_names = self._ax.available

@@ -163,6 +163,7 @@ class StepExecutor:
         else:
             verdict, policy_record = await self.gate(action, context)
         started = time.perf_counter()
+        framed: asyncio.Future[tuple[dict[str, Any], Any]] | None = None
         if verdict is not None and verdict.decision == "deny":
             outcome = StepOutcome("denied", verdict.reason, verdict)
         elif self.dry_run:
@@ -174,11 +175,23 @@ class StepExecutor:
                 sx, sy = context.trail[0]["screen"]
                 if context.target is None:
                     context.target = await dom_evidence(self.env, sx, sy, context.dom)
-            outcome = await self._perform(action, context, verdict)
+            # the record's frame and evidence show the screen before the input: they are
+            # redacted, encoded and written while the input happens
+            framed = (
+                asyncio.ensure_future(self._framed(context))
+                if context.record and self.recorder is not None
+                else None
+            )
+            try:
+                outcome = await self._perform(action, context, verdict)
+            except BaseException:
+                if framed is not None:
+                    framed.cancel()
+                raise
         outcome.ms = (time.perf_counter() - started) * 1000
         outcome.policy = policy_record
         if context.record and self.recorder is not None:
-            outcome.record = await self.event_record(action, context, outcome)
+            outcome.record = await self.event_record(action, context, outcome, framed)
             if context.write:
                 await self.write(outcome.record)
         return outcome
@@ -340,10 +353,8 @@ class StepExecutor:
             "redactions": redactions or [],
         }
 
-    async def event_record(
-        self, action: BaseAction, context: StepContext, outcome: StepOutcome
-    ) -> dict[str, Any]:
-        """One input event as a (redacted) step record dict, replayable on its own."""
+    async def _framed(self, context: StepContext) -> tuple[dict[str, Any], Any]:
+        """The frame part of an event record and its evidence (None without a point)."""
         shown, redactions = context.shown, context.redactions
         if shown is None:
             shown, redactions = await self.shown_frame(context.frame, context.dom)
@@ -354,6 +365,19 @@ class StepExecutor:
             redactions=redactions,
             sent_size=context.sent_size,
         )
+        evidence = await asyncio.to_thread(self._evidence, shown, context)
+        return data, evidence
+
+    async def event_record(
+        self,
+        action: BaseAction,
+        context: StepContext,
+        outcome: StepOutcome,
+        framed: Awaitable[tuple[dict[str, Any], Any]] | None = None,
+    ) -> dict[str, Any]:
+        """One input event as a (redacted) step record dict, replayable on its own;
+        ``framed``: its frame part and evidence, made already (:meth:`_framed`)."""
+        data, evidence = await (framed if framed is not None else self._framed(context))
         frame_points = [tuple(t["frame"]) for t in context.trail]
         frame_action = action.with_points(frame_points) if frame_points else action
         acted = outcome.status in ("ok", "error")
@@ -363,7 +387,7 @@ class StepExecutor:
                 "action": context.model_action or action_dict(frame_action),
                 "screen_action": action_dict(action),
                 "trail": context.trail,
-                "evidence": self._evidence(shown, context) if acted else None,
+                "evidence": evidence if acted else None,
                 "policy": outcome.policy,
                 "outcome": outcome.status,
                 "error": outcome.detail if outcome.status == "error" else None,

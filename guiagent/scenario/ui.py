@@ -61,7 +61,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
 )
 from guiagent.scenario.ui_pointer import PointerSteps, click_step_value
-from guiagent.scenario.verify import focus_problem
+from guiagent.scenario.verify import BrowserTypingCheck, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
@@ -407,8 +407,11 @@ class UI(PointerSteps):
                 check = partial(focus_problem, self.env, what, hit.screen)
                 await self._act(rec["action"], rec, frame, [hit], check=check, target=target)
             typed_check = await self._typed_check(spec.text, frame, hit, what)
-        password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
-        if spec.text and (password or await self.executor.typing_into_password()):
+        # a password field: as the check read it (a page; a desktop's bus), else asked here
+        password = getattr(typed_check, "password_field", False)
+        if not isinstance(typed_check, BrowserTypingCheck):
+            password = password or await self.executor.typing_into_password()
+        if spec.text and password:
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
         if named:

@@ -100,6 +100,21 @@ async def typed_problem(
     return None
 
 
+class BrowserTypingCheck:
+    """After typing into a page's field: :func:`typed_problem` against the field focused
+    before typing (``meant_for``, a focus state), which also says whether it is a password
+    field (``password_field``: then the text is a secret from the start)."""
+
+    def __init__(self, env: Any, text: str, what: str, meant_for: Mapping[str, Any]) -> None:
+        self.env, self.text, self.what = env, text, what
+        known = bool(meant_for.get("focused")) and meant_for.get("ref") is not None
+        self.meant_for = meant_for if known else None
+        self.password_field = bool(meant_for.get("focused") and meant_for.get("password"))
+
+    async def __call__(self) -> str | None:
+        return await typed_problem(self.env, self.text, self.meant_for, self.what)
+
+
 def screen_point(frame: Frame, hit: Grounded) -> tuple[float, float]:
     if hit.frame_point is None:
         return hit.screen
@@ -173,16 +188,9 @@ class CheckedScreen(Screen):
         :class:`~guiagent.scenario.typed_check.DesktopTypingCheck` (its ``password_field``
         says, before typing, when the bus knows the field is a password field)."""
         if isinstance(self.env, FocusReader):
-            env = self.env
             # the field the text is meant for: the one focused now, after the click
-            meant_for = await env.focus_state(None)
-            if not meant_for.get("focused") or meant_for.get("ref") is None:
-                meant_for = None
-
-            async def check() -> str | None:
-                return await typed_problem(env, text, meant_for, what)
-
-            return check
+            meant_for = await self.env.focus_state(None)
+            return BrowserTypingCheck(self.env, text, what, meant_for)
         engine = getattr(self.grounder, "ocr_engine", None)
         return await DesktopTypingCheck(
             self.env, text, what, before, hit, self.redactor, engine

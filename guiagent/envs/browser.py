@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -551,12 +551,18 @@ class BrowserEnv:
             await _next_frames(page)
         return done
 
-    async def focus_state(self, text: str | None = None) -> dict[str, Any]:
-        """The focused element: {focused, editable, ref, at (described), contains (its value
-        holds ``text``), password}; the value itself is never returned."""
+    async def focus_state(
+        self, text: str | None = None, expect: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The focused element: {focused, editable, ref, doc, at (described), contains (its
+        value holds ``text``), password}; the value itself is never returned. ``expect``: a
+        ``{ref, doc}`` read before (the field meant to get the text): ``expected`` then
+        says whether it is still in the page, what it is and whether it holds ``text``."""
         page = self._check_alive()
         with self._guard():
-            state: dict[str, Any] = await page.evaluate(_FOCUS_STATE_JS, text)
+            state: dict[str, Any] = await page.evaluate(
+                _FOCUS_STATE_JS, {"text": text, "expect": dict(expect) if expect else None}
+            )
         return state
 
     async def dom_elements(
@@ -575,9 +581,11 @@ class BrowserEnv:
         """
         page = self._check_alive()
         with self._guard():
-            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, in_viewport)
+            names = self.accessible_names and accessible_names
+            options = {"inViewport": in_viewport, "mark": names, "known": self._ax.known(page)}
+            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, options)
             elements: list[dict[str, Any]] = snapshot["elements"]
-            if elements and self.accessible_names and accessible_names:
+            if elements and names:
                 # names from the accessibility tree (read again only when the page changed)
                 await self._ax.add(page, elements, snapshot)
                 self.accessible_names = self._ax.available

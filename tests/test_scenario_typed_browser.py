@@ -11,9 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-FIELDS = (
-    "<label for=a>Name</label><input id=a><label for=b>Other</label><input id=b maxlength=40>"
-)
+FIELDS = "<label for=a>Name</label><input id=a><label for=b>Other</label><input id=b maxlength=40>"
 
 
 @pytest.fixture(scope="module")

@@ -152,13 +152,35 @@ _MOVE_DRAWN_JS = """() => new Promise((done) => {
 
 
 async def move_and_draw(page: Page, x: float, y: float) -> None:
-    """Move the pointer to (x, y) and wait until the page drew its hover state.
+    """Move the pointer to (x, y) and wait until the page drew its hover state (see
+    :func:`pointer_at`) and Chromium acknowledged the move."""
+    async with pointer_at(page, x, y):
+        pass
 
-    The wait is set up in the page before the move is sent and counts frames from the one
-    that handled the move, in one round trip: the press that follows lands on what the
-    hover state shows (an icon that swaps its image on ``:hover``). A page without
-    ``:hover`` rules has nothing to draw: no wait."""
-    await _input_then_wait(page, _MOVE_DRAWN_JS, None, page.mouse.move(x, y))
+
+@contextlib.asynccontextmanager
+async def pointer_at(page: Page, x: float, y: float) -> AsyncIterator[None]:
+    """Move the pointer to (x, y); the body (a press there) runs once the page drew its
+    hover state, and the move's acknowledgement is awaited after the body.
+
+    The hover wait is sent before the move and counts frames from the one that handled the
+    move: the press lands on what the hover state shows (an icon that swaps its image on
+    ``:hover``). A page without ``:hover`` rules has nothing to draw: the body runs at once,
+    without waiting for Chromium to acknowledge the move (it does so only at its next
+    frame, about 16 ms); input events are handled in the order they are sent, so a press
+    sent now lands after the move, as in Playwright's own ``mouse.click``."""
+    waiting = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
+    moving = asyncio.ensure_future(page.mouse.move(x, y))  # sent after the wait is set up
+    try:
+        try:
+            await waiting
+        except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+            logger.debug("no page-side wait: {}", exc)
+        yield
+    finally:
+        if not waiting.done():  # the body never ran (cancelled): no wait left behind
+            waiting.cancel()
+        await moving
 
 
 # Resolves once the page received the next wheel event and drew a frame after it (at the

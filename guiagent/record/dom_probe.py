@@ -192,6 +192,16 @@ async def _call(env: Any, expression: str, arg: Any = None) -> Any:
     return await page.evaluate(f"(() => {{ {given} {_DESCRIBE_JS}; return {expression}; }})()")
 
 
+async def install(env: Any) -> dict[str, Any]:
+    """Install the probe on the page (a no-op when it is there) and read the page's URL and
+    title, in one round trip: a replay's first read, so that its first snapshot finds the
+    probe (no failed call and second round trip)."""
+    state: dict[str, Any] = await env.page.evaluate(
+        f"(() => {{ {_DESCRIBE_JS}; return {{url: location.href, title: document.title}}; }})()"
+    )
+    return state
+
+
 async def element_at(
     env: Any, x: float, y: float, neighbours: bool = False
 ) -> dict[str, Any] | None:

@@ -59,10 +59,10 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     _KEYS,
     _next_frames,
     _refs_to_backend_ids,
+    before_press,
     held_modifiers,
     move_and_draw,
     playwright_key,
-    pointer_at,
     wheel_and_wait,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, change_token, wait_quiet
@@ -430,20 +430,20 @@ class BrowserEnv:
                 if self.full_page
                 else (action.x, action.y)
             )
-            # move first and let the page draw its hover state (an icon that swaps its image
-            # on :hover gets no click when the press lands in the same instant as the move);
-            # the press is one message (Playwright sends move, down and up without waiting
-            # for each acknowledgement): the move to the same point again changes nothing
-            async with pointer_at(page, x, y):
-                if isinstance(action, Move):
-                    return ActResult(detail=f"{action.name} at {x:g},{y:g}")
-                async with held_modifiers(page, action.modifiers, self._check_killed):
-                    if isinstance(action, Click):
-                        await mouse.click(x, y)
-                    elif isinstance(action, DoubleClick):
-                        await mouse.dblclick(x, y)
-                    else:
-                        await mouse.click(x, y, button="right")
+            if isinstance(action, Move):
+                await move_and_draw(page, x, y)
+                return ActResult(detail=f"{action.name} at {x:g},{y:g}")
+            # on a page with :hover rules, move first and let the page draw its hover state
+            # (an icon that swaps its image on :hover gets no click when the press lands in
+            # the same instant as the move); the press is one message that moves there too
+            await before_press(page, x, y)
+            async with held_modifiers(page, action.modifiers, self._check_killed):
+                if isinstance(action, Click):
+                    await mouse.click(x, y)
+                elif isinstance(action, DoubleClick):
+                    await mouse.dblclick(x, y)
+                else:
+                    await mouse.click(x, y, button="right")
             return ActResult(
                 detail=f"{modifier_prefix(action.modifiers)}{action.name} at {x:g},{y:g}"
             )

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from apps.replay_support import element_centre, open_env, record_step
+from PIL import Image
 
 from guiagent.agent.replay_act import executor_act
 from guiagent.core.actions import BaseAction, Click, Type
 from guiagent.record import Recorder, RunHeader, load
+from guiagent.record.dom_probe import snapshot
 from guiagent.record.replay import replay
 
 PAGE = Path(__file__).parent / "apps" / "replay_checks.html"
@@ -129,3 +131,61 @@ def test_another_page_after_a_step_stops_the_next(
     assert "not on the recorded page after step 2" in (report.failure or "")
     assert "title 'somewhere else', recorded 'checks'" in (report.failure or "")
     assert state["clicks"] == {"a": 1, "b": 0, "other": 0}
+
+
+def test_the_page_read_says_whether_a_press_waits_for_hover_styles(
+    async_runner: Any, playwright_browser: Any
+) -> None:
+    async def go(variant: str) -> Any:
+        env = await open_env(playwright_browser, _url(variant))
+        try:
+            return (await snapshot(env, (95.0, 118.0), False))["hover"]
+        finally:
+            await env.close()
+
+    assert async_runner.run(go("")) is False
+    assert async_runner.run(go("hover")) is True
+
+
+HOVER_SWAP = """<!doctype html><html><head><title>hover</title>
+<style>body{font:16px sans-serif;margin:20px} .ic{content:url(idle.png);height:20px;cursor:pointer}
+.ic:hover{content:url(hover.png)}</style></head>
+<body><p>Play <span class="ic" id="ic" role="button" aria-label="Play"></span></p><p id="out">plays: 0</p>
+<script>let n = 0; document.getElementById('ic').addEventListener('click', () => {
+  document.getElementById('out').textContent = 'plays: ' + (++n); });</script></body></html>"""
+
+
+def test_a_replayed_click_on_an_icon_that_swaps_on_hover_fires(
+    async_runner: Any, playwright_browser: Any, tmp_path: Path
+) -> None:
+    for name, colour in (("idle", (30, 90, 200)), ("hover", (230, 120, 20))):
+        Image.new("RGB", (20, 20), colour).save(tmp_path / f"{name}.png")
+    (tmp_path / "page.html").write_text(HOVER_SWAP)
+    url = (tmp_path / "page.html").as_uri()
+
+    async def go() -> tuple[Any, str]:
+        env = await open_env(playwright_browser, url)
+        try:
+            x, y = await element_centre(env, "#ic")
+            with Recorder(tmp_path / "run", RunHeader(task="play", surface="browser")) as rec:
+                for i in range(2):
+                    await record_step(env, rec, i, Click(x=x, y=y))
+                rec.finish("finished")
+        finally:
+            await env.close()
+        env = await open_env(playwright_browser, url)
+        try:
+            report = await replay(
+                load(tmp_path / "run"),
+                env,
+                speed=0,
+                out_dir=tmp_path / "replay",
+                act=executor_act(env, None, None),
+            )
+            return report, await env.page.inner_text("#out")
+        finally:
+            await env.close()
+
+    report, out = async_runner.run(go())
+    assert report.ok, report.summary()
+    assert out == "plays: 2"

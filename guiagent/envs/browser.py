@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -57,6 +58,7 @@ from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old impo
 from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import path)
     _FOCUSED_AT_JS,
     _KEYS,
+    HOVER_STYLED_JS,
     _next_frames,
     _refs_to_backend_ids,
     before_press,
@@ -76,6 +78,7 @@ from guiagent.envs.page_scripts import (
 )
 
 WHEEL_PX_PER_NOTCH = 100
+HOVER_HINT_TTL_S = 0.1  # a hover answer older than this is asked again (see note_hover_styled)
 TYPE_CHUNK = 64  # characters typed between two kill-switch checks
 
 
@@ -129,6 +132,7 @@ class BrowserEnv:
         self._ax = AccessibleNames()
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
+        self._hover_hint: tuple[bool, float] | None = None  # (styled, when told)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -389,7 +393,21 @@ class BrowserEnv:
 
     # -- act -------------------------------------------------------------------------
 
+    hover_styled_js = HOVER_STYLED_JS  # see guiagent.core.env.HoverHint
+
+    def note_hover_styled(self, styled: bool) -> None:
+        """The page's answer to :attr:`hover_styled_js`, read just now: the next action, if
+        it is a press within HOVER_HINT_TTL_S, uses it instead of asking the page again."""
+        self._hover_hint = (bool(styled), time.monotonic())
+
+    def _take_hover_hint(self) -> bool | None:
+        hint, self._hover_hint = self._hover_hint, None
+        if hint is None or time.monotonic() - hint[1] > HOVER_HINT_TTL_S:
+            return None
+        return hint[0]
+
     async def act(self, action: BaseAction) -> ActResult:
+        hover_hint = self._take_hover_hint()  # for this action only
         if isinstance(action, Wait):  # the kill switch and the run's deadline end a wait too
             if self.killswitch is not None:
                 await self.killswitch.sleep(action.seconds)
@@ -401,7 +419,7 @@ class BrowserEnv:
         page = self._check_alive()
         self._check_killed()
         with self._guard():
-            return await self._act(page, action)
+            return await self._act(page, action, hover_hint)
 
     def _check_killed(self) -> None:
         if self.killswitch is not None:
@@ -422,7 +440,9 @@ class BrowserEnv:
         moved_x, moved_y = after[0] - state["scrollX"], after[1] - state["scrollY"]
         return x - moved_x, y - moved_y
 
-    async def _act(self, page: Page, action: BaseAction) -> ActResult:
+    async def _act(
+        self, page: Page, action: BaseAction, hover_hint: bool | None = None
+    ) -> ActResult:
         mouse = page.mouse
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = (
@@ -436,7 +456,7 @@ class BrowserEnv:
             # on a page with :hover rules, move first and let the page draw its hover state
             # (an icon that swaps its image on :hover gets no click when the press lands in
             # the same instant as the move); the press is one message that moves there too
-            await before_press(page, x, y)
+            await before_press(page, x, y, hover_hint)
             async with held_modifiers(page, action.modifiers, self._check_killed):
                 if isinstance(action, Click):
                     await mouse.click(x, y)

@@ -137,7 +137,7 @@ _HOVER_STYLED_FN = """() => {
     }
     return false;
 }"""
-_HOVER_STYLED_JS = f"({_HOVER_STYLED_FN})()"
+HOVER_STYLED_JS = f"({_HOVER_STYLED_FN})()"
 
 # Resolves two frames after the one in which the page handled the next mouse move (the
 # hover state is on screen), at the latest four frames after it was set up (the move landed
@@ -179,21 +179,24 @@ async def hover_styled(page: Page) -> bool:
     """Whether a pointer move may draw something before a press (see _HOVER_STYLED_FN);
     true when the page cannot tell (navigating)."""
     try:
-        return bool(await page.evaluate(_HOVER_STYLED_JS))
+        return bool(await page.evaluate(HOVER_STYLED_JS))
     except PlaywrightError as exc:
         logger.debug("hover styles unknown: {}", exc)
         return True
 
 
-async def before_press(page: Page, x: float, y: float) -> None:
+async def before_press(page: Page, x: float, y: float, styled: bool | None = None) -> None:
     """Before a press at (x, y) that moves there itself (``mouse.click``/``dblclick``: one
     message, Playwright sends its move, down and up without waiting for each acknowledgement).
 
     On a page with ``:hover`` rules the pointer is moved first and the press waits until the
     page drew its hover state (:func:`move_and_draw`). On a page without them nothing can be
     drawn between move and press: nothing to do (no separate move, whose acknowledgement
-    Chromium gives only at its next frame, about 16 ms)."""
-    if await hover_styled(page):
+    Chromium gives only at its next frame, about 16 ms). ``styled``: the answer of a page
+    read made just before (see :class:`~guiagent.core.env.HoverHint`); None: asked here."""
+    if styled is None:
+        styled = await hover_styled(page)
+    if styled:
         await move_and_draw(page, x, y)
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
@@ -46,6 +46,9 @@ from guiagent.record.evidence import (
     dom_evidence,
 )
 from guiagent.record.trajectory import Recorder, StepRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 StepStatus = Literal["ok", "error", "denied", "dry_run"]
 # another way to carry out the input than one Environment.act (a skill call): (ok, detail)
@@ -130,6 +133,11 @@ class StepExecutor:
         self.dry_run = dry_run
         self._grounder = grounder  # reads the text under a point on a desktop (made on first use)
         self._may_type: dict[str, str | None] = {}  # value -> the stored secret's name
+        # the last frame made fit to write, and the file its image went to: the events of a
+        # step share the step's frame, which is then redacted and encoded once
+        self._last_shown: tuple[Frame, Any, tuple[str, ...], Frame, list[dict[str, Any]]] | None
+        self._last_shown = None
+        self._last_saved: tuple[Image.Image, str] | None = None
 
     @contextmanager
     def typing_allowed(self, values: Iterable[str] | Mapping[str, str]) -> Iterator[None]:
@@ -155,6 +163,7 @@ class StepExecutor:
         else:
             verdict, policy_record = await self.gate(action, context)
         started = time.perf_counter()
+        framed: asyncio.Future[tuple[dict[str, Any], Any]] | None = None
         if verdict is not None and verdict.decision == "deny":
             outcome = StepOutcome("denied", verdict.reason, verdict)
         elif self.dry_run:
@@ -166,11 +175,23 @@ class StepExecutor:
                 sx, sy = context.trail[0]["screen"]
                 if context.target is None:
                     context.target = await dom_evidence(self.env, sx, sy, context.dom)
-            outcome = await self._perform(action, context, verdict)
+            # the record's frame and evidence show the screen before the input: they are
+            # redacted, encoded and written while the input happens
+            framed = (
+                asyncio.ensure_future(self._framed(context))
+                if context.record and self.recorder is not None
+                else None
+            )
+            try:
+                outcome = await self._perform(action, context, verdict)
+            except BaseException:
+                if framed is not None:
+                    framed.cancel()
+                raise
         outcome.ms = (time.perf_counter() - started) * 1000
         outcome.policy = policy_record
         if context.record and self.recorder is not None:
-            outcome.record = await self.event_record(action, context, outcome)
+            outcome.record = await self.event_record(action, context, outcome, framed)
             if context.write:
                 await self.write(outcome.record)
         return outcome
@@ -290,8 +311,14 @@ class StepExecutor:
         self, frame: Frame, dom: list[Any] | None
     ) -> tuple[Frame, list[dict[str, Any]]]:
         """``frame`` as it may be written: password fields and on-screen secrets blacked out."""
+        known = tuple(self.redactor.secrets)
+        last = self._last_shown
+        if last is not None and last[0] is frame and last[1] is dom and last[2] == known:
+            return last[3], list(last[4])
         shown, notes = await self.redactor.redact(frame, dom, None)
-        return shown, [n.model_dump() for n in notes]
+        dumped = [n.model_dump() for n in notes]
+        self._last_shown = (frame, dom, known, shown, dumped)
+        return shown, list(dumped)
 
     async def frame_record(
         self,
@@ -311,19 +338,23 @@ class StepExecutor:
         # the bytes sent to the model when it was sent the captured JPEG (redaction touched
         # nothing: else ``shown`` is a new image and has no captured bytes)
         sent = shown.encoded_as("JPEG", recorder.quality) if recorder.jpeg else None
+        saved = self._last_saved
+        if saved is not None and saved[0] is shown.image:
+            path = saved[1]
+        else:
+            path = await asyncio.to_thread(recorder.save_frame, shown.image, None, sent)
+            self._last_saved = (shown.image, path)
         return {
             "index": index,
-            "frame": await asyncio.to_thread(recorder.save_frame, shown.image, None, sent),
+            "frame": path,
             "frame_size": [frame.size.width, frame.size.height],
             "sent_size": sent_size or [frame.size.width, frame.size.height],
             "meta": frame_meta(frame),
             "redactions": redactions or [],
         }
 
-    async def event_record(
-        self, action: BaseAction, context: StepContext, outcome: StepOutcome
-    ) -> dict[str, Any]:
-        """One input event as a (redacted) step record dict, replayable on its own."""
+    async def _framed(self, context: StepContext) -> tuple[dict[str, Any], Any]:
+        """The frame part of an event record and its evidence (None without a point)."""
         shown, redactions = context.shown, context.redactions
         if shown is None:
             shown, redactions = await self.shown_frame(context.frame, context.dom)
@@ -334,6 +365,19 @@ class StepExecutor:
             redactions=redactions,
             sent_size=context.sent_size,
         )
+        evidence = await asyncio.to_thread(self._evidence, shown, context)
+        return data, evidence
+
+    async def event_record(
+        self,
+        action: BaseAction,
+        context: StepContext,
+        outcome: StepOutcome,
+        framed: Awaitable[tuple[dict[str, Any], Any]] | None = None,
+    ) -> dict[str, Any]:
+        """One input event as a (redacted) step record dict, replayable on its own;
+        ``framed``: its frame part and evidence, made already (:meth:`_framed`)."""
+        data, evidence = await (framed if framed is not None else self._framed(context))
         frame_points = [tuple(t["frame"]) for t in context.trail]
         frame_action = action.with_points(frame_points) if frame_points else action
         acted = outcome.status in ("ok", "error")
@@ -343,7 +387,7 @@ class StepExecutor:
                 "action": context.model_action or action_dict(frame_action),
                 "screen_action": action_dict(action),
                 "trail": context.trail,
-                "evidence": self._evidence(shown, context) if acted else None,
+                "evidence": evidence if acted else None,
                 "policy": outcome.policy,
                 "outcome": outcome.status,
                 "error": outcome.detail if outcome.status == "error" else None,

@@ -174,10 +174,16 @@ async def settle_env(
     quiet_ms: float = 300,
     timeout_s: float = 5,
     poll_ms: float = 50,
+    ahead: Callable[[], Awaitable[object]] | None = None,
 ) -> SettleResult:
     """Settle ``env``: from its own events when it can tell (a browser page: network,
     timers, DOM mutations, animations, fonts; a desktop: X DAMAGE and grayscale thumbnails of
     grabs, see StillSource), then one frame; else by pixels (:func:`settle`).
+
+    ``ahead``: a capture run beside a page's quiet wait, which ``observe`` reuses when the
+    page says nothing changed since it began (its change token): a page already quiet, or
+    one whose last change was painted before the capture, then costs one capture, not a
+    wait followed by a capture.
     """
     if isinstance(env, StillSource):  # a desktop: DAMAGE events and small thumbnails
         start = time.monotonic()
@@ -192,10 +198,15 @@ async def settle_env(
             return SettleResult(frame, bool(still["settled"]), waited, polls, str(still["how"]))
     if isinstance(env, QuietSource):
         start = time.monotonic()
-        try:
-            report = await env.wait_quiet(timeout_s)
-        except Exception:  # a surface error shows again in observe below
-            report = None
+        waiting = env.wait_quiet(timeout_s)
+        outcomes = await asyncio.gather(
+            waiting, *([ahead()] if ahead is not None else []), return_exceptions=True
+        )
+        # a surface error (of the wait or of the capture ahead) shows again in observe below
+        report = outcomes[0] if not isinstance(outcomes[0], BaseException) else None
+        for outcome in outcomes:
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
         if report is not None:
             frame = await observe()
             waited = (time.monotonic() - start) * 1000

@@ -19,8 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -59,6 +58,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     _FOCUSED_AT_JS,
     _KEYS,
     HOVER_STYLED_JS,
+    HoverAnswer,
     _next_frames,
     _refs_to_backend_ids,
     before_press,
@@ -68,6 +68,7 @@ from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import
     wheel_and_wait,
 )
 from guiagent.envs.browser_quiet import QUIET_INSTALL_JS, change_token, wait_quiet
+from guiagent.envs.browser_typing import PageTyping
 from guiagent.envs.choice_script import CHOICE_JS
 from guiagent.envs.page_scripts import (
     _FOCUS_STATE_JS,
@@ -78,7 +79,6 @@ from guiagent.envs.page_scripts import (
 )
 
 WHEEL_PX_PER_NOTCH = 100
-HOVER_HINT_TTL_S = 0.1  # a hover answer older than this is asked again (see note_hover_styled)
 TYPE_CHUNK = 64  # characters typed between two kill-switch checks
 
 
@@ -126,13 +126,14 @@ class BrowserEnv:
         self._page: Page | None = None
         self._gone: str | None = None
         self._capture = ViewportCapture(timeout_ms)
+        self._typing = PageTyping()
         self._view: dict[str, Any] | None = None  # the page state of the last frame
         # names from the browser's accessibility tree in DOM snapshots (Chromium, over CDP)
         self.accessible_names = True
         self._ax = AccessibleNames()
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
-        self._hover_hint: tuple[bool, float] | None = None  # (styled, when told)
+        self._hover_hint = HoverAnswer()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -261,6 +262,7 @@ class BrowserEnv:
         page, context, browser, pw = self._page, self._context, self._browser, self._pw
         self._page = self._context = self._browser = self._pw = None
         self._capture.reset()
+        self._typing.reset()
         self._ax.reset()
         self._view = None
         self._gone = self._gone or "the env was closed"
@@ -396,18 +398,11 @@ class BrowserEnv:
     hover_styled_js = HOVER_STYLED_JS  # see guiagent.core.env.HoverHint
 
     def note_hover_styled(self, styled: bool) -> None:
-        """The page's answer to :attr:`hover_styled_js`, read just now: the next action, if
-        it is a press within HOVER_HINT_TTL_S, uses it instead of asking the page again."""
-        self._hover_hint = (bool(styled), time.monotonic())
-
-    def _take_hover_hint(self) -> bool | None:
-        hint, self._hover_hint = self._hover_hint, None
-        if hint is None or time.monotonic() - hint[1] > HOVER_HINT_TTL_S:
-            return None
-        return hint[0]
+        """The page's answer to :attr:`hover_styled_js`, read just now, for the next press."""
+        self._hover_hint.note(styled)
 
     async def act(self, action: BaseAction) -> ActResult:
-        hover_hint = self._take_hover_hint()  # for this action only
+        hover_hint = self._hover_hint.take()  # for this action only
         if isinstance(action, Wait):  # the kill switch and the run's deadline end a wait too
             if self.killswitch is not None:
                 await self.killswitch.sleep(action.seconds)
@@ -420,6 +415,18 @@ class BrowserEnv:
         self._check_killed()
         with self._guard():
             return await self._act(page, action, hover_hint)
+
+    @contextlib.contextmanager
+    def _keyboard_may_stick(self, uses_keyboard: bool) -> Iterator[None]:
+        """A Playwright error amid keyboard.down/press may leave a key held in Playwright's
+        keyboard, which its keyboard.type honours: from then on type through it."""
+        try:
+            yield
+        except PlaywrightError:
+            if uses_keyboard and not self._typing.keys_may_be_held:
+                logger.debug("a key press failed midway: typing through page.keyboard from now")
+                self._typing.keys_may_be_held = True
+            raise
 
     def _check_killed(self) -> None:
         if self.killswitch is not None:
@@ -457,13 +464,14 @@ class BrowserEnv:
             # (an icon that swaps its image on :hover gets no click when the press lands in
             # the same instant as the move); the press is one message that moves there too
             await before_press(page, x, y, hover_hint)
-            async with held_modifiers(page, action.modifiers, self._check_killed):
-                if isinstance(action, Click):
-                    await mouse.click(x, y)
-                elif isinstance(action, DoubleClick):
-                    await mouse.dblclick(x, y)
-                else:
-                    await mouse.click(x, y, button="right")
+            with self._keyboard_may_stick(bool(action.modifiers)):
+                async with held_modifiers(page, action.modifiers, self._check_killed):
+                    if isinstance(action, Click):
+                        await mouse.click(x, y)
+                    elif isinstance(action, DoubleClick):
+                        await mouse.dblclick(x, y)
+                    else:
+                        await mouse.click(x, y, button="right")
             return ActResult(
                 detail=f"{modifier_prefix(action.modifiers)}{action.name} at {x:g},{y:g}"
             )
@@ -500,16 +508,17 @@ class BrowserEnv:
             await wheel_and_wait(page, dx, dy)
             return ActResult(detail=f"scroll {action.direction} {action.amount} at {x:g},{y:g}")
         if isinstance(action, Type):
-            # real key events (no fill), one call per chunk: the kill switch is checked
-            # between chunks, not between keys, so typing costs no round trip per key
+            # real key events (no fill), a chunk's events sent without a round trip per key;
+            # the kill switch is checked between chunks
             text = action.text
             for start in range(0, len(text), TYPE_CHUNK):
                 self._check_killed()
-                await page.keyboard.type(text[start : start + TYPE_CHUNK])
+                await self._typing.type(page, text[start : start + TYPE_CHUNK])
             return ActResult(detail=f"typed {len(action.text)} characters")
         if isinstance(action, Key):
             chord = "+".join(playwright_key(k) for k in action.keys)
-            await page.keyboard.press(chord)
+            with self._keyboard_may_stick(True):
+                await page.keyboard.press(chord)
             return ActResult(detail=f"pressed {chord}")
         raise InvalidToolCall(action.name, f"the browser cannot perform {action.name!r}")
 
@@ -555,12 +564,18 @@ class BrowserEnv:
             await _next_frames(page)
         return done
 
-    async def focus_state(self, text: str | None = None) -> dict[str, Any]:
-        """The focused element: {focused, editable, ref, at (described), contains (its value
-        holds ``text``), password}; the value itself is never returned."""
+    async def focus_state(
+        self, text: str | None = None, expect: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The focused element: {focused, editable, ref, doc, at (described), contains (its
+        value holds ``text``), password}; the value itself is never returned. ``expect``: a
+        ``{ref, doc}`` read before (the field meant to get the text): ``expected`` then
+        says whether it is still in the page, what it is and whether it holds ``text``."""
         page = self._check_alive()
         with self._guard():
-            state: dict[str, Any] = await page.evaluate(_FOCUS_STATE_JS, text)
+            state: dict[str, Any] = await page.evaluate(
+                _FOCUS_STATE_JS, {"text": text, "expect": dict(expect) if expect else None}
+            )
         return state
 
     async def dom_elements(
@@ -579,9 +594,11 @@ class BrowserEnv:
         """
         page = self._check_alive()
         with self._guard():
-            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, in_viewport)
+            names = self.accessible_names and accessible_names
+            options = {"inViewport": in_viewport, "mark": names, "known": self._ax.known(page)}
+            snapshot = await page.evaluate(DOM_SNAPSHOT_JS, options)
             elements: list[dict[str, Any]] = snapshot["elements"]
-            if elements and self.accessible_names and accessible_names:
+            if elements and names:
                 # names from the accessibility tree (read again only when the page changed)
                 await self._ax.add(page, elements, snapshot)
                 self.accessible_names = self._ax.available

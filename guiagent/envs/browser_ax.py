@@ -1,8 +1,10 @@
 """Accessible names and roles of a page's elements from Chromium's accessibility tree, read
 again only when the page changed.
 
-Reading the tree costs four round trips (mark the reported elements, ``DOM.getDocument``,
-unmark, ``Accessibility.getFullAXTree``). The names are kept per element ref and reused
+Reading the tree costs two round trips after the DOM snapshot: the snapshot marks the
+reported elements itself when the cached names are stale, ``DOM.getDocument`` and
+``Accessibility.getFullAXTree`` are sent together, then the marks are removed (a stale
+cache the snapshot could not foresee marks first: one more). The names are kept per element ref and reused
 while the document is the same, its MutationObserver counted no mutation since (see
 :mod:`guiagent.envs.browser_quiet`) and the element reports the same texts as when its name
 was read (a change inside a shadow root or an iframe, which the observer does not see, still
@@ -11,6 +13,7 @@ shows there). Anything else reads the tree again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -21,12 +24,19 @@ from playwright.async_api import Page
 from guiagent.envs.browser_page import _refs_to_backend_ids
 from guiagent.envs.page_scripts import _DOM_ELEMENTS_JS, _MARK_REFS_JS
 
-# the element walk and the page's mutation count, in one evaluate
+# the element walk and the page's mutation count, in one evaluate; ``mark``: unless the
+# document and mutation count are ``known`` (the cached names' ones), the reported elements
+# get their ``data-guiagent-ref`` marks for the tree read that follows (``marked``)
 DOM_SNAPSHOT_JS = (
-    "(inViewport) => { const q = window.__guiagentQuiet;"
-    " return {elements: (" + _DOM_ELEMENTS_JS + ")(inViewport),"
+    "({inViewport, mark, known}) => { const q = window.__guiagentQuiet;"
+    " const out = {elements: (" + _DOM_ELEMENTS_JS + ")(inViewport),"
     " mutations: q && typeof q.mutations === 'number' ? q.mutations : null,"
-    " document: performance.timeOrigin}; }"
+    " document: performance.timeOrigin, marked: false};"
+    " const fresh = known && out.mutations !== null && known[0] === out.document"
+    " && known[1] === out.mutations;"
+    " if (mark && out.elements.length && !fresh) { (" + _MARK_REFS_JS + ")(true);"
+    " out.marked = true; }"
+    " return out; }"
 )
 
 # what an element reports that its accessible name or role may depend on (not its box,
@@ -69,6 +79,13 @@ class AccessibleNames:
         self._cdp = self._cdp_page = self._document = None
         self._names = {}
 
+    def known(self, page: Page) -> list[Any] | None:
+        """The document and mutation count the cached names hold for (None: none for
+        ``page``): a DOM snapshot marks its elements for a tree read unless they match."""
+        if self._document is None or self._document[0] != id(page) or self._document[1] != page.url:
+            return None
+        return [self._document[2], self._document[3]]
+
     async def add(
         self, page: Page, elements: list[dict[str, Any]], snapshot: dict[str, Any]
     ) -> None:
@@ -81,14 +98,15 @@ class AccessibleNames:
             else None
         )
         namings = [_naming(e) for e in elements]
-        if document is not None and document == self._document:
+        marked = bool(snapshot.get("marked"))
+        if document is not None and document == self._document and not marked:
             cached = [self._names.get(int(e.get("ref") or 0)) for e in elements]
             if all(c is not None and c[0] == n for c, n in zip(cached, namings, strict=True)):
                 for element, (_n, role, name) in zip(elements, cached, strict=True):  # type: ignore[misc]
                     if role is not None or name is not None:
                         element["ax_role"], element["ax_name"] = role, name
                 return
-        found = await self._read(page, elements)
+        found = await self._read(page, elements, marked)
         if found is None:
             return
         self._document, self._names = document, {}
@@ -100,23 +118,28 @@ class AccessibleNames:
             self._names[ref] = (naming, role, name)
 
     async def _read(
-        self, page: Page, elements: list[dict[str, Any]]
+        self, page: Page, elements: list[dict[str, Any]], marked: bool = False
     ) -> dict[int, tuple[str | None, str | None]] | None:
         """ref -> (role, name) from the tree; None when CDP refused (not asked again).
 
         Elements are matched to tree nodes by their backend node ids, read from
         ``DOM.getDocument`` while each reported element carries a ``data-guiagent-ref``
-        attribute (removed again at once)."""
+        attribute (``marked``: the snapshot set them already; removed again at once)."""
         try:
-            if self._cdp is None or self._cdp_page is not page:
-                self._cdp = await page.context.new_cdp_session(page)
-                self._cdp_page = page
-            await page.evaluate(_MARK_REFS_JS, True)
             try:
-                doc = await self._cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})
+                if self._cdp is None or self._cdp_page is not page:
+                    self._cdp = await page.context.new_cdp_session(page)
+                    self._cdp_page = page
+                if not marked:
+                    marked = True
+                    await page.evaluate(_MARK_REFS_JS, True)
+                doc, tree = await asyncio.gather(
+                    self._cdp.send("DOM.getDocument", {"depth": -1, "pierce": True}),
+                    self._cdp.send("Accessibility.getFullAXTree"),
+                )
             finally:
-                await page.evaluate(_MARK_REFS_JS, False)
-            tree = await self._cdp.send("Accessibility.getFullAXTree")
+                if marked:
+                    await page.evaluate(_MARK_REFS_JS, False)
         except PlaywrightError as exc:
             logger.debug("no accessibility tree: {}", exc)
             self.available = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -173,6 +174,26 @@ async def move_and_draw(page: Page, x: float, y: float) -> None:
         logger.debug("no page-side wait: {}", exc)
     finally:
         await moving
+
+
+HOVER_HINT_TTL_S = 0.1  # an answer older than this is asked again
+
+
+class HoverAnswer:
+    """The page's answer to HOVER_STYLED_JS from a read made just before a press (see
+    guiagent.core.env.HoverHint): used by the next action only, within HOVER_HINT_TTL_S."""
+
+    def __init__(self) -> None:
+        self._answer: tuple[bool, float] | None = None  # (styled, when told)
+
+    def note(self, styled: bool) -> None:
+        self._answer = (bool(styled), time.monotonic())
+
+    def take(self) -> bool | None:
+        answer, self._answer = self._answer, None
+        if answer is None or time.monotonic() - answer[1] > HOVER_HINT_TTL_S:
+            return None
+        return answer[0]
 
 
 async def hover_styled(page: Page) -> bool:

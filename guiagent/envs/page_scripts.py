@@ -235,15 +235,27 @@ _SCROLL_INTO_VIEW_JS = (
 # The focused element (through shadow roots and same-origin iframes), whether it takes
 # text, whether its value holds ``text`` (the value itself is never returned).
 _FOCUS_STATE_JS = (
-    "(text) => {"
+    "({text, expect}) => {"
     + _REFS_JS
     + """
+  const holds = (el) => {
+    if (text === null) return null;
+    const value = el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
+    return value.replace(/\\s+/g, ' ').includes(text.replace(/\\s+/g, ' '));
+  };
+  const doc = performance.timeOrigin;
+  // the field the typing was meant for (a ref read before typing, in this same document)
+  let expected = null;
+  if (expect !== null && expect.doc === doc) {
+    const target = byRef(expect.ref);
+    expected = target ? {connected: target.isConnected, at: describe(target), contains: holds(target)}
+                      : {connected: false};
+  }
   const el = focusedDeep();
-  if (!el || el === document.body || el === document.documentElement) return {focused: false, at: 'the page body'};
-  const value = el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
-  return {focused: true, editable: editable(el), ref: refOf(el), at: describe(el),
-          contains: text === null ? null : value.replace(/\\s+/g, ' ').includes(text.replace(/\\s+/g, ' ')),
-          password: (el.type || '').toLowerCase() === 'password'};
+  if (!el || el === document.body || el === document.documentElement)
+    return {focused: false, at: 'the page body', doc, expected};
+  return {focused: true, editable: editable(el), ref: refOf(el), at: describe(el), doc, expected,
+          contains: holds(el), password: (el.type || '').toLowerCase() === 'password'};
 }"""
 )
 

@@ -213,11 +213,23 @@ class Screen:
             self._dom, self._dom_fresh = last[2], last[2] is not None
             self._keep(last[1])
             return last[1]
+        return await self._capture_with_dom(token)
+
+    async def _capture_with_dom(self, token: str | None) -> Frame:
         self.dom_changed()
         frame, dom = await asyncio.gather(self.env.observe(), self.dom())
         self._unchanged = (token, frame, dom) if token is not None else None
         self._keep(frame)
         return frame
+
+    async def _capture_ahead(self) -> None:
+        """A frame and DOM taken beside the settle's wait, kept for observe_with_dom to reuse
+        when the page's change token has not moved by then; nothing when the page cannot
+        tell (its token is None: the capture would be thrown away)."""
+        token = await self.env.change_token() if isinstance(self.env, ChangeSource) else None
+        last = self._unchanged
+        if token is not None and (last is None or last[0] != token):
+            await self._capture_with_dom(token)
 
     def _keep(self, frame: Frame) -> None:
         # keep distinct frames only: a long quiet settle must not push a brief toast out
@@ -232,12 +244,14 @@ class Screen:
             return await self.observe_with_dom(), 0.0
         from guiagent.core.change import settle_env
 
+        trackable = isinstance(self.env, ChangeSource) and isinstance(self.env, DomSource)
         result = await settle_env(
             self.env,
             self.observe_with_dom,
             threshold=opts.threshold,
             quiet_ms=opts.quiet_ms,
             timeout_s=opts.timeout_s,
+            ahead=self._capture_ahead if trackable else None,
         )
         if not result.settled:
             logger.debug("screen still changing after {:.0f} ms; going on", result.waited_ms)

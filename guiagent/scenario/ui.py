@@ -26,6 +26,7 @@ written to disk have password fields blacked out (their boxes go into the step's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -60,7 +61,7 @@ from guiagent.scenario.schema import (
     TypeSpec,
 )
 from guiagent.scenario.ui_pointer import PointerSteps, click_step_value
-from guiagent.scenario.verify import focus_problem
+from guiagent.scenario.verify import BrowserTypingCheck, focus_problem
 from guiagent.skills.registry import use_steps_runner
 
 AgentFactory = Callable[[Environment], Any]
@@ -279,14 +280,15 @@ class UI(PointerSteps):
         label = self.redactor.redact_text(label)
         detail = self.redactor.redact_text(detail)
         error = self.redactor.redact_text(error) if error is not None else None
-        if rec.get("action") is not None:
+        acted = rec.get("action") is not None
+        if acted:
             self.recent.clear()  # frames before an action are no evidence for later steps
         timings = {"settle_ms": settle_ms, "step_ms": (time.perf_counter() - t1) * 1000}
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         frame_path = None
         if error is not None:
             logger.info("{}", error)  # already redacted
-            frame_path = await self._save_failure(index, frame, frame_dom)
+            frame_path = await self._save_failure(index, frame, frame_dom, acted)
         await self._record(step, label, frame, frame_dom, rec, error, detail, timings)
         return StepResult(
             index=index,
@@ -343,22 +345,19 @@ class UI(PointerSteps):
         record); its record is kept for the step's.
 
         ``hits``: how each point of ``action`` was found on ``frame``; ``target``: the DOM
-        evidence at the first point, when already read (:meth:`evidence_at`). A pointless event
-        that follows another one in the same step (the typing after the click into a field)
-        gets a fresh frame when recording: the screen as that event found it.
+        evidence at the first point, when already read (:meth:`evidence_at`). Every event of
+        a step is recorded with the step's frame, the one its points were found on (the
+        typing after the click into a field too: a capture per event cost a screenshot each,
+        and what the typing did is checked, and seen in the next step's frame).
         """
         events: list[dict[str, Any]] = rec.setdefault("events", [])
         hits = list(hits or [])
         dom = next((h.dom for h in hits if h.dom is not None), None)
         recording = self.executor.recorder is not None
-        if events and recording and not action.points():
-            try:
-                frame = await self.observe_with_dom()
-                dom = None
-            except Exception as exc:  # the recording then shows the step's earlier frame
-                logger.debug("no frame for the recorded {}: {}", action.name, exc)
         if dom is None and (recording or self.executor.policy is not None):
-            dom = await self.dom()
+            dom = rec.get("frame_dom") if events else await self.dom()
+        if not events:
+            rec["frame_dom"] = dom
         context = StepContext(
             frame=frame,
             trail=_trail(frame, hits),
@@ -408,8 +407,11 @@ class UI(PointerSteps):
                 check = partial(focus_problem, self.env, what, hit.screen)
                 await self._act(rec["action"], rec, frame, [hit], check=check, target=target)
             typed_check = await self._typed_check(spec.text, frame, hit, what)
-        password = getattr(typed_check, "password_field", False)  # the desktop's bus says so
-        if spec.text and (password or await self.executor.typing_into_password()):
+        # a password field: as the check read it (a page; a desktop's bus), else asked here
+        password = getattr(typed_check, "password_field", False)
+        if not isinstance(typed_check, BrowserTypingCheck):
+            password = password or await self.executor.typing_into_password()
+        if spec.text and password:
             self.redactor.add_secret(spec.text)
         named = [n for n, v in self.secrets.items() if v == spec.text]
         if named:
@@ -485,12 +487,16 @@ class UI(PointerSteps):
         return outcome.detail
 
     async def _save_failure(
-        self, index: int, frame: Frame, frame_dom: list[Any] | None
+        self, index: int, frame: Frame, frame_dom: list[Any] | None, acted: bool = False
     ) -> str | None:
+        """The failed step's screen, as it may be written: after its input when it sent one."""
         if self.out_dir is None:
             return None
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if acted:  # the screen the failed input left
+                with contextlib.suppress(Exception):  # else the step's own frame
+                    await self.observe_with_dom()
             current = self.recent[-1] if self.recent else frame
             dom = frame_dom if current is frame else await self.dom()
             shown, _ = await self.for_disk(current, dom)

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from loguru import logger
@@ -41,7 +41,9 @@ class HitTester(Protocol):
 class FocusReader(Protocol):
     """A surface that can say which element has focus and what it holds (a browser)."""
 
-    async def focus_state(self, text: str | None = None) -> dict[str, Any]: ...
+    async def focus_state(
+        self, text: str | None = None, expect: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]: ...
 
 
 async def covered_by(env: Any, hit: Grounded) -> str | None:
@@ -67,11 +69,28 @@ async def focus_problem(
     return f"clicking {what} did not focus a text field: focus is on {state.get('at', 'nothing')}"
 
 
-async def typed_problem(env: Any, text: str) -> str | None:
-    """After typing ``text`` into a field: None when the focused field's value holds it."""
+async def typed_problem(
+    env: Any, text: str, meant_for: Mapping[str, Any] | None = None, what: str = "the field"
+) -> str | None:
+    """After typing ``text``: None when the field it was meant for (``meant_for``: its
+    focus state read before typing) holds it; without one, the focused field.
+
+    A page that moves the focus to another field on the first key gets the text in that
+    field: that is a failure, not a pass because the focused field holds the text.
+    """
     if not isinstance(env, FocusReader) or not text:
         return None
-    state = await env.focus_state(text)
+    expect = {"ref": meant_for["ref"], "doc": meant_for["doc"]} if meant_for else None
+    state = await env.focus_state(text, expect)
+    expected = state.get("expected")
+    if expected and expected.get("connected"):  # still in the page: it must hold the text
+        if expected.get("contains"):
+            return None
+        if state.get("ref") != (meant_for or {}).get("ref") and state.get("contains"):
+            return (
+                f"the text went to {state.get('at')}, not to {what} ({expected.get('at')}): "
+                "the focus moved while typing"
+            )
     if not state.get("focused"):
         return f"focus went to {state.get('at', 'nothing')} while typing; the text was lost"
     if not state.get("editable"):
@@ -79,6 +98,21 @@ async def typed_problem(env: Any, text: str) -> str | None:
     if state.get("contains") is False:
         return f"the text is not in the field's value after typing (focus: {state.get('at')})"
     return None
+
+
+class BrowserTypingCheck:
+    """After typing into a page's field: :func:`typed_problem` against the field focused
+    before typing (``meant_for``, a focus state), which also says whether it is a password
+    field (``password_field``: then the text is a secret from the start)."""
+
+    def __init__(self, env: Any, text: str, what: str, meant_for: Mapping[str, Any]) -> None:
+        self.env, self.text, self.what = env, text, what
+        known = bool(meant_for.get("focused")) and meant_for.get("ref") is not None
+        self.meant_for = meant_for if known else None
+        self.password_field = bool(meant_for.get("focused") and meant_for.get("password"))
+
+    async def __call__(self) -> str | None:
+        return await typed_problem(self.env, self.text, self.meant_for, self.what)
 
 
 def screen_point(frame: Frame, hit: Grounded) -> tuple[float, float]:
@@ -154,12 +188,9 @@ class CheckedScreen(Screen):
         :class:`~guiagent.scenario.typed_check.DesktopTypingCheck` (its ``password_field``
         says, before typing, when the bus knows the field is a password field)."""
         if isinstance(self.env, FocusReader):
-            env = self.env
-
-            async def check() -> str | None:
-                return await typed_problem(env, text)
-
-            return check
+            # the field the text is meant for: the one focused now, after the click
+            meant_for = await self.env.focus_state(None)
+            return BrowserTypingCheck(self.env, text, what, meant_for)
         engine = getattr(self.grounder, "ocr_engine", None)
         return await DesktopTypingCheck(
             self.env, text, what, before, hit, self.redactor, engine

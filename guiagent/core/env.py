@@ -159,6 +159,18 @@ class PageHolder(Protocol):
 
 
 @runtime_checkable
+class HoverHint(Protocol):
+    """A page whose pointer presses wait for hover styles to be drawn (a browser), and that
+    can be told, from a page read made just before the press, whether any can be: a caller
+    that reads the page anyway adds ``hover_styled_js`` (an expression) to its read and
+    passes the answer to ``note_hover_styled``, and the next press spares its own check."""
+
+    hover_styled_js: str
+
+    def note_hover_styled(self, styled: bool) -> None: ...
+
+
+@runtime_checkable
 class X11Surface(Protocol):
     """An environment on an X display (its name, e.g. ``:99``, lists windows and titles)."""
 

@@ -57,8 +57,11 @@ from guiagent.envs.browser_launch import (  # noqa: F401  (re-exported: old impo
 from guiagent.envs.browser_page import (  # noqa: F401  (re-exported: old import path)
     _FOCUSED_AT_JS,
     _KEYS,
+    HOVER_STYLED_JS,
+    HoverAnswer,
     _next_frames,
     _refs_to_backend_ids,
+    before_press,
     held_modifiers,
     move_and_draw,
     playwright_key,
@@ -130,6 +133,7 @@ class BrowserEnv:
         self._ax = AccessibleNames()
         # the agent's kill switch, checked between any two input events of one action
         self.killswitch: KillSwitch | None = None
+        self._hover_hint = HoverAnswer()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -391,7 +395,14 @@ class BrowserEnv:
 
     # -- act -------------------------------------------------------------------------
 
+    hover_styled_js = HOVER_STYLED_JS  # see guiagent.core.env.HoverHint
+
+    def note_hover_styled(self, styled: bool) -> None:
+        """The page's answer to :attr:`hover_styled_js`, read just now, for the next press."""
+        self._hover_hint.note(styled)
+
     async def act(self, action: BaseAction) -> ActResult:
+        hover_hint = self._hover_hint.take()  # for this action only
         if isinstance(action, Wait):  # the kill switch and the run's deadline end a wait too
             if self.killswitch is not None:
                 await self.killswitch.sleep(action.seconds)
@@ -403,7 +414,7 @@ class BrowserEnv:
         page = self._check_alive()
         self._check_killed()
         with self._guard():
-            return await self._act(page, action)
+            return await self._act(page, action, hover_hint)
 
     @contextlib.contextmanager
     def _keyboard_may_stick(self, uses_keyboard: bool) -> Iterator[None]:
@@ -436,7 +447,9 @@ class BrowserEnv:
         moved_x, moved_y = after[0] - state["scrollX"], after[1] - state["scrollY"]
         return x - moved_x, y - moved_y
 
-    async def _act(self, page: Page, action: BaseAction) -> ActResult:
+    async def _act(
+        self, page: Page, action: BaseAction, hover_hint: bool | None = None
+    ) -> ActResult:
         mouse = page.mouse
         if isinstance(action, (Click, DoubleClick, RightClick, Move)):
             x, y = (
@@ -444,21 +457,21 @@ class BrowserEnv:
                 if self.full_page
                 else (action.x, action.y)
             )
-            # move first and let the page draw its hover state (an icon that swaps its image
-            # on :hover gets no click when the press lands in the same instant as the move)
-            await move_and_draw(page, x, y)
             if isinstance(action, Move):
+                await move_and_draw(page, x, y)
                 return ActResult(detail=f"{action.name} at {x:g},{y:g}")
+            # on a page with :hover rules, move first and let the page draw its hover state
+            # (an icon that swaps its image on :hover gets no click when the press lands in
+            # the same instant as the move); the press is one message that moves there too
+            await before_press(page, x, y, hover_hint)
             with self._keyboard_may_stick(bool(action.modifiers)):
                 async with held_modifiers(page, action.modifiers, self._check_killed):
                     if isinstance(action, Click):
-                        await mouse.down()
-                        await mouse.up()
+                        await mouse.click(x, y)
                     elif isinstance(action, DoubleClick):
                         await mouse.dblclick(x, y)
                     else:
-                        await mouse.down(button="right")
-                        await mouse.up(button="right")
+                        await mouse.click(x, y, button="right")
             return ActResult(
                 detail=f"{modifier_prefix(action.modifiers)}{action.name} at {x:g},{y:g}"
             )

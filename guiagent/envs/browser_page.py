@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -122,24 +123,32 @@ async def _next_frames(page: Page, count: int = 2) -> None:
         logger.debug("no frame to wait for: {}", exc)
 
 
+# Whether a move can draw anything before a press: only a :hover style can (a mouseover
+# handler runs as the move is delivered), so a page whose style sheets have no :hover rule
+# needs no frame between them. Unknown (shadow roots keep their own styles, cross-origin
+# sheets cannot be read, the page is not instrumented): true.
+_HOVER_STYLED_FN = """() => {
+    const hoverIn = (rules) => { for (const r of rules) {
+      if (r.selectorText && r.selectorText.includes(':hover')) return true;
+      if (r.cssRules && hoverIn(r.cssRules)) return true; } return false; };
+    const q = window.__guiagentQuiet;
+    if (!q || q.shadows !== 0) return true;
+    for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets || [])]) {
+      try { if (hoverIn(sheet.cssRules)) return true; } catch (e) { return true; }
+    }
+    return false;
+}"""
+HOVER_STYLED_JS = f"({_HOVER_STYLED_FN})()"
+
 # Resolves two frames after the one in which the page handled the next mouse move (the
 # hover state is on screen), at the latest four frames after it was set up (the move landed
 # in an iframe, or the pointer did not move, so no mousemove reached this document); at
 # once on a page whose style sheets have no :hover rule.
-_MOVE_DRAWN_JS = """() => new Promise((done) => {
-    // only a :hover style draws anything between a move and a press (a mouseover handler
-    // runs as the move is delivered): a page without one needs no frame
-    const hoverIn = (rules) => { for (const r of rules) {
-      if (r.selectorText && r.selectorText.includes(':hover')) return true;
-      if (r.cssRules && hoverIn(r.cssRules)) return true; } return false; };
-    const hoverStyled = () => {
-      const q = window.__guiagentQuiet;
-      if (!q || q.shadows !== 0) return true;  // shadow roots keep their own styles
-      for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets || [])]) {
-        try { if (hoverIn(sheet.cssRules)) return true; } catch (e) { return true; }  // cross-origin
-      }
-      return false;
-    };
+_MOVE_DRAWN_JS = (
+    """() => new Promise((done) => {
+    const hoverStyled = """
+    + _HOVER_STYLED_FN
+    + """;
     if (!hoverStyled()) { done(); return; }
     let over = false;
     const finish = () => { if (!over) { over = true; removeEventListener('mousemove', seen, true); done(); } };
@@ -149,16 +158,67 @@ _MOVE_DRAWN_JS = """() => new Promise((done) => {
     addEventListener('mousemove', seen, {capture: true, once: true});
     frames(4, finish);
 })"""
+)
 
 
 async def move_and_draw(page: Page, x: float, y: float) -> None:
-    """Move the pointer to (x, y) and wait until the page drew its hover state.
+    """Move the pointer to (x, y) and wait until the page drew its hover state: the wait is
+    sent before the move and counts frames from the one that handled the move, so a press
+    after it lands on what the hover state shows (an icon that swaps its image on
+    ``:hover``). On a page without ``:hover`` rules the wait ends at once."""
+    waiting = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
+    moving = asyncio.ensure_future(page.mouse.move(x, y))  # sent after the wait is set up
+    try:
+        await waiting
+    except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+        logger.debug("no page-side wait: {}", exc)
+    finally:
+        await moving
 
-    The wait is set up in the page before the move is sent and counts frames from the one
-    that handled the move, in one round trip: the press that follows lands on what the
-    hover state shows (an icon that swaps its image on ``:hover``). A page without
-    ``:hover`` rules has nothing to draw: no wait."""
-    await _input_then_wait(page, _MOVE_DRAWN_JS, None, page.mouse.move(x, y))
+
+HOVER_HINT_TTL_S = 0.1  # an answer older than this is asked again
+
+
+class HoverAnswer:
+    """The page's answer to HOVER_STYLED_JS from a read made just before a press (see
+    guiagent.core.env.HoverHint): used by the next action only, within HOVER_HINT_TTL_S."""
+
+    def __init__(self) -> None:
+        self._answer: tuple[bool, float] | None = None  # (styled, when told)
+
+    def note(self, styled: bool) -> None:
+        self._answer = (bool(styled), time.monotonic())
+
+    def take(self) -> bool | None:
+        answer, self._answer = self._answer, None
+        if answer is None or time.monotonic() - answer[1] > HOVER_HINT_TTL_S:
+            return None
+        return answer[0]
+
+
+async def hover_styled(page: Page) -> bool:
+    """Whether a pointer move may draw something before a press (see _HOVER_STYLED_FN);
+    true when the page cannot tell (navigating)."""
+    try:
+        return bool(await page.evaluate(HOVER_STYLED_JS))
+    except PlaywrightError as exc:
+        logger.debug("hover styles unknown: {}", exc)
+        return True
+
+
+async def before_press(page: Page, x: float, y: float, styled: bool | None = None) -> None:
+    """Before a press at (x, y) that moves there itself (``mouse.click``/``dblclick``: one
+    message, Playwright sends its move, down and up without waiting for each acknowledgement).
+
+    On a page with ``:hover`` rules the pointer is moved first and the press waits until the
+    page drew its hover state (:func:`move_and_draw`). On a page without them nothing can be
+    drawn between move and press: nothing to do (no separate move, whose acknowledgement
+    Chromium gives only at its next frame, about 16 ms). ``styled``: the answer of a page
+    read made just before (see :class:`~guiagent.core.env.HoverHint`); None: asked here."""
+    if styled is None:
+        styled = await hover_styled(page)
+    if styled:
+        await move_and_draw(page, x, y)
 
 
 # Resolves once the page received the next wheel event and drew a frame after it (at the

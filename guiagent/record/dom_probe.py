@@ -20,7 +20,7 @@ from typing import Any
 
 from loguru import logger
 
-from guiagent.core.env import DomSource, PageHolder
+from guiagent.core.env import DomSource, HoverHint, PageHolder
 
 _DESCRIBE_JS = r"""
 const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
@@ -192,6 +192,16 @@ async def _call(env: Any, expression: str, arg: Any = None) -> Any:
     return await page.evaluate(f"(() => {{ {given} {_DESCRIBE_JS}; return {expression}; }})()")
 
 
+async def install(env: Any) -> dict[str, Any]:
+    """Install the probe on the page (a no-op when it is there) and read the page's URL and
+    title, in one round trip: a replay's first read, so that its first snapshot finds the
+    probe (no failed call and second round trip)."""
+    state: dict[str, Any] = await env.page.evaluate(
+        f"(() => {{ {_DESCRIBE_JS}; return {{url: location.href, title: document.title}}; }})()"
+    )
+    return state
+
+
 async def element_at(
     env: Any, x: float, y: float, neighbours: bool = False
 ) -> dict[str, Any] | None:
@@ -222,13 +232,15 @@ async def snapshot(
     env: Any, point: tuple[float, float] | None, with_focus: bool, typed: str | None = None
 ) -> dict[str, Any] | None:
     """In one round trip: the page's URL and title, the element at ``point`` (or None) and the
-    focused element when asked, or when ``typed`` is given (then with ``has_typed``). None
-    when the page cannot answer (navigating)."""
+    focused element when asked, or when ``typed`` is given (then with ``has_typed``); with a
+    ``point``, on a :class:`~guiagent.core.env.HoverHint` page, ``hover``: whether a press
+    there must wait for hover styles. None when the page cannot answer (navigating)."""
     arg = [point[0], point[1]] if point is not None else None
+    hover = f" hover: {env.hover_styled_js}," if point and isinstance(env, HoverHint) else ""
     try:
         found: dict[str, Any] = await _call(
             env,
-            "({url: location.href, title: document.title,"
+            f"({{url: location.href, title: document.title,{hover}"
             " at: arg[0] ? G.at(arg[0][0], arg[0][1], false) : null,"
             " focused: (arg[1] || arg[2] != null) ? G.focused(arg[2]) : null})",
             [arg, with_focus, typed],

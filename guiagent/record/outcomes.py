@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from guiagent.core.env import Environment
 from guiagent.record import compare
-from guiagent.record.dom_probe import has_dom
+from guiagent.record.dom_probe import has_dom, install
 from guiagent.record.trajectory import StepRecord
 
 EXPECT_TIMEOUT_S = 2.0
@@ -63,7 +63,9 @@ class OutcomeChecker:
         first = next((str(s.meta["url"]) for s in steps if s.meta.get("url")), None)
         if first is None:
             return
-        live = str((await self._state()).get("url") or "")
+        # in a browser, the probe of every later page read is installed in the same call
+        state = await install(self.env) if self.dom else await self._state()
+        live = str(state.get("url") or "")
         if live and _page_key(first) != _page_key(live):
             self.start_page = (_path(first), _path(live))
 

@@ -40,7 +40,7 @@ from guiagent.core.actions import (
     Wait,
     action_from_dict,
 )
-from guiagent.core.env import ActResult, Environment
+from guiagent.core.env import ActResult, Environment, HoverHint
 from guiagent.core.geometry import Point
 from guiagent.core.killswitch import Killed
 from guiagent.core.redact import REDACTED
@@ -63,6 +63,7 @@ from guiagent.record.verify import verify_run
 ReplayMode = Literal["strict", "heal", "verify"]
 DEFAULT_THRESHOLD = 0.08
 SKIPPED_OUTCOMES = ("invalid", "denied", "dry_run")
+HOVER_HINT_S = 0.05  # a page read older than this tells a press nothing about hover styles
 
 
 @dataclass
@@ -156,8 +157,9 @@ class _Context:
         self.env, self.locator, self.outcomes, self.act = env, locator, outcomes, act
         self.variables, self.declared, self.scenario_dir = variables, declared, scenario_dir
         self.last_target: dict[str, Any] | None = None  # the live element the last pointed step hit
-        # this step's page read in one round trip (dom_probe.snapshot)
+        # this step's page read in one round trip (dom_probe.snapshot), and when it was made
         self.seen: dict[str, Any] = {}
+        self.seen_at = 0.0
         # text typed by the last step, not yet checked in the field: (text, secret, its result)
         self.pending_typed: tuple[str, bool, StepResult] | None = None
         self.healed: Healed = {}  # see guiagent.record.healed
@@ -304,6 +306,7 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
         return result
     page = {k: ctx.seen[k] for k in ("url", "title") if k in ctx.seen} or None
     target = ctx.last_target if action.points() else None
+    _hint_hover(ctx, action)
     try:
         act = await ctx.act(ActRequest(action, step, target, page))
     except Killed as exc:
@@ -319,6 +322,19 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
         # checked with the next step's page read (one round trip), or at the end
         ctx.pending_typed = (action.text, _is_secret(step, action), result)
     return result
+
+
+def _hint_hover(ctx: _Context, action: BaseAction) -> None:
+    """Tell the page whether a press must wait for hover styles, from this step's page read
+    when it was just made (the press then spares its own check; see HoverHint)."""
+    hover = ctx.seen.get("hover")
+    if (
+        action.points()
+        and isinstance(hover, bool)
+        and isinstance(ctx.env, HoverHint)
+        and time.monotonic() - ctx.seen_at <= HOVER_HINT_S
+    ):
+        ctx.env.note_hover_styled(hover)
 
 
 async def _scenario_check(ctx: _Context, step: StepRecord) -> StepResult | None:
@@ -385,6 +401,7 @@ async def _run_steps(
         if step.screen_action is not None and step.outcome not in SKIPPED_OUTCOMES:
             await _pace(step, previous, step_started, speed)
         ctx.seen = await _snapshot(ctx, step)
+        ctx.seen_at = time.monotonic()
         if not await _typed_landed(ctx):
             break
         if previous is not None and (problem := await ctx.outcomes.followed(step, ctx.seen)):

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 NOW_AND_LATER = (
     "data:text/html,<button id=now onclick=\"out.textContent='clicked';"
-    "setTimeout(()=>{},400)\">Now</button>"
+    'setTimeout(()=>{},400)">Now</button>'
     "<button id=later onclick=\"setTimeout(()=>{out.textContent='late'},300)\">Later</button>"
     "<p id=out>idle</p>"
 )

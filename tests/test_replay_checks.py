@@ -118,7 +118,20 @@ def test_typed_text_that_did_not_land_fails_its_step(
     assert not report.ok
     failed = [s for s in report.steps if s.status == "failed"]
     assert [s.index for s in failed] == [1]
-    assert "'w0' is not in the focused field" in (report.failure or "")
+    assert "'w0' is not in the clicked field (textbox 'Text')" in (report.failure or "")
+    assert state["clicks"] == {"a": 0, "b": 0, "other": 0}  # nothing after the failed step
+
+
+def test_text_the_page_sent_to_another_field_fails_its_step(
+    async_runner: Any, playwright_browser: Any, recorded: Path, tmp_path: Path
+) -> None:
+    """The focused field holding the text is no pass: it must be the field the replay clicked."""
+    report, state = _replay(async_runner, playwright_browser, recorded, "divert", tmp_path)
+    assert (state["t"], state["other"]) == ("", "w0")  # the page really diverted the text
+    assert not report.ok
+    failed = [s for s in report.steps if s.status == "failed"]
+    assert [s.index for s in failed] == [1]
+    assert "went to textbox 'Other', not the field the replay clicked" in (report.failure or "")
     assert state["clicks"] == {"a": 0, "b": 0, "other": 0}  # nothing after the failed step
 
 

@@ -16,7 +16,7 @@ name (aria-labelledby, aria-label, a <label>, placeholder, alt, title, or the te
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
 
@@ -152,6 +152,17 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
       texts().forEach(t => add(target(t.el)));
       return {elements: out.slice(0, 600), texts: texts().map(t => ({text: t.text, box: t.box})).slice(0, 600)};
     },
+    // the element at a css_path read before (the field a replay clicked), with has_typed;
+    // null when no element has that path now (gone, or it was inside a shadow root)
+    field(path, typed) {
+      let el = null;
+      try { el = path ? document.querySelector(path) : null; } catch (e) { el = null; }
+      if (!el || cssPath(el) !== path) return null;
+      const out = describe(el);
+      const value = ('value' in el && typeof el.value === 'string') ? el.value : (el.isContentEditable ? el.innerText : null);
+      out.has_typed = typed == null || value == null ? null : value.includes(typed);
+      return out;
+    },
     focused(typed) {
       let el = document.activeElement;
       while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
@@ -228,13 +239,52 @@ async def focused(env: Any, typed: str | None = None) -> dict[str, Any] | None:
     return found
 
 
+async def typed_fields(env: Any, typed: str, meant: str | None) -> dict[str, Any]:
+    """``{focused, meant}``: the focused element and the field at css_path ``meant`` (None
+    when not in the page), each with ``has_typed``, in one round trip."""
+    found: dict[str, Any] = await _call(
+        env,
+        "({focused: G.focused(arg[0]), meant: arg[1] ? G.field(arg[1], arg[0]) : null})",
+        [typed, meant],
+    )
+    return found
+
+
+def typed_verdict(
+    focused: dict[str, Any] | None, meant: dict[str, Any] | None
+) -> Literal["landed", "elsewhere", "not yet"]:
+    """Where typed text is, from :func:`typed_fields`' answers: in the field it was meant for
+    (or, when that field is not known or gone, in the focused one: ``landed``), in another
+    field (``elsewhere``: the page moved the focus while typing), or not found (``not
+    yet``: a slow page may still show it). A field that cannot hold text counts as landed."""
+    if meant is not None:
+        if meant.get("has_typed") is not False:
+            return "landed"
+        if (
+            focused is not None
+            and focused.get("has_typed")
+            and focused.get("css_path") != meant.get("css_path")
+        ):
+            return "elsewhere"
+        return "not yet"
+    if focused is None or focused.get("has_typed") is not False:
+        return "landed"
+    return "not yet"
+
+
 async def snapshot(
-    env: Any, point: tuple[float, float] | None, with_focus: bool, typed: str | None = None
+    env: Any,
+    point: tuple[float, float] | None,
+    with_focus: bool,
+    typed: str | None = None,
+    meant: str | None = None,
 ) -> dict[str, Any] | None:
     """In one round trip: the page's URL and title, the element at ``point`` (or None) and the
     focused element when asked, or when ``typed`` is given (then with ``has_typed``); with a
     ``point``, on a :class:`~guiagent.core.env.HoverHint` page, ``hover``: whether a press
-    there must wait for hover styles. None when the page cannot answer (navigating)."""
+    there must wait for hover styles; with ``meant`` (the css_path of the field the text was
+    meant for), ``meant``: that field, with ``has_typed``. None when the page cannot answer
+    (navigating)."""
     arg = [point[0], point[1]] if point is not None else None
     hover = f" hover: {env.hover_styled_js}," if point and isinstance(env, HoverHint) else ""
     try:
@@ -242,8 +292,9 @@ async def snapshot(
             env,
             f"({{url: location.href, title: document.title,{hover}"
             " at: arg[0] ? G.at(arg[0][0], arg[0][1], false) : null,"
+            " meant: arg[3] ? G.field(arg[3], arg[2]) : null,"
             " focused: (arg[1] || arg[2] != null) ? G.focused(arg[2]) : null})",
-            [arg, with_focus, typed],
+            [arg, with_focus, typed, meant],
         )
     except Exception as exc:  # the page navigated mid-call: the checks poll again
         logger.debug("DOM snapshot failed: {}", exc)

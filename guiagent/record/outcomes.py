@@ -183,20 +183,33 @@ class OutcomeChecker:
             else []
         )
 
-    async def typed(self, text: str, secret: bool) -> str | None:
-        """After typing: the focused field holds the text (browser). None when it does, else why not."""
+    async def typed(self, text: str, secret: bool, meant: str | None = None) -> str | None:
+        """After typing: the field the text was meant for (css_path ``meant``, the field the
+        replay clicked; else the focused one) holds the text (browser). None when it does,
+        else why not: the text went to another field, or did not show in time."""
         if not self.dom or not text:
             return None
-        from guiagent.record.dom_probe import focused
+        from guiagent.record.dom_probe import typed_fields, typed_verdict
 
+        shown = "the secret text" if secret else repr(text)
         deadline = time.monotonic() + self.settle_timeout
         while True:
-            field = await focused(self.env, text)
-            if field is None or field.get("has_typed") is None or field["has_typed"]:
+            found = await typed_fields(self.env, text, meant)
+            field, target = found.get("focused"), found.get("meant")
+            verdict = typed_verdict(field, target)
+            if verdict == "landed":
                 return None
+            if verdict == "elsewhere":
+                assert field is not None and target is not None
+                return (
+                    f"{shown} went to {field.get('role')} {field.get('name')!r}, not the field "
+                    f"the replay clicked ({target.get('role')} {target.get('name')!r}): the "
+                    "page moved the focus while typing"
+                )
             if time.monotonic() >= deadline:
-                shown = "the secret text" if secret else repr(text)
-                return f"{shown} is not in the focused field ({field.get('role')} {field.get('name')!r})"
+                where = target if target is not None else field or {}
+                which = "the clicked field" if target is not None else "the focused field"
+                return f"{shown} is not in {which} ({where.get('role')} {where.get('name')!r})"
             await asyncio.sleep(POLL_S)
 
 

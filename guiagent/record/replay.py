@@ -44,7 +44,7 @@ from guiagent.core.env import ActResult, Environment, HoverHint
 from guiagent.core.geometry import Point
 from guiagent.core.killswitch import Killed
 from guiagent.core.redact import REDACTED
-from guiagent.record.dom_probe import focused, snapshot
+from guiagent.record.dom_probe import focused, snapshot, typed_verdict
 from guiagent.record.healed import Healed
 from guiagent.record.locate import Located, Locator, ModelFallback
 from guiagent.record.match import SAME_ELEMENT
@@ -160,8 +160,9 @@ class _Context:
         # this step's page read in one round trip (dom_probe.snapshot), and when it was made
         self.seen: dict[str, Any] = {}
         self.seen_at = 0.0
-        # text typed by the last step, not yet checked in the field: (text, secret, its result)
-        self.pending_typed: tuple[str, bool, StepResult] | None = None
+        # text typed by the last step, not yet checked in the field: (text, secret, its
+        # result, the css_path of the field the replay clicked for it or None)
+        self.pending_typed: tuple[str, bool, StepResult, str | None] | None = None
         self.healed: Healed = {}  # see guiagent.record.healed
 
 
@@ -320,7 +321,9 @@ async def _run_step(ctx: _Context, position: int, step: StepRecord, speed: float
         return result
     if isinstance(action, Type):
         # checked with the next step's page read (one round trip), or at the end
-        ctx.pending_typed = (action.text, _is_secret(step, action), result)
+        wanted = ctx.last_target if ctx.last_target and ctx.last_target.get("editable") else None
+        meant = str(wanted["css_path"]) if wanted and wanted.get("css_path") else None
+        ctx.pending_typed = (action.text, _is_secret(step, action), result, meant)
     return result
 
 
@@ -366,25 +369,26 @@ async def _snapshot(ctx: _Context, step: StepRecord | None) -> dict[str, Any]:
     """A browser step's page (url, title, element at its point, focus) in one round trip;
     it also checks the text the previous step typed (see _typed_landed)."""
     action = (step.screen_action if step is not None else None) or {}
-    typed = ctx.pending_typed[0] if ctx.pending_typed else None
+    typed, meant = ctx.pending_typed[0::3] if ctx.pending_typed else (None, None)
     if not ctx.locator.dom or (typed is None and (not action or step.outcome in SKIPPED_OUTCOMES)):  # type: ignore[union-attr]
         return {}
     point = None
     if step is not None and action.get("action") not in (None, "type", "key", "wait"):
         point = step.screen_point()
-    return await snapshot(ctx.env, point, action.get("action") == "type", typed) or {}
+    return await snapshot(ctx.env, point, action.get("action") == "type", typed, meant) or {}
 
 
 async def _typed_landed(ctx: _Context) -> bool:
-    """The previous step's typed text is in the focused field; else that step fails."""
+    """The previous step's typed text is in the field the replay clicked for it (else the
+    focused one); else that step fails."""
     if ctx.pending_typed is None:
         return True
-    text, secret, result = ctx.pending_typed
+    text, secret, result, meant = ctx.pending_typed
     ctx.pending_typed = None
-    field = ctx.seen.get("focused")
-    if field is not None and field.get("has_typed"):
+    if typed_verdict(ctx.seen.get("focused"), ctx.seen.get("meant")) == "landed" and ctx.seen:
         return True
-    problem = await ctx.outcomes.typed(text, secret)  # polls until the field has caught up
+    # polls until the field has caught up; says where the text went instead
+    problem = await ctx.outcomes.typed(text, secret, meant)
     if problem:
         result.status, result.message = "failed", f"step {result.index}: {problem}"
         return False

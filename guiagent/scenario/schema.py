@@ -318,7 +318,8 @@ class TypeSpec(_Strict):
         default=None,
         description=(
             "Click this target first (an input or its label). The step passes only when the"
-            " text landed there: the browser's field holds it; on a desktop the accessibility"
+            " text landed there: the browser's field holds it (text the page sent to another"
+            " field while typing fails the step); on a desktop the accessibility"
             " bus (AT-SPI) says the focused field at the click holds it, or else OCR reads it"
             " in the field's box (a long text that scrolled: its last 6 or more characters;"
             " a password field: one more masking dot per character typed)."

@@ -166,14 +166,7 @@ async def move_and_draw(page: Page, x: float, y: float) -> None:
     sent before the move and counts frames from the one that handled the move, so a press
     after it lands on what the hover state shows (an icon that swaps its image on
     ``:hover``). On a page without ``:hover`` rules the wait ends at once."""
-    waiting = asyncio.ensure_future(page.evaluate(_MOVE_DRAWN_JS))
-    moving = asyncio.ensure_future(page.mouse.move(x, y))  # sent after the wait is set up
-    try:
-        await waiting
-    except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
-        logger.debug("no page-side wait: {}", exc)
-    finally:
-        await moving
+    await _input_then_wait(page, _MOVE_DRAWN_JS, None, page.mouse.move(x, y))
 
 
 HOVER_HINT_TTL_S = 0.1  # an answer older than this is asked again
@@ -245,12 +238,13 @@ async def wheel_and_wait(page: Page, dx: float, dy: float) -> None:
 
 async def _input_then_wait(page: Page, wait_js: str, arg: Any, send: Awaitable[None]) -> None:
     """Set up the page-side wait ``wait_js`` first, then send the input, then await the
-    wait (so the page cannot handle the input before it listens)."""
+    wait (so the page cannot handle the input before it listens): both run as tasks, the
+    wait's made first, so its message leaves first."""
     waiting = asyncio.ensure_future(page.evaluate(wait_js, arg))
+    sending = asyncio.ensure_future(send)
     try:
-        await send
+        await waiting
+    except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
+        logger.debug("no page-side wait: {}", exc)
     finally:
-        try:
-            await waiting
-        except PlaywrightError as exc:  # navigation mid-wait: nothing to wait for
-            logger.debug("no page-side wait: {}", exc)
+        await sending

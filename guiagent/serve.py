@@ -201,10 +201,12 @@ def stop(
     process: subprocess.Popen[bytes], grace_s: float = 30.0, first: signal.Signals = signal.SIGINT
 ) -> int:
     """Stop the server's whole process group: ``first`` (SIGINT: a clean shutdown), then
-    SIGTERM, then SIGKILL."""
+    SIGTERM (unless that was the first), then SIGKILL."""
     if process.poll() is not None:
         return process.returncode
-    steps = ((first, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
+    steps = [(first, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)]
+    if first == signal.SIGTERM:  # the same signal again would only wait longer
+        del steps[1]
     for sig, wait_s in steps:
         try:
             os.killpg(process.pid, sig)

@@ -8,6 +8,7 @@ answering what the router asks of an SGLang worker; the agents drive real headle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -38,6 +39,7 @@ from guiagent.models.openai_client import (
 from guiagent.serve import free_port, start_router
 from guiagent.testing.dom_oracle import DomOracle, OracleStep
 from guiagent.testing.fake_server import FakeModelServer, FakeReply, FakeRequest
+from guiagent.testing.processes import child_pids, is_alive
 from guiagent.testing.router import LocalRouter
 
 WEBAPP = "guiagent/demo/webapp/index.html"
@@ -318,7 +320,19 @@ def test_a_killed_worker_is_taken_out_and_used_again_when_it_comes_back(
 # --- guiagent serve --router ------------------------------------------------------------------
 
 
-def test_guiagent_serve_router_starts_the_router_in_front_of_the_workers() -> None:
+def _as_in_a_terminal() -> None:
+    """Ctrl-C works as in a terminal: a test runner started in the background (a CI job,
+    ``cmd &`` in a script) passes SIGINT on as ignored, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_guiagent_serve_router_starts_the_router_in_front_of_the_workers(
+    stop_signal: signal.Signals,
+) -> None:
+    """Ctrl-C (SIGINT) or a service manager's SIGTERM stops guiagent and the router it
+    started in its own process group: no router is left running."""
     with (
         FakeModelServer(lambda r: FakeReply(content="A")) as a,
         FakeModelServer(lambda r: FakeReply(content="B")) as b,
@@ -334,6 +348,7 @@ def test_guiagent_serve_router_starts_the_router_in_front_of_the_workers() -> No
             stderr=subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "200"},
             start_new_session=True,
+            preexec_fn=_as_in_a_terminal,
         )
         try:
             assert process.stdout is not None
@@ -349,12 +364,16 @@ def test_guiagent_serve_router_starts_the_router_in_front_of_the_workers() -> No
                 f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10
             )
             assert reply.json()["choices"][0]["message"]["content"] in ("A", "B")
+            routers = child_pids(process.pid)  # the router renames itself: found by parent
+            assert routers, "guiagent started no router process"
         finally:
-            os.killpg(process.pid, signal.SIGINT)
+            os.killpg(process.pid, stop_signal)
             try:  # the router gets SIGTERM, then SIGKILL 5 s later: well within a minute
                 code = process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                process.kill()
-                rest = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                pytest.fail(f"guiagent serve --router did not stop on Ctrl-C: {rest[-800:]!r}")
-            assert code == 0
+                for pid in [process.pid, *child_pids(process.pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                pytest.fail(f"guiagent serve --router did not stop on {stop_signal.name}")
+        assert code == 0
+        assert not [pid for pid in routers if is_alive(pid)], "the router was left running"

@@ -7,8 +7,12 @@ servers already running (docs/SCALING.md) and waits until they are healthy behin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -120,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     console.print(f"{len(gpus)} GPU(s) visible; starting {options.engine} on {options.url}")
+    with terminate_as_interrupt():
+        return _serve_until_stopped(args, options, command, console)
+
+
+def _serve_until_stopped(
+    args: argparse.Namespace, options: ServeOptions, command: list[str], console: Console
+) -> int:
     process = start(command)
     try:
         with console.status("starting") as status:
@@ -145,6 +156,24 @@ def run(args: argparse.Namespace) -> int:
         stop(process)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, ``kill``) ends the wait like Ctrl-C, so the server or
+    router, which runs in its own process group, is stopped too instead of left running."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # handlers: main only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> int:
     """``--router``: sglang-router in front of the ``--worker-url`` servers, until Ctrl-C."""
     if not args.worker_url:
@@ -167,6 +196,11 @@ def run_router(args: argparse.Namespace, extra: list[str], console: Console) -> 
     if args.dry_run:
         console.print(shlex.join(build_router_command(options)), soft_wrap=True, highlight=False)
         return 0
+    with terminate_as_interrupt():
+        return _route_until_stopped(args, options, console)
+
+
+def _route_until_stopped(args: argparse.Namespace, options: RouterOptions, console: Console) -> int:
     try:
         process = start_router(options)
     except ServeError as exc:

@@ -338,7 +338,8 @@ def test_max_seconds_stops_a_long_type_between_keys(
 ) -> None:
     from guiagent.testing.fake_server import FakeModelServer, FakeReply
 
-    reply = FakeReply(tool_calls=[("type", {"text": "x" * 3000})])
+    # long enough that typing it, even with no round trip per key, outlasts the budget
+    reply = FakeReply(tool_calls=[("type", {"text": "x" * 200_000})])
     with FakeModelServer(lambda request: reply) as server:
         code = _run(static_server, server.url, tmp_path / "run", "--max-seconds", "2")
     out, err = capfd.readouterr()

@@ -365,7 +365,10 @@ class StepExecutor:
             redactions=redactions,
             sent_size=context.sent_size,
         )
-        evidence = await asyncio.to_thread(self._evidence, shown, context)
+        # the crop around the point (none for a pointless event: no thread hop for it)
+        evidence = (
+            await asyncio.to_thread(self._evidence, shown, context) if context.trail else None
+        )
         return data, evidence
 
     async def event_record(

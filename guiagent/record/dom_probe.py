@@ -158,6 +158,10 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
       let el = null;
       try { el = path ? document.querySelector(path) : null; } catch (e) { el = null; }
       if (!el || cssPath(el) !== path) return null;
+      return G.withTyped(el, typed);
+    },
+    // describe(el) with has_typed: whether its value (or editable text) holds `typed`
+    withTyped(el, typed) {
       const out = describe(el);
       const value = ('value' in el && typeof el.value === 'string') ? el.value : (el.isContentEditable ? el.innerText : null);
       out.has_typed = typed == null || value == null ? null : value.includes(typed);
@@ -167,10 +171,7 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
       let el = document.activeElement;
       while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
       if (!el || el === document.body || el === document.documentElement) return null;
-      const out = describe(el);
-      const value = ('value' in el && typeof el.value === 'string') ? el.value : (el.isContentEditable ? el.innerText : null);
-      out.has_typed = typed == null || value == null ? null : value.includes(typed);
-      return out;
+      return G.withTyped(el, typed);
     },
   };
 })());

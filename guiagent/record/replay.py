@@ -369,7 +369,9 @@ async def _snapshot(ctx: _Context, step: StepRecord | None) -> dict[str, Any]:
     """A browser step's page (url, title, element at its point, focus) in one round trip;
     it also checks the text the previous step typed (see _typed_landed)."""
     action = (step.screen_action if step is not None else None) or {}
-    typed, meant = ctx.pending_typed[0::3] if ctx.pending_typed else (None, None)
+    typed, meant = (
+        (ctx.pending_typed[0], ctx.pending_typed[3]) if ctx.pending_typed else (None, None)
+    )
     if not ctx.locator.dom or (typed is None and (not action or step.outcome in SKIPPED_OUTCOMES)):  # type: ignore[union-attr]
         return {}
     point = None

@@ -247,8 +247,21 @@ def _greeted(path: Path) -> dict[str, Any] | None:
     return state if state and state["greeting"] else None
 
 
+def _settled_grab(grabber: Any, region: dict[str, int], timeout: float = 3.0) -> Any:
+    """The region once two grabs 50 ms apart are equal: the window has finished drawing."""
+    shot = grabber.grab(region)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        again = grabber.grab(region)
+        if again.rgb == shot.rgb:
+            return again
+        shot = again
+    raise AssertionError(f"the region {region} kept changing for {timeout:g}s")
+
+
 def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
-    tk_app: tuple[Path, dict[str, str]],
+    tk_app: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     """The full desktop path without a model: mss capture -> OCR grounding -> real click."""
     import mss
@@ -261,7 +274,7 @@ def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
     state_file, env = tk_app
     region = {"left": 100, "top": 100, "width": 640, "height": 400}
     with mss.MSS(display=env["DISPLAY"]) as grabber:
-        shot = grabber.grab(region)
+        shot = _settled_grab(grabber, region)
     image = Image.frombytes("RGB", shot.size, shot.rgb)
     frame = Frame(
         image=image,
@@ -279,7 +292,18 @@ def test_tkapp_is_readable_and_clickable_by_the_local_grounder(
     entry = grounder.ground(frame, Target(text="Name", role="input"))  # the field, not the label
     entry_point = frame.transform.frame_to_screen(entry.point)
     ex, ey, ew, eh = widgets["name_entry"]
-    assert ex <= entry_point.x <= ex + ew and ey <= entry_point.y <= ey + eh
+    if not (ex <= entry_point.x <= ex + ew and ey <= entry_point.y <= ey + eh):
+        image.save(tmp_path / "frame.png")
+        windows = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", "."],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        raise AssertionError(
+            f"the Name field was grounded at {entry_point}, outside the entry {widgets['name_entry']}"
+            f" (frame: {tmp_path / 'frame.png'}; visible windows: {windows})"
+        )
     _xdotool(
         env,
         "mousemove",

@@ -85,6 +85,9 @@ class DemoApp:
     def _on_map(self, _event: tk.Event) -> None:
         if not self.ready:
             self.root.update_idletasks()
+            # the redraw is still in Xlib's buffer; a query is a round trip, and the server
+            # answers it only after drawing everything sent before: "ready" means drawn
+            self.root.winfo_pointerxy()
             self.ready = True
             self.save()
 

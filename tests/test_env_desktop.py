@@ -245,3 +245,55 @@ def test_dead_x_server_raises_surface_gone(async_runner: Any) -> None:
     finally:
         async_runner.run(env.close())
         server.stop()
+
+
+_QUIET_XAUTH_CHILD = """
+import asyncio, sys
+from guiagent.envs.desktop import DesktopEnv
+
+async def main():
+    env = DesktopEnv(display=sys.argv[1], failsafe=False, input_backend="xdotool")
+    await env.start()
+    try:
+        await env.observe()
+        print("xlib connected:", env._xlib is not None)
+    finally:
+        await env.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("home_file", ["missing", "empty"])
+def test_no_xauthority_warning_on_stdout(x_display: Any, tmp_path: Path, home_file: str) -> None:
+    """With no $XAUTHORITY and no (or an empty) ~/.Xauthority, the env's own Xlib connection
+    used to print python-xlib's "no xauthority details" warning on stdout, into a CLI's
+    output; now the file gets a placeholder entry that libX11 also reads."""
+    import subprocess
+    import sys
+
+    from guiagent.envs.display import ensure_readable_xauthority
+
+    home_auth = tmp_path / ".Xauthority"
+    if home_file == "empty":
+        home_auth.touch()
+    env = {k: v for k, v in os.environ.items() if k != "XAUTHORITY"}
+    env |= {"HOME": str(tmp_path), "DISPLAY": x_display.display}
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET_XAUTH_CHILD, x_display.display],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "xlib connected: True\n"  # and printed nothing else
+    if home_file == "missing":
+        assert home_auth.stat().st_mode & 0o777 == 0o600
+    listed = subprocess.run(
+        ["xauth", "-f", str(home_auth), "list"], capture_output=True, text=True, check=True
+    )
+    assert "guiagent-placeholder-host" in listed.stdout  # a well-formed entry, for no host
+    size = home_auth.stat().st_size
+    ensure_readable_xauthority(str(home_auth))  # a file with entries is left as is
+    assert home_auth.stat().st_size == size

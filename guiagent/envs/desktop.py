@@ -77,7 +77,12 @@ from guiagent.envs.desktop_input import (  # noqa: F401  (re-exported: old impor
 )
 from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale, x_window_title
 from guiagent.envs.desktop_still import ScreenStill
-from guiagent.envs.display import XvfbDisplay, display_reachable, ensure_display
+from guiagent.envs.display import (
+    XvfbDisplay,
+    display_reachable,
+    ensure_display,
+    ensure_readable_xauthority,
+)
 
 T = TypeVar("T")
 InputBackend = Literal["auto", "pyautogui", "xdotool"]
@@ -181,10 +186,12 @@ class DesktopEnv(AccessibleFocusMixin):
                 if self._own_server
                 else os.environ.get("XAUTHORITY", "")
             )
-            if not self.xauthority or not os.path.exists(self.xauthority):
+            if self._own_server:
+                # this process's own Xlib clients read $XAUTHORITY (or ~/.Xauthority)
+                os.environ.setdefault("XAUTHORITY", self.xauthority)
+            elif not self.xauthority or not os.path.exists(self.xauthority):
                 self.xauthority = os.path.join(os.path.expanduser("~"), ".Xauthority")
-                if not os.path.exists(self.xauthority):
-                    open(self.xauthority, "a").close()
+                ensure_readable_xauthority(self.xauthority)
             self._mss = mss.MSS(display=self.display)
             self._ui_scale = x11_ui_scale({**os.environ, **self._x_env()})
             try:

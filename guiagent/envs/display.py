@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -503,6 +504,29 @@ def parent_death_signal() -> Any:
             os._exit(1)
 
     return preexec
+
+
+# An Xauthority entry for a host that does not exist: clients read the file, match nothing
+# and connect without a cookie, as with no file. python-xlib raises on a missing file and
+# prints a warning on stdout for an empty one.
+_PLACEHOLDER_ENTRY = b"".join(
+    struct.pack(">H", len(field)) + field
+    for field in (b"guiagent-placeholder-host", b"", b"MIT-MAGIC-COOKIE-1", bytes(16))
+)
+
+
+def ensure_readable_xauthority(path: str) -> None:
+    """Make ``path`` an Xauthority file X clients read quietly: created (mode 0600) with one
+    placeholder entry when missing, given it when empty; a file with entries is left as is."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.getsize(path) > 0:
+            return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, struct.pack(">H", 256) + _PLACEHOLDER_ENTRY)  # 256: FamilyLocal
+    finally:
+        os.close(fd)
 
 
 def ensure_display(size: tuple[int, int] = (1920, 1080)) -> tuple[str, XvfbDisplay | None]:

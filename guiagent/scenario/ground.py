@@ -388,14 +388,26 @@ class Screen:
         return False
 
     async def visible(
-        self, frame: Frame, spec: TargetSpec, dom: list[Any] | None, trust_dom_absence: bool = False
+        self,
+        frame: Frame,
+        spec: TargetSpec,
+        dom: list[Any] | None,
+        trust_dom_absence: bool = False,
+        seen_only: bool = False,
     ) -> tuple[bool, str]:
         """Whether ``spec`` is on ``frame``; the second value is what the grounder said when not.
 
         ``trust_dom_absence``: in a browser, text missing from the DOM counts as absent
         without an OCR pass (used by ``expect not`` and ``wait_for gone``; text drawn on a
         canvas is not in the DOM, so positive checks still fall back to OCR).
+        ``seen_only``: only text a person can see counts (``expect``, ``wait_for``): not an
+        aria-label, title or alt, nor text covered, transparent, or the colour of its
+        background (:func:`~guiagent.grounding.dom.seen_elements`); OCR reads the rest.
         """
+        if seen_only and dom:
+            from guiagent.grounding.dom import seen_elements
+
+            dom = seen_elements(dom)
         if (
             trust_dom_absence
             and dom
@@ -490,7 +502,7 @@ class Screen:
         started = time.monotonic()
         while True:
             present, seen = await self.visible(
-                frame, target, await self.dom(), trust_dom_absence=spec.gone
+                frame, target, await self.dom(), trust_dom_absence=spec.gone, seen_only=True
             )
             if present != spec.gone:
                 return f"after {(time.monotonic() - started) * 1000:.0f} ms"
@@ -534,7 +546,7 @@ class Screen:
         if spec.text is not None or spec.image is not None:
             target = TargetSpec(text=spec.text, image=spec.image, exact=spec.exact)
             present, seen = await self.visible(
-                frame, target, await self.dom(), trust_dom_absence=spec.not_
+                frame, target, await self.dom(), trust_dom_absence=spec.not_, seen_only=True
             )
             if not present and not spec.not_ and use_recent:
                 present = await self._seen_recently(frame, target)

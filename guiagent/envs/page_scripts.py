@@ -67,7 +67,8 @@ _REFS_JS = """
   const describe = (el) => {
     if (!el) return 'nothing';
     const tag = el.tagName ? el.tagName.toLowerCase() : '#node';
-    const text = ((el.innerText || el.value || el.getAttribute && (el.getAttribute('aria-label') || el.getAttribute('placeholder')) || '') + '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    const shown = (el.type || '').toLowerCase() === 'password' ? '' : el.value;  // never a password
+    const text = ((el.innerText || shown || el.getAttribute && (el.getAttribute('aria-label') || el.getAttribute('placeholder')) || '') + '').trim().replace(/\\s+/g, ' ').slice(0, 60);
     return '<' + tag + (el.id ? '#' + el.id : '') + '>' + (text ? ' "' + text + '"' : '');
   };
   const editable = (el) => !!el && (el.isContentEditable ||
@@ -222,7 +223,7 @@ _DOM_ELEMENTS_JS = (
       owner_name: owner ? (nameOf(owner) || clean(owner.innerText).slice(0, 100) || null) : null,
       pseudo: generated || null,
       value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
-      interactive, disabled: !!el.disabled, password: secret, editable: editable(el),
+      interactive, disabled: !!el.disabled || el.matches(':disabled') || !!el.closest('[aria-disabled="true"]'), password: secret, editable: editable(el),
       ref: refOf(el), clipped, box, unseen: (clipped ? 'clipped' : unseenWhy(el, box)) || null,
     });
     pushed.set(el, out[out.length - 1]);
@@ -323,7 +324,7 @@ _HIT_TEST_JS = (
   const target = byRef(ref);
   const at = deepAt(x, y);
   return {found: !!target, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
-          at: describe(at), target: describe(target)};
+          at: describe(at), target: describe(target), through: !!target && !!at && at !== target && within(target, at)};
 }"""
 )
 
@@ -347,10 +348,26 @@ _FOCUS_STATE_JS = (
     "({text, expect}) => {"
     + _REFS_JS
     + """
+  // a field's value as read before typing (text null), kept in the page: after typing, the
+  // text must be new there (the value is the old one with the text put at the caret, or it
+  // holds the text more often than before), not merely a part of what it already held
+  if (!REFS.before) REFS.before = new WeakMap();
+  const valueOf = (el) => el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
+  const norm = (v) => v.replace(/\\s+/g, ' ');
+  const count = (v, t) => { let n = 0; for (let i = v.indexOf(t); i >= 0 && t; i = v.indexOf(t, i + 1)) n++; return n; };
   const holds = (el) => {
-    if (text === null) return null;
-    const value = el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
-    return value.replace(/\\s+/g, ' ').includes(text.replace(/\\s+/g, ' '));
+    if (text === null) {
+      let start = null, end = null;
+      try { start = el.selectionStart; end = el.selectionEnd; } catch (e) { start = end = null; }
+      REFS.before.set(el, {value: valueOf(el), start, end});
+      return null;
+    }
+    const value = norm(valueOf(el)), typed = norm(text), before = REFS.before.get(el);
+    if (!value.includes(typed)) return false;
+    if (!before) return true;
+    const old = before.value;
+    if (typeof before.start === 'number' && value === norm(old.slice(0, before.start) + text + old.slice(before.end))) return true;
+    return count(value, typed) > count(norm(old), typed);
   };
   const doc = performance.timeOrigin;
   // the field the typing was meant for (a ref read before typing, in this same document)

@@ -170,6 +170,7 @@ class DomElement(BaseModel):
                 "ax_name": None,
                 "placeholder": None if self.value else self.placeholder,
                 "value": None,
+                "enabled": True,  # a disabled control's text shows all the same
             }
         )
 

@@ -102,8 +102,10 @@ def step_label(index: int, kind: str, value: Any) -> str:
 
 def not_found_message(spec: TargetSpec, exc: Exception) -> str:
     """``no text matching "Sign on"; seen: "Sign in" (0.83), "Username" (0.31)``."""
-    from guiagent.grounding.local import similarity
+    from guiagent.grounding.local import TargetDisabled, similarity
 
+    if isinstance(exc, TargetDisabled):
+        return f"{spec.describe()} is disabled: a click or typing there would do nothing"
     closest = list(dict.fromkeys(str(t) for t in getattr(exc, "closest", [])))
     if spec.text is not None:
         what = f'no text matching "{spec.text}"'

@@ -53,7 +53,12 @@ async def covered_by(env: Any, hit: Grounded) -> str | None:
     result = await env.hit_test(hit.screen[0], hit.screen[1], hit.ref)
     if not result.get("found"):
         return None  # the element went away: grounding again is the caller's business
-    return None if result.get("hit") else str(result.get("at") or "something else")
+    if result.get("hit"):
+        return None
+    at = str(result.get("at") or "something else")
+    if result.get("through"):  # the element is there but lets the click through
+        return f"{at} (the element takes no clicks: pointer-events: none)"
+    return at
 
 
 async def focus_problem(

@@ -323,7 +323,14 @@ _HIT_TEST_JS = (
     + """
   const target = byRef(ref);
   const at = deepAt(x, y);
-  return {found: !!target, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
+  // a checkbox's, radio's or switch's state (a label's control's): a click on one must change it
+  const toggle = (el) => {
+    const c = el && el.tagName === 'LABEL' && el.control ? el.control : el;
+    if (!c) return null;
+    if (c.tagName === 'INPUT' && (c.type === 'checkbox' || c.type === 'radio')) return c.indeterminate ? 'mixed' : String(c.checked);
+    return c.getAttribute('aria-checked') || c.getAttribute('aria-pressed');
+  };
+  return {found: !!target, checked: target && target.isConnected ? toggle(target) : null, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
           at: describe(at), target: describe(target), through: !!target && !!at && at !== target && within(target, at)};
 }"""
 )

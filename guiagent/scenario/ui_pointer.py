@@ -13,7 +13,7 @@ from guiagent.core.geometry import Point
 from guiagent.scenario.ground import Grounded
 from guiagent.scenario.schema import as_target
 from guiagent.scenario.scroll_until import scroll_until
-from guiagent.scenario.verify import CheckedScreen
+from guiagent.scenario.verify import CheckedScreen, toggle_check
 
 
 def click_step_value(target: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
@@ -54,7 +54,9 @@ class PointerSteps(CheckedScreen):
             else cls(x=hit.screen[0], y=hit.screen[1])
         )
         rec.update(action=action, hits=[hit])
-        await self._act(action, rec, frame, [hit], target=target)
+        # a click on a checkbox, radio or switch passes only when its state changed
+        check = await toggle_check(self.env, hit, spec.describe()) if kind == "click" else None
+        await self._act(action, rec, frame, [hit], check=check, target=target)
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
         if spec.until is not None:

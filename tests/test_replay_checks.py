@@ -202,3 +202,45 @@ def test_a_replayed_click_on_an_icon_that_swaps_on_hover_fires(
     report, out = async_runner.run(go())
     assert report.ok, report.summary()
     assert out == "plays: 2"
+
+
+ROWS = Path(__file__).parent / "apps" / "replay_rows.html"
+
+
+def test_a_same_named_element_in_another_row_at_the_point_stops_strict_replay(
+    async_runner: Any, playwright_browser: Any, tmp_path: Path
+) -> None:
+    """Recorded: Delete in Evan's row. Replayed on the rows in another order, Dora's Delete is
+    at the point: same role, name, DOM path and rank, but the texts beside it moved."""
+
+    async def go() -> tuple[Any, str]:
+        env = await open_env(playwright_browser, ROWS.as_uri())
+        run_dir = tmp_path / "run"
+        try:
+            x, y = await element_centre(env, ".r:nth-child(1) button")
+            with Recorder(run_dir, RunHeader(task="rows", surface="browser")) as recorder:
+                await record_step(env, recorder, 0, Click(x=x, y=y))
+                recorder.finish("finished")
+            assert await env.page.text_content("#log") == "deleted: Evan"
+        finally:
+            await env.close()
+        env = await open_env(playwright_browser, ROWS.as_uri() + "?variant=reorder")
+        try:
+            report = await replay(
+                load(run_dir),
+                env,
+                mode="strict",
+                speed=0,
+                settle_timeout=0.3,
+                out_dir=tmp_path / "out",
+                act=executor_act(env, None, None),
+            )
+            return report, str(await env.page.text_content("#log"))
+        finally:
+            await env.close()
+
+    report, log = async_runner.run(go())
+    assert log == "deleted: none", "strict replay deleted the wrong row"
+    assert not report.ok
+    assert "not the recorded target" in (report.failure or "")
+    assert "Evan" in (report.failure or "")

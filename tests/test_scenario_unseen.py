@@ -98,3 +98,42 @@ def test_expect_counts_only_text_a_person_sees(
     seen = async_runner.run(go(), timeout=240)
     # (expect passes, expect not passes): (True, False) when seen, (False, True) when not
     assert seen == {text: (shown, not shown) for text, shown in CASES.items()}
+
+
+# what a replay's outcome check reads otherwise (the page's text, not its pixels): no CSS
+# text nor a field's value, and the unseen word inside "Total: done"; the rest must agree
+NOT_IN_PAGE_TEXT = {
+    "Pseudo words",
+    "Field value words",
+    "Tooltip words",
+    "Label only",
+    "Total: done",
+}
+
+
+def test_a_replayed_expect_counts_only_text_a_person_sees(
+    async_runner: Any, playwright_browser: Any, tmp_path: Path
+) -> None:
+    from guiagent.envs.browser import BrowserEnv
+    from guiagent.record.outcomes import OutcomeChecker
+
+    page = tmp_path / "page.html"
+    page.write_text(PAGE, encoding="utf-8")
+
+    async def go() -> dict[str, tuple[bool, bool]]:
+        async with BrowserEnv(
+            start_url=page.as_uri(), browser=playwright_browser, viewport=(640, 560)
+        ) as env:
+            checker = OutcomeChecker(env)
+            seen = {}
+            for text in set(CASES) - NOT_IN_PAGE_TEXT:
+                shown = await checker.scenario_check("expect", {"text": text, "timeout": 0}, None)
+                hidden = await checker.scenario_check(
+                    "expect", {"text": text, "not": True, "timeout": 0}, None
+                )
+                seen[text] = (shown is None, hidden is None)
+            return seen
+
+    seen = async_runner.run(go(), timeout=240)
+    wanted = {t: (shown, not shown) for t, shown in CASES.items() if t not in NOT_IN_PAGE_TEXT}
+    assert seen == wanted

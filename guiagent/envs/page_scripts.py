@@ -281,7 +281,7 @@ _DOM_ELEMENTS_JS = (
     for (const [el, e] of pushed) if (e.unseen) for (let p = up(el); p && !tainted.has(p); p = up(p)) tainted.add(p);
     for (const [el, e] of pushed) {
       if (e.unseen || !e.text || el.tagName === 'SELECT' || !(tainted.has(el) || cuts.has(el))) continue;
-      e.shown = shownText(el, cuts.get(el) || null).slice(0, 200);
+      e.shown = shownText(el, cuts.get(el) || null).slice(0, 20000);
       if (!e.shown && cuts.has(el)) e.unseen = 'cut off by the edge of its box or the window';
     }
   };

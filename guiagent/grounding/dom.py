@@ -152,7 +152,7 @@ class DomElement(BaseModel):
         Names a person never reads (aria-label, title, alt, the accessibility tree's) go."""
         if self.unseen:
             return None
-        text = self.shown if self.shown is not None else self.text
+        text = self.shown[:200] if self.shown is not None else self.text
         if self.tag == "input" and self.effective_role == "button":
             text = self.value or text
         elif self.tag == "textarea" or (

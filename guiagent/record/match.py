@@ -290,11 +290,18 @@ def neighbours_moved(
     now: dict[str, list[tuple[float, float]]] = {}
     for text in live:
         if text.get("dx") is not None and text.get("dy") is not None:
-            now.setdefault(norm(text.get("text")), []).append((float(text["dx"]), float(text["dy"])))
+            now.setdefault(norm(text.get("text")), []).append(
+                (float(text["dx"]), float(text["dy"]))
+            )
     agreed, moved = [], []
     for text in recorded:
         offsets = now.get(norm(text.get("text")))
-        if norm(text.get("text")) == norm(name) or not offsets or text.get("dx") is None or text.get("dy") is None:
+        if (
+            norm(text.get("text")) == norm(name)
+            or not offsets
+            or text.get("dx") is None
+            or text.get("dy") is None
+        ):
             continue
         dx, dy = float(text["dx"]), float(text["dy"])
         near = any(((dx - x) ** 2 + (dy - y) ** 2) ** 0.5 <= NEAR_PX for x, y in offsets)

@@ -1,7 +1,8 @@
 """Steps on controls that refuse or undo the input pass only when the input took.
 
 One page holds disabled targets (``disabled``, a disabled fieldset, ``aria-disabled``), a
-button that lets clicks through (``pointer-events: none``), fields that already hold the
+button that lets clicks through (``pointer-events: none``), one made invisible by its
+parent (``opacity: 0``), fields that already hold the
 text and reject keys, and checkboxes, radios and toggle buttons whose page undoes or ignores
 the click; beside them the same controls that work, which must still pass.
 """
@@ -23,7 +24,8 @@ body{font:15px sans-serif;margin:16px} p{margin:5px 0}</style></head><body>
 <fieldset disabled style="display:inline;border:0;padding:0"><button onclick="say('B')">Bravo save</button></fieldset>
 <span role="button" aria-disabled="true" onclick="say('C')">Charlie save</span>
 <button style="pointer-events:none" onclick="say('D')">Delta save</button>
-<button onclick="say('E')">Echo save</button></p>
+<button onclick="say('E')">Echo save</button>
+<span style="opacity:0"><button onclick="say('F')">Foxtrot save</button></span></p>
 <p><label>Blocked field <input id="blocked" value="hello"></label>
 <label>Partial field <input id="partial" value="banana"></label>
 <label>Quantity <input id="qty" value="7" onfocus="this.select()"></label></p>
@@ -51,6 +53,7 @@ CASES: dict[str, tuple[dict[str, Any], str | None]] = {
     "aria-disabled": ({"click": "Charlie save"}, '"Charlie save" is disabled'),
     "clicks go through": ({"click": "Delta save"}, "pointer-events: none"),
     "enabled": ({"click": "Echo save"}, None),
+    "invisible": ({"click": "Foxtrot save"}, 'no text matching "Foxtrot save"'),
     "field already held it": (
         {"type": {"text": "hello", "into": "Blocked field"}},
         "not in the field's value",

@@ -145,6 +145,13 @@ class DomElement(BaseModel):
             values.append(self.value)
         return list(dict.fromkeys(v for v in values if v and v.strip()))
 
+    @property
+    def shown_at_all(self) -> bool:
+        """Laid out and drawn: not hidden, nor made invisible by an ancestor (opacity 0, a
+        closed <details>) or a filter. Covered or same-coloured elements still count here: a
+        click's hit test and ``expect`` (:meth:`as_seen`) judge those."""
+        return self.visible and self.unseen not in _INVISIBLE
+
     def as_seen(self) -> DomElement | None:
         """This element as a person reads it, for checks of what is on screen (``expect``,
         ``wait_for``): only the text drawn on it (its text less what is unseen inside it, a
@@ -182,6 +189,8 @@ class DomElement(BaseModel):
         return Rect.from_corners(top_left.x, top_left.y, bottom_right.x, bottom_right.y)
 
 
+# the page's reasons (DOM_ELEMENTS_JS, unseenWhy) that leave nothing of an element drawn
+_INVISIBLE = {"hidden by an ancestor", "transparent"}
 _BUTTON_INPUTS = {"button", "submit", "reset", "image"}
 # inputs that show no typed text (their value is not drawn as text)
 _VALUELESS_INPUTS = _BUTTON_INPUTS | {"checkbox", "radio", "file", "range", "color", "hidden"}

@@ -468,7 +468,7 @@ class LocalGrounder:
                 continue
             box = element.frame_box(transform)
             candidate = _Candidate(normalise(best_name), box, best.score, "dom", element)
-            if not element.visible or box.width <= 0 or box.height <= 0:
+            if not element.shown_at_all or box.width <= 0 or box.height <= 0:
                 rejected.append(_reject(candidate, "hidden"))
             elif not _intersects(box, bounds):
                 rejected.append(_reject(candidate, "outside the frame"))
@@ -518,7 +518,7 @@ class LocalGrounder:
             box = element.frame_box(transform)
             names = element.names()
             candidate = _Candidate(names[0] if names else wanted, box, 1.0, "dom", element)
-            if not element.visible or box.width <= 0 or box.height <= 0:
+            if not element.shown_at_all or box.width <= 0 or box.height <= 0:
                 rejected.append(_reject(candidate, "hidden"))
             elif not _intersects(box, bounds):
                 rejected.append(_reject(candidate, "outside the frame"))
@@ -541,7 +541,9 @@ class LocalGrounder:
     ) -> list[str]:
         if target.text is None:
             return []
-        texts = {name for e in elements or [] if e.visible for name in e.names() if len(name) <= 80}
+        texts = {
+            name for e in elements or [] if e.shown_at_all for name in e.names() if len(name) <= 80
+        }
         texts.update(line.text for line in self.read_text(frame))
         ranked = sorted(texts, key=lambda t: -similarity(target.text or "", t))
         return ranked[:limit]

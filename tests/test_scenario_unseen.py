@@ -4,7 +4,7 @@ One page holds text that is in the DOM but not seen (transparent by an ancestor,
 background's colour, clipped, covered by a modal, folded in a closed <details>, an
 attribute only, cut off by its box, an unchosen <select> option) beside text that is seen
 though the DOM holds it oddly (split across elements, from CSS, in a field's value, under a
-translucent veil, on a disabled button). Each must satisfy ``expect`` exactly when a person
+translucent veil or an empty layer, on a disabled button). Each must satisfy ``expect`` exactly when a person
 would read it, and ``expect not`` exactly when not.
 """
 
@@ -25,9 +25,11 @@ body{font:15px sans-serif;margin:90px 20px 20px;background:#fff} p,div{margin:3p
 #under{position:absolute;left:12px;top:12px;margin:0}
 .clip{width:70px;overflow:hidden;white-space:nowrap}
 #veil{position:absolute;left:0;top:96px;width:300px;height:24px;background:rgba(0,0,0,.08)}
+#glass{position:absolute;left:0;top:116px;width:300px;height:30px}
 .b::before{content:"Pseudo words"}
 </style></head><body>
 <p>Veiled words</p><div id="veil"></div>
+<p id="behind">Behind glass</p><div id="glass"></div>
 <div style="opacity:0"><span>Ghost parent</span></div>
 <p style="color:#fff">White ink</p>
 <p style="color:rgba(0,0,0,0)">Clear ink</p>
@@ -49,6 +51,7 @@ body{font:15px sans-serif;margin:90px 20px 20px;background:#fff} p,div{margin:3p
 # text -> whether a person sees it
 CASES = {
     "Veiled words": True,
+    "Behind glass": True,  # under an empty layer (a click-catcher): still read
     "Ghost parent": False,
     "White ink": False,
     "Clear ink": False,

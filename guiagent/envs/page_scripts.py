@@ -158,6 +158,13 @@ _DOM_ELEMENTS_JS = (
     const at = deepAt(x, y);
     return at ? (within(at, el) ? true : at) : null;
   };
+  // something drawn over text hides it when it is opaque (a translucent or empty layer,
+  // a click-catcher, leaves the text to be read)
+  const opaque = (el) => {
+    if (['IMG', 'VIDEO', 'CANVAS', 'IFRAME', 'EMBED', 'OBJECT'].includes(el.tagName)) return true;
+    const s = getComputedStyle(el), c = rgba(s.backgroundColor);
+    return (s.backgroundImage && s.backgroundImage !== 'none') || (!!c && c[3] >= 0.5);
+  };
   const coveredBy = (el, box) => {
     const points = [[box.x + box.width / 2, box.y + box.height / 2]];
     for (const q of Array.from(el.getClientRects()).slice(0, 3)) points.push([q.left + q.width / 2, q.top + q.height / 2]);
@@ -165,6 +172,7 @@ _DOM_ELEMENTS_JS = (
     for (const [x, y] of points) {
       const found = inside(el, box, x, y);
       if (found === true) return null;
+      if (found && !within(el, found) && !opaque(found)) return null;
       if (found) blocker = found;
     }
     return blocker;

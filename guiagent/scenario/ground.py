@@ -406,17 +406,21 @@ class Screen:
         aria-label, title or alt, nor text covered, transparent, or the colour of its
         background (:func:`~guiagent.grounding.dom.seen_elements`); OCR reads the rest.
         """
+        seen = None
         if seen_only and dom:
             from guiagent.grounding.dom import seen_elements
 
-            dom = seen_elements(dom)
+            seen = seen_elements(dom)
         if (
             trust_dom_absence
             and dom
             and spec.text is not None
             and not self._dom_has_text(dom, spec)
+            and not (seen and self._dom_has_text(seen, spec))
         ):
             return False, f'no text matching "{spec.text}"'
+        if seen is not None:  # text in the DOM that is not seen: the pixels say (OCR)
+            dom = seen
         from guiagent.grounding.local import AmbiguousTarget, TargetNotFound
         from guiagent.grounding.template import TemplateError
 

@@ -178,8 +178,9 @@ _DOM_ELEMENTS_JS = (
     return blocker;
   };
   const unseenWhy = (el, box) => {
-    if (el.checkVisibility && !el.checkVisibility({opacityProperty: true, visibilityProperty: true, contentVisibilityAuto: true}))
-      return 'hidden by an ancestor';
+    const shows = (e) => !e.checkVisibility || e.checkVisibility({opacityProperty: true, visibilityProperty: true, contentVisibilityAuto: true});
+    for (let e = el; e; e = e.ownerDocument.defaultView && e.ownerDocument.defaultView.frameElement)
+      if (!shows(e)) return 'hidden by an ancestor';  // its frame's ancestors too
     if (box.width < 3 || box.height < 3) return 'too small to read';
     const s = getComputedStyle(el);
     for (let p = el; p; p = up(p)) if (/opacity\\(0(\\.0*)?%?\\)/.test(getComputedStyle(p).filter || '')) return 'transparent';

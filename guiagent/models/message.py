@@ -114,14 +114,20 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
     if reply.reasoning is None and reasoning is not None:
         reply.reasoning = reasoning
     reply.content = reply.content.strip()
-    if finish_reason == "length":
+    if finish_reason == "length" and reply.tool_calls:
+        # a cut call cannot be told from a whole one: SGLang's streaming parser completes the
+        # cut JSON ({"text": "hel" -> {"text": "hel"}, {"x": 12 -> {"x": 12}) and sends it,
+        # its non-streaming one drops only the last, undecodable call; hermes text is repaired
+        names = ", ".join(call.name for call in reply.tool_calls)
+        reply.errors.append(
+            "the reply was cut at the token limit (finish_reason 'length') in or after its "
+            f"tool call ({names}); its arguments may be cut short, so it is not used"
+        )
+        reply.tool_calls = []
+    elif finish_reason == "length":
         reply.errors.append(
             "the reply was cut at the token limit (finish_reason 'length')"
-            + (
-                "; it ended inside the reasoning"
-                if not content.strip() and not reply.tool_calls
-                else ""
-            )
+            + ("; it ended inside the reasoning" if not content.strip() else "")
         )
     elif finish_reason == "tool_calls" and not reply.tool_calls:
         # SGLang's parser drops a call to a tool that is not in the request (unless

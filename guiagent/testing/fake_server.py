@@ -464,24 +464,40 @@ class FakeModelServer:
         return reply
 
     def _length_problem(self, request: FakeRequest) -> str | None:
-        """The 400 SGLang (with --context-length) or vLLM give an output limit that cannot fit."""
+        """The 400 SGLang or vLLM give a prompt or an output limit that does not fit."""
         body = request.body
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(asked, int) or isinstance(asked, bool):
-            return None
+        if isinstance(asked, bool) or not isinstance(asked, int):
+            asked = None
+        prompt = prompt_tokens(request)
+        context = self.max_model_len
         if self.flavour == "vllm":
-            prompt = prompt_tokens(request)
-            if asked > self.max_model_len - prompt:
+            if asked is not None and asked > context - prompt:
                 return (
                     f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's "
-                    f"maximum context length is {self.max_model_len} tokens and your request has "
-                    f"{prompt} input tokens ({asked} > {self.max_model_len} - {prompt})."
+                    f"maximum context length is {context} tokens and your request has "
+                    f"{prompt} input tokens ({asked} > {context} - {prompt})."
                 )
             return None
-        if asked > self.max_model_len:
+        # serving_chat.py _validate_request (the fake is always started with --context-length)
+        if asked is not None and asked > context:
             return (
                 f"max_completion_tokens is too large: {asked}.This model supports at most "
-                f"{self.max_model_len} completion tokens."
+                f"{context} completion tokens."
+            )
+        # tokenizer_manager.py _validate_one_request: the prompt, then prompt plus output
+        if prompt >= context:
+            return (
+                f"The input ({prompt} tokens) is longer than the model's context length "
+                f"({context} tokens)."
+            )
+        if asked is not None and asked + prompt > context:
+            return (
+                "Requested token count exceeds the model's maximum context length of "
+                f"{context} tokens. You requested a total of {asked + prompt} tokens: "
+                f"{prompt} tokens from the input messages and {asked} tokens for the "
+                "completion. Please reduce the number of tokens in the input messages or the "
+                "completion to fit within the limit."
             )
         return None
 

@@ -107,6 +107,9 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
             continue
         server_calls.append(ToolCall(name=name, arguments=args, id=raw.get("id"), source="server"))
     if server_calls or errors:
+        # SGLang's hermes_detector.py streams the text between two calls unfiltered when one
+        # chunk holds several tokens ("\n</tool_call>\n"): the calls are parsed, drop the tag
+        content = content.replace("</tool_call>", "")
         reply = Reply(content=content.strip(), reasoning=reasoning, tool_calls=server_calls)
     else:
         reply = parse_message(content, reasoning)

@@ -40,6 +40,7 @@ from typing import Any
 import uvicorn
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -84,6 +85,13 @@ __all__ = [
     "hermes_text",
     "message_text",
 ]
+
+
+async def _fastapi_error(request: Request, exc: Exception) -> Response:
+    """An unknown path (404) or method (405) as SGLang's FastAPI app answers it: FastAPI's
+    default handler, {"detail": ...} (SGLang's own handler takes only fastapi's subclass)."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _default_responder(request: FakeRequest) -> FakeReply:
@@ -312,7 +320,7 @@ class FakeModelServer:
                     "/get_load",
                 )
             ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, exception_handlers={HTTPException: _fastapi_error})
 
     def end_warmup(self) -> None:
         """Make /health answer 200 from now on (tests: no race against the clock)."""

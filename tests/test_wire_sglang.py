@@ -171,7 +171,9 @@ def test_the_fake_renders_a_cut_call_as_sglang_does(server: FakeModelServer) -> 
         [("click", {"x": 1, "y": 2}), ("type", '{"text": "hel')],  # the first one whole
     ],
 )
-@pytest.mark.parametrize("flavour", ["sglang", "sglang-old", "no-tool-parser", "no-parsers"])
+@pytest.mark.parametrize(
+    "flavour", ["sglang", "sglang-old", "no-tool-parser", "no-reasoning-parser", "no-parsers"]
+)
 def test_nothing_of_a_cut_reply_is_used(
     server: FakeModelServer, calls: list[Any], flavour: str
 ) -> None:
@@ -192,6 +194,27 @@ def test_a_whole_call_before_a_cut_is_still_reported_by_name() -> None:
     reply = reply_from_message(message, "length")
     assert reply.tool_calls == []
     assert any("click" in e and "not used" in e for e in reply.errors)
+
+
+# --- (c) a tool parser without a reasoning parser ---------------------------------------------
+
+
+def test_reasoning_left_in_content_beside_server_parsed_calls(server: FakeModelServer) -> None:
+    reply = FakeReply(
+        reasoning="The OK button is at the bottom.",
+        content="Clicking it.",
+        tool_calls=[("click", {"x": 1, "y": 2})],
+        flavour="no-reasoning-parser",
+    )
+    server.responder = lambda request: reply
+    message = _post(server.url).json()["choices"][0]["message"]
+    assert message["content"] == "The OK button is at the bottom.</think>Clicking it."
+    assert message["reasoning_content"] is None and len(message["tool_calls"]) == 1
+    for stream in (False, True):
+        c = _complete(server.url, stream=stream)
+        assert [(t.name, t.source) for t in c.reply.tool_calls] == [("click", "server")]
+        assert c.reply.reasoning == "The OK button is at the bottom."
+        assert c.reply.content == "Clicking it." and c.reply.errors == []
 
 
 # --- (e) an error object inside a begun stream -----------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from guiagent.models.errors import ModelProtocolError
-from guiagent.models.hermes import parse_message
+from guiagent.models.hermes import THINK_CLOSE, parse_message, parse_reply
 from guiagent.models.reply import Reply, ToolCall, Usage
 
 DEFAULT_MAX_TOOL_CALLS = 16
@@ -110,6 +110,10 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
         # SGLang's hermes_detector.py streams the text between two calls unfiltered when one
         # chunk holds several tokens ("\n</tool_call>\n"): the calls are parsed, drop the tag
         content = content.replace("</tool_call>", "")
+        if reasoning is None and THINK_CLOSE in content:
+            # a tool parser without a reasoning parser: the content holds the reasoning
+            split = parse_reply(content)
+            content, reasoning = split.content, split.reasoning
         reply = Reply(content=content.strip(), reasoning=reasoning, tool_calls=server_calls)
     else:
         reply = parse_message(content, reasoning)

@@ -18,9 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guiagent.core.geometry import Size
 
-Flavour = Literal["sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers"]
+Flavour = Literal[
+    "sglang", "sglang-old", "vllm", "no-tool-parser", "no-reasoning-parser", "no-parsers"
+]
 Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang", "no_done"]
-FLAVOURS: tuple[str, ...] = ("sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers")
+FLAVOURS: tuple[str, ...] = (
+    "sglang",
+    "sglang-old",
+    "vllm",
+    "no-tool-parser",
+    "no-reasoning-parser",
+    "no-parsers",
+)
 # what answers /health and /v1/models: SGLang itself, or a bare OpenAI-compatible proxy
 # without /health (sglang-router itself runs for real in tests/test_router.py)
 Frontend = Literal["sglang", "bare"]

@@ -140,6 +140,11 @@ def render_reply(
             )
     if flavour == "vllm":
         reasoning_key = "reasoning"
+    if flavour == "no-reasoning-parser":
+        # --tool-call-parser without --reasoning-parser: hermes_detector.py keeps the text
+        # before the first <tool_call> as content, the reasoning and its </think> included
+        content = (reply.reasoning or "") + "</think>" + (content or "")
+        reasoning, reasoning_key = None, None
     # non-streaming SGLang says tool_calls once it saw a <tool_call>, even if it dropped it
     finish = "tool_calls" if calls or (dropped and not request.stream) else "stop"
     if reply.finish_reason:

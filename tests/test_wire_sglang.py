@@ -293,3 +293,14 @@ def test_the_close_tag_streamed_between_two_calls_is_dropped() -> None:
         ("wait", {"seconds": 1}),
     ]
     assert reply.content == "" and reply.errors == []
+
+
+def test_streamed_arguments_are_ascii_escaped_and_read_back(server: FakeModelServer) -> None:
+    # base_format_detector.py streams json.dumps(arguments): non-ASCII arrives escaped
+    server.responder = lambda request: FakeReply(tool_calls=[("type", {"text": "héllo 日本"})])
+    chunks = _sse_chunks(_post(server.url, stream=True))
+    deltas = [d for ch in chunks for chc in ch["choices"] for d in chc["delta"]["tool_calls"] or []]
+    streamed = "".join(d["function"]["arguments"] for d in deltas)
+    assert "\\u00e9" in streamed and "é" not in streamed
+    c = _complete(server.url, stream=True)
+    assert [(t.name, t.arguments) for t in c.reply.tool_calls] == [("type", {"text": "héllo 日本"})]

@@ -138,10 +138,12 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
         )
     elif finish_reason == "tool_calls" and not reply.tool_calls:
         # SGLang's parser drops a call to a tool that is not in the request (unless
-        # SGLANG_FORWARD_UNKNOWN_TOOLS is set) and still reports finish_reason tool_calls
+        # SGLANG_FORWARD_UNKNOWN_TOOLS is set), and hermes_detector.py one whose JSON it
+        # cannot decode (with any after it), and still reports finish_reason tool_calls
         reply.errors.append(
             "the server reported a tool call (finish_reason 'tool_calls') but returned none; "
-            "it drops calls to tools that are not in the request's tools"
+            "it drops calls to tools that are not in the request's tools and calls whose "
+            "JSON it cannot decode"
         )
     elif finish_reason in ("abort", "error", "content_filter"):
         reply.errors.append(f"the server ended the reply early (finish_reason {finish_reason!r})")

@@ -244,3 +244,23 @@ def test_a_same_named_element_in_another_row_at_the_point_stops_strict_replay(
     assert not report.ok
     assert "not the recorded target" in (report.failure or "")
     assert "Evan" in (report.failure or "")
+
+
+def test_neighbours_moved_tolerates_small_shifts_and_ignores_twins() -> None:
+    from guiagent.record.match import neighbours_moved
+
+    recorded = [
+        {"text": "Evan", "dx": 145, "dy": 0},
+        {"text": "Delete", "dx": 0, "dy": -44},  # the twin in the next row: no evidence
+        {"text": "Team members", "dx": -165, "dy": 47},
+    ]
+    shifted = [{"text": "Evan", "dx": 151, "dy": 3}, {"text": "Team members", "dx": -160, "dy": 47}]
+    assert neighbours_moved(recorded, shifted, "Delete") is None  # another font, same row
+    other_row = [
+        {"text": "Evan", "dx": 145, "dy": -44},
+        {"text": "Delete", "dx": 0, "dy": -44},
+        {"text": "Team members", "dx": -165, "dy": 47},
+    ]
+    moved = neighbours_moved(recorded, other_row, "Delete")  # a tie: the nearest decides
+    assert moved is not None and "'Evan'" in moved and "Delete" not in moved
+    assert neighbours_moved(recorded, [], "Delete") is None  # nothing to compare

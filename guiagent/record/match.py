@@ -286,14 +286,17 @@ def neighbours_moved(
     the point (each with ``dx, dy``: the element's centre less the text's). None unless most
     of the texts found on both sides sit at another offset now (by more than ``NEAR_PX``):
     then a same-named element in another row or box is at the point, and this says so.
-    Texts equal to the target's ``name`` (its twins in the other rows) tell nothing."""
+    Texts equal to the target's ``name`` (its twins in the other rows) tell nothing; the
+    nearest text breaks a tie."""
     now: dict[str, list[tuple[float, float]]] = {}
     for text in live:
         if text.get("dx") is not None and text.get("dy") is not None:
             now.setdefault(norm(text.get("text")), []).append(
                 (float(text["dx"]), float(text["dy"]))
             )
-    agreed, moved = [], []
+    agreed: list[str] = []
+    moved: list[str] = []
+    order: list[str] = []
     for text in recorded:
         offsets = now.get(norm(text.get("text")))
         if (
@@ -306,7 +309,10 @@ def neighbours_moved(
         dx, dy = float(text["dx"]), float(text["dy"])
         near = any(((dx - x) ** 2 + (dy - y) ** 2) ** 0.5 <= NEAR_PX for x, y in offsets)
         (agreed if near else moved).append(str(text.get("text")))
-    if len(moved) <= len(agreed):
+        order.append(str(text.get("text")))
+    # the nearest text found on both sides breaks a tie (neighbours are recorded nearest first)
+    nearest_moved = bool(moved) and (not agreed or order.index(moved[0]) < order.index(agreed[0]))
+    if len(moved) < len(agreed) or (len(moved) == len(agreed) and not nearest_moved):
         return None
     listed = ", ".join(repr(t) for t in moved)
     return f"the texts recorded beside it are elsewhere around it now: {listed}"

@@ -52,6 +52,7 @@ CASES: dict[str, tuple[dict[str, Any], str | None]] = {
     "disabled fieldset": ({"click": "Bravo save"}, '"Bravo save" is disabled'),
     "aria-disabled": ({"click": "Charlie save"}, '"Charlie save" is disabled'),
     "clicks go through": ({"click": "Delta save"}, "pointer-events: none"),
+    "drag from it": ({"drag": {"from": "Delta save", "to": "Echo save"}}, "pointer-events: none"),
     "enabled": ({"click": "Echo save"}, None),
     "invisible": ({"click": "Foxtrot save"}, 'no text matching "Foxtrot save"'),
     "field already held it": (

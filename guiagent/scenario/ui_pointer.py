@@ -83,6 +83,7 @@ class PointerSteps(CheckedScreen):
 
     async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         frame, start = await self.ground(frame, spec.from_, timeout)
+        frame, start = await self._reachable(frame, spec.from_, start, timeout)  # press on it
         frame, end = await self.ground(frame, spec.to, timeout)
         action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
         rec.update(action=action, hits=[start, end])

@@ -111,10 +111,11 @@ def test_focus_taken_from_the_clicked_field_stops_before_typing(
     assert state["other"] == "" and state["t"] == ""
 
 
+@pytest.mark.parametrize("variant", ["eat", "held"])  # held: the field held the text already
 def test_typed_text_that_did_not_land_fails_its_step(
-    async_runner: Any, playwright_browser: Any, recorded: Path, tmp_path: Path
+    async_runner: Any, playwright_browser: Any, recorded: Path, tmp_path: Path, variant: str
 ) -> None:
-    report, state = _replay(async_runner, playwright_browser, recorded, "eat", tmp_path)
+    report, state = _replay(async_runner, playwright_browser, recorded, variant, tmp_path)
     assert not report.ok
     failed = [s for s in report.steps if s.status == "failed"]
     assert [s.index for s in failed] == [1]

@@ -1,0 +1,124 @@
+"""Desktop steps that must not pass when their effect did not happen (Tk forms, checked
+from the pixels: Tk is not on the accessibility bus).
+
+Each scenario runs through the real runner on the session Xvfb with real input; the Tk
+app (tests/apps/tk_traps.py) writes what really happened to a state file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guiagent.scenario.schema import scenario_from_data
+from guiagent.scenario.session import ScenarioSession, SessionOptions
+
+APP = Path(__file__).resolve().parent / "apps" / "tk_traps.py"
+
+
+@pytest.fixture(scope="module")
+def grounder() -> Any:
+    from guiagent.grounding.local import LocalGrounder
+
+    return LocalGrounder()
+
+
+def _run(
+    async_runner: Any, display: str, grounder: Any, tmp_path: Path, mode: str, steps: list[Any]
+) -> tuple[Any, dict[str, Any]]:
+    state = tmp_path / "state.json"
+    title = f"tk traps {mode}"
+    scenario = scenario_from_data(
+        {
+            "name": title,
+            "target": {
+                "command": [sys.executable, str(APP), str(state), mode, "--title", title],
+                "window": title,
+            },
+            "steps": steps,
+        }
+    )
+
+    async def go() -> Any:
+        options = SessionOptions(record_dir=tmp_path / "runs", display=display)
+        async with ScenarioSession(options, grounder=grounder) as session:
+            return await session.run(scenario)
+
+    result = async_runner.run(go(), timeout=300)
+    deadline = time.monotonic() + 5
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result, json.loads(state.read_text())
+
+
+@pytest.mark.desktop
+def test_typing_into_a_disabled_field_fails_naming_where_the_text_went(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    result, state = _run(
+        async_runner, x_display.display, grounder, tmp_path, "disabled",
+        [{"type": {"text": "alice", "into": "Name"}}],
+    )  # fmt: skip
+    assert state["Email"] == "alice" and state["Name"] == ""  # the click did not focus Name
+    assert [s.status for s in result.steps] == ["failed"], result.failure_message()
+    error = result.steps[0].error or ""
+    assert "typed 'alice' into \"Name\" but the field is empty (OCR read nothing)" in error, error
+    assert "the screen changed elsewhere, reading 'alice' at" in error, error
+
+
+@pytest.mark.desktop
+def test_typing_into_a_field_that_already_held_the_text_fails(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    result, state = _run(
+        async_runner, x_display.display, grounder, tmp_path, "prefilled",
+        [{"type": {"text": "alice", "into": "Name"}}],
+    )  # fmt: skip
+    assert state == {"Name": "alice", "Email": "", "clicks": {"Apply": 0, "Save": 0}}
+    assert [s.status for s in result.steps] == ["failed"], result.failure_message()
+    error = result.steps[0].error or ""
+    assert "the field showed it already before typing and did not change (OCR)" in error, error
+
+
+@pytest.mark.desktop
+def test_typing_beside_a_field_with_no_outline_fails(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    """No outline around Name's entry: the click lands beside it and the text goes to the
+    focused Note entry on the same row (a label mirrors it below). A change on the clicked
+    row that does not reach the click is another field's: the step fails."""
+    result, state = _run(
+        async_runner, x_display.display, grounder, tmp_path, "flat",
+        [{"type": {"text": "alice", "into": "Name"}}],
+    )  # fmt: skip
+    assert state["Name"] == "" and state["Note"] == "alice"
+    assert [s.status for s in result.steps] == ["failed"], result.failure_message()
+    error = result.steps[0].error or ""
+    assert "but no field outline is at the click at" in error, error
+    assert "the text went elsewhere; the screen changed elsewhere, reading 'alice'" in error, error
+
+
+def test_a_change_counts_for_a_field_with_no_outline_only_at_the_click() -> None:
+    from PIL import Image, ImageDraw
+
+    from guiagent.core.env import Frame
+    from guiagent.core.geometry import Point
+    from guiagent.scenario.typed_check import _changed_on_row
+
+    blank = Image.new("RGB", (600, 100), "white")
+
+    def typed_at(x: int) -> Frame:
+        image = blank.copy()
+        ImageDraw.Draw(image).rectangle((x, 40, x + 10, 60), fill="black")  # one glyph
+        return Frame.from_image(image)
+
+    before, click = Frame.from_image(blank), Point(120.0, 50.0)
+    assert _changed_on_row(before, typed_at(108), click) is not None  # starts left of the click
+    assert _changed_on_row(before, typed_at(130), click) is not None  # just past it
+    assert _changed_on_row(before, typed_at(200), click) is None  # another field on the row
+    assert _changed_on_row(before, typed_at(20), click) is None  # one left of the clicked one

@@ -122,3 +122,60 @@ def test_a_change_counts_for_a_field_with_no_outline_only_at_the_click() -> None
     assert _changed_on_row(before, typed_at(130), click) is not None  # just past it
     assert _changed_on_row(before, typed_at(200), click) is None  # another field on the row
     assert _changed_on_row(before, typed_at(20), click) is None  # one left of the clicked one
+
+
+@pytest.mark.desktop
+def test_expect_sees_only_what_shows_and_whole_words(
+    async_runner: Any, desktop_env: Any, tk_app_factory: Any, grounder: Any, tmp_path: Path
+) -> None:
+    """``expect`` reads the screen as shown: a text in a window covered by another is not
+    visible, and "Save" is not in "Saved" or "Unsaved changes" (a part of a word)."""
+    from guiagent.scenario.ground import StepFailure
+    from guiagent.scenario.ui import UI
+
+    tk_app_factory(APP, str(tmp_path / "below.json"), "buttons", title="below")
+    tk_app_factory(APP, str(tmp_path / "above.json"), "notice", title="above")
+
+    async def go() -> list[str]:
+        ui = UI(desktop_env, grounder, step_timeout=2.0)
+        await ui.expect("Saved")  # the window on top: shown
+        failures = []
+        for text in ("Apply", "Save"):  # covered; only inside longer words
+            with pytest.raises(StepFailure) as caught:
+                await ui.expect(text, timeout=0.5)
+            failures.append(str(caught.value))
+        return failures
+
+    covered, part = async_runner.run(go(), timeout=120)
+    assert 'no text matching "Apply"' in covered, covered
+    assert 'no text matching "Save"; seen: "Saved"' in part, part  # the word, not its part
+    assert '"Save" (1.00)' not in part, part
+
+
+@pytest.mark.desktop
+def test_a_button_click_fails_on_a_label_or_a_disabled_button(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    """role: button on a desktop: plain text named OK is not a button (nothing is clicked),
+    a greyed button whose click changes nothing is disabled; an enabled one passes."""
+    result, state = _run(
+        async_runner, x_display.display, grounder, tmp_path, "buttons",
+        [
+            {"click": {"text": "Save", "role": "button"}},
+            {"click": "OK"},  # the text itself, as asked
+            {"click": "Apply"},  # no role: no claim that a button is pressed
+        ],
+    )  # fmt: skip
+    assert result.ok, result.failure_message()
+    assert state["clicks"] == {"Apply": 0, "Save": 1}
+    for step, expected in (
+        ({"text": "OK", "role": "button"}, "the text 'OK' at ("),
+        ({"text": "Apply", "role": "button"}, "but it looks disabled (its label is greyed)"),
+    ):
+        result, _ = _run(
+            async_runner, x_display.display, grounder, tmp_path, "buttons", [{"click": step}]
+        )
+        assert [s.status for s in result.steps] == ["failed"], step
+        assert expected in (result.steps[0].error or ""), result.steps[0].error
+    disabled = result.steps[0].error or ""
+    assert "nothing on the screen changed" in disabled, disabled

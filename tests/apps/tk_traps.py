@@ -11,6 +11,8 @@ Modes (the values of every entry are written as JSON to STATE_FILE on every chan
   outline at all); Note has the focus, and a label below mirrors Note's text.
 - ``buttons``: a plain label ``OK`` (not a button), a disabled button ``Apply`` and an
   enabled button ``Save``; ``clicks`` counts the presses of each button.
+- ``notice``: a larger window (it covers the others started before it) reading only
+  ``Unsaved changes`` and ``Saved``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ FONT = ("DejaVu Sans", 16)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("state_file")
-    parser.add_argument("mode", choices=["disabled", "prefilled", "flat", "buttons"])
+    parser.add_argument("mode", choices=["disabled", "prefilled", "flat", "buttons", "notice"])
     parser.add_argument("--title", default="tk traps")
     args = parser.parse_args()
 
     root = tk.Tk()
     root.title(args.title)
-    root.geometry("700x260+60+60")
+    root.geometry("760x340+40+40" if args.mode == "notice" else "700x260+60+60")
     root.configure(background="white")
     values: dict[str, tk.StringVar] = {}
     clicks = {"Apply": 0, "Save": 0}
@@ -83,6 +85,9 @@ def main() -> None:
             row=1, column=0, columnspan=4, pady=10
         )
         note.focus_force()
+    elif args.mode == "notice":
+        for text in ("Unsaved changes", "Saved"):
+            tk.Label(root, text=text, font=FONT, background="white").pack(pady=20)
     else:
         tk.Label(root, text="OK", font=FONT, background="white").pack(pady=10)
 

@@ -36,7 +36,13 @@ from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.grounding.fields import field_box_at
 from guiagent.grounding.ocr import OcrEngine, changed_regions, reading_order, shared_engine
-from guiagent.grounding.typed_text import count_bullets, plain, read_field, typed_shows
+from guiagent.grounding.typed_text import (
+    count_bullets,
+    plain,
+    read_field,
+    times_shown,
+    typed_shows,
+)
 from guiagent.scenario.ground import Grounded
 
 TEXT_ROLES = {"text", "entry", "password text", "spin button", "editbar", "paragraph"}
@@ -237,7 +243,8 @@ class DesktopTypingCheck:
             logger.debug("the field {} reads {!r} after typing", self.what, reading.text)
         shows = typed_shows(self.text, reading.text, reading.filled)
         if shows is not None:
-            return await self._unchanged_problem(box, reading.text), None
+            problem = await self._unchanged_problem(box, reading.text, shows)
+            return problem, (box if problem is not None and not self.secret else None)
         if plain(reading.text) and set(plain(reading.text)) <= MASKS:
             return await self._masked_problem(after, box, 0), None
         if self.secret:
@@ -281,14 +288,25 @@ class DesktopTypingCheck:
             return None
         return f"typed the secret into the password field {self.what} but nothing changed in it"
 
-    async def _unchanged_problem(self, box: Box, after_text: str) -> str | None:
-        """The field reads the text: it must not have read it, unchanged, before typing."""
+    async def _unchanged_problem(self, box: Box, after_text: str, shows: str) -> str | None:
+        """The field reads the text: when it read it before typing too, it must show it once
+        more now (a scrolled field: its text must have changed), not merely have changed."""
         before = await asyncio.to_thread(read_field, self._engine(), self.before.array(), box)
-        if typed_shows(self.text, before.text) is None or plain(before.text) != plain(after_text):
+        if typed_shows(self.text, before.text) is None:
             return None
+        if plain(before.text) == plain(after_text):
+            return (
+                f"typed {self.shown()} into {self.what} but the field showed it already before "
+                "typing and did not change (OCR): the text went elsewhere"
+            )
+        if shows == "tail" or times_shown(self.text, after_text) > times_shown(
+            self.text, before.text
+        ):
+            return None
+        read = "" if self.secret else f" (it reads '{after_text}')"
         return (
             f"typed {self.shown()} into {self.what} but the field showed it already before "
-            "typing and did not change (OCR): the text went elsewhere"
+            f"typing and does not show it once more{read} (OCR): the text went elsewhere"
         )
 
     async def _elsewhere(self, after: Frame, box: Box) -> str:

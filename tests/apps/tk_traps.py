@@ -7,6 +7,8 @@ Modes (the values of every entry are written as JSON to STATE_FILE on every chan
 - ``disabled``: Name's entry is disabled (a click does not focus it); Email has the focus,
   so text typed "into Name" lands in Email.
 - ``prefilled``: Name's entry is read-only and already holds ``alice``; Email has the focus.
+- ``stealing``: Name's entry holds ``alice``; the first key typed into it moves the focus
+  to Email (the rest of the text lands there).
 - ``flat``: one row, ``Name`` then ``Note``, each a flat entry drawn like the window (no
   outline at all); Note has the focus, and a label below mirrors Note's text.
 - ``buttons``: a plain label ``OK`` (not a button), a disabled button ``Apply`` and an
@@ -28,7 +30,9 @@ FONT = ("DejaVu Sans", 16)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("state_file")
-    parser.add_argument("mode", choices=["disabled", "prefilled", "flat", "buttons", "notice"])
+    parser.add_argument(
+        "mode", choices=["disabled", "prefilled", "stealing", "flat", "buttons", "notice"]
+    )
     parser.add_argument("--title", default="tk traps")
     args = parser.parse_args()
 
@@ -71,13 +75,16 @@ def main() -> None:
         widget.grid(row=row, column=column + 1, padx=8, pady=10, sticky="w")
         return widget
 
-    if args.mode in ("disabled", "prefilled"):
+    if args.mode in ("disabled", "prefilled", "stealing"):
         name = entry("Name", 0, 0)
         email = entry("Email", 1, 0)
-        if args.mode == "prefilled":
+        if args.mode != "disabled":
             values["Name"].set("alice")
-        name.configure(state="disabled" if args.mode == "disabled" else "readonly")
-        email.focus_force()
+        if args.mode == "stealing":
+            name.bind("<KeyRelease>", lambda _event: email.focus_set())
+        else:
+            name.configure(state="disabled" if args.mode == "disabled" else "readonly")
+            email.focus_force()
     elif args.mode == "flat":
         entry("Name", 0, 0, flat=True)
         note = entry("Note", 0, 2, flat=True)

@@ -324,7 +324,8 @@ class TypeSpec(_Strict):
             " field while typing fails the step); on a desktop the accessibility"
             " bus (AT-SPI) says the focused field at the click holds it, or else OCR reads it"
             " in the field's box (a long text that scrolled: its last 6 or more characters;"
-            " a password field: one more masking dot per character typed)."
+            " a password field: one more masking dot per character typed; a field that showed"
+            " the text already: once more; a field with no outline: at the click)."
         ),
     )
     enter: bool = Field(default=False, description="Press Enter after typing.")

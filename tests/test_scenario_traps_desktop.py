@@ -8,6 +8,8 @@ app (tests/apps/tk_traps.py) writes what really happened to a state file.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ from guiagent.scenario.schema import scenario_from_data
 from guiagent.scenario.session import ScenarioSession, SessionOptions
 
 APP = Path(__file__).resolve().parent / "apps" / "tk_traps.py"
+GTK_APP = APP.parent / "gtk_form.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi (scripts/setup.sh)
 
 
 @pytest.fixture(scope="module")
@@ -152,33 +156,98 @@ def test_expect_sees_only_what_shows_and_whole_words(
     assert '"Save" (1.00)' not in part, part
 
 
+def _clicks(async_runner: Any, env: Any, grounder: Any, targets: list[Any]) -> list[str]:
+    """Each target clicked through the Python API: "" when it passed, else its failure."""
+    from guiagent.scenario.ground import StepFailure
+    from guiagent.scenario.ui import UI
+
+    async def go() -> list[str]:
+        ui = UI(env, grounder, step_timeout=3.0)
+        out = []
+        for target in targets:
+            try:
+                await ui.click(target)
+                out.append("")
+            except StepFailure as exc:
+                out.append(str(exc))
+        return out
+
+    return list(async_runner.run(go(), timeout=120))
+
+
+def _clicks_of(state: Path) -> dict[str, int]:
+    return dict(json.loads(state.read_text())["clicks"])
+
+
 @pytest.mark.desktop
 def test_a_button_click_fails_on_a_label_or_a_disabled_button(
-    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+    async_runner: Any, desktop_env: Any, tk_app_factory: Any, grounder: Any, tmp_path: Path
 ) -> None:
-    """role: button on a desktop: plain text named OK is not a button (nothing is clicked),
-    a greyed button whose click changes nothing is disabled; an enabled one passes."""
-    result, state = _run(
-        async_runner, x_display.display, grounder, tmp_path, "buttons",
-        [
-            {"click": {"text": "Save", "role": "button"}},
-            {"click": "OK"},  # the text itself, as asked
-            {"click": "Apply"},  # no role: no claim that a button is pressed
-        ],
+    """role: button on a desktop off the bus: plain text named OK is not drawn as a button
+    (nothing is clicked), a greyed button whose click changes nothing is disabled; an
+    enabled one passes, and so does clicking the texts without the role."""
+    state = tmp_path / "state.json"
+    tk_app_factory(APP, str(state), "buttons", title="tk buttons")
+    label, disabled, enabled, *plain = _clicks(
+        async_runner, desktop_env, grounder,
+        [{"text": name, "role": "button"} for name in ("OK", "Apply", "Save")] + ["OK", "Apply"],
     )  # fmt: skip
-    assert result.ok, result.failure_message()
-    assert state["clicks"] == {"Apply": 0, "Save": 1}
-    for step, expected in (
-        ({"text": "OK", "role": "button"}, "the text 'OK' at ("),
-        ({"text": "Apply", "role": "button"}, "but it looks disabled (its label is greyed)"),
-    ):
-        result, _ = _run(
-            async_runner, x_display.display, grounder, tmp_path, "buttons", [{"click": step}]
+    assert "the text 'OK' at (" in label and "is not drawn as a button" in label, label
+    assert "looks disabled (its label is greyed) and nothing on the screen changed" in disabled
+    assert enabled == "" and plain == ["", ""], (enabled, plain)
+    assert _clicks_of(state) == {"Apply": 0, "Save": 1}
+
+
+@pytest.mark.desktop
+def test_a_button_click_on_the_bus_fails_on_a_label_or_a_disabled_button(
+    async_runner: Any,
+    x_display: Any,
+    atspi_bus: Any,
+    grounder: Any,
+    tmp_path: Path,
+) -> None:
+    """The same on the accessibility bus (a GTK app): the bus names what is at the point."""
+    from guiagent.envs.desktop import DesktopEnv
+
+    state, title = tmp_path / "state.json", "gtk buttons"
+    app = subprocess.Popen(
+        [SYSTEM_PYTHON, str(GTK_APP), str(state), "--buttons", "--title", title],
+        env={**os.environ, **atspi_bus.env},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_window(x_display.env, title)
+        env = DesktopEnv(display=x_display.display, failsafe=False, atspi_env=atspi_bus.env)
+        async_runner.run(env.start())
+        try:
+            label, disabled, enabled = _clicks(
+                async_runner, env, grounder,
+                [{"text": name, "role": "button"} for name in ("OK", "Apply", "Save")],
+            )  # fmt: skip
+        finally:
+            async_runner.run(env.close())
+    finally:
+        app.terminate()
+        app.wait(5)
+    assert "is 'OK' (label), not a button (AT-SPI)" in label, label
+    assert "the button 'Apply' at (" in disabled and "is disabled (AT-SPI)" in disabled, disabled
+    assert enabled == "", enabled
+    assert _clicks_of(state) == {"Apply": 0, "Save": 1}
+
+
+def _wait_for_window(env: dict[str, str], title: str) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", f"^{title}$"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
         )
-        assert [s.status for s in result.steps] == ["failed"], step
-        assert expected in (result.steps[0].error or ""), result.steps[0].error
-    disabled = result.steps[0].error or ""
-    assert "nothing on the screen changed" in disabled, disabled
+        if found.stdout.split():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"no window {title!r}")
 
 
 @pytest.mark.desktop

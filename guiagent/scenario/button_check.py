@@ -2,10 +2,10 @@
 says what the element is), must look like a button, and a click on it must not be a click
 on a disabled one:
 
-- before the input: a closed, button-shaped outline must be drawn around the text
-  (:func:`~guiagent.grounding.buttons.button_around`); plain text (a label) fails. When the
-  application at the point is on the accessibility bus the pixels are not asked (a flat
-  button there has no outline): the role stays a hint, as for other roles.
+- before the input, when the application at the point is on the accessibility bus
+  (AT-SPI): one of the objects at the point must be a button, and enabled;
+- else from the pixels: a closed, button-shaped outline must be drawn around the text
+  (:func:`~guiagent.grounding.buttons.button_around`); plain text (a label) fails;
 - after a click: a button whose label is greyed (it stands out from the button's face by
   less than ``GREYED_CONTRAST`` gray levels) and whose click changed nothing on the screen
   within ``SETTLE_S`` is disabled: the step fails.
@@ -63,11 +63,41 @@ class ButtonClickCheck:
                 )
 
 
-async def drawn_button(env: Any, frame: Frame, spec: TargetSpec, hit: Grounded) -> Rect | None:
-    """The outline of the button ``hit`` found (None: the bus answers for this application,
-    pixels are not asked); raises :class:`StepFailure` when no button is drawn there."""
-    if isinstance(env, AccessibleFocus) and await env.accessible_focus(*hit.screen) is not None:
+BUTTON_ROLES = {"push button", "toggle button", "button", "menu button", "split button"}
+
+
+def bus_button_problem(spec: TargetSpec, hit: Grounded, chain: list[dict[str, Any]]) -> str | None:
+    """What is wrong with clicking ``hit`` as a button, from the objects the bus names at
+    its point (deepest first); None: a button, enabled, or the bus names nothing there."""
+    if not chain:
         return None
+    x, y = hit.screen
+    button = next((node for node in chain if node.get("role") in BUTTON_ROLES), None)
+    if button is None:
+        node = chain[0]
+        name = f"'{node.get('name')}' " if node.get("name") else ""
+        return (
+            f"{spec.describe()}: what is at ({x:.0f}, {y:.0f}) is {name}({node.get('role')}), "
+            "not a button (AT-SPI)"
+        )
+    if "enabled" not in button.get("states", []):
+        return (
+            f"{spec.describe()}: the button '{button.get('name') or hit.text}' at ({x:.0f}, "
+            f"{y:.0f}) is disabled (AT-SPI)"
+        )
+    return None
+
+
+async def drawn_button(env: Any, frame: Frame, spec: TargetSpec, hit: Grounded) -> Rect | None:
+    """The outline of the button ``hit`` found (None: the accessibility bus answered for
+    this application instead); raises :class:`StepFailure` when it is no (enabled) button."""
+    if isinstance(env, AccessibleFocus):
+        answer = await env.accessible_focus(*hit.screen)
+        if answer is not None:
+            problem = bus_button_problem(spec, hit, list(answer.get("chain") or []))
+            if problem is not None:
+                raise StepFailure(problem)
+            return None
     assert hit.box is not None
     x1, y1, x2, y2 = hit.box
     gray = np.asarray(frame.image.convert("L"))

@@ -100,8 +100,9 @@ class TargetSpec(_Strict):
         description=(
             "Element role, e.g. button, textbox, checkbox, link. Alone (no text, image or at)"
             " it names every element of that role; nth chooses (browser only). On a desktop"
-            " app off the accessibility bus, button means a text drawn inside a button's"
-            " outline, and a click on a greyed button that changes nothing on screen fails."
+            " button is checked: the accessibility bus must name an enabled button at the"
+            " point; off the bus the text must be drawn inside a button's outline, and a"
+            " click on a greyed button that changes nothing on screen fails."
         ),
     )
     exact: bool = Field(

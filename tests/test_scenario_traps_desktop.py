@@ -275,3 +275,24 @@ def test_text_typed_into_a_field_that_held_it_must_show_once_more() -> None:
     assert times_shown("alice", "alicea") == 1  # one key landed; the rest went elsewhere
     assert times_shown("aa", "aaa") == 1  # not overlapping
     assert times_shown("10", "1O") == 0  # a digit is never forgiven
+
+
+@pytest.mark.desktop
+def test_expect_not_right_after_a_click_sees_what_the_click_draws(
+    async_runner: Any, desktop_env: Any, tk_app_factory: Any, grounder: Any, tmp_path: Path
+) -> None:
+    """A desktop cannot say when it is quiet: a check for absence waits for the screen to
+    be still first, else it passes on the frame before the application drew the click."""
+    from guiagent.scenario.ground import StepFailure
+    from guiagent.scenario.ui import UI
+
+    tk_app_factory(APP.parent / "tk_button.py", str(tmp_path / "state.json"), title="tkb")
+
+    async def go() -> None:
+        ui = UI(desktop_env, grounder, step_timeout=3.0)
+        await ui.expect("not clicked")
+        await ui.click("Press")
+        await ui.expect("clicked 1", not_=True)
+
+    with pytest.raises(StepFailure, match='"clicked 1" is visible but should not be'):
+        async_runner.run(go(), timeout=60)

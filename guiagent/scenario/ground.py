@@ -260,9 +260,13 @@ class Screen:
     async def for_check(self, spec: Any) -> tuple[Frame, float]:
         """The frame a retrying check (expect, wait_for) starts from: no settle, as the
         check retries until it holds. A check for absence (``not``, ``gone``) would pass
-        at once on a page that is about to show the thing, so it waits for the page's own
-        quiet first when the surface can tell (events only, never pixels)."""
+        at once on a screen that is about to show the thing (an application still drawing
+        what the last input did), so it waits for the page's own quiet first when the
+        surface can tell (events, no pixels); elsewhere (a desktop) for the screen to be
+        still, as any other step does."""
         negative = bool(getattr(spec, "not_", False) or getattr(spec, "gone", False))
+        if negative and self.settle_opts.enabled and not isinstance(self.env, QuietSource):
+            return await self.settled()
         if negative and self.settle_opts.enabled and isinstance(self.env, QuietSource):
             start = time.monotonic()
             try:

@@ -398,7 +398,14 @@ class WaitForSpec(_Strict):
 class ExpectSpec(_Strict):
     text: str | None = None
     image: str | None = None
-    not_: bool = Field(default=False, alias="not", description="Expect it NOT to be visible.")
+    not_: bool = Field(
+        default=False,
+        alias="not",
+        description=(
+            "Expect it NOT to be visible, once the screen is quiet (a page's own events; on"
+            " a desktop, still pixels: an application may still be drawing the last input)."
+        ),
+    )
     title: str | None = Field(
         default=None, description="Window/page title (glob; 're:' prefix for a regex)."
     )

@@ -407,9 +407,21 @@ class ExpectSpec(_Strict):
         ),
     )
     title: str | None = Field(
-        default=None, description="Window/page title (glob; 're:' prefix for a regex)."
+        default=None,
+        description=(
+            "Window/page title: a plain text is looked for inside it, case-sensitive (Editor"
+            " matches 'notes - Editor'); with * ? [ a glob matching the whole title; 're:'"
+            " prefix for a regex. On a desktop: the active (else focused, else pointed-at)"
+            " window's, or when none, any visible window's."
+        ),
     )
-    url: str | None = Field(default=None, description="Page URL (glob; 're:' prefix for a regex).")
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Page URL: a plain text is looked for inside it; with * ? [ a glob matching the"
+            " whole URL; 're:' prefix for a regex."
+        ),
+    )
     exact: bool = False
     timeout: float | None = Field(
         default=None, ge=0, description="Keep looking this long (default 2 s)."

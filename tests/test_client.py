@@ -510,13 +510,19 @@ def test_output_limit_is_capped_or_shrunk_after_400() -> None:
             return await client.complete(MESSAGES, TOOLS)
 
     with FakeModelServer(lambda r: CLICK, max_model_len=4096) as srv:
-        # name given, so /v1/models is never read: SGLang's 400 names the limit
+        # name given, so /v1/models is never read: SGLang's 400 names the limit ("at most
+        # 4096 completion tokens"); 4096 plus the prompt is still over the context, and that
+        # 400 names the prompt's tokens, so the third request fits
         assert _call(asyncio.run(go(srv, model="stepfun-ai/Step3-VL-10B")))[0] == "click"
         sent = [json.loads(r.raw)["max_completion_tokens"] for r in srv.requests]
-        assert sent == [8192, 4096]
+        prompt = 4096 - sent[-1]
+        assert sent == [8192, 4096, 4096 - prompt] and prompt > 0
         srv.reset_stats()
         asyncio.run(go(srv))  # learnt from /v1/models: capped before sending
-        assert [json.loads(r.raw)["max_completion_tokens"] for r in srv.requests] == [4096]
+        assert [json.loads(r.raw)["max_completion_tokens"] for r in srv.requests] == [
+            4096,
+            4096 - prompt,
+        ]
     with FakeModelServer(lambda r: CLICK, flavour="vllm", max_model_len=3000) as srv:
         c = asyncio.run(go(srv, model="stepfun-ai/Step3-VL-10B"))
         assert _call(c)[0] == "click"

@@ -196,7 +196,7 @@ def test_starts_and_stops_own_xvfb_without_display(
     env = DesktopEnv()
     async_runner.run(env.start())
     try:
-        own = env.display
+        own, auth = env.display, env.xauthority
         assert own and own != x_display.display
         assert env.failsafe is False  # own Xvfb: no human to slam the pointer into a corner
         frame = async_runner.run(env.observe())
@@ -206,6 +206,7 @@ def test_starts_and_stops_own_xvfb_without_display(
         async_runner.run(env.close())
     assert not display_reachable(own)
     assert os.environ.get("DISPLAY") is None
+    assert os.environ.get("XAUTHORITY") != auth  # no pointer left at the deleted cookie file
 
 
 def test_xvfb_display_lifecycle_and_access_control() -> None:

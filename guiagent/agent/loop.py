@@ -457,7 +457,7 @@ class Agent(AgentSupport):
         if not reply.tool_calls:
             why = "the reply had no tool call."
             if completion.finish_reason == "length":
-                why = "the reply was cut off (length limit) before a tool call."
+                why = "the reply was cut off (length limit)."
             if reply.errors:
                 why += " " + "; ".join(reply.errors)
             return why

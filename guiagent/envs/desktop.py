@@ -79,9 +79,11 @@ from guiagent.envs.desktop_screen import _make_dpi_aware, _rect, x11_ui_scale, x
 from guiagent.envs.desktop_still import ScreenStill
 from guiagent.envs.display import (
     XvfbDisplay,
+    client_xauthority,
     display_reachable,
     ensure_display,
-    ensure_readable_xauthority,
+    restore_x_client_env,
+    x_client_env,
 )
 
 T = TypeVar("T")
@@ -137,6 +139,7 @@ class DesktopEnv(AccessibleFocusMixin):
         self.display: str | None = None
         self.xauthority: str | None = None
         self._own_server: XvfbDisplay | None = None
+        self._env_before_own_server: dict[str, str | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._mss: Any = None
         self._xlib: Any = None
@@ -176,22 +179,13 @@ class DesktopEnv(AccessibleFocusMixin):
 
         if _IS_X11:
             if self.requested_display is None:
+                self._env_before_own_server = x_client_env()
                 self.display, self._own_server = ensure_display()
             else:
                 self.display = self.requested_display
                 if not display_reachable(self.display):
                     raise SurfaceGoneError(f"X display {self.display} does not answer")
-            self.xauthority = (
-                self._own_server.xauthority
-                if self._own_server
-                else os.environ.get("XAUTHORITY", "")
-            )
-            if self._own_server:
-                # this process's own Xlib clients read $XAUTHORITY (or ~/.Xauthority)
-                os.environ.setdefault("XAUTHORITY", self.xauthority)
-            elif not self.xauthority or not os.path.exists(self.xauthority):
-                self.xauthority = os.path.join(os.path.expanduser("~"), ".Xauthority")
-                ensure_readable_xauthority(self.xauthority)
+            self.xauthority = client_xauthority(self._own_server)
             self._mss = mss.MSS(display=self.display)
             self._ui_scale = x11_ui_scale({**os.environ, **self._x_env()})
             try:
@@ -296,6 +290,7 @@ class DesktopEnv(AccessibleFocusMixin):
                 logger.debug("closing Xlib: {}", exc)
             self._xlib = None
         if self._own_server is not None:
+            restore_x_client_env(self._own_server, self._env_before_own_server)
             self._own_server.stop()
             self._own_server = None
 

@@ -529,6 +529,37 @@ def ensure_readable_xauthority(path: str) -> None:
         os.close(fd)
 
 
+def client_xauthority(own_server: _XServer | None) -> str:
+    """The Xauthority file this process's X clients use: the cookie file of guiagent's own
+    server (made ``$XAUTHORITY`` when none is set: Xlib reads only that or ~/.Xauthority),
+    else ``$XAUTHORITY``, else ~/.Xauthority made readable (see ensure_readable_xauthority)."""
+    if own_server is not None:
+        os.environ.setdefault("XAUTHORITY", own_server.xauthority)
+        return own_server.xauthority
+    path = os.environ.get("XAUTHORITY", "")
+    if not path or not os.path.exists(path):
+        path = os.path.join(os.path.expanduser("~"), ".Xauthority")
+        ensure_readable_xauthority(path)
+    return path
+
+
+def x_client_env() -> dict[str, str | None]:
+    """``$DISPLAY`` and ``$XAUTHORITY`` as they are (None: unset)."""
+    return {key: os.environ.get(key) for key in ("DISPLAY", "XAUTHORITY")}
+
+
+def restore_x_client_env(server: _XServer, before: dict[str, str | None]) -> None:
+    """Put back ``$DISPLAY``/``$XAUTHORITY`` that still name ``server`` (about to stop) as
+    they were in ``before``: later X clients must not be pointed at a dead server."""
+    ours = {"DISPLAY": server.display, "XAUTHORITY": server.xauthority}
+    for key, value in ours.items():
+        if os.environ.get(key) == value:
+            if before.get(key) is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = before[key]  # type: ignore[assignment]
+
+
 def ensure_display(size: tuple[int, int] = (1920, 1080)) -> tuple[str, XvfbDisplay | None]:
     """The display to use: ``$DISPLAY`` when it answers, else a fresh Xvfb (returned to stop later)."""
     current = os.environ.get("DISPLAY", "")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from guiagent.models.errors import ModelProtocolError
-from guiagent.models.hermes import parse_message
+from guiagent.models.hermes import THINK_CLOSE, parse_message, parse_reply
 from guiagent.models.reply import Reply, ToolCall, Usage
 
 DEFAULT_MAX_TOOL_CALLS = 16
@@ -107,6 +107,13 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
             continue
         server_calls.append(ToolCall(name=name, arguments=args, id=raw.get("id"), source="server"))
     if server_calls or errors:
+        # SGLang's hermes_detector.py streams the text between two calls unfiltered when one
+        # chunk holds several tokens ("\n</tool_call>\n"): the calls are parsed, drop the tag
+        content = content.replace("</tool_call>", "")
+        if reasoning is None and THINK_CLOSE in content:
+            # a tool parser without a reasoning parser: the content holds the reasoning
+            split = parse_reply(content)
+            content, reasoning = split.content, split.reasoning
         reply = Reply(content=content.strip(), reasoning=reasoning, tool_calls=server_calls)
     else:
         reply = parse_message(content, reasoning)
@@ -114,21 +121,29 @@ def reply_from_message(message: dict[str, Any], finish_reason: str | None) -> Re
     if reply.reasoning is None and reasoning is not None:
         reply.reasoning = reasoning
     reply.content = reply.content.strip()
-    if finish_reason == "length":
+    if finish_reason == "length" and reply.tool_calls:
+        # a cut call cannot be told from a whole one: SGLang's streaming parser completes the
+        # cut JSON ({"text": "hel" -> {"text": "hel"}, {"x": 12 -> {"x": 12}) and sends it,
+        # its non-streaming one drops only the last, undecodable call; hermes text is repaired
+        names = ", ".join(call.name for call in reply.tool_calls)
+        reply.errors.append(
+            "the reply was cut at the token limit (finish_reason 'length') in or after its "
+            f"tool call ({names}); its arguments may be cut short, so it is not used"
+        )
+        reply.tool_calls = []
+    elif finish_reason == "length":
         reply.errors.append(
             "the reply was cut at the token limit (finish_reason 'length')"
-            + (
-                "; it ended inside the reasoning"
-                if not content.strip() and not reply.tool_calls
-                else ""
-            )
+            + ("; it ended inside the reasoning" if not content.strip() else "")
         )
     elif finish_reason == "tool_calls" and not reply.tool_calls:
         # SGLang's parser drops a call to a tool that is not in the request (unless
-        # SGLANG_FORWARD_UNKNOWN_TOOLS is set) and still reports finish_reason tool_calls
+        # SGLANG_FORWARD_UNKNOWN_TOOLS is set), and hermes_detector.py one whose JSON it
+        # cannot decode (with any after it), and still reports finish_reason tool_calls
         reply.errors.append(
             "the server reported a tool call (finish_reason 'tool_calls') but returned none; "
-            "it drops calls to tools that are not in the request's tools"
+            "it drops calls to tools that are not in the request's tools and calls whose "
+            "JSON it cannot decode"
         )
     elif finish_reason in ("abort", "error", "content_filter"):
         reply.errors.append(f"the server ended the reply early (finish_reason {finish_reason!r})")

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import io
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -28,7 +27,9 @@ from guiagent.models.errors import (
     ModelProtocolError,
     ModelServerNotReady,
     ModelServerUnreachable,
+    ModelStreamError,
     ModelTimeout,
+    allowed_output_tokens,
 )
 from guiagent.models.message import (
     DEFAULT_MAX_TOOL_CALLS,
@@ -50,6 +51,7 @@ __all__ = [
     "ModelProtocolError",
     "ModelServerNotReady",
     "ModelServerUnreachable",
+    "ModelStreamError",
     "ModelTimeout",
     "ServerInfo",
     "StreamEvent",
@@ -86,27 +88,12 @@ class ServerInfo(BaseModel):
 # bounds on one reply: a server that sends more is broken, not thorough
 DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
 
+# SGLang may refuse the output limit twice: over --context-length alone ("at most N
+# completion tokens"), then N plus the prompt over the context (its numbers are exact)
+MAX_SHRINKS = 2
+
 # statuses worth another try: server errors, and sglang-router's queue full (429) / queue timeout (408)
 RETRY_STATUSES = frozenset({408, 429})
-
-
-def allowed_output_tokens(message: str) -> int | None:
-    """The output-token limit a server's 400 names, when it refused max_completion_tokens.
-
-    SGLang (``--context-length`` set): "max_completion_tokens is too large: 8192.This
-    model supports at most 4096 completion tokens." vLLM: "'max_tokens' or
-    'max_completion_tokens' is too large: 8192. This model's maximum context length is
-    32768 tokens and your request has 30000 input tokens (8192 > 32768 - 30000)."
-    """
-    if "too large" not in message or "tokens" not in message:
-        return None
-    m = re.search(r"\((\d+) > (\d+) - (\d+)\)", message)
-    if m:
-        return int(m.group(2)) - int(m.group(3))
-    m = re.search(r"at most (\d+) completion tokens", message)
-    if m:
-        return int(m.group(1))
-    return None
 
 
 def normalise_base_url(url: str) -> str:
@@ -230,7 +217,9 @@ class ModelClient:
             data = json.loads(body)
             if isinstance(data, dict):
                 inner = data.get("error") if isinstance(data.get("error"), dict) else data
-                message = str(inner.get("message") or message)
+                # FastAPI's own answers (an unknown path: 404) say {"detail": "Not Found"}
+                detail = inner.get("detail") if isinstance(inner.get("detail"), str) else None
+                message = str(inner.get("message") or detail or message)
         except ValueError:
             pass
         return ModelHTTPError(status, message, url)
@@ -384,7 +373,7 @@ class ModelClient:
         payload = json.dumps(body, ensure_ascii=False).encode()
         started = time.perf_counter()
         attempt = 0
-        shrunk = False
+        shrinks = 0
         while True:
             try:
                 # one deadline for connect, headers and the whole body or stream: a server
@@ -398,7 +387,7 @@ class ModelClient:
             except TimeoutError as exc:
                 raise self._timeout(self.chat_url, exc) from exc
             except (ModelHTTPError, ModelServerUnreachable) as exc:
-                if isinstance(exc, ModelHTTPError) and exc.status == 400 and not shrunk:
+                if isinstance(exc, ModelHTTPError) and exc.status == 400 and shrinks < MAX_SHRINKS:
                     allowed = allowed_output_tokens(exc.server_message)
                     asked = body.get("max_completion_tokens")
                     if allowed and allowed > 0 and isinstance(asked, int) and allowed < asked:
@@ -410,7 +399,7 @@ class ModelClient:
                         )
                         body["max_completion_tokens"] = allowed
                         payload = json.dumps(body, ensure_ascii=False).encode()
-                        shrunk = True
+                        shrinks += 1
                         continue
                 retryable = isinstance(exc, ModelServerUnreachable) or (
                     exc.status >= 500 or exc.status in RETRY_STATUSES
@@ -586,9 +575,12 @@ class ModelClient:
             )
         if obj.get("error") is not None or obj.get("object") == "error":
             inner = obj["error"] if isinstance(obj.get("error"), dict) else obj
+            message = inner.get("message", inner)
+            code = inner.get("code")
+            if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+                raise ModelStreamError(code, str(message), url, chunks=state.chunks)
             raise ModelProtocolError(
-                f"{url} reported an error inside the stream after {state.chunks} chunks: "
-                f"{inner.get('message', inner)}",
+                f"{url} reported an error inside the stream after {state.chunks} chunks: {message}",
                 url,
             )
         problem = check_chunk(obj)

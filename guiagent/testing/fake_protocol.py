@@ -18,9 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guiagent.core.geometry import Size
 
-Flavour = Literal["sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers"]
+Flavour = Literal[
+    "sglang", "sglang-old", "vllm", "no-tool-parser", "no-reasoning-parser", "no-parsers"
+]
 Fault = Literal["drop_mid_stream", "garbage", "error_in_stream", "hang", "no_done"]
-FLAVOURS: tuple[str, ...] = ("sglang", "sglang-old", "vllm", "no-tool-parser", "no-parsers")
+FLAVOURS: tuple[str, ...] = (
+    "sglang",
+    "sglang-old",
+    "vllm",
+    "no-tool-parser",
+    "no-reasoning-parser",
+    "no-parsers",
+)
 # what answers /health and /v1/models: SGLang itself, or a bare OpenAI-compatible proxy
 # without /health (sglang-router itself runs for real in tests/test_router.py)
 Frontend = Literal["sglang", "bare"]
@@ -161,7 +170,48 @@ def json_arguments(arguments: dict[str, Any] | str) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
-def hermes_text(name: str, arguments: dict[str, Any] | str) -> str:
-    """A tool call as the model writes it with the hermes template."""
+def hermes_text(name: str, arguments: dict[str, Any] | str, *, cut: bool = False) -> str:
+    """A tool call as the model writes it with the hermes template; ``cut``: generation
+    stopped at the token limit inside it, after the (perhaps cut) arguments."""
+    if cut:
+        return f'<tool_call>\n{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {json_arguments(arguments)}'
     payload = f'{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {json_arguments(arguments)}}}'
     return f"<tool_call>\n{payload}\n</tool_call>"
+
+
+def complete_cut_json(text: str) -> dict[str, Any]:
+    """The object SGLang's streaming tool parser makes of arguments cut at the token limit.
+
+    Its base_format_detector.py parses the partial JSON with partial_json_parser
+    (``Allow.ALL``) and, when generation ends, serving_chat.py
+    ``_check_for_unstreamed_tool_args`` sends the rest of ``json.dumps`` of that object:
+    an open string or number is closed where it was cut (``{"text": "hel`` ->
+    ``{"text": "hel"}``), a key without a value is dropped. This walks back from the cut
+    to the longest prefix that closes into an object.
+    """
+    for end in range(len(text), 0, -1):
+        prefix = text[:end]
+        closers: list[str] = []
+        in_string = escape = False
+        for c in prefix:
+            if in_string:
+                if escape:
+                    escape = False
+                elif c == "\\":
+                    escape = True
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "{[":
+                closers.append("}" if c == "{" else "]")
+            elif c in "}]" and closers:
+                closers.pop()
+        candidate = prefix + ('"' if in_string else "") + "".join(reversed(closers))
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}

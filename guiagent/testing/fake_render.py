@@ -15,6 +15,7 @@ from guiagent.testing.fake_protocol import (
     FakeReply,
     FakeRequest,
     Flavour,
+    complete_cut_json,
     hermes_text,
     json_arguments,
     message_text,
@@ -48,19 +49,23 @@ def error_body(flavour: Flavour, status: int, message: str) -> dict[str, Any]:
     return inner
 
 
+def _calls_text(reply: FakeReply) -> str:
+    """The hermes blocks the model wrote; cut at the token limit, the last is left open."""
+    cut = reply.finish_reason == "length"
+    last = len(reply.tool_calls) - 1
+    return "".join(
+        "\n\n" + hermes_text(name, args, cut=cut and i == last)
+        for i, (name, args) in enumerate(reply.tool_calls)
+    )
+
+
 def _raw_text(reply: FakeReply) -> str:
     """The whole generated text, as the model wrote it after the opening <think>."""
-    parts = [reply.reasoning or "", "</think>", reply.content or ""]
-    for name, args in reply.tool_calls:
-        parts.append("\n\n" + hermes_text(name, args))
-    return "".join(parts)
+    return (reply.reasoning or "") + "</think>" + (reply.content or "") + _calls_text(reply)
 
 
 def _tool_content(reply: FakeReply) -> str:
-    text = reply.content or ""
-    for name, args in reply.tool_calls:
-        text += "\n\n" + hermes_text(name, args)
-    return text
+    return (reply.content or "") + _calls_text(reply)
 
 
 def _estimate_tokens(text: str) -> int:
@@ -107,7 +112,17 @@ def render_reply(
     else:
         content = reply.content or ""
         known = set(request.tool_names)
-        for name, args in reply.tool_calls:
+        # finish_reason "length": the last call was cut (its block left open, see _calls_text)
+        cut = reply.finish_reason == "length" and flavour != "vllm"
+        for n, (name, args) in enumerate(reply.tool_calls):
+            if cut and n == len(reply.tool_calls) - 1:
+                if not request.stream:
+                    # hermes_detector.py detect_and_parse: raw_decode fails on the open
+                    # block, so the call is lost (tool_calls may be [])
+                    dropped += 1
+                    break
+                # base_format_detector.py streams what partial_json_parser makes of it
+                args = complete_cut_json(json_arguments(args))
             if not forward_unknown_tools and flavour != "vllm" and name not in known:
                 dropped += 1
                 continue
@@ -125,6 +140,11 @@ def render_reply(
             )
     if flavour == "vllm":
         reasoning_key = "reasoning"
+    if flavour == "no-reasoning-parser":
+        # --tool-call-parser without --reasoning-parser: hermes_detector.py keeps the text
+        # before the first <tool_call> as content, the reasoning and its </think> included
+        content = (reply.reasoning or "") + "</think>" + (content or "")
+        reasoning, reasoning_key = None, None
     # non-streaming SGLang says tool_calls once it saw a <tool_call>, even if it dropped it
     finish = "tool_calls" if calls or (dropped and not request.stream) else "stop"
     if reply.finish_reason:

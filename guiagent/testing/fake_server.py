@@ -40,6 +40,7 @@ from typing import Any
 import uvicorn
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -84,6 +85,13 @@ __all__ = [
     "hermes_text",
     "message_text",
 ]
+
+
+async def _fastapi_error(request: Request, exc: Exception) -> Response:
+    """An unknown path (404) or method (405) as SGLang's FastAPI app answers it: FastAPI's
+    default handler, {"detail": ...} (SGLang's own handler takes only fastapi's subclass)."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _default_responder(request: FakeRequest) -> FakeReply:
@@ -312,7 +320,7 @@ class FakeModelServer:
                     "/get_load",
                 )
             ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, exception_handlers={HTTPException: _fastapi_error})
 
     def end_warmup(self) -> None:
         """Make /health answer 200 from now on (tests: no race against the clock)."""
@@ -464,24 +472,40 @@ class FakeModelServer:
         return reply
 
     def _length_problem(self, request: FakeRequest) -> str | None:
-        """The 400 SGLang (with --context-length) or vLLM give an output limit that cannot fit."""
+        """The 400 SGLang or vLLM give a prompt or an output limit that does not fit."""
         body = request.body
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(asked, int) or isinstance(asked, bool):
-            return None
+        if isinstance(asked, bool) or not isinstance(asked, int):
+            asked = None
+        prompt = prompt_tokens(request)
+        context = self.max_model_len
         if self.flavour == "vllm":
-            prompt = prompt_tokens(request)
-            if asked > self.max_model_len - prompt:
+            if asked is not None and asked > context - prompt:
                 return (
                     f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's "
-                    f"maximum context length is {self.max_model_len} tokens and your request has "
-                    f"{prompt} input tokens ({asked} > {self.max_model_len} - {prompt})."
+                    f"maximum context length is {context} tokens and your request has "
+                    f"{prompt} input tokens ({asked} > {context} - {prompt})."
                 )
             return None
-        if asked > self.max_model_len:
+        # serving_chat.py _validate_request (the fake is always started with --context-length)
+        if asked is not None and asked > context:
             return (
                 f"max_completion_tokens is too large: {asked}.This model supports at most "
-                f"{self.max_model_len} completion tokens."
+                f"{context} completion tokens."
+            )
+        # tokenizer_manager.py _validate_one_request: the prompt, then prompt plus output
+        if prompt >= context:
+            return (
+                f"The input ({prompt} tokens) is longer than the model's context length "
+                f"({context} tokens)."
+            )
+        if asked is not None and asked + prompt > context:
+            return (
+                "Requested token count exceeds the model's maximum context length of "
+                f"{context} tokens. You requested a total of {asked + prompt} tokens: "
+                f"{prompt} tokens from the input messages and {asked} tokens for the "
+                "completion. Please reduce the number of tokens in the input messages or the "
+                "completion to fit within the limit."
             )
         return None
 

@@ -16,6 +16,15 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+def _ascii_json(arguments: str) -> str:
+    """Streamed arguments as SGLang's base_format_detector.py builds them: ``json.dumps`` of
+    the parsed object, non-ASCII escaped (``"h\\u00e9"``), not the model's own spelling."""
+    try:
+        return json.dumps(json.loads(arguments))
+    except ValueError:
+        return arguments
+
+
 def stream_chunks(
     reply: FakeReply, flavour: Flavour, request: FakeRequest, r: RenderedReply
 ) -> list[dict[str, Any]]:
@@ -61,6 +70,8 @@ def stream_chunks(
     for call in r.calls:
         name = call["function"]["name"]
         args = call["function"]["arguments"]
+        if not vllm:
+            args = _ascii_json(args)
         head = {"id": call["id"], "index": call["index"], "type": "function"}
         head["function"] = {"name": name} if vllm else {"name": name, "arguments": ""}
         chunks.append(chunk(delta(tool_calls=[head])))

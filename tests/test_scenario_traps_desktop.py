@@ -296,3 +296,31 @@ def test_expect_not_right_after_a_click_sees_what_the_click_draws(
 
     with pytest.raises(StepFailure, match='"clicked 1" is visible but should not be'):
         async_runner.run(go(), timeout=60)
+
+
+@pytest.mark.desktop
+def test_typing_into_a_label_whose_field_has_no_outline_is_not_the_next_fields(
+    async_runner: Any, x_display: Any, grounder: Any, tmp_path: Path
+) -> None:
+    """Name's entry has no outline, Note's (on the same row, after its label) has one: that
+    outline is Note's field, not Name's; the text that lands in Note fails the step."""
+    result, state = _run(
+        async_runner, x_display.display, grounder, tmp_path, "mixed",
+        [{"type": {"text": "alice", "into": "Name"}}],
+    )  # fmt: skip
+    assert state["Name"] == "" and state["Note"] == "alice"
+    assert [s.status for s in result.steps] == ["failed"], result.failure_message()
+    assert "the text went elsewhere" in (result.steps[0].error or ""), result.steps[0].error
+
+
+def test_a_field_beside_a_label_is_not_its_own_when_another_text_stands_between() -> None:
+    from guiagent.core.geometry import Rect
+    from guiagent.grounding.fields import named_by_other
+
+    label, field = Rect(10, 10, 60, 20), Rect(300, 5, 200, 30)
+    assert not named_by_other(label, field, [])
+    assert named_by_other(label, field, [Rect(220, 10, 50, 20)])  # "Note" before the field
+    assert not named_by_other(label, field, [Rect(310, 10, 50, 20)])  # the field's own value
+    assert not named_by_other(label, field, [Rect(10, 60, 50, 20)])  # the next row's label
+    below = Rect(10, 80, 200, 30)
+    assert named_by_other(label, below, [Rect(10, 45, 50, 20)])  # a label between, down

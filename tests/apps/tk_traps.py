@@ -11,6 +11,7 @@ Modes (the values of every entry are written as JSON to STATE_FILE on every chan
   to Email (the rest of the text lands there).
 - ``flat``: one row, ``Name`` then ``Note``, each a flat entry drawn like the window (no
   outline at all); Note has the focus, and a label below mirrors Note's text.
+- ``mixed``: as ``flat``, but Note's entry has an outline.
 - ``buttons``: a plain label ``OK`` (not a button), a disabled button ``Apply`` and an
   enabled button ``Save``; ``clicks`` counts the presses of each button.
 - ``notice``: a larger window (it covers the others started before it) reading only
@@ -31,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("state_file")
     parser.add_argument(
-        "mode", choices=["disabled", "prefilled", "stealing", "flat", "buttons", "notice"]
+        "mode", choices=["disabled", "prefilled", "stealing", "flat", "mixed", "buttons", "notice"]
     )
     parser.add_argument("--title", default="tk traps")
     args = parser.parse_args()
@@ -85,9 +86,9 @@ def main() -> None:
         else:
             name.configure(state="disabled" if args.mode == "disabled" else "readonly")
             email.focus_force()
-    elif args.mode == "flat":
+    elif args.mode in ("flat", "mixed"):
         entry("Name", 0, 0, flat=True)
-        note = entry("Note", 0, 2, flat=True)
+        note = entry("Note", 0, 2, flat=args.mode == "flat")
         tk.Label(root, textvariable=values["Note"], font=FONT, background="white").grid(
             row=1, column=0, columnspan=4, pady=10
         )

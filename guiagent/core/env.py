@@ -138,8 +138,10 @@ class EncodedSource(Protocol):
 class AccessibleFocus(Protocol):
     """An environment that can say, from the accessibility bus, which object of the
     application at a screen point has the keyboard focus and what it holds (a desktop with
-    AT-SPI): ``{"app", "focused", "at_point"}``, each object ``{role, name, states, box,
-    count, text}`` (a password text: no ``text``); None when it cannot tell there."""
+    AT-SPI): ``{"app", "focused", "at_point", "chain"}``, each object ``{role, name, states,
+    box, count, text}`` (a password text: no ``text``; ``at_point``: the text field there),
+    ``chain`` the objects at the point, deepest first (``{role, name, states}``); None when
+    it cannot tell there."""
 
     async def accessible_focus(self, x: float, y: float) -> dict[str, Any] | None: ...
 

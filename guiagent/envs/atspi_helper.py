@@ -181,16 +181,48 @@ def focus(pid, x, y, max_nodes):
         for i in range(acc.get_child_count()):
             walk(acc.get_child_at_index(i), depth + 1)
 
+    chain = []
     for app in apps:
         for k in range(app.get_child_count()):
             window = app.get_child_at_index(k)
             if window is not None and _inside(window, x, y):
                 walk(window, 1)
+                chain = chain or _chain_at(window, x, y)
     return {
         "app": apps[0].get_name() or "",
         "focused": _field(found["focused"]) if found["focused"] is not None else None,
         "at_point": _field(found["at_point"]) if found["at_point"] is not None else None,
+        "chain": chain,
     }
+
+
+def _chain_at(window, x, y, depth=6):
+    """The objects at (x, y) under ``window``, deepest first, up to ``depth`` of them:
+    role, name and states (what a click there lands on, and what holds it)."""
+    path = []
+    acc = window
+    for _ in range(40):
+        try:
+            child = Atspi.Component.get_accessible_at_point(
+                acc, int(x), int(y), Atspi.CoordType.SCREEN
+            )
+        except Exception:  # no component interface
+            break
+        if child is None or child == acc:
+            break
+        path.append(child)
+        acc = child
+    out = []
+    for acc in reversed(path[-depth:]):
+        state_set = acc.get_state_set()
+        out.append(
+            {
+                "role": acc.get_role_name() or "unknown",
+                "name": acc.get_name() or "",
+                "states": [name for name, st in STATES if state_set.contains(st)],
+            }
+        )
+    return out
 
 
 def main():

@@ -47,6 +47,45 @@ def button_boxes(rgb: np.ndarray) -> list[Rect]:
     return kept
 
 
+def button_around(gray: np.ndarray, text: Rect) -> Rect | None:
+    """The smallest closed, button-shaped outline around a text's box (a grayscale frame,
+    frame pixels): a little taller than the text and not more than a few lines tall; None
+    when the text is drawn without one (plain text, or a flat button: pure)."""
+    import cv2
+
+    line = max(text.height, 8.0)
+    height, width = gray.shape[:2]
+    x1, y1 = int(max(0, text.left - 12 * line)), int(max(0, text.top - 3 * line))
+    x2, y2 = int(min(width, text.right + 12 * line)), int(min(height, text.bottom + 3 * line))
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return None
+    edges = cv2.Canny(gray[y1:y2, x1:x2], 30, 90)
+    edges = cv2.dilate(edges, np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    around = []
+    for contour in contours:
+        bx, by, bw, bh = cv2.boundingRect(contour)
+        box = Rect(float(bx + x1), float(by + y1), float(bw), float(bh))
+        if not (line + 4 <= bh <= 5 * line and box.left <= text.left + 2):
+            continue
+        if not (box.top <= text.top + 2 and text.right <= box.right + 2):
+            continue
+        if text.bottom <= box.bottom + 2 and cv2.contourArea(contour) >= 0.7 * bw * bh:
+            around.append(box)
+    return min(around, key=lambda b: b.width * b.height) if around else None
+
+
+def label_contrast(gray: np.ndarray, button: Rect, inset: int = 5) -> float:
+    """How far the darkest or lightest ink inside a button stands from its background (gray
+    levels): a greyed, disabled label stands out much less than an enabled one (pure)."""
+    x1, y1 = int(button.left) + inset, int(button.top) + inset
+    x2, y2 = int(button.right) - inset, int(button.bottom) - inset
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return 255.0
+    inside = gray[y1:y2, x1:x2].astype(np.int16)
+    return float(np.percentile(np.abs(inside - np.median(inside)), 99.5))
+
+
 def _same_button(a: Rect, b: Rect) -> bool:
     return abs(a.centre.x - b.centre.x) <= 4 and abs(a.centre.y - b.centre.y) <= 4
 

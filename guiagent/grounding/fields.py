@@ -41,6 +41,22 @@ def field_beside(label: Rect, fields: list[Rect]) -> Rect | None:
     return best[1] if best else None
 
 
+def named_by_other(label: Rect, field: Rect, others: list[Rect]) -> bool:
+    """Whether another text stands between a label (its whole line) and the field found
+    beside it: on the field's row between the two, or between them when the field is
+    below. That text names the field, not the label (pure)."""
+    if _contains(field, label, 2.0):  # the text is inside the field: nothing between
+        return False
+    for text in others:
+        between_across = text.left >= label.right - 2 and text.right <= field.left + 2
+        if between_across and text.top <= field.centre.y <= text.bottom:
+            return True
+        between_down = text.top >= label.bottom - 2 and text.bottom <= field.top + 2
+        if between_down and text.left < field.right and text.right > field.left:
+            return True
+    return False
+
+
 def find_field_box(gray: np.ndarray, label: Rect) -> Rect | None:
     """The input field a text label names, found by its outline: right of the label on the
     same row, or just below it. ``None`` when no field-like rectangle is there."""

@@ -37,7 +37,7 @@ from guiagent.grounding.dom import (
     DomElement,
     _canonical_role,
 )
-from guiagent.grounding.fields import field_beside, find_field_box
+from guiagent.grounding.fields import field_beside, find_field_box, named_by_other
 from guiagent.grounding.ocr import OcrEngine, ScreenReader, TextBox, reading_order, shared_engine
 from guiagent.grounding.targets import (
     AmbiguousTarget,
@@ -249,7 +249,8 @@ class LocalGrounder:
             if not candidates:
                 candidates = self._ocr_candidates(frame, target.text, target.exact)
         if target.role and source == "ocr" and _canonical_role(target.role) in _FIELD_ROLES:
-            candidates = [_field_for_label(frame, c) for c in candidates]
+            lines = [line.box for line in self.read_text(frame)]  # this frame's: cached
+            candidates = [_field_for_label(frame, c, lines) for c in candidates]
         elif target.role and source != "dom":
             for candidate in candidates:
                 candidate.score *= 0.9  # pixels cannot confirm the role
@@ -570,9 +571,15 @@ def _dom_field_beside(
     return None if box is None else fields[boxes.index(box)]
 
 
-def _field_for_label(frame: Frame, candidate: _Candidate) -> _Candidate:
-    """Swap an OCR'd label for the field it names (role input/select), if one is drawn."""
+def _field_for_label(frame: Frame, candidate: _Candidate, lines: list[Rect]) -> _Candidate:
+    """Swap an OCR'd label for the field it names (role input/select), if one is drawn and
+    no other text (``lines``: the frame's OCR lines) stands between them: that one's field."""
     box = find_field_box(np.asarray(frame.image.convert("L")), candidate.box)
+    if box is not None:
+        centre = candidate.box.centre
+        own = next((line for line in lines if line.contains(centre)), candidate.box)
+        if named_by_other(own, box, [line for line in lines if not line.contains(centre)]):
+            box = None
     if box is None:
         return _Candidate(candidate.text, candidate.box, candidate.score * 0.8, candidate.source)
     return _Candidate(candidate.text, box, candidate.score * 0.95, candidate.source, field=True)

@@ -94,6 +94,21 @@ def typed_shows(typed: str, read: str, filled: bool = False) -> Shown | None:
     return None
 
 
+def times_shown(typed: str, read: str) -> int:
+    """How many times ``typed`` shows whole in ``read``, not overlapping (the rules of
+    :func:`typed_shows`): text typed into a field that held it already must show once more."""
+    want, seen = plain(typed), plain(read)
+    if not want:
+        return 0
+    count, start = 0, 0
+    while start + len(want) <= len(seen):
+        if _agrees(want, seen[start : start + len(want)]):
+            count, start = count + 1, start + len(want)
+        else:
+            start += 1
+    return count
+
+
 @dataclass(frozen=True)
 class FieldReading:
     """What OCR reads in a field: its text, the recogniser's score, and whether the ink

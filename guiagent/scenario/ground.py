@@ -262,9 +262,13 @@ class Screen:
     async def for_check(self, spec: Any) -> tuple[Frame, float]:
         """The frame a retrying check (expect, wait_for) starts from: no settle, as the
         check retries until it holds. A check for absence (``not``, ``gone``) would pass
-        at once on a page that is about to show the thing, so it waits for the page's own
-        quiet first when the surface can tell (events only, never pixels)."""
+        at once on a screen that is about to show the thing (an application still drawing
+        what the last input did), so it waits for the page's own quiet first when the
+        surface can tell (events, no pixels); elsewhere (a desktop) for the screen to be
+        still, as any other step does."""
         negative = bool(getattr(spec, "not_", False) or getattr(spec, "gone", False))
+        if negative and self.settle_opts.enabled and not isinstance(self.env, QuietSource):
+            return await self.settled()
         if negative and self.settle_opts.enabled and isinstance(self.env, QuietSource):
             start = time.monotonic()
             try:
@@ -331,12 +335,17 @@ class Screen:
         try:
             result = await self.grounder.aground(frame, self._target(spec), dom=dom)
         except AmbiguousTarget as exc:
-            weak = [text for text, _box, score in exc.candidates if score < MIN_TEXT_CONFIDENCE]
+            weak = [
+                (text, box) for text, box, score in exc.candidates if score < MIN_TEXT_CONFIDENCE
+            ]
             if spec.text is not None and len(weak) == len(exc.candidates):
-                raise WeakMatch(weak) from exc
+                raise WeakMatch(await self._read_in(frame, weak)) from exc
             raise
         if spec.text is not None and result.confidence < MIN_TEXT_CONFIDENCE:
-            raise WeakMatch([result.text])
+            found = [(result.text, result.box)]
+            raise WeakMatch(
+                await self._read_in(frame, found) if result.source == "ocr" else [result.text]
+            )
         screen = frame.transform.frame_to_screen(result.point)
         element = result.element
         return Grounded(
@@ -352,6 +361,18 @@ class Screen:
             text=str(result.text or ""),
             dom=dom,
         )
+
+    async def _read_in(self, frame: Frame, found: list[tuple[str, Any]]) -> list[str]:
+        """The whole OCR lines that weak matches were found in ("Save" in "Unsaved
+        changes" reads as that line, not as "Save"); a match outside every line as itself."""
+        if not hasattr(self.grounder, "aread_text"):
+            return [text for text, _box in found]
+        lines = await self.grounder.aread_text(frame)  # this frame's read: cached
+        texts = []
+        for text, box in found:
+            holding = [line.text for line in lines if line.box.contains(box.centre)]
+            texts.append(holding[0] if holding else text)
+        return texts
 
     async def ground(
         self, frame: Frame, spec: TargetSpec, timeout: float

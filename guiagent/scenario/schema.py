@@ -99,7 +99,10 @@ class TargetSpec(_Strict):
         default=None,
         description=(
             "Element role, e.g. button, textbox, checkbox, link. Alone (no text, image or at)"
-            " it names every element of that role; nth chooses (browser only)."
+            " it names every element of that role; nth chooses (browser only). On a desktop"
+            " button is checked: the accessibility bus must name an enabled button at the"
+            " point; off the bus the text must be drawn inside a button's outline, and a"
+            " click on a greyed button that changes nothing on screen fails."
         ),
     )
     exact: bool = Field(
@@ -322,7 +325,8 @@ class TypeSpec(_Strict):
             " field while typing fails the step); on a desktop the accessibility"
             " bus (AT-SPI) says the focused field at the click holds it, or else OCR reads it"
             " in the field's box (a long text that scrolled: its last 6 or more characters;"
-            " a password field: one more masking dot per character typed)."
+            " a password field: one more masking dot per character typed; a field that showed"
+            " the text already: once more; a field with no outline: at the click)."
         ),
     )
     enter: bool = Field(default=False, description="Press Enter after typing.")
@@ -394,11 +398,30 @@ class WaitForSpec(_Strict):
 class ExpectSpec(_Strict):
     text: str | None = None
     image: str | None = None
-    not_: bool = Field(default=False, alias="not", description="Expect it NOT to be visible.")
-    title: str | None = Field(
-        default=None, description="Window/page title (glob; 're:' prefix for a regex)."
+    not_: bool = Field(
+        default=False,
+        alias="not",
+        description=(
+            "Expect it NOT to be visible, once the screen is quiet (a page's own events; on"
+            " a desktop, still pixels: an application may still be drawing the last input)."
+        ),
     )
-    url: str | None = Field(default=None, description="Page URL (glob; 're:' prefix for a regex).")
+    title: str | None = Field(
+        default=None,
+        description=(
+            "Window/page title: a plain text is looked for inside it, case-sensitive (Editor"
+            " matches 'notes - Editor'); with * ? [ a glob matching the whole title; 're:'"
+            " prefix for a regex. On a desktop: the active (else focused, else pointed-at)"
+            " window's, or when none, any visible window's."
+        ),
+    )
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Page URL: a plain text is looked for inside it; with * ? [ a glob matching the"
+            " whole URL; 're:' prefix for a regex."
+        ),
+    )
     exact: bool = False
     timeout: float | None = Field(
         default=None, ge=0, description="Keep looking this long (default 2 s)."

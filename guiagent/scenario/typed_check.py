@@ -36,7 +36,13 @@ from guiagent.core.geometry import Point
 from guiagent.core.redact import Redactor
 from guiagent.grounding.fields import field_box_at
 from guiagent.grounding.ocr import OcrEngine, changed_regions, reading_order, shared_engine
-from guiagent.grounding.typed_text import count_bullets, plain, read_field, typed_shows
+from guiagent.grounding.typed_text import (
+    count_bullets,
+    plain,
+    read_field,
+    times_shown,
+    typed_shows,
+)
 from guiagent.scenario.ground import Grounded
 
 TEXT_ROLES = {"text", "entry", "password text", "spin button", "editbar", "paragraph"}
@@ -44,7 +50,10 @@ TEXT_ROLES |= {"terminal", "document text"}  # they take typing without an edita
 
 SETTLE_S = 1.5  # how long an application may take to show (or report) what was typed
 MASKS = set("*•●·∙⚫")
-NEAR_PX = 400  # how far along the clicked row a change may be and still be the field
+# how far from the click a change on its row may start or end and still be text typed into
+# the clicked field (one that has no outline); at least a row's height. Farther, it is the
+# text of another field on that row (one that kept the focus: the click missed the field)
+AT_CLICK_PX = 24
 Box = tuple[float, float, float, float]
 
 
@@ -219,11 +228,13 @@ class DesktopTypingCheck:
         OCR read something else in it (the text may show elsewhere)."""
         point = after.transform.screen_to_frame(Point(*self.hit.screen))
         box = await asyncio.to_thread(self._field_box, after, point)
-        if box is None:
+        if box is None:  # no field outline at the click, and nothing changed right there
+            at = (point.x, point.y, point.x + 1, point.y + 1)
             return (
-                f"typed {self.shown()} into {self.what} but nothing changed near the click "
-                f"at ({self.hit.screen[0]:.0f}, {self.hit.screen[1]:.0f}): the text went elsewhere"
-            ), None
+                f"typed {self.shown()} into {self.what} but no field outline is at the click "
+                f"at ({self.hit.screen[0]:.0f}, {self.hit.screen[1]:.0f}) and nothing changed "
+                "there: the text went elsewhere"
+            ), (None if self.secret else at)
         dots = await asyncio.to_thread(count_bullets, after.image, box)
         if dots:
             return await self._masked_problem(after, box, dots), None
@@ -232,7 +243,8 @@ class DesktopTypingCheck:
             logger.debug("the field {} reads {!r} after typing", self.what, reading.text)
         shows = typed_shows(self.text, reading.text, reading.filled)
         if shows is not None:
-            return await self._unchanged_problem(box, reading.text), None
+            problem = await self._unchanged_problem(box, reading.text, shows)
+            return problem, (box if problem is not None and not self.secret else None)
         if plain(reading.text) and set(plain(reading.text)) <= MASKS:
             return await self._masked_problem(after, box, 0), None
         if self.secret:
@@ -276,14 +288,25 @@ class DesktopTypingCheck:
             return None
         return f"typed the secret into the password field {self.what} but nothing changed in it"
 
-    async def _unchanged_problem(self, box: Box, after_text: str) -> str | None:
-        """The field reads the text: it must not have read it, unchanged, before typing."""
+    async def _unchanged_problem(self, box: Box, after_text: str, shows: str) -> str | None:
+        """The field reads the text: when it read it before typing too, it must show it once
+        more now (a scrolled field: its text must have changed), not merely have changed."""
         before = await asyncio.to_thread(read_field, self._engine(), self.before.array(), box)
-        if typed_shows(self.text, before.text) is None or plain(before.text) != plain(after_text):
+        if typed_shows(self.text, before.text) is None:
             return None
+        if plain(before.text) == plain(after_text):
+            return (
+                f"typed {self.shown()} into {self.what} but the field showed it already before "
+                "typing and did not change (OCR): the text went elsewhere"
+            )
+        if shows == "tail" or times_shown(self.text, after_text) > times_shown(
+            self.text, before.text
+        ):
+            return None
+        read = "" if self.secret else f" (it reads '{after_text}')"
         return (
             f"typed {self.shown()} into {self.what} but the field showed it already before "
-            "typing and did not change (OCR): the text went elsewhere"
+            f"typing and does not show it once more{read} (OCR): the text went elsewhere"
         )
 
     async def _elsewhere(self, after: Frame, box: Box) -> str:
@@ -329,16 +352,19 @@ def _grown(region: tuple[int, int, int, int], by: int = 4, by_y: int | None = No
 
 
 def _changed_on_row(before: Frame, after: Frame, point: Point) -> Box | None:
-    """The changed area on the clicked row nearest the click (a field with no outline)."""
+    """The changed area at the click, on its row, nearest it (a field with no outline: the
+    text typed into the field clicked covers the click or reaches it)."""
     if before.image.size != after.image.size:
         return None
     regions = changed_regions(before.array(), after.array(), tile=8)
-    row = [
-        r
-        for r in regions
-        if r[1] - 8 <= point.y <= r[3] + 8 and max(r[0] - point.x, point.x - r[2]) <= NEAR_PX
-    ]
+    row = [r for r in regions if r[1] - 8 <= point.y <= r[3] + 8 and _at_click(r, point)]
     if not row:
         return None
     nearest = min(row, key=lambda r: max(r[0] - point.x, point.x - r[2], 0.0))
     return _grown(nearest)
+
+
+def _at_click(region: tuple[int, int, int, int], point: Point) -> bool:
+    """Whether a changed region reaches the click across (within a row's height of it)."""
+    slack = max(AT_CLICK_PX, region[3] - region[1])
+    return region[0] - slack <= point.x <= region[2] + slack

@@ -10,6 +10,7 @@ from typing import Any
 from guiagent.core.actions import Click, DoubleClick, Drag, Move, RightClick, Scroll
 from guiagent.core.env import Frame
 from guiagent.core.geometry import Point
+from guiagent.scenario.button_check import button_click_check
 from guiagent.scenario.ground import Grounded
 from guiagent.scenario.schema import as_target
 from guiagent.scenario.scroll_until import scroll_until
@@ -41,6 +42,8 @@ class PointerSteps(CheckedScreen):
             target = await early
         if reached is not hit:  # grounded again elsewhere: the executor reads it there
             target, hit = None, reached
+        # role button on a desktop: drawn as a button, and a click on a disabled one fails
+        check = await button_click_check(self.env, frame, spec, hit)
         cls = {
             "click": Click,
             "double_click": DoubleClick,
@@ -54,9 +57,11 @@ class PointerSteps(CheckedScreen):
             else cls(x=hit.screen[0], y=hit.screen[1])
         )
         rec.update(action=action, hits=[hit])
-        # a click on a checkbox, radio or switch passes only when its state changed
-        check = await toggle_check(self.env, hit, spec.describe()) if kind == "click" else None
-        await self._act(action, rec, frame, [hit], check=check, target=target)
+        pressed = check if check is not None and kind != "hover" else None
+        if pressed is None and kind == "click":
+            # a click on a checkbox, radio, switch or toggle button must change its state
+            pressed = await toggle_check(self.env, hit, spec.describe())
+        await self._act(action, rec, frame, [hit], check=pressed, target=target)
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
         if spec.until is not None:

@@ -111,10 +111,11 @@ def test_focus_taken_from_the_clicked_field_stops_before_typing(
     assert state["other"] == "" and state["t"] == ""
 
 
+@pytest.mark.parametrize("variant", ["eat", "held"])  # held: the field held the text already
 def test_typed_text_that_did_not_land_fails_its_step(
-    async_runner: Any, playwright_browser: Any, recorded: Path, tmp_path: Path
+    async_runner: Any, playwright_browser: Any, recorded: Path, tmp_path: Path, variant: str
 ) -> None:
-    report, state = _replay(async_runner, playwright_browser, recorded, "eat", tmp_path)
+    report, state = _replay(async_runner, playwright_browser, recorded, variant, tmp_path)
     assert not report.ok
     failed = [s for s in report.steps if s.status == "failed"]
     assert [s.index for s in failed] == [1]
@@ -202,3 +203,65 @@ def test_a_replayed_click_on_an_icon_that_swaps_on_hover_fires(
     report, out = async_runner.run(go())
     assert report.ok, report.summary()
     assert out == "plays: 2"
+
+
+ROWS = Path(__file__).parent / "apps" / "replay_rows.html"
+
+
+def test_a_same_named_element_in_another_row_at_the_point_stops_strict_replay(
+    async_runner: Any, playwright_browser: Any, tmp_path: Path
+) -> None:
+    """Recorded: Delete in Evan's row. Replayed on the rows in another order, Dora's Delete is
+    at the point: same role, name, DOM path and rank, but the texts beside it moved."""
+
+    async def go() -> tuple[Any, str]:
+        env = await open_env(playwright_browser, ROWS.as_uri())
+        run_dir = tmp_path / "run"
+        try:
+            x, y = await element_centre(env, ".r:nth-child(1) button")
+            with Recorder(run_dir, RunHeader(task="rows", surface="browser")) as recorder:
+                await record_step(env, recorder, 0, Click(x=x, y=y))
+                recorder.finish("finished")
+            assert await env.page.text_content("#log") == "deleted: Evan"
+        finally:
+            await env.close()
+        env = await open_env(playwright_browser, ROWS.as_uri() + "?variant=reorder")
+        try:
+            report = await replay(
+                load(run_dir),
+                env,
+                mode="strict",
+                speed=0,
+                settle_timeout=0.3,
+                out_dir=tmp_path / "out",
+                act=executor_act(env, None, None),
+            )
+            return report, str(await env.page.text_content("#log"))
+        finally:
+            await env.close()
+
+    report, log = async_runner.run(go())
+    assert log == "deleted: none", "strict replay deleted the wrong row"
+    assert not report.ok
+    assert "not the recorded target" in (report.failure or "")
+    assert "Evan" in (report.failure or "")
+
+
+def test_neighbours_moved_tolerates_small_shifts_and_ignores_twins() -> None:
+    from guiagent.record.match import neighbours_moved
+
+    recorded = [
+        {"text": "Evan", "dx": 145, "dy": 0},
+        {"text": "Delete", "dx": 0, "dy": -44},  # the twin in the next row: no evidence
+        {"text": "Team members", "dx": -165, "dy": 47},
+    ]
+    shifted = [{"text": "Evan", "dx": 151, "dy": 3}, {"text": "Team members", "dx": -160, "dy": 47}]
+    assert neighbours_moved(recorded, shifted, "Delete") is None  # another font, same row
+    other_row = [
+        {"text": "Evan", "dx": 145, "dy": -44},
+        {"text": "Delete", "dx": 0, "dy": -44},
+        {"text": "Team members", "dx": -165, "dy": 47},
+    ]
+    moved = neighbours_moved(recorded, other_row, "Delete")  # a tie: the nearest decides
+    assert moved is not None and "'Evan'" in moved and "Delete" not in moved
+    assert neighbours_moved(recorded, [], "Delete") is None  # nothing to compare

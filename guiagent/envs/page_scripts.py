@@ -67,7 +67,8 @@ _REFS_JS = """
   const describe = (el) => {
     if (!el) return 'nothing';
     const tag = el.tagName ? el.tagName.toLowerCase() : '#node';
-    const text = ((el.innerText || el.value || el.getAttribute && (el.getAttribute('aria-label') || el.getAttribute('placeholder')) || '') + '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    const shown = (el.type || '').toLowerCase() === 'password' ? '' : el.value;  // never a password
+    const text = ((el.innerText || shown || el.getAttribute && (el.getAttribute('aria-label') || el.getAttribute('placeholder')) || '') + '').trim().replace(/\\s+/g, ' ').slice(0, 60);
     return '<' + tag + (el.id ? '#' + el.id : '') + '>' + (text ? ' "' + text + '"' : '');
   };
   const editable = (el) => !!el && (el.isContentEditable ||
@@ -105,6 +106,7 @@ _DOM_ELEMENTS_JS = (
   const vw = window.innerWidth, vh = window.innerHeight;
   const out = [];
   const seen = new Set();
+  const pushed = new Map();
   const clean = (s) => (s || '').replace(/\\s+/g, ' ').trim();
   const visible = (el, r) => {
     if (r.width <= 0 || r.height <= 0) return false;
@@ -135,6 +137,64 @@ _DOM_ELEMENTS_JS = (
     return c && c !== 'none' && c !== 'normal' && /^["']/.test(c) ? c.slice(1, -1) : '';
   };
   const pseudoText = (el) => clean(pseudo(el, '::before') + ' ' + pseudo(el, '::after'));
+  // why a person would not see an element's own text although it is laid out (expect and
+  // wait_for read only text a person can see): hidden or transparent by an ancestor, its
+  // colour the background's, too small to read, or something else drawn over it
+  const rgba = (c) => { const m = /rgba?\\(([^)]*)\\)/.exec(c || ''); if (!m) return null;
+    const v = m[1].split(/[ ,\\/]+/).filter(Boolean).map(parseFloat); return v.length >= 3 ? [v[0], v[1], v[2], v.length > 3 ? v[3] : 1] : null; };
+  const up = (n) => n.parentElement || (n.parentNode && n.parentNode.host) || null;
+  const backdrop = (el) => {  // the colour behind el's text: null when an image may be there
+    for (let p = el; p; p = up(p)) {
+      const s = getComputedStyle(p);
+      if (s.backgroundImage && s.backgroundImage !== 'none') return null;
+      const c = rgba(s.backgroundColor);
+      if (c && c[3] >= 0.99) return c;
+      if (c && c[3] > 0.01) return null;  // translucent layers: cannot tell
+    }
+    return el.ownerDocument === document ? [255, 255, 255, 1] : null;
+  };
+  const inside = (el, box, x, y) => {
+    if (x < 0 || y < 0 || x >= vw || y >= vh) return null;
+    const at = deepAt(x, y);
+    return at ? (within(at, el) ? true : at) : null;
+  };
+  // something drawn over text hides it when it is opaque (a translucent or empty layer,
+  // a click-catcher, leaves the text to be read)
+  const opaque = (el) => {
+    if (['IMG', 'VIDEO', 'CANVAS', 'IFRAME', 'EMBED', 'OBJECT'].includes(el.tagName)) return true;
+    const s = getComputedStyle(el), c = rgba(s.backgroundColor);
+    return (s.backgroundImage && s.backgroundImage !== 'none') || (!!c && c[3] >= 0.5);
+  };
+  const coveredBy = (el, box) => {
+    const points = [[box.x + box.width / 2, box.y + box.height / 2]];
+    for (const q of Array.from(el.getClientRects()).slice(0, 3)) points.push([q.left + q.width / 2, q.top + q.height / 2]);
+    let blocker = null;
+    for (const [x, y] of points) {
+      const found = inside(el, box, x, y);
+      if (found === true) return null;
+      if (found && !within(el, found) && !opaque(found)) return null;
+      if (found) blocker = found;
+    }
+    return blocker;
+  };
+  const unseenWhy = (el, box) => {
+    const shows = (e) => !e.checkVisibility || e.checkVisibility({opacityProperty: true, visibilityProperty: true, contentVisibilityAuto: true});
+    for (let e = el; e; e = e.ownerDocument.defaultView && e.ownerDocument.defaultView.frameElement)
+      if (!shows(e)) return 'hidden by an ancestor';  // its frame's ancestors too
+    if (box.width < 3 || box.height < 3) return 'too small to read';
+    const s = getComputedStyle(el);
+    for (let p = el; p; p = up(p)) if (/opacity\\(0(\\.0*)?%?\\)/.test(getComputedStyle(p).filter || '')) return 'transparent';
+    const ink = rgba(s.webkitTextFillColor) || rgba(s.color);
+    const plain = (s.textShadow === 'none' || !s.textShadow) && !(parseFloat(s.webkitTextStrokeWidth) > 0);
+    if (ink && plain && !['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)) {
+      if (ink[3] < 0.05) return 'transparent text';
+      const bg = backdrop(el);
+      if (bg && Math.abs(ink[0] - bg[0]) + Math.abs(ink[1] - bg[1]) + Math.abs(ink[2] - bg[2]) < 12) return 'drawn in the colour of its background';
+    }
+    if (s.pointerEvents === 'none' || !inViewport) return '';
+    const blocker = coveredBy(el, box);
+    return blocker ? 'covered by ' + describe(blocker) : '';
+  };
   const nameOf = (el) => el.getAttribute('aria-label') || el.getAttribute('placeholder') || el.getAttribute('name') || el.getAttribute('title') || el.getAttribute('alt') || null;
   const push = (el, interactive, dx, dy) => {
     if (seen.has(el)) return;
@@ -172,9 +232,67 @@ _DOM_ELEMENTS_JS = (
       owner_name: owner ? (nameOf(owner) || clean(owner.innerText).slice(0, 100) || null) : null,
       pseudo: generated || null,
       value: secret ? null : (('value' in el && typeof el.value === 'string') ? el.value.slice(0, 200) : null),
-      interactive, disabled: !!el.disabled, password: secret, editable: editable(el),
-      ref: refOf(el), clipped, box,
+      interactive, disabled: !!el.disabled || el.matches(':disabled') || !!el.closest('[aria-disabled="true"]'), password: secret, editable: editable(el),
+      ref: refOf(el), clipped, box, unseen: (clipped ? 'clipped' : unseenWhy(el, box)) || null,
     });
+    pushed.set(el, out[out.length - 1]);
+    if (tag === 'select') out[out.length - 1].shown = clean(el.selectedOptions && el.selectedOptions[0] ? el.selectedOptions[0].text : '');
+    if (text && !clipped && !['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)) textCut(el, [l, t, rr, b]);
+  };
+  // where el's text is cut (by its own overflow, an ancestor's or the window's edge): the
+  // box its words must be in to be seen, kept when some of its text lies outside it
+  const cuts = new Map();
+  const textCut = (el, [l, t, rr, b]) => {
+    const s = getComputedStyle(el), win = el.ownerDocument.defaultView;
+    if (s.overflowX !== 'visible' || s.overflowY !== 'visible') {
+      const c = el.getBoundingClientRect();
+      l = Math.max(l, c.left + el.clientLeft); rr = Math.min(rr, c.left + el.clientLeft + el.clientWidth);
+      t = Math.max(t, c.top + el.clientTop); b = Math.min(b, c.top + el.clientTop + el.clientHeight);
+    }
+    if (inViewport) { l = Math.max(l, 0); t = Math.max(t, 0); rr = Math.min(rr, win.innerWidth); b = Math.min(b, win.innerHeight); }
+    const range = el.ownerDocument.createRange();
+    range.selectNodeContents(el);
+    const q = range.getBoundingClientRect();
+    if (q.width <= 0 || (q.left >= l - 1 && q.right <= rr + 1 && q.top >= t - 1 && q.bottom <= b + 1)) return;
+    cuts.set(el, [l, t, rr, b]);
+  };
+  // an element whose text holds an unseen element's text: shown is what a person reads of it
+  // what a person reads of el's text: without unseen elements in it, and (``cut``: a box)
+  // only the words whose middle is inside the box
+  const shownText = (el, cut) => {
+    const skip = (n) => { const e = pushed.get(n);
+      return !!(e && e.unseen) || ['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE'].includes(n.tagName) || getComputedStyle(n).display === 'none'; };
+    const w = el.ownerDocument.createTreeWalker(el, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT,
+      {acceptNode: (n) => n.nodeType === Node.ELEMENT_NODE && skip(n) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+    const range = el.ownerDocument.createRange();
+    const shows = (node, start, end) => {
+      if (!cut) return true;
+      range.setStart(node, start); range.setEnd(node, end);
+      const q = range.getBoundingClientRect(), x = q.left + q.width / 2, y = q.top + q.height / 2;
+      return q.width > 0 && x >= cut[0] && x <= cut[2] && y >= cut[1] && y <= cut[3];
+    };
+    let t = '', words = 0;
+    for (let n = w.nextNode(); n; n = w.nextNode()) {
+      if (n.nodeType !== Node.TEXT_NODE) { if (n.tagName === 'BR' || getComputedStyle(n).display !== 'inline') t += ' '; continue; }
+      if (getComputedStyle(n.parentElement).visibility === 'hidden') continue;
+      const data = n.textContent;
+      if (words > 400) { if (shows(n, 0, data.length)) t += data; continue; }  // long: by node
+      for (const m of data.matchAll(/\\S+/g)) {
+        words++;
+        if (shows(n, m.index, m.index + m[0].length)) t += ' ' + m[0]; else t += ' ';
+      }
+      if (/\\s$/.test(data)) t += ' ';
+    }
+    return clean(t);
+  };
+  const markShown = () => {
+    const tainted = new Set();
+    for (const [el, e] of pushed) if (e.unseen) for (let p = up(el); p && !tainted.has(p); p = up(p)) tainted.add(p);
+    for (const [el, e] of pushed) {
+      if (e.unseen || !e.text || el.tagName === 'SELECT' || !(tainted.has(el) || cuts.has(el))) continue;
+      e.shown = shownText(el, cuts.get(el) || null).slice(0, 20000);
+      if (!e.shown && cuts.has(el)) e.unseen = 'cut off by the edge of its box or the window';
+    }
   };
   const walk = (root, dx, dy, depth) => {
     if (depth > 8) return;
@@ -201,6 +319,7 @@ _DOM_ELEMENTS_JS = (
     }
   };
   walk(document, 0, 0, 0);
+  markShown();
   return out;
 }"""
 )
@@ -213,8 +332,15 @@ _HIT_TEST_JS = (
     + """
   const target = byRef(ref);
   const at = deepAt(x, y);
-  return {found: !!target, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
-          at: describe(at), target: describe(target)};
+  // a checkbox's, radio's or switch's state (a label's control's): a click on one must change it
+  const toggle = (el) => {
+    const c = el && el.tagName === 'LABEL' && el.control ? el.control : el;
+    if (!c) return null;
+    if (c.tagName === 'INPUT' && (c.type === 'checkbox' || c.type === 'radio')) return c.indeterminate ? 'mixed' : String(c.checked);
+    return c.getAttribute('aria-checked') || c.getAttribute('aria-pressed');
+  };
+  return {found: !!target, checked: target && target.isConnected ? toggle(target) : null, hit: !!target && !!at && (within(at, target) || (target.control && within(at, target.control))),
+          at: describe(at), target: describe(target), through: !!target && !!at && at !== target && within(target, at)};
 }"""
 )
 
@@ -238,10 +364,26 @@ _FOCUS_STATE_JS = (
     "({text, expect}) => {"
     + _REFS_JS
     + """
+  // a field's value as read before typing (text null), kept in the page: after typing, the
+  // text must be new there (the value is the old one with the text put at the caret, or it
+  // holds the text more often than before), not merely a part of what it already held
+  if (!REFS.before) REFS.before = new WeakMap();
+  const valueOf = (el) => el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
+  const norm = (v) => v.replace(/\\s+/g, ' ');
+  const count = (v, t) => { let n = 0; for (let i = v.indexOf(t); i >= 0 && t; i = v.indexOf(t, i + 1)) n++; return n; };
   const holds = (el) => {
-    if (text === null) return null;
-    const value = el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
-    return value.replace(/\\s+/g, ' ').includes(text.replace(/\\s+/g, ' '));
+    if (text === null) {
+      let start = null, end = null;
+      try { start = el.selectionStart; end = el.selectionEnd; } catch (e) { start = end = null; }
+      REFS.before.set(el, {value: valueOf(el), start, end});
+      return null;
+    }
+    const value = norm(valueOf(el)), typed = norm(text), before = REFS.before.get(el);
+    if (!value.includes(typed)) return false;
+    if (!before) return true;
+    const old = before.value;
+    if (typeof before.start === 'number' && value === norm(old.slice(0, before.start) + text + old.slice(before.end))) return true;
+    return count(value, typed) > count(norm(old), typed);
   };
   const doc = performance.timeOrigin;
   // the field the typing was meant for (a ref read before typing, in this same document)

@@ -71,6 +71,11 @@ class DomElement(BaseModel):
     editable: bool | None = None  # takes typed text (None: the source does not say)
     ref: int | None = None  # the browser's handle on this element (hit test, scroll, focus)
     clipped: bool = False  # entirely cut away by a scrolling ancestor
+    # why a person would not see its text though it is laid out (covered, transparent, its
+    # colour the background's, too small, hidden by an ancestor, clipped); None: seen
+    unseen: str | None = None
+    # its text without the text of unseen elements inside it (None: all of it is seen)
+    shown: str | None = None
     ax_name: str | None = None  # the accessible name from the browser's accessibility tree
     ax_role: str | None = None  # the role from that tree (Chromium's names)
 
@@ -140,6 +145,42 @@ class DomElement(BaseModel):
             values.append(self.value)
         return list(dict.fromkeys(v for v in values if v and v.strip()))
 
+    @property
+    def shown_at_all(self) -> bool:
+        """Laid out and drawn: not hidden, nor made invisible by an ancestor (opacity 0, a
+        closed <details>) or a filter. Covered or same-coloured elements still count here: a
+        click's hit test and ``expect`` (:meth:`as_seen`) judge those."""
+        return self.visible and self.unseen not in _INVISIBLE
+
+    def as_seen(self) -> DomElement | None:
+        """This element as a person reads it, for checks of what is on screen (``expect``,
+        ``wait_for``): only the text drawn on it (its text less what is unseen inside it, a
+        button's value, a placeholder while the field is empty); None when none of it shows.
+        Names a person never reads (aria-label, title, alt, the accessibility tree's) go."""
+        if self.unseen:
+            return None
+        text = self.shown[:200] if self.shown is not None else self.text
+        if self.tag == "input" and self.effective_role == "button":
+            text = self.value or text
+        elif self.tag == "textarea" or (
+            self.tag == "input" and (self.type or "text").lower() not in _VALUELESS_INPUTS
+        ):
+            text = self.value or ""  # what the field shows (a password field: no text)
+        return self.model_copy(
+            update={
+                "text": text,
+                "label": None,
+                "aria_label": None,
+                "title": None,
+                "alt": None,
+                "name": None,
+                "ax_name": None,
+                "placeholder": None if self.value else self.placeholder,
+                "value": None,
+                "enabled": True,  # a disabled control's text shows all the same
+            }
+        )
+
     def frame_box(self, transform: FrameTransform) -> Rect:
         top_left = transform.screen_to_frame(Point(self.box.x, self.box.y))
         bottom_right = transform.screen_to_frame(
@@ -148,7 +189,11 @@ class DomElement(BaseModel):
         return Rect.from_corners(top_left.x, top_left.y, bottom_right.x, bottom_right.y)
 
 
+# the page's reasons (DOM_ELEMENTS_JS, unseenWhy) that leave nothing of an element drawn
+_INVISIBLE = {"hidden by an ancestor", "transparent"}
 _BUTTON_INPUTS = {"button", "submit", "reset", "image"}
+# inputs that show no typed text (their value is not drawn as text)
+_VALUELESS_INPUTS = _BUTTON_INPUTS | {"checkbox", "radio", "file", "range", "color", "hidden"}
 _INTERACTIVE_ROLES = {
     "button",
     "link",
@@ -260,3 +305,15 @@ DOM_SNAPSHOT_JS = r"""
   return out;
 }
 """
+
+
+def seen_elements(elements: list[Any]) -> list[DomElement]:
+    """The elements (:class:`DomElement` or its dicts) whose text a person can see, with only
+    that text as their names (:meth:`DomElement.as_seen`)."""
+    seen = []
+    for raw in elements:
+        element = raw if isinstance(raw, DomElement) else DomElement.model_validate(raw)
+        shown = element.as_seen()
+        if shown is not None:
+            seen.append(shown)
+    return seen

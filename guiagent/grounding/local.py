@@ -46,6 +46,7 @@ from guiagent.grounding.targets import (
     RejectedCandidate,
     Source,
     Target,
+    TargetDisabled,
     TargetNotFound,
     _fmt_rect,
     _fmt_region,
@@ -69,6 +70,7 @@ __all__ = [
     "GroundingError",
     "LocalGrounder",
     "Target",
+    "TargetDisabled",
     "TargetNotFound",
     "TemplateError",
     "TextBox",
@@ -243,6 +245,7 @@ class LocalGrounder:
                     source = "dom"
                 else:
                     candidates = []
+                self._refuse_disabled(target, candidates, rejected)
             if not candidates:
                 candidates = self._ocr_candidates(frame, target.text, target.exact)
         if target.role and source == "ocr" and _canonical_role(target.role) in _FIELD_ROLES:
@@ -252,6 +255,17 @@ class LocalGrounder:
             for candidate in candidates:
                 candidate.score *= 0.9  # pixels cannot confirm the role
         return candidates, source
+
+    def _refuse_disabled(
+        self, target: Target, candidates: list[_Candidate], rejected: list[RejectedCandidate]
+    ) -> None:
+        """A disabled element that names the target better than any enabled one: the target
+        is there but takes no input (its pixels must not be clicked instead)."""
+        disabled = [r for r in rejected if r.reason == "disabled"]
+        best_disabled = max((r.score for r in disabled), default=0.0)
+        best = max((c.score for c in candidates), default=0.0)
+        if best_disabled >= self.dom_preference and best_disabled > best + self.tie_margin:
+            raise TargetDisabled(target, [r.text for r in disabled])
 
     # -- choosing among candidates ---------------------------------------------------
 
@@ -455,7 +469,7 @@ class LocalGrounder:
                 continue
             box = element.frame_box(transform)
             candidate = _Candidate(normalise(best_name), box, best.score, "dom", element)
-            if not element.visible or box.width <= 0 or box.height <= 0:
+            if not element.shown_at_all or box.width <= 0 or box.height <= 0:
                 rejected.append(_reject(candidate, "hidden"))
             elif not _intersects(box, bounds):
                 rejected.append(_reject(candidate, "outside the frame"))
@@ -505,7 +519,7 @@ class LocalGrounder:
             box = element.frame_box(transform)
             names = element.names()
             candidate = _Candidate(names[0] if names else wanted, box, 1.0, "dom", element)
-            if not element.visible or box.width <= 0 or box.height <= 0:
+            if not element.shown_at_all or box.width <= 0 or box.height <= 0:
                 rejected.append(_reject(candidate, "hidden"))
             elif not _intersects(box, bounds):
                 rejected.append(_reject(candidate, "outside the frame"))
@@ -528,7 +542,9 @@ class LocalGrounder:
     ) -> list[str]:
         if target.text is None:
             return []
-        texts = {name for e in elements or [] if e.visible for name in e.names() if len(name) <= 80}
+        texts = {
+            name for e in elements or [] if e.shown_at_all for name in e.names() if len(name) <= 80
+        }
         texts.update(line.text for line in self.read_text(frame))
         ranked = sorted(texts, key=lambda t: -similarity(target.text or "", t))
         return ranked[:limit]

@@ -216,3 +216,11 @@ class TargetNotFound(GroundingError):
         seen = ", ".join(repr(t) for t in closest) if closest else "no text at all"
         extra = f" ({detail})" if detail else ""
         super().__init__(f"target {target.describe()} not found{extra}; closest texts seen: {seen}")
+
+
+class TargetDisabled(TargetNotFound):
+    """The target is on the page but disabled (``disabled``, in a disabled fieldset, or
+    ``aria-disabled``): a click or typing there would do nothing."""
+
+    def __init__(self, target: Target, names: list[str]) -> None:
+        super().__init__(target, names, detail="it is there but disabled")

@@ -160,11 +160,26 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
       if (!el || cssPath(el) !== path) return null;
       return G.withTyped(el, typed);
     },
-    // describe(el) with has_typed: whether its value (or editable text) holds `typed`
+    // describe(el) with has_typed: whether its value (or editable text) holds `typed`, new
+    // there: the value read before typing (`typed` null: kept in the page) with `typed` put
+    // at the caret, or holding it more often than before (not merely what it held already)
     withTyped(el, typed) {
       const out = describe(el);
       const value = ('value' in el && typeof el.value === 'string') ? el.value : (el.isContentEditable ? el.innerText : null);
-      out.has_typed = typed == null || value == null ? null : value.includes(typed);
+      if (!window.__guiagentBefore) window.__guiagentBefore = new WeakMap();
+      const before = window.__guiagentBefore;
+      if (typed == null) {
+        let start = null, end = null;
+        try { start = el.selectionStart; end = el.selectionEnd; } catch (e) { start = end = null; }
+        if (value != null) before.set(el, {value, start, end});
+        out.has_typed = null;
+        return out;
+      }
+      const count = (v, t) => { let n = 0; for (let i = v.indexOf(t); i >= 0 && t; i = v.indexOf(t, i + 1)) n++; return n; };
+      const old = before.get(el);
+      out.has_typed = value == null ? null : value.includes(typed) && (!old ||
+        (typeof old.start === 'number' && value === old.value.slice(0, old.start) + typed + old.value.slice(old.end)) ||
+        count(value, typed) > count(old.value, typed));
       return out;
     },
     focused(typed) {

@@ -120,6 +120,8 @@ class Locator:
             if live is None:
                 live = await element_at(self.env, *sp)
             differs = match.same_element(recorded, live)
+            if differs is None and recorded.get("neighbours"):
+                differs = await self._beside_elsewhere(recorded, sp, live or {})
             if differs is None:
                 agreed = match.score(recorded, live or {})
                 return Located(
@@ -145,6 +147,21 @@ class Locator:
         if healed.point is None:
             return await self._failed(step, sp, f"{why}; heal: {healed.rule}", differs.score)
         return healed
+
+    async def _beside_elsewhere(
+        self, recorded: Mapping[str, Any], sp: tuple[float, float], live: Mapping[str, Any]
+    ) -> match.Match | None:
+        """The element at the point has the recorded name: None unless the texts recorded
+        beside the target now sit elsewhere around it (a same-named button in another row)."""
+        around = await element_at(self.env, *sp, neighbours=True)
+        moved = match.neighbours_moved(
+            recorded.get("neighbours") or [],
+            (around or {}).get("neighbours") or [],
+            match.element_name(recorded),
+        )
+        if moved is None:
+            return None
+        return match.Match(element=dict(live), score=0.0, disagreed=[moved])
 
     async def _heal_dom(
         self, step: StepRecord, sp: tuple[float, float], recorded: dict[str, Any]

@@ -131,7 +131,7 @@ def _distance_to_box(point: tuple[float, float], box: Mapping[str, Any]) -> floa
     return (dx * dx + dy * dy) ** 0.5
 
 
-def _name(element: Mapping[str, Any]) -> str:
+def element_name(element: Mapping[str, Any]) -> str:
     """The accessible name; recordings made before names were kept have ``name`` = aria-label or
     placeholder, and a button's or link's name is its text."""
     name = element.get("name") or element.get("label") or element.get("placeholder")
@@ -174,7 +174,7 @@ def score(
     total = 0.0
     if recorded.get("role") and recorded.get("role") == live.get("role"):
         match.agreed.append(f"role {live['role']}")
-    r_name, l_name = _name(recorded), _name(live)
+    r_name, l_name = element_name(recorded), element_name(live)
     if r_name:
         sim = similarity(r_name, l_name)
         if sim == 1.0:
@@ -264,7 +264,7 @@ def same_element(recorded: Mapping[str, Any], live: Mapping[str, Any] | None) ->
         return Match(element={}, score=0.0, disagreed=["no element at the point"])
     match = score(recorded, live)
     identity = (
-        (_name(recorded) and norm(_name(recorded)) == norm(_name(live)))
+        (element_name(recorded) and norm(element_name(recorded)) == norm(element_name(live)))
         or (recorded.get("id") and recorded.get("id") == live.get("id"))
         or (
             recorded.get("css_path")
@@ -277,6 +277,45 @@ def same_element(recorded: Mapping[str, Any], live: Mapping[str, Any] | None) ->
     if match.veto is None and not identity:
         match.disagreed.append("neither name, id nor DOM path and text are the recorded ones")
     return match
+
+
+def neighbours_moved(
+    recorded: Sequence[Mapping[str, Any]], live: Sequence[Mapping[str, Any]], name: str = ""
+) -> str | None:
+    """Strict: the texts recorded beside the target, against those beside the element now at
+    the point (each with ``dx, dy``: the element's centre less the text's). None unless most
+    of the texts found on both sides sit at another offset now (by more than ``NEAR_PX``):
+    then a same-named element in another row or box is at the point, and this says so.
+    Texts equal to the target's ``name`` (its twins in the other rows) tell nothing; the
+    nearest text breaks a tie."""
+    now: dict[str, list[tuple[float, float]]] = {}
+    for text in live:
+        if text.get("dx") is not None and text.get("dy") is not None:
+            now.setdefault(norm(text.get("text")), []).append(
+                (float(text["dx"]), float(text["dy"]))
+            )
+    agreed: list[str] = []
+    moved: list[str] = []
+    order: list[str] = []
+    for text in recorded:
+        offsets = now.get(norm(text.get("text")))
+        if (
+            norm(text.get("text")) == norm(name)
+            or not offsets
+            or text.get("dx") is None
+            or text.get("dy") is None
+        ):
+            continue
+        dx, dy = float(text["dx"]), float(text["dy"])
+        near = any(((dx - x) ** 2 + (dy - y) ** 2) ** 0.5 <= NEAR_PX for x, y in offsets)
+        (agreed if near else moved).append(str(text.get("text")))
+        order.append(str(text.get("text")))
+    # the nearest text found on both sides breaks a tie (neighbours are recorded nearest first)
+    nearest_moved = bool(moved) and (not agreed or order.index(moved[0]) < order.index(agreed[0]))
+    if len(moved) < len(agreed) or (len(moved) == len(agreed) and not nearest_moved):
+        return None
+    listed = ", ".join(repr(t) for t in moved)
+    return f"the texts recorded beside it are elsewhere around it now: {listed}"
 
 
 def decide(

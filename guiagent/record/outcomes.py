@@ -14,12 +14,12 @@ import asyncio
 import fnmatch
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from guiagent.core.env import Environment
+from guiagent.core.env import DomSource, Environment
 from guiagent.record import compare
 from guiagent.record.dom_probe import has_dom, install
 from guiagent.record.trajectory import StepRecord
@@ -159,6 +159,10 @@ class OutcomeChecker:
                 present = any(line.strip() == text for line in body.splitlines())
             else:
                 present = compare.normalise_text(text) in compare.normalise_text(body)
+            if present and isinstance(self.env, DomSource):
+                # innerText holds text nobody sees (covered, transparent, clipped...)
+                elements = await self.env.dom_elements(accessible_names=False)
+                present = not unseen_only(text, elements)
             if present == negate:
                 problems.append(
                     f"text {text!r} is {'visible but should not be' if negate else 'not visible'}"
@@ -211,6 +215,26 @@ class OutcomeChecker:
                 which = "the clicked field" if target is not None else "the focused field"
                 return f"{shown} is not in {which} ({where.get('role')} {where.get('name')!r})"
             await asyncio.sleep(POLL_S)
+
+
+def unseen_only(text: str, elements: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether every page element (a DOM snapshot's) whose text holds ``text`` is one a
+    person cannot see, or shows only a part of it without ``text`` (its ``unseen`` and
+    ``shown``). False when no element holds it alone (a phrase across elements, or below
+    the fold): the page's text decides then."""
+    wanted = compare.normalise_text(text)
+
+    def full(element: Mapping[str, Any]) -> str:
+        return f"{element.get('text') or ''}{element.get('more_text') or ''}"
+
+    holding = [e for e in elements if wanted in compare.normalise_text(full(e))]
+    seen = [
+        e
+        for e in holding
+        if not e.get("unseen")
+        and wanted in compare.normalise_text(e["shown"] if e.get("shown") is not None else full(e))
+    ]
+    return bool(holding) and not seen
 
 
 class OutcomeUnchecked(Exception):

@@ -3,7 +3,8 @@
 Every pointed step is located from its evidence before it acts (guiagent.record.locate):
 
 - ``strict``: in a browser with DOM evidence, the element at the recorded point must be the
-  recorded one (accessible role and name, id, DOM path: guiagent.record.match); pixels are
+  recorded one (accessible role and name, id, DOM path: guiagent.record.match; a same-named
+  element whose recorded neighbouring texts moved is another one); pixels are
   not compared, so fonts and rendering may differ between machines. Without a DOM (a
   desktop) the region around the point must look like the recorded crop (grayscale mean
   absolute difference <= threshold). Anything else stops the replay with the evidence that

@@ -102,8 +102,10 @@ def step_label(index: int, kind: str, value: Any) -> str:
 
 def not_found_message(spec: TargetSpec, exc: Exception) -> str:
     """``no text matching "Sign on"; seen: "Sign in" (0.83), "Username" (0.31)``."""
-    from guiagent.grounding.local import similarity
+    from guiagent.grounding.local import TargetDisabled, similarity
 
+    if isinstance(exc, TargetDisabled):
+        return f"{spec.describe()} is disabled: a click or typing there would do nothing"
     closest = list(dict.fromkeys(str(t) for t in getattr(exc, "closest", [])))
     if spec.text is not None:
         what = f'no text matching "{spec.text}"'
@@ -409,21 +411,37 @@ class Screen:
         return False
 
     async def visible(
-        self, frame: Frame, spec: TargetSpec, dom: list[Any] | None, trust_dom_absence: bool = False
+        self,
+        frame: Frame,
+        spec: TargetSpec,
+        dom: list[Any] | None,
+        trust_dom_absence: bool = False,
+        seen_only: bool = False,
     ) -> tuple[bool, str]:
         """Whether ``spec`` is on ``frame``; the second value is what the grounder said when not.
 
         ``trust_dom_absence``: in a browser, text missing from the DOM counts as absent
         without an OCR pass (used by ``expect not`` and ``wait_for gone``; text drawn on a
         canvas is not in the DOM, so positive checks still fall back to OCR).
+        ``seen_only``: only text a person can see counts (``expect``, ``wait_for``): not an
+        aria-label, title or alt, nor text covered, transparent, or the colour of its
+        background (:func:`~guiagent.grounding.dom.seen_elements`); OCR reads the rest.
         """
+        seen = None
+        if seen_only and dom:
+            from guiagent.grounding.dom import seen_elements
+
+            seen = seen_elements(dom)
         if (
             trust_dom_absence
             and dom
             and spec.text is not None
             and not self._dom_has_text(dom, spec)
+            and not (seen and self._dom_has_text(seen, spec))
         ):
             return False, f'no text matching "{spec.text}"'
+        if seen is not None:  # text in the DOM that is not seen: the pixels say (OCR)
+            dom = seen
         from guiagent.grounding.local import AmbiguousTarget, TargetNotFound
         from guiagent.grounding.template import TemplateError
 
@@ -511,7 +529,7 @@ class Screen:
         started = time.monotonic()
         while True:
             present, seen = await self.visible(
-                frame, target, await self.dom(), trust_dom_absence=spec.gone
+                frame, target, await self.dom(), trust_dom_absence=spec.gone, seen_only=True
             )
             if present != spec.gone:
                 return f"after {(time.monotonic() - started) * 1000:.0f} ms"
@@ -555,7 +573,7 @@ class Screen:
         if spec.text is not None or spec.image is not None:
             target = TargetSpec(text=spec.text, image=spec.image, exact=spec.exact)
             present, seen = await self.visible(
-                frame, target, await self.dom(), trust_dom_absence=spec.not_
+                frame, target, await self.dom(), trust_dom_absence=spec.not_, seen_only=True
             )
             if not present and not spec.not_ and use_recent:
                 present = await self._seen_recently(frame, target)

@@ -14,7 +14,7 @@ from guiagent.scenario.button_check import button_click_check
 from guiagent.scenario.ground import Grounded
 from guiagent.scenario.schema import as_target
 from guiagent.scenario.scroll_until import scroll_until
-from guiagent.scenario.verify import CheckedScreen
+from guiagent.scenario.verify import CheckedScreen, toggle_check
 
 
 def click_step_value(target: str | Mapping[str, Any], modifiers: Sequence[str] | str) -> Any:
@@ -58,6 +58,9 @@ class PointerSteps(CheckedScreen):
         )
         rec.update(action=action, hits=[hit])
         pressed = check if check is not None and kind != "hover" else None
+        if pressed is None and kind == "click":
+            # a click on a checkbox, radio, switch or toggle button must change its state
+            pressed = await toggle_check(self.env, hit, spec.describe())
         await self._act(action, rec, frame, [hit], check=pressed, target=target)
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:
@@ -85,6 +88,7 @@ class PointerSteps(CheckedScreen):
 
     async def _drag(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> None:
         frame, start = await self.ground(frame, spec.from_, timeout)
+        frame, start = await self._reachable(frame, spec.from_, start, timeout)  # press on it
         frame, end = await self.ground(frame, spec.to, timeout)
         action = Drag(x1=start.screen[0], y1=start.screen[1], x2=end.screen[0], y2=end.screen[1])
         rec.update(action=action, hits=[start, end])

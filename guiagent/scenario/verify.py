@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from loguru import logger
 
-from guiagent.core.env import Frame
+from guiagent.core.env import Frame, QuietSource
 from guiagent.core.geometry import Point
 from guiagent.record.evidence import dom_evidence
 from guiagent.scenario.ground import Grounded, Screen, StepFailure
@@ -53,7 +53,12 @@ async def covered_by(env: Any, hit: Grounded) -> str | None:
     result = await env.hit_test(hit.screen[0], hit.screen[1], hit.ref)
     if not result.get("found"):
         return None  # the element went away: grounding again is the caller's business
-    return None if result.get("hit") else str(result.get("at") or "something else")
+    if result.get("hit"):
+        return None
+    at = str(result.get("at") or "something else")
+    if result.get("through"):  # the element is there but lets the click through
+        return f"{at} (the element takes no clicks: pointer-events: none)"
+    return at
 
 
 async def focus_problem(
@@ -113,6 +118,57 @@ class BrowserTypingCheck:
 
     async def __call__(self) -> str | None:
         return await typed_problem(self.env, self.text, self.meant_for, self.what)
+
+
+TOGGLE_ROLES = {
+    "checkbox",
+    "radio",
+    "switch",
+    "menuitemcheckbox",
+    "menuitemradio",
+    "label",
+    "button",
+}
+
+
+def toggle_problem(what: str, role: str | None, before: str, after: str | None) -> str | None:
+    """After clicking a checkbox, radio or switch (``role``) whose state was ``before``
+    ("true", "false", "mixed"): None when the click took (a radio is now checked, any other
+    toggle changed), else why not. ``after`` None: the element went away (a page that
+    draws the list again): nothing to compare."""
+    if after is None:
+        return None
+    if role in ("radio", "menuitemradio"):
+        return None if after == "true" else f"clicking {what} did not select it"
+    if after != before:
+        return None
+    names = {"true": "pressed", "false": "not pressed"} if role == "button" else {}
+    state = names.get(after) or {"true": "checked", "false": "unchecked"}.get(after, after)
+    return f"clicking {what} did not change it: it is still {state} (the page undid or ignored the click)"
+
+
+async def toggle_check(
+    env: Any, hit: Grounded, what: str
+) -> Callable[[], Awaitable[str | None]] | None:
+    """For a click on a checkbox, radio or switch (or a label of one): the check that its
+    state changed, to run after the click (None: not a toggle, or a surface that cannot say)."""
+    if hit.ref is None or hit.role not in TOGGLE_ROLES or not isinstance(env, HitTester):
+        return None
+    x, y = hit.screen
+    before = (await env.hit_test(x, y, hit.ref)).get("checked")
+    if before is None:
+        return None
+
+    async def check() -> str | None:
+        if isinstance(env, QuietSource):  # a handler may undo the click a moment later
+            try:
+                await env.wait_quiet(1.0)
+            except Exception as exc:  # the read below reports a dead page
+                logger.debug("no quiet wait before the toggle check: {}", exc)
+        after = (await env.hit_test(x, y, hit.ref)).get("checked")
+        return toggle_problem(what, hit.role, str(before), None if after is None else str(after))
+
+    return check
 
 
 def screen_point(frame: Frame, hit: Grounded) -> tuple[float, float]:

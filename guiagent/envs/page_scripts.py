@@ -1,5 +1,7 @@
 """JavaScript the browser environment runs in the page (declarative: no logic in Python)."""
 
+from guiagent.core.typed_js import TYPED_RULE_JS
+
 _FOCUSED_JS = """() => {
     let el = document.activeElement;
     while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
@@ -363,27 +365,19 @@ _SCROLL_INTO_VIEW_JS = (
 _FOCUS_STATE_JS = (
     "({text, expect}) => {"
     + _REFS_JS
+    + TYPED_RULE_JS
     + """
   // a field's value as read before typing (text null), kept in the page: after typing, the
-  // text must be new there (the value is the old one with the text put at the caret, or it
-  // holds the text more often than before), not merely a part of what it already held
+  // text must be new there (core/typed_js.py)
   if (!REFS.before) REFS.before = new WeakMap();
   const valueOf = (el) => el.isContentEditable ? (el.innerText || '') : (typeof el.value === 'string' ? el.value : '');
   const norm = (v) => v.replace(/\\s+/g, ' ');
-  const count = (v, t) => { let n = 0; for (let i = v.indexOf(t); i >= 0 && t; i = v.indexOf(t, i + 1)) n++; return n; };
   const holds = (el) => {
     if (text === null) {
-      let start = null, end = null;
-      try { start = el.selectionStart; end = el.selectionEnd; } catch (e) { start = end = null; }
-      REFS.before.set(el, {value: valueOf(el), start, end});
+      REFS.before.set(el, typedBefore(el, valueOf(el)));
       return null;
     }
-    const value = norm(valueOf(el)), typed = norm(text), before = REFS.before.get(el);
-    if (!value.includes(typed)) return false;
-    if (!before) return true;
-    const old = before.value;
-    if (typeof before.start === 'number' && value === norm(old.slice(0, before.start) + text + old.slice(before.end))) return true;
-    return count(value, typed) > count(norm(old), typed);
+    return typedIsNew(valueOf(el), text, REFS.before.get(el), norm);
   };
   const doc = performance.timeOrigin;
   // the field the typing was meant for (a ref read before typing, in this same document)

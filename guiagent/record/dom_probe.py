@@ -21,8 +21,10 @@ from typing import Any, Literal
 from loguru import logger
 
 from guiagent.core.env import DomSource, HoverHint, PageHolder
+from guiagent.core.typed_js import TYPED_RULE_JS
 
-_DESCRIBE_JS = r"""
+_DESCRIBE_JS = (
+    r"""
 const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
   const INTERACTIVE = 'a[href],button,input,select,textarea,summary,[role],[onclick],[tabindex],[contenteditable=""],[contenteditable=true]';
   const clean = (s) => (s || '').replace(/\s+/g, ' ').trim().slice(0, 200);
@@ -122,6 +124,9 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
     return out;
   };
   const centre = (b) => [b.x + b.width / 2, b.y + b.height / 2];
+"""
+    + TYPED_RULE_JS
+    + r"""
   const neighbours = (el, limit) => {
     const [cx, cy] = centre(describe(el).box);
     return texts().filter(t => !el.contains(t.el) && t.text.length <= 80)
@@ -161,25 +166,18 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
       return G.withTyped(el, typed);
     },
     // describe(el) with has_typed: whether its value (or editable text) holds `typed`, new
-    // there: the value read before typing (`typed` null: kept in the page) with `typed` put
-    // at the caret, or holding it more often than before (not merely what it held already)
+    // there (core/typed_js.py); `typed` null: the value before typing is kept in the page
     withTyped(el, typed) {
       const out = describe(el);
       const value = ('value' in el && typeof el.value === 'string') ? el.value : (el.isContentEditable ? el.innerText : null);
       if (!window.__guiagentBefore) window.__guiagentBefore = new WeakMap();
       const before = window.__guiagentBefore;
       if (typed == null) {
-        let start = null, end = null;
-        try { start = el.selectionStart; end = el.selectionEnd; } catch (e) { start = end = null; }
-        if (value != null) before.set(el, {value, start, end});
+        if (value != null) before.set(el, typedBefore(el, value));
         out.has_typed = null;
         return out;
       }
-      const count = (v, t) => { let n = 0; for (let i = v.indexOf(t); i >= 0 && t; i = v.indexOf(t, i + 1)) n++; return n; };
-      const old = before.get(el);
-      out.has_typed = value == null ? null : value.includes(typed) && (!old ||
-        (typeof old.start === 'number' && value === old.value.slice(0, old.start) + typed + old.value.slice(old.end)) ||
-        count(value, typed) > count(old.value, typed));
+      out.has_typed = value == null ? null : typedIsNew(value, typed, before.get(el), (v) => v);
       return out;
     },
     focused(typed) {
@@ -191,6 +189,7 @@ const G = window.__guiagentProbe || (window.__guiagentProbe = (() => {
   };
 })());
 """
+)
 
 
 def has_dom(env: Any) -> bool:

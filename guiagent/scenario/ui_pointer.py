@@ -60,7 +60,7 @@ class PointerSteps(CheckedScreen):
         pressed = check if check is not None and kind != "hover" else None
         if pressed is None and kind == "click":
             # a click on a checkbox, radio, switch or toggle button must change its state
-            pressed = await toggle_check(self.env, hit, spec.describe())
+            pressed = await toggle_check(self.env, hit, spec.describe(), self.reached_answer(hit))
         await self._act(action, rec, frame, [hit], check=pressed, target=target)
 
     async def _scroll(self, frame: Frame, spec: Any, timeout: float, rec: dict[str, Any]) -> str:

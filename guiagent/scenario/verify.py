@@ -46,12 +46,22 @@ class FocusReader(Protocol):
     ) -> dict[str, Any]: ...
 
 
-async def covered_by(env: Any, hit: Grounded) -> str | None:
-    """None when the point of ``hit`` lands on its element; else what is drawn there."""
+async def hit_answer(env: Any, hit: Grounded) -> dict[str, Any] | None:
+    """The page's hit test at the point of ``hit`` (what is there, and the element's toggle
+    state); None when the surface cannot say."""
     if hit.ref is None or not isinstance(env, HitTester):
         return None
-    result = await env.hit_test(hit.screen[0], hit.screen[1], hit.ref)
-    if not result.get("found"):
+    return await env.hit_test(hit.screen[0], hit.screen[1], hit.ref)
+
+
+async def covered_by(env: Any, hit: Grounded) -> str | None:
+    """None when the point of ``hit`` lands on its element; else what is drawn there."""
+    return blocker_in(await hit_answer(env, hit))
+
+
+def blocker_in(result: Mapping[str, Any] | None) -> str | None:
+    """What a hit test found drawn over its element (None: the click lands on it)."""
+    if result is None or not result.get("found"):
         return None  # the element went away: grounding again is the caller's business
     if result.get("hit"):
         return None
@@ -148,14 +158,15 @@ def toggle_problem(what: str, role: str | None, before: str, after: str | None) 
 
 
 async def toggle_check(
-    env: Any, hit: Grounded, what: str
+    env: Any, hit: Grounded, what: str, answer: Mapping[str, Any] | None = None
 ) -> Callable[[], Awaitable[str | None]] | None:
     """For a click on a checkbox, radio or switch (or a label of one): the check that its
-    state changed, to run after the click (None: not a toggle, or a surface that cannot say)."""
+    state changed, to run after the click (None: not a toggle, or a surface that cannot say).
+    ``answer``: the hit test already made at the point just before (its state is used)."""
     if hit.ref is None or hit.role not in TOGGLE_ROLES or not isinstance(env, HitTester):
         return None
     x, y = hit.screen
-    before = (await env.hit_test(x, y, hit.ref)).get("checked")
+    before = (answer if answer is not None else await env.hit_test(x, y, hit.ref)).get("checked")
     if before is None:
         return None
 
@@ -205,18 +216,28 @@ class CheckedScreen(Screen):
         self, frame: Frame, spec: TargetSpec, hit: Grounded, timeout: float
     ) -> tuple[Frame, Grounded]:
         """``hit`` when a click at its point lands on its element; else scroll the element
-        into view and ground it again; fail naming what is in the way when still covered."""
-        blocker = await covered_by(self.env, hit)
+        into view and ground it again; fail naming what is in the way when still covered.
+        The hit test of the hit returned is kept (``reached_answer``)."""
+        answer = await hit_answer(self.env, hit)
+        blocker = blocker_in(answer)
         if blocker is None:
+            self._reached = (hit, answer)
             return frame, hit
         if isinstance(self.env, HitTester) and hit.ref is not None:
             await self.env.scroll_into_view(hit.ref)
             frame = await self.observe()
             frame, hit = await self.ground(frame, spec, timeout)
-            blocker = await covered_by(self.env, hit)
+            answer = await hit_answer(self.env, hit)
+            blocker = blocker_in(answer)
             if blocker is None:
+                self._reached = (hit, answer)
                 return frame, hit
         raise fail_covered(spec.describe(), hit, blocker)
+
+    def reached_answer(self, hit: Grounded) -> dict[str, Any] | None:
+        """The hit test ``_reachable`` made for ``hit`` (None: none for this hit)."""
+        reached = getattr(self, "_reached", None)
+        return reached[1] if reached is not None and reached[0] is hit else None
 
     async def _field(
         self, frame: Frame, into: TargetSpec, timeout: float
